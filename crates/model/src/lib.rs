@@ -1,0 +1,32 @@
+//! Herald's wire types, shared by every service: the notification envelope, WebSocket frames,
+//! records, offline messages, API envelopes and the error-code table of the message-format spec.
+
+pub mod api;
+pub mod error_code;
+pub mod message_id;
+pub mod notification;
+pub mod notification_type;
+pub mod offline;
+pub mod priority;
+pub mod record;
+pub mod target;
+pub mod time_format;
+pub mod ws;
+
+pub use api::{
+    ApiResponse, FailureData, PushRecordItem, PushRecordPage, PushRecordStats, PushResult,
+    PushStatus,
+};
+pub use error_code::ErrorCode;
+pub use message_id::{MessageId, MessageIdError};
+pub use notification::{NotificationMessage, Sender};
+pub use notification_type::{NotificationType, NotificationTypeError};
+pub use offline::OfflineMessage;
+pub use priority::Priority;
+pub use record::{AdminUserReceiveRecord, NotificationLog, PushRecord};
+pub use target::Target;
+pub use time_format::TimeFormat;
+pub use ws::{ClientFrame, CloseCode, WsMessage, WsNotification};
+
+/// A user's id: the spec's `int`, always positive.
+pub type UserId = i64;

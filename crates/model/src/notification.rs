@@ -1,0 +1,89 @@
+//! The bus envelope (spec 2.1): a `NotificationMessage` with the fields the spec keeps internal.
+
+use crate::ws::ClientFrame;
+use crate::{MessageId, NotificationType, Priority, Target, UserId};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Who posted a notification.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sender {
+    /// The sender's user id (the JWT `sub`).
+    #[serde(rename = "sender_id")]
+    pub id: UserId,
+    /// The sender's display name (the JWT `name`).
+    #[serde(rename = "sender_name")]
+    pub name: String,
+}
+
+/// A notification as it travels between services on the bus.
+///
+/// Unlike the client frame, the envelope carries the spec's internal fields (`priority`,
+/// `target`, `target_ids`, `exclude_ids`, `need_confirm`) and the sender; clients only ever see
+/// [`NotificationMessage::client_frame`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationMessage {
+    /// The notification type.
+    #[serde(rename = "type")]
+    pub notification_type: NotificationType,
+    /// The text shown to the user.
+    pub content: String,
+    /// The sender's structured data, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Map<String, Value>>,
+    /// When Herald accepted the notification, `YYYY-MM-DD HH:MM:SS`.
+    pub time: String,
+    /// The notification's priority.
+    pub priority: Priority,
+    /// Who it is for.
+    pub target: Target,
+    /// The addressed users, for `custom` and `user` targets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_ids: Vec<UserId>,
+    /// Users who must not receive it, whatever the target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_ids: Vec<UserId>,
+    /// Whether recipients are asked to confirm it.
+    #[serde(default)]
+    pub need_confirm: bool,
+    /// The message id.
+    pub message_id: MessageId,
+    /// Who posted it.
+    #[serde(flatten)]
+    pub sender: Sender,
+}
+
+impl NotificationMessage {
+    /// The routing key on the notifications exchange: `<target>.<priority>`.
+    pub fn routing_key(&self) -> String {
+        format!("{}.{}", self.target.as_str(), self.priority.as_str())
+    }
+
+    /// The frame a client receives (spec 3.2), borrowing from this message.
+    pub fn client_frame(&self) -> ClientFrame<'_> {
+        ClientFrame {
+            notification_type: self.notification_type.as_str(),
+            content: &self.content,
+            priority: self.priority,
+            need_confirm: self.need_confirm,
+            extra: self.data.as_ref(),
+            time: &self.time,
+            message_id: self.message_id.as_str(),
+        }
+    }
+
+    /// Whether a user with `user_id` and the admin role or not is addressed by this message.
+    pub fn addresses(&self, user_id: UserId, is_admin: bool) -> bool {
+        if self.exclude_ids.contains(&user_id) {
+            return false;
+        }
+        match self.target {
+            Target::All => true,
+            Target::Admin => is_admin,
+            Target::User | Target::Custom => self.target_ids.contains(&user_id),
+            // Groups are resolved to user ids before publishing; an unresolved group reaches no one.
+            Target::Group => false,
+        }
+    }
+}
