@@ -1,1 +1,21 @@
-//! Placeholder.
+//! Process plumbing every Herald service shares: layered configuration, telemetry, JWT
+//! verification and signal-driven shutdown. No sockets are bound here.
+
+pub mod auth;
+pub mod config;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use auth::{AuthError, Claims, JwtIssuer, JwtVerifier, Role};
+pub use config::{ConfigError, ConfigLoader};
+pub use settings::{BusSettings, HttpSettings, JwtSettings, LogFormat, LogSettings, TimeSettings};
+pub use shutdown::shutdown_on_signals;
+
+/// Installs rustls' aws-lc-rs crypto provider for the process.
+///
+/// Two providers end up in the dependency tree (ring and aws-lc-rs); rustls panics when it
+/// must choose, so every binary and test harness calls this first. Calling it twice is harmless.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

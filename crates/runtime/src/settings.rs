@@ -1,0 +1,252 @@
+//! Settings sections shared by the services. Each service composes the sections it needs into
+//! its own settings struct; a section's keys are `<section>.<key>` in the TOML file and
+//! `HERALD_<SECTION>_<KEY>` in the environment.
+
+use crate::config::ConfigError;
+use model::TimeFormat;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::net::SocketAddr;
+
+/// The signing secret used when none is configured. Fine on a laptop, refused nowhere, and
+/// warned about at start-up.
+pub const DEVELOPMENT_JWT_SECRET: &str = "herald-development-secret-change-me";
+
+/// Where and how the HTTP server listens (`[http]`, `HERALD_HTTP_*`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// The address to listen on.
+    pub addr: SocketAddr,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Seconds in-flight requests get to finish at shutdown.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            workers: 0,
+            max_body_bytes: 64 * 1024,
+            shutdown_timeout_secs: 10,
+        }
+    }
+}
+
+impl HttpSettings {
+    /// Rejects values the server cannot run with.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::invalid(
+                "http.max_body_bytes",
+                "must be at least 1024",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How tokens are verified (`[jwt]`, `HERALD_JWT_*`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JwtSettings {
+    /// The HS256 secret.
+    #[serde(
+        serialize_with = "serialize_secret",
+        deserialize_with = "deserialize_secret"
+    )]
+    pub secret: SecretString,
+    /// Seconds of clock skew tolerated on `exp`.
+    pub leeway_secs: u64,
+    /// The required `iss` claim, if any.
+    pub issuer: Option<String>,
+    /// The required `aud` claim, if any.
+    pub audience: Option<String>,
+}
+
+impl Default for JwtSettings {
+    fn default() -> Self {
+        Self {
+            secret: SecretString::from(DEVELOPMENT_JWT_SECRET),
+            leeway_secs: 30,
+            issuer: None,
+            audience: None,
+        }
+    }
+}
+
+impl JwtSettings {
+    /// Whether the development secret is in use.
+    pub fn uses_development_secret(&self) -> bool {
+        self.secret.expose_secret() == DEVELOPMENT_JWT_SECRET
+    }
+
+    /// Rejects secrets too short to be safe.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.secret.expose_secret().len() < 16 {
+            return Err(ConfigError::invalid(
+                "jwt.secret",
+                "must be at least 16 bytes",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn deserialize_secret<'de, D: Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
+    string_like(d).map(SecretString::from)
+}
+
+/// Reads a string, also from the number or boolean that an environment value such as
+/// `HERALD_JWT_SECRET=1234567890123456` is parsed into.
+pub fn string_like<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        Unsigned(u64),
+        Signed(i64),
+        Float(f64),
+        Bool(bool),
+    }
+    Ok(match Raw::deserialize(d)? {
+        Raw::Text(s) => s,
+        Raw::Unsigned(n) => n.to_string(),
+        Raw::Signed(n) => n.to_string(),
+        Raw::Float(n) => n.to_string(),
+        Raw::Bool(b) => b.to_string(),
+    })
+}
+
+fn serialize_secret<S: Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    // Only used to seed the configuration's defaults layer.
+    s.serialize_str(secret.expose_secret())
+}
+
+/// The message bus (`[bus]`, `HERALD_BUS_*`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusSettings {
+    /// `amqp://user:pass@host:port/vhost` for RabbitMQ, or `memory` for the in-process bus.
+    pub url: String,
+    /// Prefix of every exchange and queue name, so deployments and tests can share a broker.
+    #[serde(deserialize_with = "string_like")]
+    pub prefix: String,
+    /// Milliseconds a publish may wait for the broker's confirm before it counts as failed.
+    pub publish_timeout_ms: u64,
+    /// Deliveries a consumer may hold unacknowledged.
+    pub prefetch: u16,
+    /// Milliseconds of the first reconnection delay; it doubles up to `reconnect_max_ms`.
+    pub reconnect_min_ms: u64,
+    /// The longest reconnection delay, in milliseconds.
+    pub reconnect_max_ms: u64,
+}
+
+impl Default for BusSettings {
+    fn default() -> Self {
+        Self {
+            url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
+            prefix: "herald".to_owned(),
+            publish_timeout_ms: 2000,
+            prefetch: 256,
+            reconnect_min_ms: 100,
+            reconnect_max_ms: 5000,
+        }
+    }
+}
+
+impl BusSettings {
+    /// Rejects an unusable bus configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let memory = self.url == "memory";
+        if !memory && !self.url.starts_with("amqp://") && !self.url.starts_with("amqps://") {
+            return Err(ConfigError::invalid(
+                "bus.url",
+                "must be `memory` or an amqp:// or amqps:// URL",
+            ));
+        }
+        let prefix_ok = !self.prefix.is_empty()
+            && self.prefix.len() <= 100
+            && self
+                .prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !prefix_ok {
+            return Err(ConfigError::invalid(
+                "bus.prefix",
+                "must be 1-100 characters of a-z, A-Z, 0-9, - _ .",
+            ));
+        }
+        if self.publish_timeout_ms == 0 || self.prefetch == 0 {
+            return Err(ConfigError::invalid(
+                "bus.publish_timeout_ms",
+                "timeouts and prefetch must be positive",
+            ));
+        }
+        if self.reconnect_min_ms == 0 || self.reconnect_max_ms < self.reconnect_min_ms {
+            return Err(ConfigError::invalid(
+                "bus.reconnect_max_ms",
+                "must be at least bus.reconnect_min_ms, which must be positive",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Log output (`[log]`, `HERALD_LOG_*`); `RUST_LOG`, when set, overrides `level`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `pretty` for people, `json` for log collectors.
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `info,ws_gateway=debug`.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// How times are rendered (`[time]`, `HERALD_TIME_*`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimeSettings {
+    /// The UTC offset of every rendered time, e.g. `+08:00`.
+    pub utc_offset: String,
+}
+
+impl Default for TimeSettings {
+    fn default() -> Self {
+        Self {
+            utc_offset: "+00:00".to_owned(),
+        }
+    }
+}
+
+impl TimeSettings {
+    /// The time format these settings describe.
+    pub fn format(&self) -> Result<TimeFormat, ConfigError> {
+        TimeFormat::parse_offset(&self.utc_offset)
+            .map(TimeFormat::new)
+            .map_err(|reason| ConfigError::invalid("time.utc_offset", reason))
+    }
+}
