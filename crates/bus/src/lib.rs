@@ -1,1 +1,262 @@
-//! Placeholder.
+//! The message bus: how services hand NotificationMessage envelopes and delivery events to
+//! each other.
+//!
+//! Two implementations sit behind one [`Bus`] type: RabbitMQ ([`amqp`]) for the distributed
+//! services, with durable topic exchanges, persistent messages, publisher confirms, manual acks
+//! and reconnection with backoff; and an in-process twin ([`memory`]) for the all-in-one binary.
+//! Consumers see the same [`Subscription`] and [`Incoming`] either way.
+
+pub mod amqp;
+pub mod memory;
+mod topic;
+
+use bytes::Bytes;
+use model::NotificationMessage;
+use runtime::BusSettings;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+pub use topic::topic_matches;
+
+/// The two exchanges of the topology.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Exchange {
+    /// `<prefix>.notifications`: envelopes, routing key `<target>.<priority>`.
+    Notifications,
+    /// `<prefix>.events`: delivery events, routing key `<event>.<target>`.
+    Events,
+}
+
+/// Exchange and queue names under one prefix, so deployments and tests can share a broker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Topology {
+    prefix: String,
+}
+
+impl Topology {
+    /// The topology under `prefix`.
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The exchange's full name, e.g. `herald.notifications`.
+    pub fn exchange(&self, exchange: Exchange) -> String {
+        match exchange {
+            Exchange::Notifications => format!("{}.notifications", self.prefix),
+            Exchange::Events => format!("{}.events", self.prefix),
+        }
+    }
+
+    /// A queue's full name, e.g. `herald.record-writer.notifications`.
+    pub fn queue(&self, name: &str) -> String {
+        format!("{}.{name}", self.prefix)
+    }
+}
+
+/// How a subscription's queue lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueueKind {
+    /// One per process, deleted when its connection closes (a gateway replica's fan-out queue).
+    Exclusive,
+    /// Shared by every replica of a service and kept across restarts (record-writer, worker).
+    Durable,
+}
+
+/// What a consumer wants to receive.
+#[derive(Clone, Debug)]
+pub struct SubscriptionSpec {
+    /// The queue's name under the prefix; exclusive queues get a unique suffix.
+    pub queue: String,
+    /// Exclusive or durable.
+    pub kind: QueueKind,
+    /// The exchange to bind to.
+    pub exchange: Exchange,
+    /// Binding patterns (`#`, `custom.*`, ...).
+    pub bindings: Vec<String>,
+}
+
+/// Why a publish failed. Nothing is accepted unless `publish` returned `Ok`.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// No connection to the broker right now; the bus is reconnecting.
+    #[error("the message broker is unreachable: {0}")]
+    Unavailable(String),
+    /// The broker did not confirm in time.
+    #[error("the message broker did not confirm within {0} ms")]
+    Timeout(u64),
+    /// The broker refused the message (a negative confirm).
+    #[error("the message broker refused the message")]
+    Rejected,
+    /// The bus was shut down.
+    #[error("the bus is shut down")]
+    Closed,
+}
+
+/// A message taken from a subscription; acknowledge it once its work is done.
+#[derive(Debug)]
+pub struct Incoming {
+    /// The routing key it was published with.
+    pub routing_key: String,
+    /// The payload (JSON).
+    pub payload: Bytes,
+    /// Whether the broker delivered it before (the previous consumer did not ack).
+    pub redelivered: bool,
+    acker: Acker,
+}
+
+#[derive(Debug)]
+enum Acker {
+    Amqp(lapin::Acker),
+    Memory(memory::Requeue),
+}
+
+impl Incoming {
+    /// Acknowledges the message: the broker forgets it.
+    pub async fn ack(self) {
+        match self.acker {
+            Acker::Amqp(acker) => {
+                if let Err(err) = acker.ack(lapin::options::BasicAckOptions::default()).await {
+                    // The channel closed: the broker redelivers the message to the next consumer.
+                    tracing::warn!(error = %err, "ack failed; the message will be redelivered");
+                }
+            }
+            Acker::Memory(_) => {}
+        }
+    }
+
+    /// Refuses the message: `requeue` hands it back for redelivery, otherwise it is dropped
+    /// (or dead-lettered where the queue has a dead-letter exchange).
+    pub async fn reject(self, requeue: bool) {
+        match self.acker {
+            Acker::Amqp(acker) => {
+                let options = lapin::options::BasicRejectOptions { requeue };
+                if let Err(err) = acker.reject(options).await {
+                    tracing::warn!(error = %err, "reject failed; the message will be redelivered");
+                }
+            }
+            Acker::Memory(requeue_to) => {
+                if requeue {
+                    requeue_to.send(self.routing_key, self.payload).await;
+                }
+            }
+        }
+    }
+}
+
+/// The messages of one queue, in order; `next` returns `None` once the bus shuts down.
+#[derive(Debug)]
+pub struct Subscription {
+    rx: mpsc::Receiver<Incoming>,
+    ready: watch::Receiver<bool>,
+}
+
+impl Subscription {
+    /// Whether the queue is declared, bound and being consumed right now.
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    /// A handle that reports readiness after the subscription moved into a consumer task.
+    pub fn readiness(&self) -> watch::Receiver<bool> {
+        self.ready.clone()
+    }
+
+    /// Waits until the subscription is ready, for at most `limit`; returns whether it is.
+    pub async fn wait_ready(&mut self, limit: Duration) -> bool {
+        tokio::time::timeout(limit, self.ready.wait_for(|ready| *ready))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// The next message, waiting for one; `None` after shutdown.
+    pub async fn next(&mut self) -> Option<Incoming> {
+        self.rx.recv().await
+    }
+}
+
+/// The bus, whichever implementation backs it. Cheap to clone.
+#[derive(Clone, Debug)]
+pub enum Bus {
+    /// RabbitMQ.
+    Amqp(amqp::AmqpBus),
+    /// The in-process twin.
+    Memory(memory::MemoryBus),
+}
+
+impl Bus {
+    /// The bus `settings.url` names (`memory` or an AMQP URL). An AMQP bus connects in the
+    /// background and keeps reconnecting until `shutdown`; it never fails to start.
+    pub fn start(settings: &BusSettings, shutdown: CancellationToken) -> Self {
+        if settings.url == "memory" {
+            Bus::Memory(memory::MemoryBus::new(settings))
+        } else {
+            Bus::Amqp(amqp::AmqpBus::start(settings.clone(), shutdown))
+        }
+    }
+
+    /// The names this bus uses.
+    pub fn topology(&self) -> &Topology {
+        match self {
+            Bus::Amqp(bus) => bus.topology(),
+            Bus::Memory(bus) => bus.topology(),
+        }
+    }
+
+    /// Publishes `payload` persistently and returns once the broker confirmed it.
+    pub async fn publish(
+        &self,
+        exchange: Exchange,
+        routing_key: &str,
+        payload: Bytes,
+    ) -> Result<(), BusError> {
+        match self {
+            Bus::Amqp(bus) => bus.publish(exchange, routing_key, payload).await,
+            Bus::Memory(bus) => bus.publish(exchange, routing_key, payload).await,
+        }
+    }
+
+    /// Publishes an envelope to the notifications exchange under `<target>.<priority>`.
+    pub async fn publish_notification(
+        &self,
+        message: &NotificationMessage,
+    ) -> Result<(), BusError> {
+        // Serialising a validated envelope cannot fail; an error here would be a bug worth a 503.
+        let payload =
+            serde_json::to_vec(message).map_err(|err| BusError::Unavailable(err.to_string()))?;
+        self.publish(
+            Exchange::Notifications,
+            &message.routing_key(),
+            Bytes::from(payload),
+        )
+        .await
+    }
+
+    /// Starts consuming `spec`; the subscription re-establishes itself after broker outages.
+    pub fn subscribe(&self, spec: SubscriptionSpec) -> Subscription {
+        match self {
+            Bus::Amqp(bus) => bus.subscribe(spec),
+            Bus::Memory(bus) => bus.subscribe(spec),
+        }
+    }
+
+    /// Whether the bus can publish right now (for `/readyz`).
+    pub fn is_ready(&self) -> bool {
+        match self {
+            Bus::Amqp(bus) => bus.is_connected(),
+            Bus::Memory(_) => true,
+        }
+    }
+
+    /// Whether this is the in-process bus.
+    pub fn is_in_process(&self) -> bool {
+        matches!(self, Bus::Memory(_))
+    }
+}

@@ -1,0 +1,416 @@
+//! RabbitMQ: durable topic exchanges, persistent messages with publisher confirms, consumers
+//! with manual acks, and reconnection with capped exponential backoff.
+//!
+//! The publisher keeps one connection with a confirm-mode channel, owned by a supervisor task
+//! that reconnects whenever it is lost; while it is down `publish` fails at once with
+//! [`BusError::Unavailable`] instead of hanging. Each subscription owns its own connection and
+//! re-declares its queue and bindings every time it reconnects.
+
+use crate::{
+    Acker, BusError, Exchange, Incoming, QueueKind, Subscription, SubscriptionSpec, Topology,
+};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Event, ExchangeKind,
+};
+use runtime::BusSettings;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+/// How long one connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a live connection's status is checked, besides its error events.
+const HEALTH_CHECK_EVERY: Duration = Duration::from_millis(500);
+/// How long a subscription keeps its connection open after shutdown for in-flight acks.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// AMQP delivery mode 2: the broker writes the message to disk.
+const PERSISTENT: u8 = 2;
+
+/// The RabbitMQ bus. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AmqpBus {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    settings: BusSettings,
+    topology: Topology,
+    publisher: RwLock<Option<Channel>>,
+    reconnect: Notify,
+    shutdown: CancellationToken,
+}
+
+impl AmqpBus {
+    /// Starts the publisher's connection supervisor; it runs until `shutdown`.
+    pub fn start(settings: BusSettings, shutdown: CancellationToken) -> Self {
+        let inner = Arc::new(Inner {
+            topology: Topology::new(settings.prefix.clone()),
+            settings,
+            publisher: RwLock::new(None),
+            reconnect: Notify::new(),
+            shutdown,
+        });
+        tokio::spawn(supervise_publisher(inner.clone()));
+        Self { inner }
+    }
+
+    /// The names this bus uses.
+    pub fn topology(&self) -> &Topology {
+        &self.inner.topology
+    }
+
+    /// Whether the publisher is connected right now.
+    pub fn is_connected(&self) -> bool {
+        self.current_channel()
+            .is_some_and(|c| c.status().connected())
+    }
+
+    /// Waits until the publisher is connected, for at most `limit`.
+    pub async fn wait_connected(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline {
+            if self.is_connected() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.is_connected()
+    }
+
+    fn current_channel(&self) -> Option<Channel> {
+        self.inner
+            .publisher
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Publishes persistently and waits for the broker's confirm, within the publish timeout.
+    pub async fn publish(
+        &self,
+        exchange: Exchange,
+        routing_key: &str,
+        payload: Bytes,
+    ) -> Result<(), BusError> {
+        let channel = self
+            .current_channel()
+            .filter(|c| c.status().connected())
+            .ok_or_else(|| BusError::Unavailable("not connected; reconnecting".into()))?;
+        let exchange = self.inner.topology.exchange(exchange);
+        let properties = BasicProperties::default()
+            .with_delivery_mode(PERSISTENT)
+            .with_content_type("application/json".into());
+        let timeout_ms = self.inner.settings.publish_timeout_ms;
+        let confirmed = tokio::time::timeout(Duration::from_millis(timeout_ms), async {
+            channel
+                .basic_publish(
+                    exchange.into(),
+                    routing_key.into(),
+                    BasicPublishOptions::default(),
+                    &payload,
+                    properties,
+                )
+                .await?
+                .await
+        })
+        .await;
+        match confirmed {
+            Err(_) => Err(BusError::Timeout(timeout_ms)),
+            Ok(Err(err)) => {
+                // The channel or connection broke: have the supervisor start over.
+                self.inner.reconnect.notify_one();
+                Err(BusError::Unavailable(err.to_string()))
+            }
+            Ok(Ok(Confirmation::Nack(_))) => Err(BusError::Rejected),
+            Ok(Ok(Confirmation::Ack(_) | Confirmation::NotRequested)) => Ok(()),
+        }
+    }
+
+    /// Starts a subscription whose task reconnects and re-declares until shutdown, or until
+    /// the returned [`Subscription`] is dropped.
+    pub fn subscribe(&self, spec: SubscriptionSpec) -> Subscription {
+        let (tx, rx) = mpsc::channel(usize::from(self.inner.settings.prefetch));
+        let (ready_tx, ready) = watch::channel(false);
+        tokio::spawn(run_subscription(self.inner.clone(), spec, tx, ready_tx));
+        Subscription { rx, ready }
+    }
+
+    /// Deletes this prefix's exchanges and the named durable queues (tests and operators).
+    pub async fn delete_topology(&self, durable_queues: &[&str]) -> Result<(), lapin::Error> {
+        let conn = connect(&self.inner.settings, "herald-admin").await?;
+        let channel = conn.create_channel().await?;
+        for queue in durable_queues {
+            channel
+                .queue_delete(
+                    self.inner.topology.queue(queue).into(),
+                    QueueDeleteOptions::default(),
+                )
+                .await?;
+        }
+        for exchange in [Exchange::Notifications, Exchange::Events] {
+            let name = self.inner.topology.exchange(exchange);
+            channel
+                .exchange_delete(name.into(), ExchangeDeleteOptions::default())
+                .await?;
+        }
+        conn.close(200, "done".into()).await
+    }
+}
+
+async fn connect(settings: &BusSettings, name: &str) -> Result<Connection, lapin::Error> {
+    let properties = ConnectionProperties::default().with_connection_name(name.into());
+    match tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        Connection::connect(&settings.url, properties),
+    )
+    .await
+    {
+        Ok(result) => result,
+        Err(_) => Err(lapin::Error::from(lapin::ErrorKind::IOError(Arc::new(
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "connection attempt timed out"),
+        )))),
+    }
+}
+
+async fn declare_exchange(
+    channel: &Channel,
+    topology: &Topology,
+    exchange: Exchange,
+) -> Result<(), lapin::Error> {
+    let options = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    channel
+        .exchange_declare(
+            topology.exchange(exchange).into(),
+            ExchangeKind::Topic,
+            options,
+            FieldTable::default(),
+        )
+        .await
+}
+
+/// Resolves when the connection reports an error or stops being connected.
+async fn connection_lost(conn: &Connection) {
+    let mut events = conn.events_listener();
+    let mut check = tokio::time::interval(HEALTH_CHECK_EVERY);
+    loop {
+        tokio::select! {
+            event = events.next() => match event {
+                Some(Event::Error(err)) => {
+                    tracing::warn!(error = %err, "broker connection error");
+                    return;
+                }
+                Some(_) => {}
+                None => return,
+            },
+            _ = check.tick() => if !conn.status().connected() {
+                return;
+            },
+        }
+    }
+}
+
+/// Waits `delay` unless shutdown comes first; returns whether to go on.
+async fn backoff(
+    shutdown: &CancellationToken,
+    delay: &mut Duration,
+    settings: &BusSettings,
+) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => return false,
+        _ = tokio::time::sleep(*delay) => {}
+    }
+    *delay = (*delay * 2).min(Duration::from_millis(settings.reconnect_max_ms));
+    true
+}
+
+async fn supervise_publisher(inner: Arc<Inner>) {
+    let min_delay = Duration::from_millis(inner.settings.reconnect_min_ms);
+    let mut delay = min_delay;
+    loop {
+        if inner.shutdown.is_cancelled() {
+            break;
+        }
+        match open_publisher(&inner).await {
+            Ok((conn, channel)) => {
+                *inner
+                    .publisher
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(channel);
+                tracing::info!(prefix = inner.topology.prefix(), "bus publisher connected");
+                delay = min_delay;
+                let stop = tokio::select! {
+                    _ = inner.shutdown.cancelled() => true,
+                    _ = inner.reconnect.notified() => false,
+                    _ = connection_lost(&conn) => false,
+                };
+                inner
+                    .publisher
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+                let _ = tokio::time::timeout(Duration::from_secs(2), conn.close(200, "bye".into()))
+                    .await;
+                if stop {
+                    break;
+                }
+                tracing::warn!("bus publisher lost its connection; reconnecting");
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "bus publisher cannot connect")
+            }
+        }
+        if !backoff(&inner.shutdown, &mut delay, &inner.settings).await {
+            break;
+        }
+    }
+}
+
+async fn open_publisher(inner: &Inner) -> Result<(Connection, Channel), lapin::Error> {
+    let conn = connect(
+        &inner.settings,
+        &format!("{}-publisher", inner.topology.prefix()),
+    )
+    .await?;
+    let channel = conn.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    for exchange in [Exchange::Notifications, Exchange::Events] {
+        declare_exchange(&channel, &inner.topology, exchange).await?;
+    }
+    Ok((conn, channel))
+}
+
+enum Ended {
+    /// Shutdown, or the consumer dropped its subscription: stop for good.
+    Stopped,
+    /// The connection was lost after it had been established: reconnect promptly.
+    Lost,
+}
+
+async fn run_subscription(
+    inner: Arc<Inner>,
+    spec: SubscriptionSpec,
+    tx: mpsc::Sender<Incoming>,
+    ready: watch::Sender<bool>,
+) {
+    let base = inner.topology.queue(&spec.queue);
+    let queue = match spec.kind {
+        QueueKind::Durable => base,
+        QueueKind::Exclusive => {
+            format!("{base}.{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+        }
+    };
+    let min_delay = Duration::from_millis(inner.settings.reconnect_min_ms);
+    let mut delay = min_delay;
+    loop {
+        let outcome = consume(&inner, &spec, &queue, &tx, &ready).await;
+        ready.send_replace(false);
+        match outcome {
+            Ok(Ended::Stopped) => break,
+            Ok(Ended::Lost) => {
+                tracing::warn!(queue, "subscription lost its connection; reconnecting");
+                delay = min_delay;
+            }
+            Err(err) => {
+                tracing::warn!(queue, error = %err, retry_in_ms = delay.as_millis() as u64, "subscription cannot connect")
+            }
+        }
+        if tx.is_closed() || !backoff(&inner.shutdown, &mut delay, &inner.settings).await {
+            break;
+        }
+    }
+}
+
+async fn consume(
+    inner: &Inner,
+    spec: &SubscriptionSpec,
+    queue: &str,
+    tx: &mpsc::Sender<Incoming>,
+    ready: &watch::Sender<bool>,
+) -> Result<Ended, lapin::Error> {
+    let conn = connect(&inner.settings, queue).await?;
+    let channel = conn.create_channel().await?;
+    channel
+        .basic_qos(inner.settings.prefetch, BasicQosOptions::default())
+        .await?;
+    declare_exchange(&channel, &inner.topology, spec.exchange).await?;
+    let exclusive = spec.kind == QueueKind::Exclusive;
+    let options = QueueDeclareOptions {
+        durable: !exclusive,
+        exclusive,
+        auto_delete: exclusive,
+        ..Default::default()
+    };
+    channel
+        .queue_declare(queue.into(), options, FieldTable::default())
+        .await?;
+    let exchange = inner.topology.exchange(spec.exchange);
+    for binding in &spec.bindings {
+        let (q, e, b) = (
+            queue.into(),
+            exchange.clone().into(),
+            binding.as_str().into(),
+        );
+        channel
+            .queue_bind(q, e, b, QueueBindOptions::default(), FieldTable::default())
+            .await?;
+    }
+    let tag = format!(
+        "{queue}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let mut consumer = channel
+        .basic_consume(
+            queue.into(),
+            tag.into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    tracing::info!(queue, "subscription consuming");
+    ready.send_replace(true);
+    let ended = loop {
+        tokio::select! {
+            _ = inner.shutdown.cancelled() => break Ended::Stopped,
+            _ = tx.closed() => break Ended::Stopped,
+            delivery = consumer.next() => match delivery {
+                Some(Ok(delivery)) => {
+                    let incoming = Incoming {
+                        routing_key: delivery.routing_key.to_string(),
+                        payload: Bytes::from(delivery.data),
+                        redelivered: delivery.redelivered,
+                        acker: Acker::Amqp(delivery.acker),
+                    };
+                    if tx.send(incoming).await.is_err() {
+                        break Ended::Stopped;
+                    }
+                }
+                Some(Err(err)) => {
+                    tracing::warn!(queue, error = %err, "consumer error");
+                    break Ended::Lost;
+                }
+                None => break Ended::Lost,
+            },
+        }
+    };
+    if matches!(ended, Ended::Stopped) {
+        // Keep the channel open while the service acks what it already took, then close.
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, tx.closed()).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), conn.close(200, "bye".into())).await;
+    Ok(ended)
+}
