@@ -19,3 +19,12 @@ pub use shutdown::shutdown_on_signals;
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
+
+/// Logs a warning when the development JWT secret is in use.
+pub fn warn_if_development_secret(jwt: &JwtSettings) {
+    if jwt.uses_development_secret() {
+        tracing::warn!(
+            "using the built-in development JWT secret: anyone can mint tokens. Set HERALD_JWT_SECRET in production."
+        );
+    }
+}

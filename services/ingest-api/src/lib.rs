@@ -1,1 +1,79 @@
-//! Placeholder.
+//! ingest-api: the admin REST API. It validates notices, stamps them with a message id and the
+//! server's time, publishes them on the bus with publisher confirms, and answers per spec 6.
+//!
+//! `configure` mounts the routes on any actix app (the all-in-one binary mounts them beside the
+//! gateway's); `run` serves them on their own.
+
+mod error;
+mod notice;
+pub mod openapi;
+mod settings;
+
+pub use error::ApiError;
+pub use settings::Settings;
+
+use actix_web::web;
+use bus::Bus;
+use model::TimeFormat;
+use runtime::JwtVerifier;
+use std::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// What the API's handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct IngestApi {
+    bus: Bus,
+    time: TimeFormat,
+    verifier: JwtVerifier,
+    max_body_bytes: usize,
+}
+
+impl IngestApi {
+    /// The API over `bus`, configured by `settings`.
+    pub fn new(settings: &Settings, bus: Bus) -> anyhow::Result<Self> {
+        Ok(Self {
+            bus,
+            time: settings.time.format()?,
+            verifier: JwtVerifier::new(&settings.jwt),
+            max_body_bytes: settings.http.max_body_bytes,
+        })
+    }
+
+    /// Mounts the API's routes.
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(web::Data::new(self.clone()))
+            .app_data(web::Data::new(self.verifier.clone()))
+            .app_data(web::Data::new(self.time))
+            .app_data(http_server::json_config(self.max_body_bytes))
+            .service(
+                web::resource("/api/admin/system/notice")
+                    .route(web::post().to(notice::post_notice))
+                    .default_service(web::to(http_server::method_not_allowed)),
+            )
+            .route("/api/openapi.json", web::get().to(openapi::serve));
+    }
+
+    /// Readiness: the bus can publish.
+    pub fn readiness(&self) -> http_server::Readiness {
+        let bus = self.bus.clone();
+        http_server::Readiness::default().check("bus", move || bus.is_ready())
+    }
+}
+
+/// Runs ingest-api alone on `listener` until `shutdown`.
+pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let bus = Bus::start(&settings.bus, shutdown.clone());
+    let api = IngestApi::new(&settings, bus)?;
+    let readiness = api.readiness();
+    tracing::info!(addr = %listener.local_addr()?, "ingest-api listening");
+    http_server::serve(listener, &settings.http, shutdown, move |cfg| {
+        api.configure(cfg);
+        http_server::health_routes(readiness.clone())(cfg);
+    })
+    .await?;
+    Ok(())
+}

@@ -1,1 +1,181 @@
-//! Placeholder.
+//! ws-gateway: the WebSocket endpoint. Each replica consumes every notification from its own
+//! exclusive queue and delivers the spec 3.2 frame to the local connections it addresses.
+//!
+//! Cut along centrifuge's lines: [`Gateway`] is the process-wide node, [`hub::Hub`] the sharded
+//! registry doing local fan-out, [`session`] one task per socket, the bus for cross-replica
+//! fan-out.
+
+mod fanout;
+pub mod hub;
+mod session;
+mod settings;
+
+pub use settings::{Settings, WsSettings};
+
+use actix_web::http::header::SEC_WEBSOCKET_PROTOCOL;
+use actix_web::{HttpRequest, HttpResponse, web};
+use bus::{Bus, Exchange, QueueKind, SubscriptionSpec};
+use http_server::Failure;
+use hub::Hub;
+use model::{ErrorCode, TimeFormat};
+use runtime::{AuthError, JwtVerifier};
+use std::net::TcpListener;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// The subprotocol a browser offers beside its token: `new WebSocket(url, ["bearer", token])`.
+pub const BEARER_SUBPROTOCOL: &str = "bearer";
+
+/// The process-wide gateway node. Cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    hub: Arc<Hub>,
+    verifier: JwtVerifier,
+    time: TimeFormat,
+    settings: WsSettings,
+    shutdown: CancellationToken,
+    subscribed: watch::Receiver<bool>,
+}
+
+impl Gateway {
+    /// Subscribes to the bus and starts fanning out; runs until `shutdown`.
+    pub fn start(
+        settings: &Settings,
+        bus: &Bus,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let hub = Arc::new(Hub::new(settings.ws.send_buffer));
+        let subscription = bus.subscribe(SubscriptionSpec {
+            queue: "gateway".into(),
+            kind: QueueKind::Exclusive,
+            exchange: Exchange::Notifications,
+            bindings: vec!["#".into()],
+        });
+        let subscribed = subscription.readiness();
+        tokio::spawn(fanout::run(hub.clone(), subscription, shutdown.clone()));
+        let closer = (hub.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            closer.1.cancelled().await;
+            closer.0.close_all(model::CloseCode::GOING_AWAY);
+        });
+        Ok(Self {
+            hub,
+            verifier: JwtVerifier::new(&settings.jwt),
+            time: settings.time.format()?,
+            settings: settings.ws.clone(),
+            shutdown,
+            subscribed,
+        })
+    }
+
+    /// Live connections on this replica.
+    pub fn connection_count(&self) -> usize {
+        self.hub.connection_count()
+    }
+
+    /// Mounts `GET /ws`.
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(web::Data::new(self.clone())).service(
+            web::resource("/ws")
+                .route(web::get().to(connect))
+                .default_service(web::to(http_server::method_not_allowed)),
+        );
+    }
+
+    /// Readiness: the replica's queue is bound and consumed.
+    pub fn readiness(&self) -> http_server::Readiness {
+        let subscribed = self.subscribed.clone();
+        http_server::Readiness::default().check("bus_subscription", move || *subscribed.borrow())
+    }
+}
+
+/// The token a WebSocket client presents, and the subprotocol to echo for it.
+fn presented_token(req: &HttpRequest) -> Option<(String, Option<String>)> {
+    if let Ok(query) =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+    {
+        if let Some(token) = query.get("token").filter(|t| !t.is_empty()) {
+            return Some((token.clone(), None));
+        }
+    }
+    if let Some(token) = http_server::bearer_token(req) {
+        return Some((token.to_owned(), None));
+    }
+    let offered = req.headers().get(SEC_WEBSOCKET_PROTOCOL)?.to_str().ok()?;
+    let protocols: Vec<&str> = offered
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    let token = protocols.iter().find(|p| p.split('.').count() == 3)?;
+    // Browsers fail the handshake unless the server echoes one offered subprotocol.
+    let echo = if protocols
+        .iter()
+        .any(|p| p.eq_ignore_ascii_case(BEARER_SUBPROTOCOL))
+    {
+        BEARER_SUBPROTOCOL
+    } else {
+        token
+    };
+    Some(((*token).to_owned(), Some(echo.to_owned())))
+}
+
+/// `GET /ws`: authenticate, upgrade, register, and hand the socket to a session task.
+async fn connect(
+    req: HttpRequest,
+    body: web::Payload,
+    gateway: web::Data<Gateway>,
+) -> Result<HttpResponse, Failure> {
+    let (token, echo) = presented_token(&req)
+        .ok_or_else(|| Failure::new(ErrorCode::Unauthorized, AuthError::Missing.to_string()))?;
+    let claims = gateway
+        .verifier
+        .verify(&token)
+        .map_err(|err| Failure::new(ErrorCode::Unauthorized, err.to_string()))?;
+    let protocols: Vec<&str> = echo.as_deref().into_iter().collect();
+    let (response, session, stream) = actix_ws::handle_with_protocols(&req, body, &protocols)
+        .map_err(|err| {
+            Failure::new(
+                ErrorCode::InvalidRequest,
+                format!("not a WebSocket handshake: {err}"),
+            )
+        })?;
+    let stream = stream
+        .max_frame_size(gateway.settings.max_frame_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(gateway.settings.max_frame_bytes);
+    let registration = gateway.hub.register(claims.sub, claims.is_admin());
+    let context = session::SessionContext {
+        hub: gateway.hub.clone(),
+        registration,
+        claims,
+        time: gateway.time,
+        settings: gateway.settings.clone(),
+        shutdown: gateway.shutdown.clone(),
+    };
+    // Sessions hold the request's payload stream, which is tied to this worker's thread.
+    actix_web::rt::spawn(session::run(session, stream, context));
+    Ok(response)
+}
+
+/// Runs ws-gateway alone on `listener` until `shutdown`.
+pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let bus = Bus::start(&settings.bus, shutdown.clone());
+    let gateway = Gateway::start(&settings, &bus, shutdown.clone())?;
+    let bus_ready = bus.clone();
+    let readiness = gateway
+        .readiness()
+        .check("bus", move || bus_ready.is_ready());
+    tracing::info!(addr = %listener.local_addr()?, "ws-gateway listening");
+    http_server::serve(listener, &settings.http, shutdown, move |cfg| {
+        gateway.configure(cfg);
+        http_server::health_routes(readiness.clone())(cfg);
+    })
+    .await?;
+    Ok(())
+}

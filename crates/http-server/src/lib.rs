@@ -1,0 +1,15 @@
+//! HTTP plumbing shared by Herald's services: the spec's failure envelope as an actix error,
+//! JSON body limits that answer with the spec's codes, bearer-token extractors, `/healthz` and
+//! `/readyz`, and serving an app until a shutdown token fires.
+//!
+//! The only crate besides `services/*` that knows actix-web.
+
+mod auth;
+mod failure;
+mod health;
+mod serve;
+
+pub use auth::{AdminClaims, BearerClaims, bearer_token};
+pub use failure::{Failure, json_config, method_not_allowed, not_found};
+pub use health::{Readiness, health_routes};
+pub use serve::{bind, serve};

@@ -1,0 +1,76 @@
+//! ingest-api's one error type and its mapping to status codes and spec error codes.
+
+use actix_web::{HttpResponse, ResponseError, http::StatusCode};
+use bus::BusError;
+use http_server::Failure;
+use model::{ErrorCode, FailureData};
+use validation::ValidationError;
+
+/// What a notice request's failure data can say about the notice (spec 6.2).
+#[derive(Debug, Clone, Default)]
+pub struct NoticeContext {
+    /// The content, as sent.
+    pub content: Option<String>,
+    /// The target, as sent (or `all`).
+    pub target: Option<String>,
+    /// The type, as sent (or `system_notice`).
+    pub message_type: Option<String>,
+    /// When the request was refused.
+    pub push_time: Option<String>,
+}
+
+/// Every way an ingest-api request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The notice breaks a rule.
+    #[error("{0}")]
+    Validation(ValidationError, NoticeContext),
+    /// The bus did not accept the notice.
+    #[error("publishing failed: {0}")]
+    Publish(#[source] BusError, NoticeContext),
+}
+
+impl ApiError {
+    fn failure(&self) -> Failure {
+        let (code, message, field, context) = match self {
+            ApiError::Validation(err, context) => {
+                (err.code, err.message.clone(), err.field.clone(), context)
+            }
+            ApiError::Publish(_, context) => (
+                ErrorCode::PushFailed,
+                "push failed: the message bus is unavailable; nothing was sent, retry shortly"
+                    .to_owned(),
+                None,
+                context,
+            ),
+        };
+        let data = FailureData {
+            message: context.content.clone(),
+            push_time: context.push_time.clone(),
+            target: context.target.clone(),
+            message_type: context.message_type.clone(),
+            field,
+            ..FailureData::new(code, message)
+        };
+        let retry_after = matches!(self, ApiError::Publish(..)).then_some(1);
+        Failure {
+            code,
+            data,
+            retry_after,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.failure().status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Publish(cause, _) = self {
+            // The cause stays in the log; the client gets the code and a retry hint.
+            tracing::error!(error = %cause, "notice not published");
+        }
+        self.failure().error_response()
+    }
+}

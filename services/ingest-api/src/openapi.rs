@@ -1,0 +1,229 @@
+//! The OpenAPI 3.1 document served at `/api/openapi.json`.
+//!
+//! Paths are described with utoipa's builder; the schemas are the files of `proto-schemas/`,
+//! embedded verbatim (OpenAPI 3.1 speaks JSON Schema 2020-12), so the document and the schemas
+//! the tests check real output against are one and the same.
+
+use actix_web::HttpResponse;
+use serde_json::Value;
+use std::sync::LazyLock;
+use utoipa::openapi::path::{
+    HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
+};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApiBuilder, PathsBuilder, Ref, Required,
+    ResponseBuilder,
+};
+
+/// The schemas embedded from `proto-schemas/`, by component name.
+const SCHEMAS: [(&str, &str); 6] = [
+    (
+        "NoticeRequest",
+        include_str!("../../../proto-schemas/notice-request.schema.json"),
+    ),
+    (
+        "PushSuccessResponse",
+        include_str!("../../../proto-schemas/push-success-response.schema.json"),
+    ),
+    (
+        "FailureResponse",
+        include_str!("../../../proto-schemas/failure-response.schema.json"),
+    ),
+    (
+        "WsNotification",
+        include_str!("../../../proto-schemas/ws-notification.schema.json"),
+    ),
+    (
+        "WsMessage",
+        include_str!("../../../proto-schemas/ws-message.schema.json"),
+    ),
+    (
+        "NotificationMessage",
+        include_str!("../../../proto-schemas/bus-envelope.schema.json"),
+    ),
+];
+
+fn json_ref(name: &str) -> utoipa::openapi::Content {
+    ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name(name)))
+        .build()
+}
+
+fn failure(description: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", json_ref("FailureResponse"))
+        .build()
+}
+
+fn plain(description: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new().description(description).build()
+}
+
+fn build() -> Value {
+    let notice = OperationBuilder::new()
+        .operation_id(Some("postSystemNotice"))
+        .tag("notifications")
+        .summary(Some("Send a notification"))
+        .description(Some(
+            "Validates the notice (spec 1.1, 8.1), stamps it with a message id and the server's time, and \
+             publishes it. Answers once the message bus confirmed it: `status` is `queued`, and delivery to \
+             connected clients follows within milliseconds.",
+        ))
+        .request_body(Some(RequestBodyBuilder::new().content("application/json", json_ref("NoticeRequest")).required(Some(Required::True)).build()))
+        .response("200", ResponseBuilder::new().description("Accepted").content("application/json", json_ref("PushSuccessResponse")).build())
+        .response("400", failure("The notice breaks a rule: INVALID_TARGET, MISSING_USER_IDS, CONTENT_TOO_LONG, ..."))
+        .response("401", failure("No valid bearer token"))
+        .response("403", failure("The token is not an admin's"))
+        .response("413", failure("The body is over the size limit"))
+        .response("415", failure("The body is not application/json"))
+        .response("503", failure("PUSH_FAILED: the message bus is unavailable; nothing was sent"))
+        .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+        .build();
+    let ws = OperationBuilder::new()
+        .operation_id(Some("connectWebSocket"))
+        .tag("websocket")
+        .summary(Some("Open the notification WebSocket"))
+        .description(Some(
+            "Upgrades to a WebSocket that carries WsNotification frames. The token goes in `?token=`, the \
+             Authorization header, or the Sec-WebSocket-Protocol header (`bearer, <token>`).",
+        ))
+        .parameter(ParameterBuilder::new().name("token").parameter_in(ParameterIn::Query).required(Required::False).build())
+        .response("101", ResponseBuilder::new().description("Switching protocols; frames follow").content("application/json", json_ref("WsNotification")).build())
+        .response("401", failure("No valid token"))
+        .build();
+    let healthz = OperationBuilder::new()
+        .tag("operations")
+        .summary(Some("Liveness"))
+        .response("200", plain("Alive"))
+        .build();
+    let readyz = OperationBuilder::new()
+        .tag("operations")
+        .summary(Some("Readiness: dependencies reachable"))
+        .response("200", plain("Ready"))
+        .response("503", plain("A dependency is unavailable"))
+        .build();
+    let openapi = OperationBuilder::new()
+        .tag("operations")
+        .summary(Some("This document"))
+        .response("200", plain("OpenAPI 3.1"))
+        .build();
+
+    let doc = OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("Herald")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Notification push platform: REST ingestion and WebSocket delivery.",
+                ))
+                .build(),
+        )
+        .paths(
+            PathsBuilder::new()
+                .path(
+                    "/api/admin/system/notice",
+                    PathItem::new(HttpMethod::Post, notice),
+                )
+                .path("/ws", PathItem::new(HttpMethod::Get, ws))
+                .path("/healthz", PathItem::new(HttpMethod::Get, healthz))
+                .path("/readyz", PathItem::new(HttpMethod::Get, readyz))
+                .path("/api/openapi.json", PathItem::new(HttpMethod::Get, openapi)),
+        )
+        .components(Some(
+            ComponentsBuilder::new()
+                .security_scheme(
+                    "bearer",
+                    SecurityScheme::Http(
+                        HttpBuilder::new()
+                            .scheme(HttpAuthScheme::Bearer)
+                            .bearer_format("JWT")
+                            .build(),
+                    ),
+                )
+                .build(),
+        ))
+        .build();
+
+    let mut value = serde_json::to_value(&doc).unwrap_or_default();
+    value["openapi"] = Value::String("3.1.0".into());
+    for (name, raw) in SCHEMAS {
+        let mut schema: Value = serde_json::from_str(raw).unwrap_or_default();
+        if let Some(object) = schema.as_object_mut() {
+            // `$id` and `$schema` would re-base references inside the component; the document's
+            // own dialect is already 2020-12.
+            object.remove("$id");
+            object.remove("$schema");
+        }
+        value["components"]["schemas"][name] = schema;
+    }
+    value
+}
+
+/// The document, built once.
+pub fn document() -> &'static Value {
+    static DOC: LazyLock<Value> = LazyLock::new(build);
+    &DOC
+}
+
+/// `GET /api/openapi.json`.
+pub async fn serve() -> HttpResponse {
+    HttpResponse::Ok().json(document())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refs(value: &Value, found: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, inner) in map {
+                    match (key.as_str(), inner) {
+                        ("$ref", Value::String(r)) => found.push(r.clone()),
+                        _ => refs(inner, found),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|i| refs(i, found)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_embedded_schema_parses_and_every_reference_resolves() {
+        let doc = document();
+        for (name, _) in SCHEMAS {
+            assert!(
+                doc["components"]["schemas"][name].is_object(),
+                "{name} missing"
+            );
+        }
+        let mut found = Vec::new();
+        refs(&doc["paths"], &mut found);
+        assert!(!found.is_empty());
+        for r in found {
+            let name = r
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("unexpected ref {r}"));
+            assert!(
+                doc["components"]["schemas"][name].is_object(),
+                "{r} does not resolve"
+            );
+        }
+    }
+
+    #[test]
+    fn the_notice_endpoint_is_described_with_its_error_statuses() {
+        let post = &document()["paths"]["/api/admin/system/notice"]["post"];
+        for status in ["200", "400", "401", "403", "413", "415", "503"] {
+            assert!(
+                post["responses"][status].is_object(),
+                "{status} undocumented"
+            );
+        }
+        assert_eq!(document()["openapi"], "3.1.0");
+    }
+}

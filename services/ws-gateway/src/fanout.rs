@@ -1,0 +1,51 @@
+//! The gateway's bus consumer: one exclusive queue per replica bound to every notification,
+//! each envelope serialised once into a client frame and fanned out to local connections.
+
+use crate::hub::Hub;
+use bus::{Incoming, Subscription};
+use bytestring::ByteString;
+use model::NotificationMessage;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// What to do with a delivery once handled.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done: acknowledge.
+    Ack,
+    /// Never processable (a malformed envelope): drop it, logged.
+    DeadLetter,
+}
+
+/// Handles one delivery: parse, build the frame once, fan out.
+pub fn handle(hub: &Hub, incoming: &Incoming) -> Outcome {
+    let message: NotificationMessage = match serde_json::from_slice(&incoming.payload) {
+        Ok(message) => message,
+        Err(err) => {
+            tracing::error!(error = %err, routing_key = incoming.routing_key, "malformed envelope dropped");
+            return Outcome::DeadLetter;
+        }
+    };
+    let frame = ByteString::from(message.client_frame().to_json());
+    let fan_out = hub.fan_out(&message, &frame);
+    tracing::debug!(message_id = %message.message_id, queued = fan_out.queued, slow = fan_out.slow, "fanned out");
+    Outcome::Ack
+}
+
+/// Consumes `subscription` until shutdown, acking each delivery after its fan-out.
+pub async fn run(hub: Arc<Hub>, mut subscription: Subscription, shutdown: CancellationToken) {
+    loop {
+        let incoming = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            incoming = subscription.next() => match incoming {
+                Some(incoming) => incoming,
+                None => break,
+            },
+        };
+        match handle(&hub, &incoming) {
+            Outcome::Ack => incoming.ack().await,
+            Outcome::DeadLetter => incoming.reject(false).await,
+        }
+    }
+}

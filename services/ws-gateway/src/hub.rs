@@ -1,0 +1,313 @@
+//! The hub: this replica's live connections, sharded by user id, and the local fan-out.
+//!
+//! Fan-out never waits on a connection: each one has a bounded queue fed with `try_send`, and a
+//! connection whose queue is full is a slow client, closed with 4001 (it replays on reconnect).
+//! Locks are std locks held only for map lookups, never across an await.
+
+use bytestring::ByteString;
+use model::{CloseCode, NotificationMessage, Target, UserId};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use tokio::sync::{Notify, mpsc};
+
+/// Shards of the registry; a user's connections all live in one.
+const SHARDS: usize = 16;
+
+/// A connection's id, unique within this process.
+pub type ConnId = u64;
+
+/// How the hub tells a session to close, and why.
+#[derive(Debug, Default)]
+pub struct ConnControl {
+    reason: OnceLock<CloseCode>,
+    notify: Notify,
+}
+
+impl ConnControl {
+    /// Asks the session to close with `code`; the first reason wins.
+    pub fn close(&self, code: CloseCode) {
+        if self.reason.set(code).is_ok() {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Resolves once `close` was called, with its reason.
+    pub async fn closed(&self) -> CloseCode {
+        loop {
+            if let Some(code) = self.reason.get() {
+                return *code;
+            }
+            self.notify.notified().await;
+        }
+    }
+}
+
+struct Conn {
+    user_id: UserId,
+    is_admin: bool,
+    tx: mpsc::Sender<ByteString>,
+    control: Arc<ConnControl>,
+}
+
+#[derive(Default)]
+struct Shard {
+    conns: HashMap<ConnId, Conn>,
+    by_user: HashMap<UserId, Vec<ConnId>>,
+}
+
+/// What a registered connection receives.
+pub struct Registration {
+    /// The connection's id.
+    pub id: ConnId,
+    /// Its frames, in order.
+    pub frames: mpsc::Receiver<ByteString>,
+    /// Close requests from the hub.
+    pub control: Arc<ConnControl>,
+}
+
+/// How one message was fanned out on this replica.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FanOut {
+    /// Connections that got the frame queued.
+    pub queued: usize,
+    /// Connections closed as slow clients.
+    pub slow: usize,
+}
+
+/// This replica's connections.
+pub struct Hub {
+    shards: Vec<RwLock<Shard>>,
+    next_id: AtomicU64,
+    count: AtomicUsize,
+    send_buffer: usize,
+}
+
+impl Hub {
+    /// An empty hub whose connections queue up to `send_buffer` frames.
+    pub fn new(send_buffer: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            next_id: AtomicU64::new(1),
+            count: AtomicUsize::new(0),
+            send_buffer,
+        }
+    }
+
+    fn shard(&self, user_id: UserId) -> &RwLock<Shard> {
+        &self.shards[user_id.unsigned_abs() as usize % SHARDS]
+    }
+
+    /// Adds a connection of `user_id`.
+    pub fn register(&self, user_id: UserId, is_admin: bool) -> Registration {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, frames) = mpsc::channel(self.send_buffer);
+        let control = Arc::new(ConnControl::default());
+        let mut shard = self
+            .shard(user_id)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        shard.conns.insert(
+            id,
+            Conn {
+                user_id,
+                is_admin,
+                tx,
+                control: control.clone(),
+            },
+        );
+        shard.by_user.entry(user_id).or_default().push(id);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        Registration {
+            id,
+            frames,
+            control,
+        }
+    }
+
+    /// Removes a connection; harmless if it is already gone.
+    pub fn unregister(&self, user_id: UserId, id: ConnId) {
+        let mut shard = self
+            .shard(user_id)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if shard.conns.remove(&id).is_some() {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Some(ids) = shard.by_user.get_mut(&user_id) {
+            ids.retain(|c| *c != id);
+            if ids.is_empty() {
+                shard.by_user.remove(&user_id);
+            }
+        }
+    }
+
+    /// Live connections on this replica.
+    pub fn connection_count(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Queues `frame` on every local connection `message` addresses.
+    pub fn fan_out(&self, message: &NotificationMessage, frame: &ByteString) -> FanOut {
+        let mut result = FanOut::default();
+        let mut slow: Vec<(UserId, ConnId)> = Vec::new();
+        let mut offer = |id: ConnId, conn: &Conn| match conn.tx.try_send(frame.clone()) {
+            Ok(()) => result.queued += 1,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                conn.control.close(CloseCode::SLOW_CLIENT);
+                slow.push((conn.user_id, id));
+            }
+            // The session is ending and will unregister itself.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        };
+        match message.target {
+            Target::All | Target::Admin | Target::Group => {
+                for shard in &self.shards {
+                    let shard = shard.read().unwrap_or_else(PoisonError::into_inner);
+                    for (id, conn) in &shard.conns {
+                        if message.addresses(conn.user_id, conn.is_admin) {
+                            offer(*id, conn);
+                        }
+                    }
+                }
+            }
+            Target::User | Target::Custom => {
+                for user_id in message
+                    .target_ids
+                    .iter()
+                    .filter(|id| !message.exclude_ids.contains(id))
+                {
+                    let shard = self
+                        .shard(*user_id)
+                        .read()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    for id in shard.by_user.get(user_id).into_iter().flatten() {
+                        if let Some(conn) = shard.conns.get(id) {
+                            offer(*id, conn);
+                        }
+                    }
+                }
+            }
+        }
+        result.slow = slow.len();
+        for (user_id, id) in slow {
+            tracing::warn!(user_id, conn = id, "slow client: send buffer full, closing");
+            self.unregister(user_id, id);
+        }
+        result
+    }
+
+    /// Asks every connection to close with `code` (shutdown).
+    pub fn close_all(&self, code: CloseCode) {
+        for shard in &self.shards {
+            for conn in shard
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .conns
+                .values()
+            {
+                conn.control.close(code);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::{MessageId, NotificationType, Priority, Sender};
+
+    fn message(
+        target: Target,
+        target_ids: Vec<UserId>,
+        exclude_ids: Vec<UserId>,
+    ) -> NotificationMessage {
+        NotificationMessage {
+            notification_type: NotificationType::SYSTEM_NOTICE,
+            content: "x".into(),
+            data: None,
+            time: "2025-01-27 10:30:00".into(),
+            priority: Priority::Normal,
+            target,
+            target_ids,
+            exclude_ids,
+            need_confirm: false,
+            message_id: MessageId::generate(),
+            sender: Sender {
+                id: 1,
+                name: "admin".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn fan_out_follows_targets_and_exclusions() {
+        let hub = Hub::new(8);
+        let mut admin = hub.register(1, true);
+        let mut alice_phone = hub.register(2, false);
+        let mut alice_laptop = hub.register(2, false);
+        let mut bob = hub.register(3, false);
+        let frame = ByteString::from_static("f");
+
+        assert_eq!(
+            hub.fan_out(&message(Target::All, vec![], vec![3]), &frame)
+                .queued,
+            3
+        );
+        assert_eq!(
+            hub.fan_out(&message(Target::Admin, vec![], vec![]), &frame)
+                .queued,
+            1
+        );
+        assert_eq!(
+            hub.fan_out(&message(Target::Custom, vec![2, 3, 99], vec![3]), &frame)
+                .queued,
+            2
+        );
+
+        let count = |r: &mut Registration| std::iter::from_fn(|| r.frames.try_recv().ok()).count();
+        assert_eq!(count(&mut admin), 2);
+        assert_eq!(count(&mut alice_phone), 2);
+        assert_eq!(count(&mut alice_laptop), 2);
+        assert_eq!(count(&mut bob), 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_send_buffer_closes_only_that_connection() {
+        let hub = Hub::new(2);
+        let slow = hub.register(5, false);
+        let mut fast = hub.register(6, false);
+        let frame = ByteString::from_static("f");
+        let all = message(Target::All, vec![], vec![]);
+        for _ in 0..2 {
+            assert_eq!(hub.fan_out(&all, &frame).queued, 2);
+            fast.frames.recv().await.unwrap();
+        }
+        let third = hub.fan_out(&all, &frame);
+        assert_eq!((third.queued, third.slow), (1, 1));
+        assert_eq!(slow.control.closed().await, CloseCode::SLOW_CLIENT);
+        assert_eq!(hub.connection_count(), 1);
+        assert_eq!(
+            hub.fan_out(&all, &frame).queued,
+            1,
+            "the fast client keeps receiving"
+        );
+    }
+
+    #[test]
+    fn unregister_forgets_the_connection() {
+        let hub = Hub::new(4);
+        let r = hub.register(7, false);
+        hub.unregister(7, r.id);
+        hub.unregister(7, r.id);
+        assert_eq!(hub.connection_count(), 0);
+        assert_eq!(
+            hub.fan_out(
+                &message(Target::Custom, vec![7], vec![]),
+                &ByteString::from_static("f")
+            )
+            .queued,
+            0
+        );
+    }
+}

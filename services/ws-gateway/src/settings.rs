@@ -1,0 +1,105 @@
+//! ws-gateway's settings: `[http]`, `[jwt]`, `[bus]`, `[log]`, `[time]` and `[ws]`.
+
+use runtime::{BusSettings, ConfigError, HttpSettings, JwtSettings, LogSettings, TimeSettings};
+use serde::{Deserialize, Serialize};
+
+/// WebSocket behaviour (`[ws]`, `HERALD_WS_*`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WsSettings {
+    /// Frames a connection may have queued before it counts as a slow client and is closed
+    /// with 4001.
+    pub send_buffer: usize,
+    /// Seconds between server pings.
+    pub heartbeat_interval_secs: u64,
+    /// Seconds without any frame from the client before it is closed with 4000.
+    pub heartbeat_timeout_secs: u64,
+    /// The largest frame a client may send, in bytes; larger ones close the connection with 1009.
+    pub max_frame_bytes: usize,
+    /// Milliseconds one write may wait on a client that does not read before it is closed.
+    pub write_timeout_ms: u64,
+}
+
+impl Default for WsSettings {
+    fn default() -> Self {
+        Self {
+            send_buffer: 256,
+            heartbeat_interval_secs: 20,
+            heartbeat_timeout_secs: 60,
+            max_frame_bytes: 16 * 1024,
+            write_timeout_ms: 5000,
+        }
+    }
+}
+
+impl WsSettings {
+    /// Rejects unusable values.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.send_buffer == 0 {
+            return Err(ConfigError::invalid("ws.send_buffer", "must be positive"));
+        }
+        if self.heartbeat_interval_secs == 0
+            || self.heartbeat_timeout_secs <= self.heartbeat_interval_secs
+        {
+            return Err(ConfigError::invalid(
+                "ws.heartbeat_timeout_secs",
+                "must be greater than ws.heartbeat_interval_secs, which must be positive",
+            ));
+        }
+        if self.max_frame_bytes < 256 || self.write_timeout_ms == 0 {
+            return Err(ConfigError::invalid(
+                "ws.max_frame_bytes",
+                "must be at least 256 (and ws.write_timeout_ms positive)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The port ws-gateway listens on by default (the all-in-one binary serves it on ingest-api's).
+pub const DEFAULT_PORT: u16 = 8081;
+
+/// Everything ws-gateway reads from its configuration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Listening address.
+    pub http: HttpSettings,
+    /// Token verification.
+    pub jwt: JwtSettings,
+    /// The message bus.
+    pub bus: BusSettings,
+    /// Log output.
+    pub log: LogSettings,
+    /// Time rendering.
+    pub time: TimeSettings,
+    /// WebSocket behaviour.
+    pub ws: WsSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            http: HttpSettings {
+                addr: std::net::SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
+                ..HttpSettings::default()
+            },
+            jwt: JwtSettings::default(),
+            bus: BusSettings::default(),
+            log: LogSettings::default(),
+            time: TimeSettings::default(),
+            ws: WsSettings::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// Rejects values the service cannot run with; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.http.validate()?;
+        self.jwt.validate()?;
+        self.bus.validate()?;
+        self.ws.validate()?;
+        self.time.format().map(|_| ())
+    }
+}
