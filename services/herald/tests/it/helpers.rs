@@ -1,0 +1,349 @@
+//! Test apps (distributed, embedded, binary), clients, tokens and schema checks.
+
+use futures_util::{SinkExt, StreamExt};
+use runtime::{BusSettings, Claims, JwtIssuer, JwtSettings, Role};
+use serde_json::Value;
+use std::net::TcpListener;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+/// The JWT secret every test app uses.
+pub const SECRET: &str = "herald-test-secret-0123456789";
+
+/// How long a test waits for anything before failing.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+pub fn jwt_settings() -> JwtSettings {
+    JwtSettings {
+        secret: SECRET.to_owned().into(),
+        ..JwtSettings::default()
+    }
+}
+
+pub fn amqp_url() -> String {
+    std::env::var("HERALD_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+pub fn listener() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").unwrap()
+}
+
+/// A signed token for `sub`.
+pub fn token(sub: i64, role: Role, name: &str) -> String {
+    JwtIssuer::new(&jwt_settings())
+        .issue(&Claims::new(sub, name, role, Duration::from_secs(600)))
+        .unwrap()
+}
+
+/// Validates `instance` against `proto-schemas/<name>`.
+pub fn assert_schema(name: &str, instance: &Value) {
+    let path = format!("{}/../../proto-schemas/{name}", env!("CARGO_MANIFEST_DIR"));
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{instance} violates {name}: {errors:#?}");
+}
+
+/// Where a running Herald answers: the API base and the WebSocket base, which differ when the
+/// services run separately.
+pub struct Endpoints {
+    pub api: String,
+    pub ws: String,
+    pub http: reqwest::Client,
+}
+
+/// What an accepted notice's answer said.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub message_id: String,
+    pub push_time: String,
+}
+
+impl Endpoints {
+    pub fn new(api_addr: std::net::SocketAddr, ws_addr: std::net::SocketAddr) -> Self {
+        runtime::install_crypto_provider();
+        Self {
+            api: format!("http://{api_addr}"),
+            ws: format!("ws://{ws_addr}/ws"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Posts a notice as JSON; returns the status, the headers and the body.
+    pub async fn post_notice(
+        &self,
+        token: Option<&str>,
+        body: &Value,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut request = self
+            .http
+            .post(format!("{}/api/admin/system/notice", self.api))
+            .json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, headers, response.json().await.unwrap())
+    }
+
+    /// Posts a notice that must be accepted, checking the answer's shape.
+    pub async fn notice(&self, token: &str, body: Value) -> Accepted {
+        let (status, _, answer) = self.post_notice(Some(token), &body).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_schema("push-success-response.schema.json", &answer);
+        assert_eq!(answer["data"]["status"], "queued");
+        Accepted {
+            message_id: answer["data"]["message_id"].as_str().unwrap().to_owned(),
+            push_time: answer["data"]["push_time"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Waits until `/readyz` at `base` answers 200.
+    pub async fn wait_ready(&self, base: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(response) = self.http.get(format!("{base}/readyz")).send().await {
+                if response.status().is_success() {
+                    return;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{base} never became ready"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Opens a WebSocket presenting `token` the way `via` says.
+    pub async fn ws(&self, token: &str, via: TokenVia) -> WsClient {
+        WsClient::connect(&self.ws, token, via)
+            .await
+            .unwrap_or_else(|err| panic!("connect failed: {err}"))
+    }
+}
+
+/// How a WebSocket client presents its token.
+#[derive(Clone, Copy, Debug)]
+pub enum TokenVia {
+    Query,
+    Header,
+    Subprotocol,
+}
+
+pub struct WsClient {
+    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl WsClient {
+    pub async fn connect(
+        url: &str,
+        token: &str,
+        via: TokenVia,
+    ) -> Result<Self, tungstenite::Error> {
+        let url = match via {
+            TokenVia::Query => format!("{url}?token={token}"),
+            _ => url.to_owned(),
+        };
+        let mut request = url.into_client_request()?;
+        match via {
+            TokenVia::Header => {
+                request
+                    .headers_mut()
+                    .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+            }
+            TokenVia::Subprotocol => {
+                request.headers_mut().insert(
+                    "Sec-WebSocket-Protocol",
+                    format!("bearer, {token}").parse().unwrap(),
+                );
+            }
+            TokenVia::Query => {}
+        }
+        let (stream, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(Self { stream })
+    }
+
+    /// The next text frame, answering pings on the way.
+    pub async fn next_text(&mut self) -> String {
+        loop {
+            match tokio::time::timeout(PATIENCE, self.stream.next())
+                .await
+                .expect("no frame in time")
+            {
+                Some(Ok(Message::Text(text))) => return text.to_string(),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Text frames up to and including the one carrying `message_id`.
+    pub async fn frames_until(&mut self, message_id: &str) -> Vec<String> {
+        let mut frames = Vec::new();
+        loop {
+            let frame = self.next_text().await;
+            let done = serde_json::from_str::<Value>(&frame)
+                .ok()
+                .is_some_and(|v| v["message_id"] == message_id);
+            frames.push(frame);
+            if done {
+                return frames;
+            }
+        }
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.stream.send(Message::text(text)).await.unwrap();
+    }
+
+    pub async fn send(&mut self, message: Message) {
+        self.stream.send(message).await.unwrap();
+    }
+
+    /// Waits for the server's close frame and returns it.
+    pub async fn closed(&mut self) -> Option<CloseFrame> {
+        loop {
+            match tokio::time::timeout(PATIENCE, self.stream.next())
+                .await
+                .expect("no close in time")
+            {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => {}
+                Some(Err(err)) => panic!("connection failed instead of closing: {err}"),
+                None => return None,
+            }
+        }
+    }
+}
+
+/// The expected client frame (spec 3.2), written out by hand so the test does not share the
+/// serialiser it checks.
+pub fn expected_frame(
+    kind: &str,
+    content: &str,
+    priority: u8,
+    need_confirm: bool,
+    extra: &str,
+    accepted: &Accepted,
+) -> String {
+    format!(
+        r#"{{"type":"{kind}","content":"{content}","data":{{"priority":{priority},"need_confirm":{need_confirm}{extra}}},"time":"{}","message_id":"{}"}}"#,
+        accepted.push_time, accepted.message_id
+    )
+}
+
+/// ingest-api and ws-gateway as separate servers in this process, over the real RabbitMQ under
+/// a fresh prefix.
+pub struct Distributed {
+    pub endpoints: Endpoints,
+    pub gateway_base: String,
+    shutdown: CancellationToken,
+    bus_settings: BusSettings,
+}
+
+impl Distributed {
+    pub async fn spawn() -> Self {
+        runtime::install_crypto_provider();
+        let bus_settings = BusSettings {
+            url: amqp_url(),
+            prefix: format!("test-e2e-{}", uuid::Uuid::new_v4().simple()),
+            ..BusSettings::default()
+        };
+        let shutdown = CancellationToken::new();
+        let (api_listener, ws_listener) = (listener(), listener());
+        let (api_addr, ws_addr) = (
+            api_listener.local_addr().unwrap(),
+            ws_listener.local_addr().unwrap(),
+        );
+        let ingest = ingest_api::Settings {
+            jwt: jwt_settings(),
+            bus: bus_settings.clone(),
+            ..Default::default()
+        };
+        let gateway = ws_gateway::Settings {
+            jwt: jwt_settings(),
+            bus: bus_settings.clone(),
+            ..Default::default()
+        };
+        tokio::spawn(ingest_api::run(ingest, api_listener, shutdown.clone()));
+        tokio::spawn(ws_gateway::run(gateway, ws_listener, shutdown.clone()));
+        let endpoints = Endpoints::new(api_addr, ws_addr);
+        let gateway_base = format!("http://{ws_addr}");
+        endpoints.wait_ready(&endpoints.api.clone()).await;
+        endpoints.wait_ready(&gateway_base).await;
+        Self {
+            endpoints,
+            gateway_base,
+            shutdown,
+            bus_settings,
+        }
+    }
+
+    /// Stops the services and deletes the exchanges they declared.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let admin = bus::amqp::AmqpBus::start(self.bus_settings, CancellationToken::new());
+        admin.delete_topology(&[]).await.unwrap();
+    }
+}
+
+/// The all-in-one, in this process, on the in-process bus.
+pub struct Embedded {
+    pub endpoints: Endpoints,
+    pub shutdown: CancellationToken,
+}
+
+impl Embedded {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut herald::Settings)) -> Self {
+        runtime::install_crypto_provider();
+        let bus = BusSettings {
+            url: "memory".into(),
+            ..BusSettings::default()
+        };
+        let mut settings = herald::Settings {
+            ingest: ingest_api::Settings {
+                jwt: jwt_settings(),
+                bus: bus.clone(),
+                ..Default::default()
+            },
+            gateway: ws_gateway::Settings {
+                jwt: jwt_settings(),
+                bus,
+                ..Default::default()
+            },
+        };
+        adjust(&mut settings);
+        let shutdown = CancellationToken::new();
+        let listener = listener();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(herald::run(settings, listener, shutdown.clone()));
+        let endpoints = Endpoints::new(addr, addr);
+        endpoints.wait_ready(&endpoints.api.clone()).await;
+        Self {
+            endpoints,
+            shutdown,
+        }
+    }
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

@@ -1,0 +1,9 @@
+//! Herald's system tests: the services over HTTP and WebSocket, distributed over the real
+//! RabbitMQ, embedded in-process, and as the all-in-one binary.
+
+mod all_in_one;
+mod bad_input;
+mod distributed;
+mod helpers;
+mod scenario;
+mod websocket;
