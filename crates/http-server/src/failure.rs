@@ -12,8 +12,8 @@ use std::fmt;
 pub struct Failure {
     /// The code, which also decides the HTTP status.
     pub code: ErrorCode,
-    /// The envelope's data.
-    pub data: FailureData,
+    /// The envelope's data (boxed: it is large for an `Err` that travels through every extractor).
+    pub data: Box<FailureData>,
     /// Seconds to send as `Retry-After`, for 429 and 503 answers.
     pub retry_after: Option<u64>,
 }
@@ -23,7 +23,7 @@ impl Failure {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
-            data: FailureData::new(code, message),
+            data: Box::new(FailureData::new(code, message)),
             retry_after: None,
         }
     }
@@ -48,7 +48,7 @@ impl ResponseError for Failure {
         if self.code == ErrorCode::Unauthorized {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }
-        response.json(ApiResponse::failure(self.code, self.data.clone()))
+        response.json(ApiResponse::failure(self.code, (*self.data).clone()))
     }
 }
 

@@ -125,6 +125,8 @@ impl ConfigLoader {
 }
 
 #[cfg(test)]
+// figment's `Jail` closures return its large error type; that is its API, not ours.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use crate::{BusSettings, HttpSettings, JwtSettings};

@@ -55,7 +55,7 @@ impl ApiError {
         let retry_after = matches!(self, ApiError::Publish(..)).then_some(1);
         Failure {
             code,
-            data,
+            data: Box::new(data),
             retry_after,
         }
     }

@@ -94,10 +94,9 @@ impl Gateway {
 fn presented_token(req: &HttpRequest) -> Option<(String, Option<String>)> {
     if let Ok(query) =
         web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        && let Some(token) = query.get("token").filter(|t| !t.is_empty())
     {
-        if let Some(token) = query.get("token").filter(|t| !t.is_empty()) {
-            return Some((token.clone(), None));
-        }
+        return Some((token.clone(), None));
     }
     if let Some(token) = http_server::bearer_token(req) {
         return Some((token.to_owned(), None));

@@ -113,10 +113,10 @@ impl Endpoints {
     pub async fn wait_ready(&self, base: &str) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(response) = self.http.get(format!("{base}/readyz")).send().await {
-                if response.status().is_success() {
-                    return;
-                }
+            if let Ok(response) = self.http.get(format!("{base}/readyz")).send().await
+                && response.status().is_success()
+            {
+                return;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,

@@ -1,6 +1,8 @@
 //! Herald's system tests: the services over HTTP and WebSocket, distributed over the real
 //! RabbitMQ, embedded in-process, and as the all-in-one binary.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod all_in_one;
 mod bad_input;
 mod distributed;
