@@ -205,3 +205,73 @@ async fn publishing_without_a_broker_fails_fast() {
     assert!(!bus.is_ready());
     shutdown.cancel();
 }
+
+/// Closes, from the broker's side, every connection whose name starts with `prefix`; returns how
+/// many it closed. Other tests' connections are left alone.
+fn close_connections_named(prefix: &str) -> usize {
+    let listed = std::process::Command::new("rabbitmqctl")
+        .args(["list_connections", "--silent", "pid", "client_properties"])
+        .output()
+        .expect("rabbitmqctl is needed to close connections from the broker's side");
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    let mut closed = 0;
+    // One line per connection: `<pid>\t[client properties as Erlang terms]`.
+    for line in listed.lines().filter(|line| {
+        line.contains(&format!("<<\"{prefix}")) || line.contains(&format!("\"{prefix}"))
+    }) {
+        let pid = line.split('\t').next().unwrap();
+        let output = std::process::Command::new("rabbitmqctl")
+            .args(["close_connection", pid, "test: simulated connection loss"])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        closed += 1;
+    }
+    closed
+}
+
+#[tokio::test]
+async fn publisher_and_subscription_reconnect_after_the_broker_drops_them() {
+    let t = TestBus::start().await;
+    let mut sub = t
+        .bus
+        .subscribe(t.spec("gateway", QueueKind::Exclusive, &["#"]));
+    assert!(sub.wait_ready(Duration::from_secs(10)).await);
+
+    assert_eq!(
+        close_connections_named(t.bus.topology().prefix()),
+        2,
+        "publisher and subscription connections"
+    );
+    let Bus::Amqp(amqp) = &t.bus else {
+        unreachable!()
+    };
+    // Both sides notice the loss and come back by themselves.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if amqp.is_connected() && sub.is_ready() {
+            let published = t
+                .bus
+                .publish(
+                    Exchange::Notifications,
+                    "all.normal",
+                    Bytes::from_static(b"after"),
+                )
+                .await;
+            if published.is_ok() {
+                break;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the bus did not recover"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(next_payload(&mut sub).await.1, Bytes::from_static(b"after"));
+    t.cleanup(&[]).await;
+}
