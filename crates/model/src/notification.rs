@@ -1,5 +1,6 @@
 //! The bus envelope (spec 2.1): a `NotificationMessage` with the fields the spec keeps internal.
 
+use crate::offline::{OFFLINE_PREFIX, OfflineMessage};
 use crate::ws::ClientFrame;
 use crate::{MessageId, NotificationType, Priority, Target, UserId};
 use serde::{Deserialize, Serialize};
@@ -71,6 +72,37 @@ impl NotificationMessage {
             time: &self.time,
             message_id: self.message_id.as_str(),
         }
+    }
+
+    /// The entry kept in an offline inbox (spec 5.1): the content prefixed, `data` holding
+    /// `priority`, `need_confirm`, the sender's fields and `original_push_time`.
+    pub fn offline_entry(&self, saved_at: String) -> OfflineMessage {
+        let mut data = Map::new();
+        data.insert("priority".to_owned(), Value::from(self.priority.as_u8()));
+        data.insert("need_confirm".to_owned(), Value::Bool(self.need_confirm));
+        for (key, value) in self.data.iter().flatten() {
+            data.insert(key.clone(), value.clone());
+        }
+        data.insert(
+            "original_push_time".to_owned(),
+            Value::String(self.time.clone()),
+        );
+        OfflineMessage {
+            notification_type: self.notification_type.as_str().to_owned(),
+            content: format!("{OFFLINE_PREFIX}{}", self.content),
+            data,
+            time: self.time.clone(),
+            message_id: self.message_id.to_string(),
+            saved_at,
+        }
+    }
+
+    /// The users a `user`/`custom` message is for, exclusions applied; empty for broadcasts.
+    pub fn explicit_recipients(&self) -> impl Iterator<Item = UserId> + '_ {
+        self.target_ids
+            .iter()
+            .copied()
+            .filter(|id| !self.exclude_ids.contains(id))
     }
 
     /// Whether a user with `user_id` and the admin role or not is addressed by this message.

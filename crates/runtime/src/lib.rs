@@ -9,7 +9,10 @@ pub mod telemetry;
 
 pub use auth::{AuthError, Claims, JwtIssuer, JwtVerifier, Role};
 pub use config::{ConfigError, ConfigLoader};
-pub use settings::{BusSettings, HttpSettings, JwtSettings, LogFormat, LogSettings, TimeSettings};
+pub use settings::{
+    BusSettings, HttpSettings, JwtSettings, LogFormat, LogSettings, OfflineSettings, RedisSettings,
+    TimeSettings,
+};
 pub use shutdown::shutdown_on_signals;
 
 /// Installs rustls' aws-lc-rs crypto provider for the process.

@@ -250,3 +250,81 @@ impl TimeSettings {
             .map_err(|reason| ConfigError::invalid("time.utc_offset", reason))
     }
 }
+
+/// Redis (`[redis]`, `HERALD_REDIS_*`): offline inboxes now; presence and rate limits later.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://host:port/db`, or `memory` for the in-process twin.
+    pub url: String,
+    /// Prepended to every key, so deployments and tests can share a server. Empty by default,
+    /// which keeps the spec's key names (`offline_msg:{user_id}`).
+    #[serde(deserialize_with = "string_like")]
+    pub key_prefix: String,
+    /// Milliseconds a command may take before it fails (including while reconnecting).
+    pub command_timeout_ms: u64,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".to_owned(),
+            key_prefix: String::new(),
+            command_timeout_ms: 2000,
+        }
+    }
+}
+
+impl RedisSettings {
+    /// Rejects an unusable Redis configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let ok = self.url == "memory"
+            || self.url.starts_with("redis://")
+            || self.url.starts_with("rediss://");
+        if !ok {
+            return Err(ConfigError::invalid(
+                "redis.url",
+                "must be `memory` or a redis:// or rediss:// URL",
+            ));
+        }
+        if self.command_timeout_ms == 0 {
+            return Err(ConfigError::invalid(
+                "redis.command_timeout_ms",
+                "must be positive",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Offline inboxes (`[offline]`, `HERALD_OFFLINE_*`; spec 5 and 8.3).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OfflineSettings {
+    /// Messages kept per user; the oldest are dropped first.
+    pub max_per_user: usize,
+    /// Seconds a message is kept.
+    pub ttl_secs: u64,
+}
+
+impl Default for OfflineSettings {
+    fn default() -> Self {
+        Self {
+            max_per_user: 100,
+            ttl_secs: 7 * 24 * 3600,
+        }
+    }
+}
+
+impl OfflineSettings {
+    /// Rejects an unusable inbox configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_per_user == 0 || self.ttl_secs == 0 {
+            return Err(ConfigError::invalid(
+                "offline.max_per_user",
+                "limits must be positive (offline.ttl_secs too)",
+            ));
+        }
+        Ok(())
+    }
+}

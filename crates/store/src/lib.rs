@@ -1,6 +1,6 @@
-//! Herald's storage: the relational tables (sea-orm: push config, device registrations, push
-//! logs, the user directory), push records (MongoDB, and SQL for the embedded mode) and offline
-//! inboxes (Redis, and in-process for the embedded mode).
-//!
-//! Empty until the issues that need storage land; the crate exists now so the workspace has
-//! its final shape and nothing else grows a storage module in the meantime.
+//! Herald's storage. Today: offline inboxes ([`inbox`]), in Redis or in process. Coming with
+//! later issues: the relational tables (sea-orm) and push records (MongoDB, and SQL).
+
+pub mod inbox;
+
+pub use inbox::{InboxError, OfflineInbox, Replay};

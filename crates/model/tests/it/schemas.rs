@@ -105,3 +105,14 @@ fn the_spec_request_examples_match_the_request_schema() {
         &json!({"content": "x", "target": "everyone"}),
     );
 }
+
+#[test]
+fn offline_entries_match_the_offline_message_schema() {
+    for message in [spec_3_2_message(), sample_message()] {
+        let entry = message.offline_entry("2025-01-27 10:30:05".into());
+        assert_valid(
+            "offline-message.schema.json",
+            &serde_json::to_value(entry).unwrap(),
+        );
+    }
+}

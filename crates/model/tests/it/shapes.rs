@@ -323,3 +323,18 @@ fn offline_message_matches_spec_5_1() {
     assert!(parsed.content.starts_with(model::offline::OFFLINE_PREFIX));
     assert_eq!(serde_json::to_string(&parsed).unwrap(), raw);
 }
+
+#[test]
+fn offline_entry_follows_spec_5_1_and_keeps_the_frame_data() {
+    let entry = spec_3_2_message().offline_entry("2025-01-27 10:30:05".into());
+    assert_eq!(
+        serde_json::to_value(&entry).unwrap(),
+        json!({"type": "system_notice", "content": "[离线消息] 系统将于今晚23:00-23:30进行例行维护",
+            "data": {"priority": 1, "need_confirm": false, "extra_info": "请提前保存工作", "original_push_time": "2025-01-27 10:30:00"},
+            "time": "2025-01-27 10:30:00", "message_id": "1706335800123456789-abc12345", "saved_at": "2025-01-27 10:30:05"})
+    );
+    assert_eq!(
+        sample_message().explicit_recipients().collect::<Vec<_>>(),
+        [123, 789]
+    );
+}
