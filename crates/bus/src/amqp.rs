@@ -6,20 +6,15 @@
 //! [`BusError::Unavailable`] instead of hanging. Each subscription owns its own connection and
 //! re-declares its queue and bindings every time it reconnects.
 
-use crate::{
-    Acker, BusError, Exchange, Incoming, QueueKind, Subscription, SubscriptionSpec, Topology,
-};
+use crate::{Acker, BusError, Exchange, Incoming, QueueKind, Subscription, SubscriptionSpec, Topology};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
-    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
-    QueueDeleteOptions,
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Event, ExchangeKind,
-};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Event, ExchangeKind};
 use runtime::BusSettings;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -71,8 +66,7 @@ impl AmqpBus {
 
     /// Whether the publisher is connected right now.
     pub fn is_connected(&self) -> bool {
-        self.current_channel()
-            .is_some_and(|c| c.status().connected())
+        self.current_channel().is_some_and(|c| c.status().connected())
     }
 
     /// Waits until the publisher is connected, for at most `limit`.
@@ -88,28 +82,18 @@ impl AmqpBus {
     }
 
     fn current_channel(&self) -> Option<Channel> {
-        self.inner
-            .publisher
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.inner.publisher.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Publishes persistently and waits for the broker's confirm, within the publish timeout.
-    pub async fn publish(
-        &self,
-        exchange: Exchange,
-        routing_key: &str,
-        payload: Bytes,
-    ) -> Result<(), BusError> {
+    pub async fn publish(&self, exchange: Exchange, routing_key: &str, payload: Bytes) -> Result<(), BusError> {
         let channel = self
             .current_channel()
             .filter(|c| c.status().connected())
             .ok_or_else(|| BusError::Unavailable("not connected; reconnecting".into()))?;
         let exchange = self.inner.topology.exchange(exchange);
-        let properties = BasicProperties::default()
-            .with_delivery_mode(PERSISTENT)
-            .with_content_type("application/json".into());
+        let properties =
+            BasicProperties::default().with_delivery_mode(PERSISTENT).with_content_type("application/json".into());
         let timeout_ms = self.inner.settings.publish_timeout_ms;
         let confirmed = tokio::time::timeout(Duration::from_millis(timeout_ms), async {
             channel
@@ -150,18 +134,11 @@ impl AmqpBus {
         let conn = connect(&self.inner.settings, "herald-admin").await?;
         let channel = conn.create_channel().await?;
         for queue in durable_queues {
-            channel
-                .queue_delete(
-                    self.inner.topology.queue(queue).into(),
-                    QueueDeleteOptions::default(),
-                )
-                .await?;
+            channel.queue_delete(self.inner.topology.queue(queue).into(), QueueDeleteOptions::default()).await?;
         }
         for exchange in [Exchange::Notifications, Exchange::Events] {
             let name = self.inner.topology.exchange(exchange);
-            channel
-                .exchange_delete(name.into(), ExchangeDeleteOptions::default())
-                .await?;
+            channel.exchange_delete(name.into(), ExchangeDeleteOptions::default()).await?;
         }
         conn.close(200, "done".into()).await
     }
@@ -169,35 +146,19 @@ impl AmqpBus {
 
 async fn connect(settings: &BusSettings, name: &str) -> Result<Connection, lapin::Error> {
     let properties = ConnectionProperties::default().with_connection_name(name.into());
-    match tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        Connection::connect(&settings.url, properties),
-    )
-    .await
-    {
+    match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(&settings.url, properties)).await {
         Ok(result) => result,
-        Err(_) => Err(lapin::Error::from(lapin::ErrorKind::IOError(Arc::new(
-            std::io::Error::new(std::io::ErrorKind::TimedOut, "connection attempt timed out"),
-        )))),
+        Err(_) => Err(lapin::Error::from(lapin::ErrorKind::IOError(Arc::new(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "connection attempt timed out",
+        ))))),
     }
 }
 
-async fn declare_exchange(
-    channel: &Channel,
-    topology: &Topology,
-    exchange: Exchange,
-) -> Result<(), lapin::Error> {
-    let options = ExchangeDeclareOptions {
-        durable: true,
-        ..ExchangeDeclareOptions::default()
-    };
+async fn declare_exchange(channel: &Channel, topology: &Topology, exchange: Exchange) -> Result<(), lapin::Error> {
+    let options = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
     channel
-        .exchange_declare(
-            topology.exchange(exchange).into(),
-            ExchangeKind::Topic,
-            options,
-            FieldTable::default(),
-        )
+        .exchange_declare(topology.exchange(exchange).into(), ExchangeKind::Topic, options, FieldTable::default())
         .await
 }
 
@@ -223,11 +184,7 @@ async fn connection_lost(conn: &Connection) {
 }
 
 /// Waits `delay` unless shutdown comes first; returns whether to go on.
-async fn backoff(
-    shutdown: &CancellationToken,
-    delay: &mut Duration,
-    settings: &BusSettings,
-) -> bool {
+async fn backoff(shutdown: &CancellationToken, delay: &mut Duration, settings: &BusSettings) -> bool {
     tokio::select! {
         _ = shutdown.cancelled() => return false,
         _ = tokio::time::sleep(*delay) => {}
@@ -245,10 +202,7 @@ async fn supervise_publisher(inner: Arc<Inner>) {
         }
         match open_publisher(&inner).await {
             Ok((conn, channel)) => {
-                *inner
-                    .publisher
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(channel);
+                *inner.publisher.write().unwrap_or_else(PoisonError::into_inner) = Some(channel);
                 tracing::info!(prefix = inner.topology.prefix(), "bus publisher connected");
                 delay = min_delay;
                 let stop = tokio::select! {
@@ -256,13 +210,8 @@ async fn supervise_publisher(inner: Arc<Inner>) {
                     _ = inner.reconnect.notified() => false,
                     _ = connection_lost(&conn) => false,
                 };
-                inner
-                    .publisher
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .take();
-                let _ = tokio::time::timeout(Duration::from_secs(2), conn.close(200, "bye".into()))
-                    .await;
+                inner.publisher.write().unwrap_or_else(PoisonError::into_inner).take();
+                let _ = tokio::time::timeout(Duration::from_secs(2), conn.close(200, "bye".into())).await;
                 if stop {
                     break;
                 }
@@ -279,15 +228,9 @@ async fn supervise_publisher(inner: Arc<Inner>) {
 }
 
 async fn open_publisher(inner: &Inner) -> Result<(Connection, Channel), lapin::Error> {
-    let conn = connect(
-        &inner.settings,
-        &format!("{}-publisher", inner.topology.prefix()),
-    )
-    .await?;
+    let conn = connect(&inner.settings, &format!("{}-publisher", inner.topology.prefix())).await?;
     let channel = conn.create_channel().await?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
+    channel.confirm_select(ConfirmSelectOptions::default()).await?;
     for exchange in [Exchange::Notifications, Exchange::Events] {
         declare_exchange(&channel, &inner.topology, exchange).await?;
     }
@@ -344,43 +287,19 @@ async fn consume(
 ) -> Result<Ended, lapin::Error> {
     let conn = connect(&inner.settings, queue).await?;
     let channel = conn.create_channel().await?;
-    channel
-        .basic_qos(inner.settings.prefetch, BasicQosOptions::default())
-        .await?;
+    channel.basic_qos(inner.settings.prefetch, BasicQosOptions::default()).await?;
     declare_exchange(&channel, &inner.topology, spec.exchange).await?;
     let exclusive = spec.kind == QueueKind::Exclusive;
-    let options = QueueDeclareOptions {
-        durable: !exclusive,
-        exclusive,
-        auto_delete: exclusive,
-        ..Default::default()
-    };
-    channel
-        .queue_declare(queue.into(), options, FieldTable::default())
-        .await?;
+    let options = QueueDeclareOptions { durable: !exclusive, exclusive, auto_delete: exclusive, ..Default::default() };
+    channel.queue_declare(queue.into(), options, FieldTable::default()).await?;
     let exchange = inner.topology.exchange(spec.exchange);
     for binding in &spec.bindings {
-        let (q, e, b) = (
-            queue.into(),
-            exchange.clone().into(),
-            binding.as_str().into(),
-        );
-        channel
-            .queue_bind(q, e, b, QueueBindOptions::default(), FieldTable::default())
-            .await?;
+        let (q, e, b) = (queue.into(), exchange.clone().into(), binding.as_str().into());
+        channel.queue_bind(q, e, b, QueueBindOptions::default(), FieldTable::default()).await?;
     }
-    let tag = format!(
-        "{queue}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
-    let mut consumer = channel
-        .basic_consume(
-            queue.into(),
-            tag.into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let tag = format!("{queue}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let mut consumer =
+        channel.basic_consume(queue.into(), tag.into(), BasicConsumeOptions::default(), FieldTable::default()).await?;
     tracing::info!(queue, "subscription consuming");
     ready.send_replace(true);
     let ended = loop {

@@ -37,9 +37,7 @@ pub struct Topology {
 impl Topology {
     /// The topology under `prefix`.
     pub fn new(prefix: impl Into<String>) -> Self {
-        Self {
-            prefix: prefix.into(),
-        }
+        Self { prefix: prefix.into() }
     }
 
     /// The prefix.
@@ -171,9 +169,7 @@ impl Subscription {
 
     /// Waits until the subscription is ready, for at most `limit`; returns whether it is.
     pub async fn wait_ready(&mut self, limit: Duration) -> bool {
-        tokio::time::timeout(limit, self.ready.wait_for(|ready| *ready))
-            .await
-            .is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(limit, self.ready.wait_for(|ready| *ready)).await.is_ok_and(|r| r.is_ok())
     }
 
     /// The next message, waiting for one; `None` after shutdown.
@@ -211,12 +207,7 @@ impl Bus {
     }
 
     /// Publishes `payload` persistently and returns once the broker confirmed it.
-    pub async fn publish(
-        &self,
-        exchange: Exchange,
-        routing_key: &str,
-        payload: Bytes,
-    ) -> Result<(), BusError> {
+    pub async fn publish(&self, exchange: Exchange, routing_key: &str, payload: Bytes) -> Result<(), BusError> {
         match self {
             Bus::Amqp(bus) => bus.publish(exchange, routing_key, payload).await,
             Bus::Memory(bus) => bus.publish(exchange, routing_key, payload).await,
@@ -224,19 +215,10 @@ impl Bus {
     }
 
     /// Publishes an envelope to the notifications exchange under `<target>.<priority>`.
-    pub async fn publish_notification(
-        &self,
-        message: &NotificationMessage,
-    ) -> Result<(), BusError> {
+    pub async fn publish_notification(&self, message: &NotificationMessage) -> Result<(), BusError> {
         // Serialising a validated envelope cannot fail; an error here would be a bug worth a 503.
-        let payload =
-            serde_json::to_vec(message).map_err(|err| BusError::Unavailable(err.to_string()))?;
-        self.publish(
-            Exchange::Notifications,
-            &message.routing_key(),
-            Bytes::from(payload),
-        )
-        .await
+        let payload = serde_json::to_vec(message).map_err(|err| BusError::Unavailable(err.to_string()))?;
+        self.publish(Exchange::Notifications, &message.routing_key(), Bytes::from(payload)).await
     }
 
     /// Starts consuming `spec`; the subscription re-establishes itself after broker outages.

@@ -32,12 +32,7 @@ pub struct Requeue(mpsc::Sender<Incoming>);
 
 impl Requeue {
     pub(crate) async fn send(&self, routing_key: String, payload: Bytes) {
-        let incoming = Incoming {
-            routing_key,
-            payload,
-            redelivered: true,
-            acker: Acker::Memory(self.clone()),
-        };
+        let incoming = Incoming { routing_key, payload, redelivered: true, acker: Acker::Memory(self.clone()) };
         // The subscription is gone when this fails: the message has no consumer left.
         let _ = self.0.send(incoming).await;
     }
@@ -61,24 +56,13 @@ impl MemoryBus {
 
     /// Delivers `payload` to every matching subscription, waiting for room in each queue up to
     /// the publish timeout.
-    pub async fn publish(
-        &self,
-        exchange: Exchange,
-        routing_key: &str,
-        payload: Bytes,
-    ) -> Result<(), BusError> {
+    pub async fn publish(&self, exchange: Exchange, routing_key: &str, payload: Bytes) -> Result<(), BusError> {
         let targets: Vec<mpsc::Sender<Incoming>> = {
-            let mut subscribers = self
-                .subscribers
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut subscribers = self.subscribers.lock().unwrap_or_else(PoisonError::into_inner);
             subscribers.retain(|s| !s.tx.is_closed());
             subscribers
                 .iter()
-                .filter(|s| {
-                    s.exchange == exchange
-                        && s.bindings.iter().any(|b| topic_matches(b, routing_key))
-                })
+                .filter(|s| s.exchange == exchange && s.bindings.iter().any(|b| topic_matches(b, routing_key)))
                 .map(|s| s.tx.clone())
                 .collect()
         };
@@ -104,15 +88,8 @@ impl MemoryBus {
     /// A subscription to `spec`'s bindings. In memory, a durable queue is just a queue.
     pub fn subscribe(&self, spec: SubscriptionSpec) -> Subscription {
         let (tx, rx) = mpsc::channel(self.queue_capacity);
-        let subscriber = Subscriber {
-            exchange: spec.exchange,
-            bindings: spec.bindings,
-            tx,
-        };
-        self.subscribers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(subscriber);
+        let subscriber = Subscriber { exchange: spec.exchange, bindings: spec.bindings, tx };
+        self.subscribers.lock().unwrap_or_else(PoisonError::into_inner).push(subscriber);
         let (_, ready) = tokio::sync::watch::channel(true);
         Subscription { rx, ready }
     }
@@ -124,11 +101,7 @@ mod tests {
     use crate::QueueKind;
 
     fn bus() -> MemoryBus {
-        MemoryBus::new(&BusSettings {
-            prefetch: 2,
-            publish_timeout_ms: 50,
-            ..BusSettings::default()
-        })
+        MemoryBus::new(&BusSettings { prefetch: 2, publish_timeout_ms: 50, ..BusSettings::default() })
     }
 
     fn spec(exchange: Exchange, bindings: &[&str]) -> SubscriptionSpec {
@@ -146,31 +119,13 @@ mod tests {
         let mut all = bus.subscribe(spec(Exchange::Notifications, &["#"]));
         let mut urgent = bus.subscribe(spec(Exchange::Notifications, &["*.urgent"]));
         let mut events = bus.subscribe(spec(Exchange::Events, &["#"]));
-        bus.publish(
-            Exchange::Notifications,
-            "all.normal",
-            Bytes::from_static(b"1"),
-        )
-        .await
-        .unwrap();
-        bus.publish(
-            Exchange::Notifications,
-            "custom.urgent",
-            Bytes::from_static(b"2"),
-        )
-        .await
-        .unwrap();
+        bus.publish(Exchange::Notifications, "all.normal", Bytes::from_static(b"1")).await.unwrap();
+        bus.publish(Exchange::Notifications, "custom.urgent", Bytes::from_static(b"2")).await.unwrap();
         assert_eq!(all.next().await.unwrap().payload, "1");
         assert_eq!(all.next().await.unwrap().payload, "2");
         let got = urgent.next().await.unwrap();
-        assert_eq!(
-            (got.routing_key.as_str(), &got.payload[..]),
-            ("custom.urgent", &b"2"[..])
-        );
-        assert!(
-            events.rx.try_recv().is_err(),
-            "events exchange got a notification"
-        );
+        assert_eq!((got.routing_key.as_str(), &got.payload[..]), ("custom.urgent", &b"2"[..]));
+        assert!(events.rx.try_recv().is_err(), "events exchange got a notification");
     }
 
     #[tokio::test]
@@ -178,14 +133,9 @@ mod tests {
         let bus = bus();
         let _slow = bus.subscribe(spec(Exchange::Notifications, &["#"]));
         for _ in 0..2 {
-            bus.publish(Exchange::Notifications, "all.normal", Bytes::new())
-                .await
-                .unwrap();
+            bus.publish(Exchange::Notifications, "all.normal", Bytes::new()).await.unwrap();
         }
-        let err = bus
-            .publish(Exchange::Notifications, "all.normal", Bytes::new())
-            .await
-            .unwrap_err();
+        let err = bus.publish(Exchange::Notifications, "all.normal", Bytes::new()).await.unwrap_err();
         assert!(matches!(err, BusError::Timeout(50)));
     }
 
@@ -193,9 +143,7 @@ mod tests {
     async fn a_rejected_message_is_redelivered_when_requeued() {
         let bus = bus();
         let mut sub = bus.subscribe(spec(Exchange::Events, &["#"]));
-        bus.publish(Exchange::Events, "read.custom", Bytes::from_static(b"e"))
-            .await
-            .unwrap();
+        bus.publish(Exchange::Events, "read.custom", Bytes::from_static(b"e")).await.unwrap();
         sub.next().await.unwrap().reject(true).await;
         let again = sub.next().await.unwrap();
         assert!(again.redelivered);
@@ -207,9 +155,7 @@ mod tests {
         let bus = bus();
         drop(bus.subscribe(spec(Exchange::Notifications, &["#"])));
         for _ in 0..5 {
-            bus.publish(Exchange::Notifications, "all.normal", Bytes::new())
-                .await
-                .unwrap();
+            bus.publish(Exchange::Notifications, "all.normal", Bytes::new()).await.unwrap();
         }
         assert!(bus.subscribers.lock().unwrap().is_empty());
     }

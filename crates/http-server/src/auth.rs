@@ -20,9 +20,7 @@ fn verify(req: &HttpRequest) -> Result<Claims, Failure> {
         tracing::error!("no JwtVerifier in app data");
         Failure::new(ErrorCode::InternalError, "authentication is not configured")
     })?;
-    let token = bearer_token(req)
-        .ok_or(AuthError::Missing)
-        .map_err(unauthorized)?;
+    let token = bearer_token(req).ok_or(AuthError::Missing).map_err(unauthorized)?;
     verifier.verify(token).map_err(unauthorized)
 }
 
@@ -54,10 +52,7 @@ impl FromRequest for AdminClaims {
             if claims.is_admin() {
                 Ok(AdminClaims(claims))
             } else {
-                Err(Failure::new(
-                    ErrorCode::Forbidden,
-                    "this endpoint needs the admin role",
-                ))
+                Err(Failure::new(ErrorCode::Forbidden, "this endpoint needs the admin role"))
             }
         }))
     }

@@ -21,11 +21,7 @@ pub struct Failure {
 impl Failure {
     /// A failure with `code` and a message for the client.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            data: Box::new(FailureData::new(code, message)),
-            retry_after: None,
-        }
+        Self { code, data: Box::new(FailureData::new(code, message)), retry_after: None }
     }
 }
 
@@ -55,50 +51,35 @@ impl ResponseError for Failure {
 /// JSON body handling with a size limit, answering bad bodies with the spec's envelope:
 /// 415 for a content type other than JSON, 413 over the limit, 400 for malformed JSON.
 pub fn json_config(limit: usize) -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(limit)
-        .content_type_required(true)
-        .error_handler(move |err, _req| {
-            let failure = match &err {
-                JsonPayloadError::ContentType => Failure::new(
-                    ErrorCode::UnsupportedMediaType,
-                    "the body must be JSON: send Content-Type: application/json",
-                ),
-                JsonPayloadError::OverflowKnownLength { length, limit } => Failure::new(
-                    ErrorCode::PayloadTooLarge,
-                    format!("the body is {length} bytes; the limit is {limit}"),
-                ),
-                JsonPayloadError::Overflow { limit } => Failure::new(
-                    ErrorCode::PayloadTooLarge,
-                    format!("the body is over the limit of {limit} bytes"),
-                ),
-                JsonPayloadError::Deserialize(inner) => Failure::new(
-                    ErrorCode::InvalidRequest,
-                    format!("the body is not valid JSON: {inner}"),
-                ),
-                other => Failure::new(
-                    ErrorCode::InvalidRequest,
-                    format!("the body could not be read: {other}"),
-                ),
-            };
-            failure.into()
-        })
+    web::JsonConfig::default().limit(limit).content_type_required(true).error_handler(move |err, _req| {
+        let failure = match &err {
+            JsonPayloadError::ContentType => Failure::new(
+                ErrorCode::UnsupportedMediaType,
+                "the body must be JSON: send Content-Type: application/json",
+            ),
+            JsonPayloadError::OverflowKnownLength { length, limit } => {
+                Failure::new(ErrorCode::PayloadTooLarge, format!("the body is {length} bytes; the limit is {limit}"))
+            }
+            JsonPayloadError::Overflow { limit } => {
+                Failure::new(ErrorCode::PayloadTooLarge, format!("the body is over the limit of {limit} bytes"))
+            }
+            JsonPayloadError::Deserialize(inner) => {
+                Failure::new(ErrorCode::InvalidRequest, format!("the body is not valid JSON: {inner}"))
+            }
+            other => Failure::new(ErrorCode::InvalidRequest, format!("the body could not be read: {other}")),
+        };
+        failure.into()
+    })
 }
 
 /// The default service: no such route.
 pub async fn not_found(req: HttpRequest) -> Failure {
-    Failure::new(
-        ErrorCode::NotFound,
-        format!("no endpoint at {} {}", req.method(), req.path()),
-    )
+    Failure::new(ErrorCode::NotFound, format!("no endpoint at {} {}", req.method(), req.path()))
 }
 
 /// The default of a resource: the route exists, not with this method.
 pub async fn method_not_allowed(req: HttpRequest) -> Failure {
-    Failure::new(
-        ErrorCode::MethodNotAllowed,
-        format!("{} is not allowed on {}", req.method(), req.path()),
-    )
+    Failure::new(ErrorCode::MethodNotAllowed, format!("{} is not allowed on {}", req.method(), req.path()))
 }
 
 impl actix_web::Responder for Failure {

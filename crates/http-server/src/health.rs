@@ -14,11 +14,7 @@ pub struct Readiness {
 
 impl Readiness {
     /// Adds a check.
-    pub fn check(
-        mut self,
-        name: &'static str,
-        check: impl Fn() -> bool + Send + Sync + 'static,
-    ) -> Self {
+    pub fn check(mut self, name: &'static str, check: impl Fn() -> bool + Send + Sync + 'static) -> Self {
         self.checks.push((name, Arc::new(check)));
         self
     }
@@ -35,10 +31,7 @@ impl Readiness {
         for (name, check) in &self.checks {
             let ok = check();
             all_ok &= ok;
-            report.insert(
-                (*name).to_owned(),
-                json!(if ok { "ok" } else { "unavailable" }),
-            );
+            report.insert((*name).to_owned(), json!(if ok { "ok" } else { "unavailable" }));
         }
         (all_ok, report)
     }
@@ -51,11 +44,7 @@ async fn healthz() -> HttpResponse {
 async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
     let (ok, checks) = readiness.report();
     let body = json!({"status": if ok { "ok" } else { "unavailable" }, "checks": checks});
-    if ok {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
+    if ok { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
 }
 
 /// Mounts `/healthz` and `/readyz` with `readiness`.

@@ -27,17 +27,14 @@ where
     } else {
         settings.workers
     };
-    let server = HttpServer::new(move || {
-        App::new()
-            .configure(configure.clone())
-            .default_service(web::to(crate::not_found))
-    })
-    .workers(workers)
-    .disable_signals()
-    .shutdown_timeout(settings.shutdown_timeout_secs)
-    .client_request_timeout(Duration::from_secs(10))
-    .listen(listener)?
-    .run();
+    let server =
+        HttpServer::new(move || App::new().configure(configure.clone()).default_service(web::to(crate::not_found)))
+            .workers(workers)
+            .disable_signals()
+            .shutdown_timeout(settings.shutdown_timeout_secs)
+            .client_request_timeout(Duration::from_secs(10))
+            .listen(listener)?
+            .run();
     let handle = server.handle();
     let stopper = tokio::spawn(async move {
         shutdown.cancelled().await;

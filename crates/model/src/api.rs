@@ -20,11 +20,7 @@ pub struct ApiResponse<T> {
 impl<T> ApiResponse<T> {
     /// A success envelope around `data`.
     pub fn ok(data: T) -> Self {
-        Self {
-            code: CODE_OK,
-            message: "OK".to_owned(),
-            data,
-        }
+        Self { code: CODE_OK, message: "OK".to_owned(), data }
     }
 }
 
@@ -112,11 +108,7 @@ impl FailureData {
 impl ApiResponse<FailureData> {
     /// The failure envelope: the numeric code, the message, and the failure data.
     pub fn failure(code: ErrorCode, data: FailureData) -> Self {
-        Self {
-            code: code.numeric(),
-            message: data.error.clone(),
-            data,
-        }
+        Self { code: code.numeric(), message: data.error.clone(), data }
     }
 }
 

@@ -122,10 +122,7 @@ mod tests {
     #[test]
     fn no_client_error_maps_to_a_server_status() {
         for code in ErrorCode::ALL {
-            let server_side = matches!(
-                code,
-                ErrorCode::InternalError | ErrorCode::PushFailed | ErrorCode::QueueFull
-            );
+            let server_side = matches!(code, ErrorCode::InternalError | ErrorCode::PushFailed | ErrorCode::QueueFull);
             assert_eq!(code.http_status() >= 500, server_side, "{code}");
         }
     }

@@ -13,10 +13,7 @@ pub mod target;
 pub mod time_format;
 pub mod ws;
 
-pub use api::{
-    ApiResponse, FailureData, PushRecordItem, PushRecordPage, PushRecordStats, PushResult,
-    PushStatus,
-};
+pub use api::{ApiResponse, FailureData, PushRecordItem, PushRecordPage, PushRecordStats, PushResult, PushStatus};
 pub use error_code::ErrorCode;
 pub use message_id::{MessageId, MessageIdError};
 pub use notification::{NotificationMessage, Sender};

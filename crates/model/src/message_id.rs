@@ -20,10 +20,7 @@ pub struct MessageIdError(String);
 impl MessageId {
     /// A fresh id stamped with the current time.
     pub fn generate() -> Self {
-        Self::from_parts(
-            OffsetDateTime::now_utc().unix_timestamp_nanos(),
-            Uuid::new_v4(),
-        )
+        Self::from_parts(OffsetDateTime::now_utc().unix_timestamp_nanos(), Uuid::new_v4())
     }
 
     /// The id for a given time and uuid; `generate` with its inputs made explicit.
@@ -42,11 +39,7 @@ impl MessageId {
             && nanos.bytes().all(|b| b.is_ascii_digit())
             && nanos.parse::<u64>().is_ok();
         let suffix_ok = suffix.len() == 8 && suffix.bytes().all(|b| b.is_ascii_alphanumeric());
-        if nanos_ok && suffix_ok {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(bad())
-        }
+        if nanos_ok && suffix_ok { Ok(Self(raw.to_owned())) } else { Err(bad()) }
     }
 
     /// The id as text.
@@ -56,10 +49,7 @@ impl MessageId {
 
     /// The creation time encoded in the id, in nanoseconds since the Unix epoch.
     pub fn unix_nanos(&self) -> u64 {
-        self.0
-            .split_once('-')
-            .and_then(|(n, _)| n.parse().ok())
-            .unwrap_or_default()
+        self.0.split_once('-').and_then(|(n, _)| n.parse().ok()).unwrap_or_default()
     }
 }
 
@@ -106,26 +96,16 @@ mod tests {
 
     #[test]
     fn the_spec_examples_parse() {
-        for raw in [
-            "1706335800123456789-abc12345",
-            "1706335800123456789-ghi12345",
-        ] {
+        for raw in ["1706335800123456789-abc12345", "1706335800123456789-ghi12345"] {
             assert!(MessageId::parse(raw).is_ok(), "{raw}");
         }
     }
 
     #[test]
     fn malformed_ids_are_rejected() {
-        for raw in [
-            "",
-            "-abc12345",
-            "123",
-            "123-abc1234",
-            "123-abc123456",
-            "12a-abc12345",
-            "123-abc1234!",
-            "123_abc12345",
-        ] {
+        for raw in
+            ["", "-abc12345", "123", "123-abc1234", "123-abc123456", "12a-abc12345", "123-abc1234!", "123_abc12345"]
+        {
             assert!(MessageId::parse(raw).is_err(), "{raw}");
         }
     }

@@ -83,10 +83,7 @@ impl NotificationMessage {
         for (key, value) in self.data.iter().flatten() {
             data.insert(key.clone(), value.clone());
         }
-        data.insert(
-            "original_push_time".to_owned(),
-            Value::String(self.time.clone()),
-        );
+        data.insert("original_push_time".to_owned(), Value::String(self.time.clone()));
         OfflineMessage {
             notification_type: self.notification_type.as_str().to_owned(),
             content: format!("{OFFLINE_PREFIX}{}", self.content),
@@ -99,10 +96,7 @@ impl NotificationMessage {
 
     /// The users a `user`/`custom` message is for, exclusions applied; empty for broadcasts.
     pub fn explicit_recipients(&self) -> impl Iterator<Item = UserId> + '_ {
-        self.target_ids
-            .iter()
-            .copied()
-            .filter(|id| !self.exclude_ids.contains(id))
+        self.target_ids.iter().copied().filter(|id| !self.exclude_ids.contains(id))
     }
 
     /// Whether a user with `user_id` and the admin role or not is addressed by this message.

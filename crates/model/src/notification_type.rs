@@ -65,15 +65,9 @@ impl NotificationType {
             && bytes.len() <= MAX_TYPE_LEN
             && bytes[0].is_ascii_lowercase()
             && bytes.last().is_some_and(|b| *b != b'_')
-            && bytes
-                .iter()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
+            && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
             && !raw.contains("__");
-        if ok {
-            Ok(Self(Cow::Owned(raw.to_owned())))
-        } else {
-            Err(NotificationTypeError)
-        }
+        if ok { Ok(Self(Cow::Owned(raw.to_owned()))) } else { Err(NotificationTypeError) }
     }
 
     /// The type name.
@@ -133,17 +127,7 @@ mod tests {
     #[test]
     fn malformed_types_are_rejected() {
         let too_long = "a".repeat(MAX_TYPE_LEN + 1);
-        for raw in [
-            "",
-            "Order",
-            "order-paid",
-            "_x",
-            "x_",
-            "a__b",
-            "9lives",
-            "订单",
-            too_long.as_str(),
-        ] {
+        for raw in ["", "Order", "order-paid", "_x", "x_", "a__b", "9lives", "订单", too_long.as_str()] {
             assert!(NotificationType::parse(raw).is_err(), "{raw}");
         }
         assert!(NotificationType::parse(&"a".repeat(MAX_TYPE_LEN)).is_ok());

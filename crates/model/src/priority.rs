@@ -20,12 +20,7 @@ pub enum Priority {
 
 impl Priority {
     /// Every priority, lowest first.
-    pub const ALL: [Priority; 4] = [
-        Priority::Low,
-        Priority::Normal,
-        Priority::High,
-        Priority::Urgent,
-    ];
+    pub const ALL: [Priority; 4] = [Priority::Low, Priority::Normal, Priority::High, Priority::Urgent];
 
     /// The spec's integer value.
     pub fn as_u8(self) -> u8 {
@@ -90,8 +85,7 @@ impl<'de> Deserialize<'de> for Priority {
                     .and_then(|v| self.visit_u64(v))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Priority, E> {
-                Priority::from_name(v)
-                    .ok_or_else(|| E::invalid_value(de::Unexpected::Str(v), &self))
+                Priority::from_name(v).ok_or_else(|| E::invalid_value(de::Unexpected::Str(v), &self))
             }
         }
         d.deserialize_any(PriorityVisitor)
@@ -110,14 +104,8 @@ mod tests {
 
     #[test]
     fn accepts_integers_and_names() {
-        assert_eq!(
-            serde_json::from_str::<Priority>("0").unwrap(),
-            Priority::Low
-        );
-        assert_eq!(
-            serde_json::from_str::<Priority>("\"high\"").unwrap(),
-            Priority::High
-        );
+        assert_eq!(serde_json::from_str::<Priority>("0").unwrap(), Priority::Low);
+        assert_eq!(serde_json::from_str::<Priority>("\"high\"").unwrap(), Priority::High);
     }
 
     #[test]

@@ -4,8 +4,7 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
-const FORMAT: &[BorrowedFormatItem<'static>] =
-    format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+const FORMAT: &[BorrowedFormatItem<'static>] = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
 
 /// Renders and parses times as `2025-01-27 10:30:00` in one fixed UTC offset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,9 +14,7 @@ pub struct TimeFormat {
 
 impl Default for TimeFormat {
     fn default() -> Self {
-        Self {
-            offset: UtcOffset::UTC,
-        }
+        Self { offset: UtcOffset::UTC }
     }
 }
 
@@ -33,11 +30,8 @@ impl TimeFormat {
         if raw.eq_ignore_ascii_case("z") || raw.eq_ignore_ascii_case("utc") {
             return Ok(UtcOffset::UTC);
         }
-        UtcOffset::parse(
-            raw,
-            format_description!("[offset_hour sign:mandatory]:[offset_minute]"),
-        )
-        .map_err(|_| format!("`{raw}` is not a UTC offset; write it as +08:00, -05:30 or UTC"))
+        UtcOffset::parse(raw, format_description!("[offset_hour sign:mandatory]:[offset_minute]"))
+            .map_err(|_| format!("`{raw}` is not a UTC offset; write it as +08:00, -05:30 or UTC"))
     }
 
     /// The offset times are rendered in.
@@ -49,9 +43,7 @@ impl TimeFormat {
     pub fn format(&self, at: OffsetDateTime) -> String {
         // Formatting a valid date with a static description cannot fail; the fallback keeps
         // the function total without a panic path.
-        at.to_offset(self.offset)
-            .format(FORMAT)
-            .unwrap_or_else(|_| at.unix_timestamp().to_string())
+        at.to_offset(self.offset).format(FORMAT).unwrap_or_else(|_| at.unix_timestamp().to_string())
     }
 
     /// The current time, rendered.

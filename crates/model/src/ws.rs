@@ -24,9 +24,17 @@ impl WsMessage {
     pub fn error(code: &str, message: impl Into<String>, time: String) -> Self {
         let mut data = Map::new();
         data.insert("code".to_owned(), Value::String(code.to_owned()));
+        Self { message_type: "error".to_owned(), content: message.into(), data: Value::Object(data), time }
+    }
+
+    /// Sent before a replay when older offline messages were dropped (inbox full or expired):
+    /// `{"type":"offline_overflow","data":{"dropped":N},...}`.
+    pub fn offline_overflow(dropped: u64, time: String) -> Self {
+        let mut data = Map::new();
+        data.insert("dropped".to_owned(), Value::from(dropped));
         Self {
-            message_type: "error".to_owned(),
-            content: message.into(),
+            message_type: "offline_overflow".to_owned(),
+            content: format!("{dropped} older notifications expired before you reconnected"),
             data: Value::Object(data),
             time,
         }
@@ -34,12 +42,7 @@ impl WsMessage {
 
     /// The answer to a client's application-level `{"type":"ping"}`.
     pub fn pong(time: String) -> Self {
-        Self {
-            message_type: "pong".to_owned(),
-            content: String::new(),
-            data: Value::Null,
-            time,
-        }
+        Self { message_type: "pong".to_owned(), content: String::new(), data: Value::Null, time }
     }
 }
 
@@ -118,48 +121,21 @@ pub struct CloseCode {
 
 impl CloseCode {
     /// 1000: the client asked to close.
-    pub const NORMAL: Self = Self {
-        code: 1000,
-        reason: "closed",
-    };
+    pub const NORMAL: Self = Self { code: 1000, reason: "closed" };
     /// 1001: the server is shutting down; reconnect to another replica.
-    pub const GOING_AWAY: Self = Self {
-        code: 1001,
-        reason: "server shutting down",
-    };
+    pub const GOING_AWAY: Self = Self { code: 1001, reason: "server shutting down" };
     /// 1003: the client sent a binary frame; Herald speaks JSON text only.
-    pub const UNSUPPORTED_DATA: Self = Self {
-        code: 1003,
-        reason: "text frames only",
-    };
+    pub const UNSUPPORTED_DATA: Self = Self { code: 1003, reason: "text frames only" };
     /// 1008: the token expired while the connection was open.
-    pub const POLICY_VIOLATION: Self = Self {
-        code: 1008,
-        reason: "token expired",
-    };
+    pub const POLICY_VIOLATION: Self = Self { code: 1008, reason: "token expired" };
     /// 1009: the client sent a frame over the size limit.
-    pub const MESSAGE_TOO_BIG: Self = Self {
-        code: 1009,
-        reason: "frame too large",
-    };
+    pub const MESSAGE_TOO_BIG: Self = Self { code: 1009, reason: "frame too large" };
     /// 1011: an unexpected server-side error.
-    pub const INTERNAL_ERROR: Self = Self {
-        code: 1011,
-        reason: "internal error",
-    };
+    pub const INTERNAL_ERROR: Self = Self { code: 1011, reason: "internal error" };
     /// 4000: no frame or pong from the client within the heartbeat timeout.
-    pub const HEARTBEAT_TIMEOUT: Self = Self {
-        code: 4000,
-        reason: "heartbeat timeout",
-    };
+    pub const HEARTBEAT_TIMEOUT: Self = Self { code: 4000, reason: "heartbeat timeout" };
     /// 4001: the client could not keep up with its messages; reconnect to replay.
-    pub const SLOW_CLIENT: Self = Self {
-        code: 4001,
-        reason: "slow client: send buffer full",
-    };
+    pub const SLOW_CLIENT: Self = Self { code: 4001, reason: "slow client: send buffer full" };
     /// 4002: the client broke the WebSocket protocol.
-    pub const PROTOCOL_ERROR: Self = Self {
-        code: 4002,
-        reason: "protocol error",
-    };
+    pub const PROTOCOL_ERROR: Self = Self { code: 4002, reason: "protocol error" };
 }

@@ -63,9 +63,7 @@ pub struct Claims {
 impl Claims {
     /// Claims for `sub` with `role`, valid for `ttl` from now.
     pub fn new(sub: UserId, name: impl Into<String>, role: Role, ttl: Duration) -> Self {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         Self {
             sub,
             name: name.into(),
@@ -98,9 +96,7 @@ fn user_id_from_number_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<User
     }
     let id = match Raw::deserialize(d)? {
         Raw::Number(n) => n,
-        Raw::Text(s) => s
-            .parse()
-            .map_err(|_| de::Error::custom("sub must be a positive integer user id"))?,
+        Raw::Text(s) => s.parse().map_err(|_| de::Error::custom("sub must be a positive integer user id"))?,
     };
     if id <= 0 {
         return Err(de::Error::custom("sub must be a positive integer user id"));
@@ -150,10 +146,7 @@ impl JwtVerifier {
             Some(audience) => validation.set_audience(&[audience]),
             None => validation.validate_aud = false,
         }
-        Self {
-            key: DecodingKey::from_secret(settings.secret.expose_secret().as_bytes()),
-            validation,
-        }
+        Self { key: DecodingKey::from_secret(settings.secret.expose_secret().as_bytes()), validation }
     }
 
     /// Verifies `token` and returns its claims.
@@ -162,29 +155,23 @@ impl JwtVerifier {
         if token.is_empty() {
             return Err(AuthError::Missing);
         }
-        jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-            .map(|data| data.claims)
-            .map_err(|err| {
-                match err.kind() {
-                    ErrorKind::ExpiredSignature => AuthError::Expired,
-                    ErrorKind::InvalidSignature => AuthError::Signature,
-                    ErrorKind::InvalidAlgorithm
-                    | ErrorKind::InvalidAlgorithmName
-                    | ErrorKind::UnsupportedAlgorithm
-                    | ErrorKind::MissingAlgorithm => AuthError::Algorithm,
-                    ErrorKind::InvalidIssuer => AuthError::Malformed("wrong issuer".into()),
-                    ErrorKind::InvalidAudience => AuthError::Malformed("wrong audience".into()),
-                    ErrorKind::MissingRequiredClaim(claim) => {
-                        AuthError::Malformed(format!("the {claim} claim is missing"))
-                    }
-                    // A header naming an algorithm the library does not know (`none`) fails to parse.
-                    ErrorKind::Json(inner) if inner.to_string().contains("unknown variant") => {
-                        AuthError::Algorithm
-                    }
-                    ErrorKind::Json(inner) => AuthError::Malformed(inner.to_string()),
-                    _ => AuthError::Malformed("not a well-formed JWT".into()),
-                }
-            })
+        jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map(|data| data.claims).map_err(|err| {
+            match err.kind() {
+                ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::InvalidSignature => AuthError::Signature,
+                ErrorKind::InvalidAlgorithm
+                | ErrorKind::InvalidAlgorithmName
+                | ErrorKind::UnsupportedAlgorithm
+                | ErrorKind::MissingAlgorithm => AuthError::Algorithm,
+                ErrorKind::InvalidIssuer => AuthError::Malformed("wrong issuer".into()),
+                ErrorKind::InvalidAudience => AuthError::Malformed("wrong audience".into()),
+                ErrorKind::MissingRequiredClaim(claim) => AuthError::Malformed(format!("the {claim} claim is missing")),
+                // A header naming an algorithm the library does not know (`none`) fails to parse.
+                ErrorKind::Json(inner) if inner.to_string().contains("unknown variant") => AuthError::Algorithm,
+                ErrorKind::Json(inner) => AuthError::Malformed(inner.to_string()),
+                _ => AuthError::Malformed("not a well-formed JWT".into()),
+            }
+        })
     }
 }
 
@@ -197,9 +184,7 @@ pub struct JwtIssuer {
 impl JwtIssuer {
     /// An issuer for `settings`.
     pub fn new(settings: &JwtSettings) -> Self {
-        Self {
-            key: EncodingKey::from_secret(settings.secret.expose_secret().as_bytes()),
-        }
+        Self { key: EncodingKey::from_secret(settings.secret.expose_secret().as_bytes()) }
     }
 
     /// A signed HS256 token carrying `claims`.
@@ -215,21 +200,14 @@ mod tests {
     use serde_json::json;
 
     fn settings(secret: &str) -> JwtSettings {
-        JwtSettings {
-            secret: SecretString::from(secret),
-            ..JwtSettings::default()
-        }
+        JwtSettings { secret: SecretString::from(secret), ..JwtSettings::default() }
     }
 
     fn b64(bytes: &[u8]) -> String {
-        const ALPHABET: &[u8; 64] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         let mut out = String::new();
         for chunk in bytes.chunks(3) {
-            let n = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+            let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
             for i in 0..=chunk.len() {
                 out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
             }
@@ -257,26 +235,16 @@ mod tests {
     #[test]
     fn a_token_signed_with_another_secret_is_refused() {
         let claims = Claims::new(1, "a", Role::Admin, Duration::from_secs(60));
-        let token = JwtIssuer::new(&settings("another-secret-of-16"))
-            .issue(&claims)
-            .unwrap();
-        assert_eq!(
-            JwtVerifier::new(&settings("0123456789abcdef0123")).verify(&token),
-            Err(AuthError::Signature)
-        );
+        let token = JwtIssuer::new(&settings("another-secret-of-16")).issue(&claims).unwrap();
+        assert_eq!(JwtVerifier::new(&settings("0123456789abcdef0123")).verify(&token), Err(AuthError::Signature));
     }
 
     #[test]
     fn an_alg_none_token_is_refused() {
         let header = b64(br#"{"alg":"none","typ":"JWT"}"#);
-        let body = b64(json!({"sub": 1, "role": "admin", "exp": 4_000_000_000u64})
-            .to_string()
-            .as_bytes());
+        let body = b64(json!({"sub": 1, "role": "admin", "exp": 4_000_000_000u64}).to_string().as_bytes());
         let verifier = JwtVerifier::new(&settings("0123456789abcdef0123"));
-        assert_eq!(
-            verifier.verify(&format!("{header}.{body}.")),
-            Err(AuthError::Algorithm)
-        );
+        assert_eq!(verifier.verify(&format!("{header}.{body}.")), Err(AuthError::Algorithm));
     }
 
     #[test]
@@ -285,20 +253,14 @@ mod tests {
         let claims = Claims::new(1, "a", Role::Admin, Duration::from_secs(60));
         let key = EncodingKey::from_secret(b"0123456789abcdef0123");
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS512), &claims, &key).unwrap();
-        assert_eq!(
-            JwtVerifier::new(&s).verify(&token),
-            Err(AuthError::Algorithm)
-        );
+        assert_eq!(JwtVerifier::new(&s).verify(&token), Err(AuthError::Algorithm));
     }
 
     #[test]
     fn garbage_and_empty_tokens_are_refused() {
         let verifier = JwtVerifier::new(&settings("0123456789abcdef0123"));
         assert_eq!(verifier.verify(""), Err(AuthError::Missing));
-        assert!(matches!(
-            verifier.verify("abc.def"),
-            Err(AuthError::Malformed(_))
-        ));
+        assert!(matches!(verifier.verify("abc.def"), Err(AuthError::Malformed(_))));
     }
 
     #[test]
@@ -306,22 +268,11 @@ mod tests {
         let s = settings("0123456789abcdef0123");
         let key = EncodingKey::from_secret(b"0123456789abcdef0123");
         let sign = |sub: serde_json::Value| {
-            jsonwebtoken::encode(
-                &Header::default(),
-                &json!({"sub": sub, "exp": 4_000_000_000u64}),
-                &key,
-            )
-            .unwrap()
+            jsonwebtoken::encode(&Header::default(), &json!({"sub": sub, "exp": 4_000_000_000u64}), &key).unwrap()
         };
         let claims = JwtVerifier::new(&s).verify(&sign(json!("17"))).unwrap();
         assert_eq!((claims.sub, claims.role), (17, Role::User));
-        assert!(matches!(
-            JwtVerifier::new(&s).verify(&sign(json!("bob"))),
-            Err(AuthError::Malformed(_))
-        ));
-        assert!(matches!(
-            JwtVerifier::new(&s).verify(&sign(json!(0))),
-            Err(AuthError::Malformed(_))
-        ));
+        assert!(matches!(JwtVerifier::new(&s).verify(&sign(json!("bob"))), Err(AuthError::Malformed(_))));
+        assert!(matches!(JwtVerifier::new(&s).verify(&sign(json!(0))), Err(AuthError::Malformed(_))));
     }
 }

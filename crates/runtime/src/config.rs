@@ -46,26 +46,13 @@ pub enum ConfigError {
 impl ConfigError {
     fn from_figment(err: &figment::Error) -> Self {
         let key = err.path.join(".");
-        let origin = err
-            .metadata
-            .as_ref()
-            .map(|m| format!(" (from {})", m.name))
-            .unwrap_or_default();
-        Self::Load {
-            env: env_name(&key),
-            key,
-            reason: err.kind.to_string(),
-            origin,
-        }
+        let origin = err.metadata.as_ref().map(|m| format!(" (from {})", m.name)).unwrap_or_default();
+        Self::Load { env: env_name(&key), key, reason: err.kind.to_string(), origin }
     }
 
     /// A refusal of the value at `key`.
     pub fn invalid(key: &str, reason: impl Into<String>) -> Self {
-        Self::Invalid {
-            key: key.to_owned(),
-            env: env_name(key),
-            reason: reason.into(),
-        }
+        Self::Invalid { key: key.to_owned(), env: env_name(key), reason: reason.into() }
     }
 }
 
@@ -83,10 +70,7 @@ pub struct ConfigLoader {
 impl ConfigLoader {
     /// A loader that reads the file named by `HERALD_CONFIG`, if set.
     pub fn new() -> Self {
-        Self {
-            file: std::env::var_os(CONFIG_FILE_ENV).map(PathBuf::from),
-            overrides: Vec::new(),
-        }
+        Self { file: std::env::var_os(CONFIG_FILE_ENV).map(PathBuf::from), overrides: Vec::new() }
     }
 
     /// Reads this TOML file (it must exist) instead of the one named by `HERALD_CONFIG`.
@@ -114,13 +98,8 @@ impl ConfigLoader {
             }
             figment = figment.merge(Toml::file(path));
         }
-        let env = Env::prefixed("HERALD_")
-            .ignore(&["CONFIG"])
-            .map(|key| key.as_str().replacen('_', ".", 1).into());
-        figment
-            .merge(env)
-            .extract()
-            .map_err(|err| ConfigError::from_figment(&err))
+        let env = Env::prefixed("HERALD_").ignore(&["CONFIG"]).map(|key| key.as_str().replacen('_', ".", 1).into());
+        figment.merge(env).extract().map_err(|err| ConfigError::from_figment(&err))
     }
 }
 
@@ -160,10 +139,7 @@ mod tests {
     #[test]
     fn the_environment_overrides_the_file_which_overrides_defaults() {
         Jail::expect_with(|jail| {
-            jail.create_file(
-                "herald.toml",
-                "[http]\naddr = \"0.0.0.0:9000\"\n[bus]\nprefix = \"from-file\"\n",
-            )?;
+            jail.create_file("herald.toml", "[http]\naddr = \"0.0.0.0:9000\"\n[bus]\nprefix = \"from-file\"\n")?;
             jail.set_env("HERALD_CONFIG", "herald.toml");
             jail.set_env("HERALD_BUS_PREFIX", "from-env");
             jail.set_env("HERALD_JWT_SECRET", "1234567890123456");
@@ -182,10 +158,7 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.set_env("HERALD_JWT_SECRET", "12345678901234567890");
             use secrecy::ExposeSecret;
-            assert_eq!(
-                loaded(jail).unwrap().jwt.secret.expose_secret(),
-                "12345678901234567890"
-            );
+            assert_eq!(loaded(jail).unwrap().jwt.secret.expose_secret(), "12345678901234567890");
             Ok(())
         });
     }
@@ -195,10 +168,7 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.set_env("HERALD_HTTP_ADDR", "not-an-address");
             let err = loaded(jail).unwrap_err().to_string();
-            assert!(
-                err.contains("HERALD_HTTP_ADDR") && err.contains("http.addr"),
-                "{err}"
-            );
+            assert!(err.contains("HERALD_HTTP_ADDR") && err.contains("http.addr"), "{err}");
             Ok(())
         });
     }
@@ -206,14 +176,8 @@ mod tests {
     #[test]
     fn a_refused_value_names_its_key_and_variable() {
         let err = ConfigError::invalid("bus.url", "must be memory or amqp").to_string();
-        assert!(
-            err.contains("bus.url") && err.contains("HERALD_BUS_URL"),
-            "{err}"
-        );
-        let bus = BusSettings {
-            url: "redis://x".into(),
-            ..BusSettings::default()
-        };
+        assert!(err.contains("bus.url") && err.contains("HERALD_BUS_URL"), "{err}");
+        let bus = BusSettings { url: "redis://x".into(), ..BusSettings::default() };
         assert!(bus.validate().unwrap_err().to_string().contains("bus.url"));
     }
 
@@ -229,19 +193,13 @@ mod tests {
     #[test]
     fn default_values_sit_below_the_environment() {
         Jail::expect_with(|_| {
-            let s: Sample = ConfigLoader::new()
-                .default_value("bus.url", "memory")
-                .load()
-                .unwrap();
+            let s: Sample = ConfigLoader::new().default_value("bus.url", "memory").load().unwrap();
             assert_eq!(s.bus.url, "memory");
             Ok(())
         });
         Jail::expect_with(|jail| {
             jail.set_env("HERALD_BUS_URL", "amqp://x");
-            let s: Sample = ConfigLoader::new()
-                .default_value("bus.url", "memory")
-                .load()
-                .unwrap();
+            let s: Sample = ConfigLoader::new().default_value("bus.url", "memory").load().unwrap();
             assert_eq!(s.bus.url, "amqp://x");
             Ok(())
         });

@@ -41,10 +41,7 @@ impl HttpSettings {
     /// Rejects values the server cannot run with.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_body_bytes < 1024 {
-            return Err(ConfigError::invalid(
-                "http.max_body_bytes",
-                "must be at least 1024",
-            ));
+            return Err(ConfigError::invalid("http.max_body_bytes", "must be at least 1024"));
         }
         Ok(())
     }
@@ -55,10 +52,7 @@ impl HttpSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct JwtSettings {
     /// The HS256 secret.
-    #[serde(
-        serialize_with = "serialize_secret",
-        deserialize_with = "deserialize_secret"
-    )]
+    #[serde(serialize_with = "serialize_secret", deserialize_with = "deserialize_secret")]
     pub secret: SecretString,
     /// Seconds of clock skew tolerated on `exp`.
     pub leeway_secs: u64,
@@ -70,12 +64,7 @@ pub struct JwtSettings {
 
 impl Default for JwtSettings {
     fn default() -> Self {
-        Self {
-            secret: SecretString::from(DEVELOPMENT_JWT_SECRET),
-            leeway_secs: 30,
-            issuer: None,
-            audience: None,
-        }
+        Self { secret: SecretString::from(DEVELOPMENT_JWT_SECRET), leeway_secs: 30, issuer: None, audience: None }
     }
 }
 
@@ -88,10 +77,7 @@ impl JwtSettings {
     /// Rejects secrets too short to be safe.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.secret.expose_secret().len() < 16 {
-            return Err(ConfigError::invalid(
-                "jwt.secret",
-                "must be at least 16 bytes",
-            ));
+            return Err(ConfigError::invalid("jwt.secret", "must be at least 16 bytes"));
         }
         Ok(())
     }
@@ -164,28 +150,16 @@ impl BusSettings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let memory = self.url == "memory";
         if !memory && !self.url.starts_with("amqp://") && !self.url.starts_with("amqps://") {
-            return Err(ConfigError::invalid(
-                "bus.url",
-                "must be `memory` or an amqp:// or amqps:// URL",
-            ));
+            return Err(ConfigError::invalid("bus.url", "must be `memory` or an amqp:// or amqps:// URL"));
         }
         let prefix_ok = !self.prefix.is_empty()
             && self.prefix.len() <= 100
-            && self
-                .prefix
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            && self.prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
         if !prefix_ok {
-            return Err(ConfigError::invalid(
-                "bus.prefix",
-                "must be 1-100 characters of a-z, A-Z, 0-9, - _ .",
-            ));
+            return Err(ConfigError::invalid("bus.prefix", "must be 1-100 characters of a-z, A-Z, 0-9, - _ ."));
         }
         if self.publish_timeout_ms == 0 || self.prefetch == 0 {
-            return Err(ConfigError::invalid(
-                "bus.publish_timeout_ms",
-                "timeouts and prefetch must be positive",
-            ));
+            return Err(ConfigError::invalid("bus.publish_timeout_ms", "timeouts and prefetch must be positive"));
         }
         if self.reconnect_min_ms == 0 || self.reconnect_max_ms < self.reconnect_min_ms {
             return Err(ConfigError::invalid(
@@ -209,10 +183,7 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self {
-            format: LogFormat::Pretty,
-            level: "info".to_owned(),
-        }
+        Self { format: LogFormat::Pretty, level: "info".to_owned() }
     }
 }
 
@@ -236,9 +207,7 @@ pub struct TimeSettings {
 
 impl Default for TimeSettings {
     fn default() -> Self {
-        Self {
-            utc_offset: "+00:00".to_owned(),
-        }
+        Self { utc_offset: "+00:00".to_owned() }
     }
 }
 
@@ -267,31 +236,19 @@ pub struct RedisSettings {
 
 impl Default for RedisSettings {
     fn default() -> Self {
-        Self {
-            url: "redis://127.0.0.1:6379".to_owned(),
-            key_prefix: String::new(),
-            command_timeout_ms: 2000,
-        }
+        Self { url: "redis://127.0.0.1:6379".to_owned(), key_prefix: String::new(), command_timeout_ms: 2000 }
     }
 }
 
 impl RedisSettings {
     /// Rejects an unusable Redis configuration.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let ok = self.url == "memory"
-            || self.url.starts_with("redis://")
-            || self.url.starts_with("rediss://");
+        let ok = self.url == "memory" || self.url.starts_with("redis://") || self.url.starts_with("rediss://");
         if !ok {
-            return Err(ConfigError::invalid(
-                "redis.url",
-                "must be `memory` or a redis:// or rediss:// URL",
-            ));
+            return Err(ConfigError::invalid("redis.url", "must be `memory` or a redis:// or rediss:// URL"));
         }
         if self.command_timeout_ms == 0 {
-            return Err(ConfigError::invalid(
-                "redis.command_timeout_ms",
-                "must be positive",
-            ));
+            return Err(ConfigError::invalid("redis.command_timeout_ms", "must be positive"));
         }
         Ok(())
     }
@@ -309,10 +266,7 @@ pub struct OfflineSettings {
 
 impl Default for OfflineSettings {
     fn default() -> Self {
-        Self {
-            max_per_user: 100,
-            ttl_secs: 7 * 24 * 3600,
-        }
+        Self { max_per_user: 100, ttl_secs: 7 * 24 * 3600 }
     }
 }
 
@@ -320,10 +274,7 @@ impl OfflineSettings {
     /// Rejects an unusable inbox configuration.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_per_user == 0 || self.ttl_secs == 0 {
-            return Err(ConfigError::invalid(
-                "offline.max_per_user",
-                "limits must be positive (offline.ttl_secs too)",
-            ));
+            return Err(ConfigError::invalid("offline.max_per_user", "limits must be positive (offline.ttl_secs too)"));
         }
         Ok(())
     }

@@ -9,17 +9,9 @@ pub fn build_subscriber(settings: &LogSettings) -> Box<dyn Subscriber + Send + S
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match settings.format {
-        LogFormat::Json => Box::new(
-            builder
-                .json()
-                .flatten_event(true)
-                .with_current_span(true)
-                .finish(),
-        ),
+        LogFormat::Json => Box::new(builder.json().flatten_event(true).with_current_span(true).finish()),
         LogFormat::Pretty => Box::new(builder.compact().finish()),
     }
 }

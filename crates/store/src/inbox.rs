@@ -110,18 +110,12 @@ impl OfflineInbox {
     }
 
     /// Keeps `entry` for each of `recipients`.
-    pub async fn store(
-        &self,
-        recipients: &[UserId],
-        entry: &OfflineMessage,
-    ) -> Result<(), InboxError> {
+    pub async fn store(&self, recipients: &[UserId], entry: &OfflineMessage) -> Result<(), InboxError> {
         if recipients.is_empty() {
             return Ok(());
         }
-        let json =
-            serde_json::to_string(entry).map_err(|err| InboxError::Unavailable(err.to_string()))?;
-        let id = MessageId::parse(&entry.message_id)
-            .map_err(|err| InboxError::Config(err.to_string()))?;
+        let json = serde_json::to_string(entry).map_err(|err| InboxError::Unavailable(err.to_string()))?;
+        let id = MessageId::parse(&entry.message_id).map_err(|err| InboxError::Config(err.to_string()))?;
         match self {
             OfflineInbox::Redis(inbox) => inbox.store(recipients, &id, json).await,
             OfflineInbox::Memory(inbox) => {
@@ -141,11 +135,7 @@ impl OfflineInbox {
     }
 
     /// Removes `user`'s entry for `message_id`; returns whether there was one.
-    pub async fn acknowledge(
-        &self,
-        user: UserId,
-        message_id: &MessageId,
-    ) -> Result<bool, InboxError> {
+    pub async fn acknowledge(&self, user: UserId, message_id: &MessageId) -> Result<bool, InboxError> {
         match self {
             OfflineInbox::Redis(inbox) => inbox.acknowledge(user, message_id).await,
             OfflineInbox::Memory(inbox) => Ok(inbox.acknowledge(user, message_id)),
@@ -156,17 +146,10 @@ impl OfflineInbox {
     pub async fn forget(&self, user: UserId) -> Result<(), InboxError> {
         match self {
             OfflineInbox::Redis(inbox) => {
-                let _: i64 = inbox
-                    .client
-                    .del(vec![inbox.inbox_key(user), inbox.dropped_key(user)])
-                    .await?;
+                let _: i64 = inbox.client.del(vec![inbox.inbox_key(user), inbox.dropped_key(user)]).await?;
             }
             OfflineInbox::Memory(inbox) => {
-                inbox
-                    .users
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(&user);
+                inbox.users.lock().unwrap_or_else(PoisonError::into_inner).remove(&user);
             }
         }
         Ok(())
@@ -190,9 +173,7 @@ impl OfflineInbox {
 }
 
 fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
 }
 
 /// The inbox score of a message: its creation time in microseconds, exact in an f64.
@@ -212,16 +193,13 @@ pub struct RedisInbox {
 
 impl std::fmt::Debug for RedisInbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisInbox")
-            .field("key_prefix", &self.key_prefix)
-            .finish_non_exhaustive()
+        f.debug_struct("RedisInbox").field("key_prefix", &self.key_prefix).finish_non_exhaustive()
     }
 }
 
 impl RedisInbox {
     fn start(redis: &RedisSettings, offline: &OfflineSettings) -> Result<Self, InboxError> {
-        let config =
-            Config::from_url(&redis.url).map_err(|err| InboxError::Config(err.to_string()))?;
+        let config = Config::from_url(&redis.url).map_err(|err| InboxError::Config(err.to_string()))?;
         let timeout = Duration::from_millis(redis.command_timeout_ms);
         let client = Builder::from_config(config)
             .with_performance_config(|performance| performance.default_command_timeout = timeout)
@@ -239,19 +217,13 @@ impl RedisInbox {
             key_prefix: redis.key_prefix.clone(),
             max_per_user: offline.max_per_user,
             ttl: Duration::from_secs(offline.ttl_secs),
-            scripts: Arc::new([
-                Script::from_lua(STORE),
-                Script::from_lua(REPLAY),
-                Script::from_lua(ACKNOWLEDGE),
-            ]),
+            scripts: Arc::new([Script::from_lua(STORE), Script::from_lua(REPLAY), Script::from_lua(ACKNOWLEDGE)]),
         })
     }
 
     /// Waits until connected, for at most `limit`.
     pub async fn wait_connected(&self, limit: Duration) -> bool {
-        tokio::time::timeout(limit, self.client.wait_for_connect())
-            .await
-            .is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(limit, self.client.wait_for_connect()).await.is_ok_and(|r| r.is_ok())
     }
 
     fn inbox_key(&self, user: UserId) -> String {
@@ -266,12 +238,7 @@ impl RedisInbox {
         now_micros() - self.ttl.as_micros() as i64
     }
 
-    async fn store(
-        &self,
-        recipients: &[UserId],
-        id: &MessageId,
-        json: String,
-    ) -> Result<(), InboxError> {
+    async fn store(&self, recipients: &[UserId], id: &MessageId, json: String) -> Result<(), InboxError> {
         let [store, _, _] = &*self.scripts;
         let oldest = self.oldest_allowed();
         // Load once so every call can go by hash; concurrent calls share one connection, which
@@ -287,8 +254,7 @@ impl RedisInbox {
                 (self.ttl.as_secs() as i64).into(),
                 oldest.into(),
             ];
-            self.client
-                .evalsha::<i64, _, _, _>(store.sha1().clone(), keys, args)
+            self.client.evalsha::<i64, _, _, _>(store.sha1().clone(), keys, args)
         });
         futures_util::future::try_join_all(calls).await?;
         Ok(())
@@ -297,25 +263,19 @@ impl RedisInbox {
     async fn replay(&self, user: UserId) -> Result<Replay, InboxError> {
         let [_, replay, _] = &*self.scripts;
         let keys = vec![self.inbox_key(user), self.dropped_key(user)];
-        let mut values: Vec<String> = replay
-            .evalsha_with_reload(&self.client, keys, vec![self.oldest_allowed()])
-            .await?;
+        let mut values: Vec<String> =
+            replay.evalsha_with_reload(&self.client, keys, vec![self.oldest_allowed()]).await?;
         if values.is_empty() {
             return Ok(Replay::default());
         }
         let dropped = values.remove(0).parse().unwrap_or(0);
-        Ok(Replay {
-            dropped,
-            entries: values,
-        })
+        Ok(Replay { dropped, entries: values })
     }
 
     async fn acknowledge(&self, user: UserId, id: &MessageId) -> Result<bool, InboxError> {
         let [_, _, acknowledge] = &*self.scripts;
         let args: Vec<Value> = vec![score(id).into(), id.as_str().into()];
-        let removed: i64 = acknowledge
-            .evalsha_with_reload(&self.client, vec![self.inbox_key(user)], args)
-            .await?;
+        let removed: i64 = acknowledge.evalsha_with_reload(&self.client, vec![self.inbox_key(user)], args).await?;
         Ok(removed == 1)
     }
 }
@@ -358,10 +318,7 @@ impl MemoryInbox {
         let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
         for user in recipients {
             let inbox = users.entry(*user).or_default();
-            inbox
-                .entries
-                .entry((score(id), id.to_string()))
-                .or_insert_with(|| json.clone());
+            inbox.entries.entry((score(id), id.to_string())).or_insert_with(|| json.clone());
             inbox.expire(oldest);
             while inbox.entries.len() > self.max_per_user {
                 inbox.entries.pop_first();
@@ -377,10 +334,8 @@ impl MemoryInbox {
             return Replay::default();
         };
         inbox.expire(oldest);
-        let replay = Replay {
-            dropped: std::mem::take(&mut inbox.dropped),
-            entries: inbox.entries.values().cloned().collect(),
-        };
+        let replay =
+            Replay { dropped: std::mem::take(&mut inbox.dropped), entries: inbox.entries.values().cloned().collect() };
         if inbox.entries.is_empty() {
             users.remove(&user);
         }
@@ -389,8 +344,6 @@ impl MemoryInbox {
 
     fn acknowledge(&self, user: UserId, id: &MessageId) -> bool {
         let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
-        users
-            .get_mut(&user)
-            .is_some_and(|inbox| inbox.entries.remove(&(score(id), id.to_string())).is_some())
+        users.get_mut(&user).is_some_and(|inbox| inbox.entries.remove(&(score(id), id.to_string())).is_some())
     }
 }

@@ -35,19 +35,11 @@ pub struct ValidationError {
 impl ValidationError {
     /// An error about `field`.
     pub fn new(code: ErrorCode, field: &str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            field: Some(field.to_owned()),
-            message: message.into(),
-        }
+        Self { code, field: Some(field.to_owned()), message: message.into() }
     }
 
     /// An error about the request as a whole.
     pub fn request(message: impl Into<String>) -> Self {
-        Self {
-            code: ErrorCode::InvalidRequest,
-            field: None,
-            message: message.into(),
-        }
+        Self { code: ErrorCode::InvalidRequest, field: None, message: message.into() }
     }
 }

@@ -53,22 +53,14 @@ pub struct NoticeDraft {
 impl NoticeDraft {
     /// How many users are explicitly addressed once exclusions are applied.
     pub fn explicit_recipients(&self) -> usize {
-        self.user_ids
-            .iter()
-            .filter(|id| !self.exclude_ids.contains(id))
-            .count()
+        self.user_ids.iter().filter(|id| !self.exclude_ids.contains(id)).count()
     }
 }
 
 /// Parses a JSON body into a request, mapping a type error to the code of the field it is in.
 pub fn parse_notice(body: Value) -> Result<SystemNoticeRequest, ValidationError> {
     serde_path_to_error::deserialize(body).map_err(|err| {
-        let field = err
-            .path()
-            .iter()
-            .next()
-            .map(|segment| segment.to_string())
-            .filter(|s| s != "?");
+        let field = err.path().iter().next().map(|segment| segment.to_string()).filter(|s| s != "?");
         let inner = err.into_inner().to_string();
         match field.as_deref() {
             None | Some(".") => ValidationError::request(format!("invalid request body: {inner}")),
@@ -95,9 +87,8 @@ impl TryFrom<SystemNoticeRequest> for NoticeDraft {
         let content = parse_content(req.content)?;
         let notification_type = match req.notification_type.as_deref() {
             None | Some("") => NotificationType::default(),
-            Some(raw) => NotificationType::parse(raw).map_err(|err| {
-                ValidationError::new(ErrorCode::InvalidType, "type", err.to_string())
-            })?,
+            Some(raw) => NotificationType::parse(raw)
+                .map_err(|err| ValidationError::new(ErrorCode::InvalidType, "type", err.to_string()))?,
         };
         let target = parse_target(req.target.as_deref())?;
         let user_ids = parse_ids("user_ids", req.user_ids.unwrap_or_default())?;
@@ -144,11 +135,7 @@ impl TryFrom<SystemNoticeRequest> for NoticeDraft {
 
 fn parse_content(raw: Option<String>) -> Result<String, ValidationError> {
     let content = raw.filter(|c| !c.trim().is_empty()).ok_or_else(|| {
-        ValidationError::new(
-            ErrorCode::MissingContent,
-            "content",
-            "content is required and must not be blank",
-        )
+        ValidationError::new(ErrorCode::MissingContent, "content", "content is required and must not be blank")
     })?;
     let chars = content.chars().count();
     if chars > MAX_CONTENT_CHARS {
@@ -169,10 +156,7 @@ fn parse_target(raw: Option<&str>) -> Result<Target, ValidationError> {
         Some(other) => Err(ValidationError::new(
             ErrorCode::InvalidTarget,
             "target",
-            format!(
-                "target `{}` is not valid; use all, admin or custom",
-                other.chars().take(40).collect::<String>()
-            ),
+            format!("target `{}` is not valid; use all, admin or custom", other.chars().take(40).collect::<String>()),
         )),
     }
 }
@@ -211,11 +195,7 @@ fn parse_data(raw: Option<Value>) -> Result<Option<Map<String, Value>>, Validati
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Object(map)) => map,
         Some(_) => {
-            return Err(ValidationError::new(
-                ErrorCode::InvalidData,
-                "data",
-                "data must be a JSON object",
-            ));
+            return Err(ValidationError::new(ErrorCode::InvalidData, "data", "data must be a JSON object"));
         }
     };
     if let Some(key) = RESERVED_DATA_KEYS.iter().find(|k| map.contains_key(**k)) {
@@ -225,9 +205,7 @@ fn parse_data(raw: Option<Value>) -> Result<Option<Map<String, Value>>, Validati
             format!("data.{key} is reserved: set the request's own `{key}` field instead"),
         ));
     }
-    let size = serde_json::to_vec(&map)
-        .map(|bytes| bytes.len())
-        .unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(&map).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
     if size > MAX_DATA_BYTES {
         return Err(ValidationError::new(
             ErrorCode::DataTooLarge,
@@ -278,56 +256,35 @@ mod tests {
     #[test]
     fn content_of_500_characters_is_accepted_and_501_rejected() {
         check(json!({"content": "a".repeat(500)})).unwrap();
-        assert_eq!(
-            code_of(json!({"content": "a".repeat(501)})).0,
-            ErrorCode::ContentTooLong
-        );
+        assert_eq!(code_of(json!({"content": "a".repeat(501)})).0, ErrorCode::ContentTooLong);
     }
 
     #[test]
     fn cjk_content_counts_characters_not_bytes() {
         check(json!({"content": "维".repeat(500)})).unwrap();
-        assert_eq!(
-            code_of(json!({"content": "维".repeat(501)})).0,
-            ErrorCode::ContentTooLong
-        );
+        assert_eq!(code_of(json!({"content": "维".repeat(501)})).0, ErrorCode::ContentTooLong);
     }
 
     #[test]
     fn emoji_content_counts_one_per_emoji() {
         check(json!({"content": "😀".repeat(500)})).unwrap();
-        assert_eq!(
-            code_of(json!({"content": "😀".repeat(501)})).0,
-            ErrorCode::ContentTooLong
-        );
+        assert_eq!(code_of(json!({"content": "😀".repeat(501)})).0, ErrorCode::ContentTooLong);
     }
 
     #[test]
     fn missing_empty_or_blank_content_is_rejected() {
-        for body in [
-            json!({}),
-            json!({"content": ""}),
-            json!({"content": "   "}),
-            json!({"content": null}),
-        ] {
-            assert_eq!(
-                code_of(body),
-                (ErrorCode::MissingContent, Some("content".into()))
-            );
+        for body in [json!({}), json!({"content": ""}), json!({"content": "   "}), json!({"content": null})] {
+            assert_eq!(code_of(body), (ErrorCode::MissingContent, Some("content".into())));
         }
         assert_eq!(code_of(json!({"content": 5})).0, ErrorCode::MissingContent);
     }
 
     #[test]
     fn custom_target_without_user_ids_is_rejected() {
-        for body in [
-            json!({"content": "x", "target": "custom"}),
-            json!({"content": "x", "target": "custom", "user_ids": []}),
-        ] {
-            assert_eq!(
-                code_of(body),
-                (ErrorCode::MissingUserIds, Some("user_ids".into()))
-            );
+        for body in
+            [json!({"content": "x", "target": "custom"}), json!({"content": "x", "target": "custom", "user_ids": []})]
+        {
+            assert_eq!(code_of(body), (ErrorCode::MissingUserIds, Some("user_ids".into())));
         }
     }
 
@@ -338,63 +295,37 @@ mod tests {
             code_of(json!({"content": "x", "target": "custom", "user_ids": ids(1001)})).0,
             ErrorCode::TooManyUserIds
         );
-        assert_eq!(
-            code_of(json!({"content": "x", "exclude_user_ids": ids(1001)})).0,
-            ErrorCode::TooManyUserIds
-        );
+        assert_eq!(code_of(json!({"content": "x", "exclude_user_ids": ids(1001)})).0, ErrorCode::TooManyUserIds);
     }
 
     #[test]
     fn duplicate_or_non_positive_user_ids_are_rejected() {
-        for bad in [
-            json!([1, 2, 1]),
-            json!([0]),
-            json!([-3]),
-            json!(["7"]),
-            json!([1.5]),
-        ] {
+        for bad in [json!([1, 2, 1]), json!([0]), json!([-3]), json!(["7"]), json!([1.5])] {
             let body = json!({"content": "x", "target": "custom", "user_ids": bad});
-            assert_eq!(
-                code_of(body),
-                (ErrorCode::InvalidUserIds, Some("user_ids".into()))
-            );
+            assert_eq!(code_of(body), (ErrorCode::InvalidUserIds, Some("user_ids".into())));
         }
     }
 
     #[test]
     fn user_ids_with_a_broadcast_target_are_rejected() {
-        assert_eq!(
-            code_of(json!({"content": "x", "target": "all", "user_ids": [1]})).0,
-            ErrorCode::InvalidUserIds
-        );
+        assert_eq!(code_of(json!({"content": "x", "target": "all", "user_ids": [1]})).0, ErrorCode::InvalidUserIds);
     }
 
     #[test]
     fn excluding_every_custom_user_is_rejected() {
         let body = json!({"content": "x", "target": "custom", "user_ids": [1, 2], "exclude_user_ids": [2, 1]});
         assert_eq!(code_of(body).0, ErrorCode::InvalidUserIds);
-        let ok = check(json!({"content": "x", "target": "custom", "user_ids": [1, 2, 3], "exclude_user_ids": [2]})).unwrap();
+        let ok =
+            check(json!({"content": "x", "target": "custom", "user_ids": [1, 2, 3], "exclude_user_ids": [2]})).unwrap();
         assert_eq!(ok.explicit_recipients(), 2);
     }
 
     #[test]
     fn unknown_targets_are_rejected() {
-        for bad in [
-            json!("everyone"),
-            json!("ALL"),
-            json!("user"),
-            json!("group"),
-            json!(3),
-        ] {
-            assert_eq!(
-                code_of(json!({"content": "x", "target": bad})).0,
-                ErrorCode::InvalidTarget
-            );
+        for bad in [json!("everyone"), json!("ALL"), json!("user"), json!("group"), json!(3)] {
+            assert_eq!(code_of(json!({"content": "x", "target": bad})).0, ErrorCode::InvalidTarget);
         }
-        assert_eq!(
-            check(json!({"content": "x", "target": ""})).unwrap().target,
-            Target::All
-        );
+        assert_eq!(check(json!({"content": "x", "target": ""})).unwrap().target, Target::All);
     }
 
     #[test]
@@ -409,59 +340,27 @@ mod tests {
 
     #[test]
     fn data_must_be_an_object_without_reserved_keys() {
-        for bad in [
-            json!([1]),
-            json!("text"),
-            json!({"priority": 3}),
-            json!({"need_confirm": true}),
-        ] {
-            assert_eq!(
-                code_of(json!({"content": "x", "data": bad})).0,
-                ErrorCode::InvalidData
-            );
+        for bad in [json!([1]), json!("text"), json!({"priority": 3}), json!({"need_confirm": true})] {
+            assert_eq!(code_of(json!({"content": "x", "data": bad})).0, ErrorCode::InvalidData);
         }
-        assert!(
-            check(json!({"content": "x", "data": null}))
-                .unwrap()
-                .data
-                .is_none()
-        );
+        assert!(check(json!({"content": "x", "data": null})).unwrap().data.is_none());
     }
 
     #[test]
     fn types_must_be_snake_case_but_need_not_be_known() {
+        assert_eq!(code_of(json!({"content": "x", "type": "Order-Paid"})).0, ErrorCode::InvalidType);
         assert_eq!(
-            code_of(json!({"content": "x", "type": "Order-Paid"})).0,
-            ErrorCode::InvalidType
-        );
-        assert_eq!(
-            check(json!({"content": "x", "type": "alarm_fired"}))
-                .unwrap()
-                .notification_type
-                .as_str(),
+            check(json!({"content": "x", "type": "alarm_fired"})).unwrap().notification_type.as_str(),
             "alarm_fired"
         );
     }
 
     #[test]
     fn priority_accepts_numbers_and_names_only_in_range() {
-        assert_eq!(
-            check(json!({"content": "x", "priority": 3}))
-                .unwrap()
-                .priority,
-            Priority::Urgent
-        );
-        assert_eq!(
-            check(json!({"content": "x", "priority": "low"}))
-                .unwrap()
-                .priority,
-            Priority::Low
-        );
+        assert_eq!(check(json!({"content": "x", "priority": 3})).unwrap().priority, Priority::Urgent);
+        assert_eq!(check(json!({"content": "x", "priority": "low"})).unwrap().priority, Priority::Low);
         for bad in [json!(4), json!(-1), json!("asap")] {
-            assert_eq!(
-                code_of(json!({"content": "x", "priority": bad})).0,
-                ErrorCode::InvalidPriority
-            );
+            assert_eq!(code_of(json!({"content": "x", "priority": bad})).0, ErrorCode::InvalidPriority);
         }
     }
 
@@ -470,16 +369,12 @@ mod tests {
         let (code, _) = code_of(json!({"content": "x", "user_id": [1]}));
         assert_eq!(code, ErrorCode::InvalidRequest);
         assert_eq!(code_of(json!([1, 2])).0, ErrorCode::InvalidRequest);
-        assert_eq!(
-            code_of(json!({"content": "x", "need_confirm": "yes"})).0,
-            ErrorCode::InvalidRequest
-        );
+        assert_eq!(code_of(json!({"content": "x", "need_confirm": "yes"})).0, ErrorCode::InvalidRequest);
     }
 
     #[test]
     fn messages_name_the_field() {
-        let err =
-            check(json!({"content": "x", "target": "custom", "user_ids": [1, 1]})).unwrap_err();
+        let err = check(json!({"content": "x", "target": "custom", "user_ids": [1, 1]})).unwrap_err();
         assert!(err.message.contains("user_ids"), "{}", err.message);
         let err = check(json!({"content": "x", "priority": 9})).unwrap_err();
         assert!(err.message.contains("priority"), "{}", err.message);

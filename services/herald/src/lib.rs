@@ -18,9 +18,10 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Loads every service's settings with the embedded defaults: bus `memory`, port 8080.
+    /// Loads every service's settings with the embedded defaults: bus and Redis `memory`, port 8080.
     pub fn load(config_file: Option<&std::path::Path>) -> anyhow::Result<Self> {
-        let mut loader = runtime::ConfigLoader::new().default_value("bus.url", "memory");
+        let mut loader =
+            runtime::ConfigLoader::new().default_value("bus.url", "memory").default_value("redis.url", "memory");
         if let Some(path) = config_file {
             loader = loader.file(path);
         }
@@ -35,14 +36,12 @@ impl Settings {
 }
 
 /// Runs every service on `listener` until `shutdown`.
-pub async fn run(
-    settings: Settings,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let bus = bus::Bus::start(&settings.ingest.bus, shutdown.clone());
-    let api = ingest_api::IngestApi::new(&settings.ingest, bus.clone())?;
-    let gateway = ws_gateway::Gateway::start(&settings.gateway, &bus, shutdown.clone())?;
+    // One inbox for both: in memory, the two must share it.
+    let inbox = store::OfflineInbox::start(&settings.ingest.redis, &settings.ingest.offline)?;
+    let api = ingest_api::IngestApi::new(&settings.ingest, bus.clone(), inbox.clone())?;
+    let gateway = ws_gateway::Gateway::start(&settings.gateway, &bus, inbox, shutdown.clone())?;
     let bus_ready = bus.clone();
     let readiness = api
         .readiness()

@@ -53,19 +53,11 @@ async fn main() -> anyhow::Result<()> {
             runtime::telemetry::install(runtime::telemetry::build_subscriber(&settings.ingest.log));
             runtime::warn_if_development_secret(&settings.ingest.jwt);
             let listener = http_server::bind(&settings.ingest.http).map_err(|err| {
-                anyhow::anyhow!(
-                    "cannot listen on {} (HERALD_HTTP_ADDR): {err}",
-                    settings.ingest.http.addr
-                )
+                anyhow::anyhow!("cannot listen on {} (HERALD_HTTP_ADDR): {err}", settings.ingest.http.addr)
             })?;
             herald::run(settings, listener, runtime::shutdown_on_signals()).await
         }
-        Command::Token {
-            sub,
-            role,
-            name,
-            ttl_secs,
-        } => {
+        Command::Token { sub, role, name, ttl_secs } => {
             anyhow::ensure!(sub > 0, "--sub must be a positive user id");
             let role = match role {
                 RoleArg::Admin => Role::Admin,

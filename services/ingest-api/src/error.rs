@@ -28,18 +28,24 @@ pub enum ApiError {
     /// The bus did not accept the notice.
     #[error("publishing failed: {0}")]
     Publish(#[source] BusError, NoticeContext),
+    /// The offline inboxes could not be written, so nothing was published.
+    #[error("storing offline copies failed: {0}")]
+    Inbox(#[source] store::InboxError, NoticeContext),
 }
 
 impl ApiError {
     fn failure(&self) -> Failure {
         let (code, message, field, context) = match self {
-            ApiError::Validation(err, context) => {
-                (err.code, err.message.clone(), err.field.clone(), context)
-            }
+            ApiError::Validation(err, context) => (err.code, err.message.clone(), err.field.clone(), context),
             ApiError::Publish(_, context) => (
                 ErrorCode::PushFailed,
-                "push failed: the message bus is unavailable; nothing was sent, retry shortly"
-                    .to_owned(),
+                "push failed: the message bus is unavailable; nothing was sent, retry shortly".to_owned(),
+                None,
+                context,
+            ),
+            ApiError::Inbox(_, context) => (
+                ErrorCode::PushFailed,
+                "push failed: the offline message store is unavailable; nothing was sent, retry shortly".to_owned(),
                 None,
                 context,
             ),
@@ -52,12 +58,8 @@ impl ApiError {
             field,
             ..FailureData::new(code, message)
         };
-        let retry_after = matches!(self, ApiError::Publish(..)).then_some(1);
-        Failure {
-            code,
-            data: Box::new(data),
-            retry_after,
-        }
+        let retry_after = matches!(self, ApiError::Publish(..) | ApiError::Inbox(..)).then_some(1);
+        Failure { code, data: Box::new(data), retry_after }
     }
 }
 
@@ -67,9 +69,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let ApiError::Publish(cause, _) = self {
-            // The cause stays in the log; the client gets the code and a retry hint.
-            tracing::error!(error = %cause, "notice not published");
+        // The cause stays in the log; the client gets the code and a retry hint.
+        match self {
+            ApiError::Publish(cause, _) => tracing::error!(error = %cause, "notice not published"),
+            ApiError::Inbox(cause, _) => tracing::error!(error = %cause, "notice not published"),
+            ApiError::Validation(..) => {}
         }
         self.failure().error_response()
     }

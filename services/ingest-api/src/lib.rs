@@ -17,22 +17,25 @@ use bus::Bus;
 use model::TimeFormat;
 use runtime::JwtVerifier;
 use std::net::TcpListener;
+use store::OfflineInbox;
 use tokio_util::sync::CancellationToken;
 
 /// What the API's handlers share. Cheap to clone.
 #[derive(Clone)]
 pub struct IngestApi {
     bus: Bus,
+    inbox: OfflineInbox,
     time: TimeFormat,
     verifier: JwtVerifier,
     max_body_bytes: usize,
 }
 
 impl IngestApi {
-    /// The API over `bus`, configured by `settings`.
-    pub fn new(settings: &Settings, bus: Bus) -> anyhow::Result<Self> {
+    /// The API over `bus` and `inbox`, configured by `settings`.
+    pub fn new(settings: &Settings, bus: Bus, inbox: OfflineInbox) -> anyhow::Result<Self> {
         Ok(Self {
             bus,
+            inbox,
             time: settings.time.format()?,
             verifier: JwtVerifier::new(&settings.jwt),
             max_body_bytes: settings.http.max_body_bytes,
@@ -53,21 +56,20 @@ impl IngestApi {
             .route("/api/openapi.json", web::get().to(openapi::serve));
     }
 
-    /// Readiness: the bus can publish.
+    /// Readiness: the bus can publish and the offline inbox store answers.
     pub fn readiness(&self) -> http_server::Readiness {
-        let bus = self.bus.clone();
-        http_server::Readiness::default().check("bus", move || bus.is_ready())
+        let (bus, inbox) = (self.bus.clone(), self.inbox.clone());
+        http_server::Readiness::default()
+            .check("bus", move || bus.is_ready())
+            .check("offline_inbox", move || inbox.is_ready())
     }
 }
 
 /// Runs ingest-api alone on `listener` until `shutdown`.
-pub async fn run(
-    settings: Settings,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let bus = Bus::start(&settings.bus, shutdown.clone());
-    let api = IngestApi::new(&settings, bus)?;
+    let inbox = OfflineInbox::start(&settings.redis, &settings.offline)?;
+    let api = IngestApi::new(&settings, bus, inbox)?;
     let readiness = api.readiness();
     tracing::info!(addr = %listener.local_addr()?, "ingest-api listening");
     http_server::serve(listener, &settings.http, shutdown, move |cfg| {

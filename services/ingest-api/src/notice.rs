@@ -19,9 +19,8 @@ pub async fn post_notice(
     let raw = body.into_inner();
     let mut context = context_of(&raw);
     context.push_time = Some(push_time.clone());
-    let draft = parse_notice(raw)
-        .and_then(NoticeDraft::try_from)
-        .map_err(|err| ApiError::Validation(err, context.clone()))?;
+    let draft =
+        parse_notice(raw).and_then(NoticeDraft::try_from).map_err(|err| ApiError::Validation(err, context.clone()))?;
 
     let recipients_count = draft.target.recipients_count(draft.explicit_recipients());
     let message = NotificationMessage {
@@ -35,16 +34,24 @@ pub async fn post_notice(
         exclude_ids: draft.exclude_ids,
         need_confirm: draft.need_confirm,
         message_id: MessageId::generate(),
-        sender: Sender {
-            id: admin.0.sub,
-            name: admin.0.name,
-        },
+        sender: Sender { id: admin.0.sub, name: admin.0.name },
     };
     tracing::Span::current().record("message_id", message.message_id.as_str());
-    api.bus
-        .publish_notification(&message)
-        .await
-        .map_err(|err| ApiError::Publish(err, context))?;
+
+    // Offline copies first: once the bus has the message, a recipient who is offline (or
+    // reconnecting) must find it in their inbox.
+    let recipients: Vec<_> = message.explicit_recipients().collect();
+    let entry = message.offline_entry(api.time.now());
+    api.inbox.store(&recipients, &entry).await.map_err(|err| ApiError::Inbox(err, context.clone()))?;
+    if let Err(err) = api.bus.publish_notification(&message).await {
+        // Not accepted: take the copies back so nobody is replayed a notice the sender was told
+        // failed. Best effort; a leftover copy is at worst a late delivery.
+        let withdrawals = recipients.iter().map(|user| api.inbox.acknowledge(*user, &message.message_id));
+        if futures_util::future::join_all(withdrawals).await.iter().any(Result::is_err) {
+            tracing::warn!("could not withdraw every offline copy of a failed notice");
+        }
+        return Err(ApiError::Publish(err, context));
+    }
     tracing::info!(target = %message.target, priority = %message.priority, "notice accepted");
 
     Ok(HttpResponse::Ok().json(ApiResponse::ok(PushResult {
@@ -63,12 +70,8 @@ pub async fn post_notice(
 fn context_of(raw: &Value) -> NoticeContext {
     let text = |key: &str| raw.get(key).and_then(Value::as_str).map(str::to_owned);
     let content = text("content").map(|c| c.chars().take(500).collect());
-    let target = text("target")
-        .filter(|t| !t.is_empty())
-        .unwrap_or_else(|| "all".to_owned());
-    let message_type = text("type")
-        .filter(|t| !t.is_empty())
-        .unwrap_or_else(|| "system_notice".to_owned());
+    let target = text("target").filter(|t| !t.is_empty()).unwrap_or_else(|| "all".to_owned());
+    let message_type = text("type").filter(|t| !t.is_empty()).unwrap_or_else(|| "system_notice".to_owned());
     NoticeContext {
         content,
         target: Some(target.chars().take(40).collect()),

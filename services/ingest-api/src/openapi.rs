@@ -7,55 +7,29 @@
 use actix_web::HttpResponse;
 use serde_json::Value;
 use std::sync::LazyLock;
-use utoipa::openapi::path::{
-    HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
-};
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
-    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApiBuilder, PathsBuilder, Ref, Required,
-    ResponseBuilder,
+    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApiBuilder, PathsBuilder, Ref, Required, ResponseBuilder,
 };
 
 /// The schemas embedded from `proto-schemas/`, by component name.
 const SCHEMAS: [(&str, &str); 6] = [
-    (
-        "NoticeRequest",
-        include_str!("../../../proto-schemas/notice-request.schema.json"),
-    ),
-    (
-        "PushSuccessResponse",
-        include_str!("../../../proto-schemas/push-success-response.schema.json"),
-    ),
-    (
-        "FailureResponse",
-        include_str!("../../../proto-schemas/failure-response.schema.json"),
-    ),
-    (
-        "WsNotification",
-        include_str!("../../../proto-schemas/ws-notification.schema.json"),
-    ),
-    (
-        "WsMessage",
-        include_str!("../../../proto-schemas/ws-message.schema.json"),
-    ),
-    (
-        "NotificationMessage",
-        include_str!("../../../proto-schemas/bus-envelope.schema.json"),
-    ),
+    ("NoticeRequest", include_str!("../../../proto-schemas/notice-request.schema.json")),
+    ("PushSuccessResponse", include_str!("../../../proto-schemas/push-success-response.schema.json")),
+    ("FailureResponse", include_str!("../../../proto-schemas/failure-response.schema.json")),
+    ("WsNotification", include_str!("../../../proto-schemas/ws-notification.schema.json")),
+    ("WsMessage", include_str!("../../../proto-schemas/ws-message.schema.json")),
+    ("NotificationMessage", include_str!("../../../proto-schemas/bus-envelope.schema.json")),
 ];
 
 fn json_ref(name: &str) -> utoipa::openapi::Content {
-    ContentBuilder::new()
-        .schema(Some(Ref::from_schema_name(name)))
-        .build()
+    ContentBuilder::new().schema(Some(Ref::from_schema_name(name))).build()
 }
 
 fn failure(description: &str) -> utoipa::openapi::Response {
-    ResponseBuilder::new()
-        .description(description)
-        .content("application/json", json_ref("FailureResponse"))
-        .build()
+    ResponseBuilder::new().description(description).content("application/json", json_ref("FailureResponse")).build()
 }
 
 fn plain(description: &str) -> utoipa::openapi::Response {
@@ -72,8 +46,19 @@ fn build() -> Value {
              publishes it. Answers once the message bus confirmed it: `status` is `queued`, and delivery to \
              connected clients follows within milliseconds.",
         ))
-        .request_body(Some(RequestBodyBuilder::new().content("application/json", json_ref("NoticeRequest")).required(Some(Required::True)).build()))
-        .response("200", ResponseBuilder::new().description("Accepted").content("application/json", json_ref("PushSuccessResponse")).build())
+        .request_body(Some(
+            RequestBodyBuilder::new()
+                .content("application/json", json_ref("NoticeRequest"))
+                .required(Some(Required::True))
+                .build(),
+        ))
+        .response(
+            "200",
+            ResponseBuilder::new()
+                .description("Accepted")
+                .content("application/json", json_ref("PushSuccessResponse"))
+                .build(),
+        )
         .response("400", failure("The notice breaks a rule: INVALID_TARGET, MISSING_USER_IDS, CONTENT_TOO_LONG, ..."))
         .response("401", failure("No valid bearer token"))
         .response("403", failure("The token is not an admin's"))
@@ -90,15 +75,20 @@ fn build() -> Value {
             "Upgrades to a WebSocket that carries WsNotification frames. The token goes in `?token=`, the \
              Authorization header, or the Sec-WebSocket-Protocol header (`bearer, <token>`).",
         ))
-        .parameter(ParameterBuilder::new().name("token").parameter_in(ParameterIn::Query).required(Required::False).build())
-        .response("101", ResponseBuilder::new().description("Switching protocols; frames follow").content("application/json", json_ref("WsNotification")).build())
+        .parameter(
+            ParameterBuilder::new().name("token").parameter_in(ParameterIn::Query).required(Required::False).build(),
+        )
+        .response(
+            "101",
+            ResponseBuilder::new()
+                .description("Switching protocols; frames follow")
+                .content("application/json", json_ref("WsNotification"))
+                .build(),
+        )
         .response("401", failure("No valid token"))
         .build();
-    let healthz = OperationBuilder::new()
-        .tag("operations")
-        .summary(Some("Liveness"))
-        .response("200", plain("Alive"))
-        .build();
+    let healthz =
+        OperationBuilder::new().tag("operations").summary(Some("Liveness")).response("200", plain("Alive")).build();
     let readyz = OperationBuilder::new()
         .tag("operations")
         .summary(Some("Readiness: dependencies reachable"))
@@ -116,17 +106,12 @@ fn build() -> Value {
             InfoBuilder::new()
                 .title("Herald")
                 .version(env!("CARGO_PKG_VERSION"))
-                .description(Some(
-                    "Notification push platform: REST ingestion and WebSocket delivery.",
-                ))
+                .description(Some("Notification push platform: REST ingestion and WebSocket delivery."))
                 .build(),
         )
         .paths(
             PathsBuilder::new()
-                .path(
-                    "/api/admin/system/notice",
-                    PathItem::new(HttpMethod::Post, notice),
-                )
+                .path("/api/admin/system/notice", PathItem::new(HttpMethod::Post, notice))
                 .path("/ws", PathItem::new(HttpMethod::Get, ws))
                 .path("/healthz", PathItem::new(HttpMethod::Get, healthz))
                 .path("/readyz", PathItem::new(HttpMethod::Get, readyz))
@@ -137,10 +122,7 @@ fn build() -> Value {
                 .security_scheme(
                     "bearer",
                     SecurityScheme::Http(
-                        HttpBuilder::new()
-                            .scheme(HttpAuthScheme::Bearer)
-                            .bearer_format("JWT")
-                            .build(),
+                        HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
                     ),
                 )
                 .build(),
@@ -196,22 +178,14 @@ mod tests {
     fn every_embedded_schema_parses_and_every_reference_resolves() {
         let doc = document();
         for (name, _) in SCHEMAS {
-            assert!(
-                doc["components"]["schemas"][name].is_object(),
-                "{name} missing"
-            );
+            assert!(doc["components"]["schemas"][name].is_object(), "{name} missing");
         }
         let mut found = Vec::new();
         refs(&doc["paths"], &mut found);
         assert!(!found.is_empty());
         for r in found {
-            let name = r
-                .strip_prefix("#/components/schemas/")
-                .unwrap_or_else(|| panic!("unexpected ref {r}"));
-            assert!(
-                doc["components"]["schemas"][name].is_object(),
-                "{r} does not resolve"
-            );
+            let name = r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("unexpected ref {r}"));
+            assert!(doc["components"]["schemas"][name].is_object(), "{r} does not resolve");
         }
     }
 
@@ -219,10 +193,7 @@ mod tests {
     fn the_notice_endpoint_is_described_with_its_error_statuses() {
         let post = &document()["paths"]["/api/admin/system/notice"]["post"];
         for status in ["200", "400", "401", "403", "413", "415", "503"] {
-            assert!(
-                post["responses"][status].is_object(),
-                "{status} undocumented"
-            );
+            assert!(post["responses"][status].is_object(), "{status} undocumented");
         }
         assert_eq!(document()["openapi"], "3.1.0");
     }

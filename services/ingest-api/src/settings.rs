@@ -1,6 +1,8 @@
 //! ingest-api's settings: `[http]`, `[jwt]`, `[bus]`, `[log]`, `[time]`.
 
-use runtime::{BusSettings, ConfigError, HttpSettings, JwtSettings, LogSettings, TimeSettings};
+use runtime::{
+    BusSettings, ConfigError, HttpSettings, JwtSettings, LogSettings, OfflineSettings, RedisSettings, TimeSettings,
+};
 use serde::{Deserialize, Serialize};
 
 /// Everything ingest-api reads from its configuration.
@@ -17,6 +19,10 @@ pub struct Settings {
     pub log: LogSettings,
     /// Time rendering.
     pub time: TimeSettings,
+    /// Redis, for offline inboxes.
+    pub redis: RedisSettings,
+    /// Offline inbox limits.
+    pub offline: OfflineSettings,
 }
 
 impl Settings {
@@ -25,6 +31,8 @@ impl Settings {
         self.http.validate()?;
         self.jwt.validate()?;
         self.bus.validate()?;
+        self.redis.validate()?;
+        self.offline.validate()?;
         self.time.format().map(|_| ())
     }
 }

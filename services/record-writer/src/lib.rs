@@ -23,14 +23,8 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        let http = HttpSettings {
-            addr: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
-            ..HttpSettings::default()
-        };
-        Self {
-            http,
-            log: LogSettings::default(),
-        }
+        let http = HttpSettings { addr: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)), ..HttpSettings::default() };
+        Self { http, log: LogSettings::default() }
     }
 }
 
@@ -47,16 +41,9 @@ pub fn readiness() -> http_server::Readiness {
 }
 
 /// Runs record-writer alone on `listener` until `shutdown`.
-pub async fn run(
-    settings: Settings,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "record-writer listening");
-    http_server::serve(listener, &settings.http, shutdown, |cfg| {
-        http_server::health_routes(readiness())(cfg)
-    })
-    .await?;
+    http_server::serve(listener, &settings.http, shutdown, |cfg| http_server::health_routes(readiness())(cfg)).await?;
     tracing::info!("record-writer stopped");
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The gateway's bus consumer: one exclusive queue per replica bound to every notification,
 //! each envelope serialised once into a client frame and fanned out to local connections.
 
-use crate::hub::Hub;
+use crate::hub::{Hub, OutboundFrame};
 use bus::{Incoming, Subscription};
 use bytestring::ByteString;
 use model::NotificationMessage;
@@ -26,7 +26,10 @@ pub fn handle(hub: &Hub, incoming: &Incoming) -> Outcome {
             return Outcome::DeadLetter;
         }
     };
-    let frame = ByteString::from(message.client_frame().to_json());
+    let frame = Arc::new(OutboundFrame {
+        message_id: message.message_id.clone(),
+        text: ByteString::from(message.client_frame().to_json()),
+    });
     let fan_out = hub.fan_out(&message, &frame);
     tracing::debug!(message_id = %message.message_id, queued = fan_out.queued, slow = fan_out.slow, "fanned out");
     Outcome::Ack

@@ -5,7 +5,7 @@
 //! Locks are std locks held only for map lookups, never across an await.
 
 use bytestring::ByteString;
-use model::{CloseCode, NotificationMessage, Target, UserId};
+use model::{CloseCode, MessageId, NotificationMessage, Target, UserId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
@@ -16,6 +16,15 @@ const SHARDS: usize = 16;
 
 /// A connection's id, unique within this process.
 pub type ConnId = u64;
+
+/// A message's client frame, serialised once and shared by every connection it goes to.
+#[derive(Debug)]
+pub struct OutboundFrame {
+    /// The message's id, so a session can drop a live copy of what it just replayed.
+    pub message_id: MessageId,
+    /// The spec 3.2 frame.
+    pub text: ByteString,
+}
 
 /// How the hub tells a session to close, and why.
 #[derive(Debug, Default)]
@@ -46,7 +55,7 @@ impl ConnControl {
 struct Conn {
     user_id: UserId,
     is_admin: bool,
-    tx: mpsc::Sender<ByteString>,
+    tx: mpsc::Sender<Arc<OutboundFrame>>,
     control: Arc<ConnControl>,
 }
 
@@ -61,7 +70,7 @@ pub struct Registration {
     /// The connection's id.
     pub id: ConnId,
     /// Its frames, in order.
-    pub frames: mpsc::Receiver<ByteString>,
+    pub frames: mpsc::Receiver<Arc<OutboundFrame>>,
     /// Close requests from the hub.
     pub control: Arc<ConnControl>,
 }
@@ -103,34 +112,16 @@ impl Hub {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, frames) = mpsc::channel(self.send_buffer);
         let control = Arc::new(ConnControl::default());
-        let mut shard = self
-            .shard(user_id)
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        shard.conns.insert(
-            id,
-            Conn {
-                user_id,
-                is_admin,
-                tx,
-                control: control.clone(),
-            },
-        );
+        let mut shard = self.shard(user_id).write().unwrap_or_else(PoisonError::into_inner);
+        shard.conns.insert(id, Conn { user_id, is_admin, tx, control: control.clone() });
         shard.by_user.entry(user_id).or_default().push(id);
         self.count.fetch_add(1, Ordering::Relaxed);
-        Registration {
-            id,
-            frames,
-            control,
-        }
+        Registration { id, frames, control }
     }
 
     /// Removes a connection; harmless if it is already gone.
     pub fn unregister(&self, user_id: UserId, id: ConnId) {
-        let mut shard = self
-            .shard(user_id)
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut shard = self.shard(user_id).write().unwrap_or_else(PoisonError::into_inner);
         if shard.conns.remove(&id).is_some() {
             self.count.fetch_sub(1, Ordering::Relaxed);
         }
@@ -148,7 +139,7 @@ impl Hub {
     }
 
     /// Queues `frame` on every local connection `message` addresses.
-    pub fn fan_out(&self, message: &NotificationMessage, frame: &ByteString) -> FanOut {
+    pub fn fan_out(&self, message: &NotificationMessage, frame: &Arc<OutboundFrame>) -> FanOut {
         let mut result = FanOut::default();
         let mut slow: Vec<(UserId, ConnId)> = Vec::new();
         let mut offer = |id: ConnId, conn: &Conn| match conn.tx.try_send(frame.clone()) {
@@ -172,15 +163,8 @@ impl Hub {
                 }
             }
             Target::User | Target::Custom => {
-                for user_id in message
-                    .target_ids
-                    .iter()
-                    .filter(|id| !message.exclude_ids.contains(id))
-                {
-                    let shard = self
-                        .shard(*user_id)
-                        .read()
-                        .unwrap_or_else(PoisonError::into_inner);
+                for user_id in message.target_ids.iter().filter(|id| !message.exclude_ids.contains(id)) {
+                    let shard = self.shard(*user_id).read().unwrap_or_else(PoisonError::into_inner);
                     for id in shard.by_user.get(user_id).into_iter().flatten() {
                         if let Some(conn) = shard.conns.get(id) {
                             offer(*id, conn);
@@ -200,12 +184,7 @@ impl Hub {
     /// Asks every connection to close with `code` (shutdown).
     pub fn close_all(&self, code: CloseCode) {
         for shard in &self.shards {
-            for conn in shard
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .conns
-                .values()
-            {
+            for conn in shard.read().unwrap_or_else(PoisonError::into_inner).conns.values() {
                 conn.control.close(code);
             }
         }
@@ -217,11 +196,11 @@ mod tests {
     use super::*;
     use model::{MessageId, NotificationType, Priority, Sender};
 
-    fn message(
-        target: Target,
-        target_ids: Vec<UserId>,
-        exclude_ids: Vec<UserId>,
-    ) -> NotificationMessage {
+    fn outbound() -> Arc<OutboundFrame> {
+        Arc::new(OutboundFrame { message_id: MessageId::generate(), text: ByteString::from_static("f") })
+    }
+
+    fn message(target: Target, target_ids: Vec<UserId>, exclude_ids: Vec<UserId>) -> NotificationMessage {
         NotificationMessage {
             notification_type: NotificationType::SYSTEM_NOTICE,
             content: "x".into(),
@@ -233,10 +212,7 @@ mod tests {
             exclude_ids,
             need_confirm: false,
             message_id: MessageId::generate(),
-            sender: Sender {
-                id: 1,
-                name: "admin".into(),
-            },
+            sender: Sender { id: 1, name: "admin".into() },
         }
     }
 
@@ -247,23 +223,11 @@ mod tests {
         let mut alice_phone = hub.register(2, false);
         let mut alice_laptop = hub.register(2, false);
         let mut bob = hub.register(3, false);
-        let frame = ByteString::from_static("f");
+        let frame = outbound();
 
-        assert_eq!(
-            hub.fan_out(&message(Target::All, vec![], vec![3]), &frame)
-                .queued,
-            3
-        );
-        assert_eq!(
-            hub.fan_out(&message(Target::Admin, vec![], vec![]), &frame)
-                .queued,
-            1
-        );
-        assert_eq!(
-            hub.fan_out(&message(Target::Custom, vec![2, 3, 99], vec![3]), &frame)
-                .queued,
-            2
-        );
+        assert_eq!(hub.fan_out(&message(Target::All, vec![], vec![3]), &frame).queued, 3);
+        assert_eq!(hub.fan_out(&message(Target::Admin, vec![], vec![]), &frame).queued, 1);
+        assert_eq!(hub.fan_out(&message(Target::Custom, vec![2, 3, 99], vec![3]), &frame).queued, 2);
 
         let count = |r: &mut Registration| std::iter::from_fn(|| r.frames.try_recv().ok()).count();
         assert_eq!(count(&mut admin), 2);
@@ -277,7 +241,7 @@ mod tests {
         let hub = Hub::new(2);
         let slow = hub.register(5, false);
         let mut fast = hub.register(6, false);
-        let frame = ByteString::from_static("f");
+        let frame = outbound();
         let all = message(Target::All, vec![], vec![]);
         for _ in 0..2 {
             assert_eq!(hub.fan_out(&all, &frame).queued, 2);
@@ -287,11 +251,7 @@ mod tests {
         assert_eq!((third.queued, third.slow), (1, 1));
         assert_eq!(slow.control.closed().await, CloseCode::SLOW_CLIENT);
         assert_eq!(hub.connection_count(), 1);
-        assert_eq!(
-            hub.fan_out(&all, &frame).queued,
-            1,
-            "the fast client keeps receiving"
-        );
+        assert_eq!(hub.fan_out(&all, &frame).queued, 1, "the fast client keeps receiving");
     }
 
     #[test]
@@ -301,13 +261,6 @@ mod tests {
         hub.unregister(7, r.id);
         hub.unregister(7, r.id);
         assert_eq!(hub.connection_count(), 0);
-        assert_eq!(
-            hub.fan_out(
-                &message(Target::Custom, vec![7], vec![]),
-                &ByteString::from_static("f")
-            )
-            .queued,
-            0
-        );
+        assert_eq!(hub.fan_out(&message(Target::Custom, vec![7], vec![]), &outbound()).queued, 0);
     }
 }

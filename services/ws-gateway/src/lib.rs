@@ -21,6 +21,7 @@ use model::{ErrorCode, TimeFormat};
 use runtime::{AuthError, JwtVerifier};
 use std::net::TcpListener;
 use std::sync::Arc;
+use store::OfflineInbox;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -31,6 +32,7 @@ pub const BEARER_SUBPROTOCOL: &str = "bearer";
 #[derive(Clone)]
 pub struct Gateway {
     hub: Arc<Hub>,
+    inbox: OfflineInbox,
     verifier: JwtVerifier,
     time: TimeFormat,
     settings: WsSettings,
@@ -39,10 +41,12 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Subscribes to the bus and starts fanning out; runs until `shutdown`.
+    /// Subscribes to the bus and starts fanning out; runs until `shutdown`. Connecting users get
+    /// what `inbox` kept for them replayed.
     pub fn start(
         settings: &Settings,
         bus: &Bus,
+        inbox: OfflineInbox,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
         let hub = Arc::new(Hub::new(settings.ws.send_buffer));
@@ -61,6 +65,7 @@ impl Gateway {
         });
         Ok(Self {
             hub,
+            inbox,
             verifier: JwtVerifier::new(&settings.jwt),
             time: settings.time.format()?,
             settings: settings.ws.clone(),
@@ -83,17 +88,18 @@ impl Gateway {
         );
     }
 
-    /// Readiness: the replica's queue is bound and consumed.
+    /// Readiness: the replica's queue is bound and consumed, and the offline inbox answers.
     pub fn readiness(&self) -> http_server::Readiness {
-        let subscribed = self.subscribed.clone();
-        http_server::Readiness::default().check("bus_subscription", move || *subscribed.borrow())
+        let (subscribed, inbox) = (self.subscribed.clone(), self.inbox.clone());
+        http_server::Readiness::default()
+            .check("bus_subscription", move || *subscribed.borrow())
+            .check("offline_inbox", move || inbox.is_ready())
     }
 }
 
 /// The token a WebSocket client presents, and the subprotocol to echo for it.
 fn presented_token(req: &HttpRequest) -> Option<(String, Option<String>)> {
-    if let Ok(query) =
-        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+    if let Ok(query) = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
         && let Some(token) = query.get("token").filter(|t| !t.is_empty())
     {
         return Some((token.clone(), None));
@@ -102,44 +108,23 @@ fn presented_token(req: &HttpRequest) -> Option<(String, Option<String>)> {
         return Some((token.to_owned(), None));
     }
     let offered = req.headers().get(SEC_WEBSOCKET_PROTOCOL)?.to_str().ok()?;
-    let protocols: Vec<&str> = offered
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .collect();
+    let protocols: Vec<&str> = offered.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
     let token = protocols.iter().find(|p| p.split('.').count() == 3)?;
     // Browsers fail the handshake unless the server echoes one offered subprotocol.
-    let echo = if protocols
-        .iter()
-        .any(|p| p.eq_ignore_ascii_case(BEARER_SUBPROTOCOL))
-    {
-        BEARER_SUBPROTOCOL
-    } else {
-        token
-    };
+    let echo =
+        if protocols.iter().any(|p| p.eq_ignore_ascii_case(BEARER_SUBPROTOCOL)) { BEARER_SUBPROTOCOL } else { token };
     Some(((*token).to_owned(), Some(echo.to_owned())))
 }
 
 /// `GET /ws`: authenticate, upgrade, register, and hand the socket to a session task.
-async fn connect(
-    req: HttpRequest,
-    body: web::Payload,
-    gateway: web::Data<Gateway>,
-) -> Result<HttpResponse, Failure> {
-    let (token, echo) = presented_token(&req)
-        .ok_or_else(|| Failure::new(ErrorCode::Unauthorized, AuthError::Missing.to_string()))?;
-    let claims = gateway
-        .verifier
-        .verify(&token)
-        .map_err(|err| Failure::new(ErrorCode::Unauthorized, err.to_string()))?;
+async fn connect(req: HttpRequest, body: web::Payload, gateway: web::Data<Gateway>) -> Result<HttpResponse, Failure> {
+    let (token, echo) =
+        presented_token(&req).ok_or_else(|| Failure::new(ErrorCode::Unauthorized, AuthError::Missing.to_string()))?;
+    let claims =
+        gateway.verifier.verify(&token).map_err(|err| Failure::new(ErrorCode::Unauthorized, err.to_string()))?;
     let protocols: Vec<&str> = echo.as_deref().into_iter().collect();
     let (response, session, stream) = actix_ws::handle_with_protocols(&req, body, &protocols)
-        .map_err(|err| {
-            Failure::new(
-                ErrorCode::InvalidRequest,
-                format!("not a WebSocket handshake: {err}"),
-            )
-        })?;
+        .map_err(|err| Failure::new(ErrorCode::InvalidRequest, format!("not a WebSocket handshake: {err}")))?;
     let stream = stream
         .max_frame_size(gateway.settings.max_frame_bytes)
         .aggregate_continuations()
@@ -147,6 +132,7 @@ async fn connect(
     let registration = gateway.hub.register(claims.sub, claims.is_admin());
     let context = session::SessionContext {
         hub: gateway.hub.clone(),
+        inbox: gateway.inbox.clone(),
         registration,
         claims,
         time: gateway.time,
@@ -159,17 +145,12 @@ async fn connect(
 }
 
 /// Runs ws-gateway alone on `listener` until `shutdown`.
-pub async fn run(
-    settings: Settings,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let bus = Bus::start(&settings.bus, shutdown.clone());
-    let gateway = Gateway::start(&settings, &bus, shutdown.clone())?;
+    let inbox = OfflineInbox::start(&settings.redis, &settings.offline)?;
+    let gateway = Gateway::start(&settings, &bus, inbox, shutdown.clone())?;
     let bus_ready = bus.clone();
-    let readiness = gateway
-        .readiness()
-        .check("bus", move || bus_ready.is_ready());
+    let readiness = gateway.readiness().check("bus", move || bus_ready.is_ready());
     tracing::info!(addr = %listener.local_addr()?, "ws-gateway listening");
     http_server::serve(listener, &settings.http, shutdown, move |cfg| {
         gateway.configure(cfg);

@@ -4,11 +4,13 @@
 use crate::hub::{Hub, Registration};
 use crate::settings::WsSettings;
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, ProtocolError};
-use model::{CloseCode, ErrorCode, TimeFormat, WsMessage};
+use model::{CloseCode, ErrorCode, MessageId, TimeFormat, WsMessage};
 use runtime::Claims;
 use serde::Deserialize;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use store::OfflineInbox;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -16,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 pub struct SessionContext {
     /// The hub the connection is registered in.
     pub hub: Arc<Hub>,
+    /// The offline inboxes: replayed on connect, emptied by acks.
+    pub inbox: OfflineInbox,
     /// The registration: id, frame queue, close requests.
     pub registration: Registration,
     /// The token's claims.
@@ -34,37 +38,101 @@ pub struct SessionContext {
 enum ClientCommand {
     /// An application-level heartbeat for clients that cannot send WebSocket pings.
     Ping,
+    /// The client received a message: it leaves the user's offline inbox.
+    Ack {
+        /// The received message's id.
+        message_id: String,
+    },
+}
+
+/// What the session does about a client frame.
+#[derive(Debug, PartialEq)]
+enum ClientAction {
+    /// Send this frame back.
+    Reply(String),
+    /// Remove the message from the user's offline inbox.
+    Acknowledge(MessageId),
+}
+
+/// Parses a client's text frame into what to do about it.
+fn interpret(text: &str, time: &TimeFormat) -> ClientAction {
+    let error = |message: String| {
+        let frame = WsMessage::error(ErrorCode::InvalidFrame.as_str(), message, time.now());
+        ClientAction::Reply(serde_json::to_string(&frame).unwrap_or_default())
+    };
+    match serde_json::from_str::<ClientCommand>(text) {
+        Ok(ClientCommand::Ping) => {
+            ClientAction::Reply(serde_json::to_string(&WsMessage::pong(time.now())).unwrap_or_default())
+        }
+        Ok(ClientCommand::Ack { message_id }) => match MessageId::parse(&message_id) {
+            Ok(id) => ClientAction::Acknowledge(id),
+            Err(err) => error(format!("ack: {err}")),
+        },
+        Err(err) => error(format!(
+            "unsupported frame: {err}; send {{\"type\":\"ping\"}} or {{\"type\":\"ack\",\"message_id\":\"...\"}}"
+        )),
+    }
+}
+
+/// Sends what the user's inbox holds, oldest first, preceded by an overflow notice when older
+/// messages were dropped. Returns the replayed ids, or `None` if the socket closed meanwhile.
+async fn replay(
+    session: &mut actix_ws::Session,
+    inbox: &OfflineInbox,
+    user: model::UserId,
+    time: &TimeFormat,
+) -> Option<HashSet<MessageId>> {
+    let replay = match inbox.replay(user).await {
+        Ok(replay) => replay,
+        Err(err) => {
+            // Live delivery still works; the entries stay and replay on the next connect.
+            tracing::warn!(error = %err, "offline replay unavailable");
+            return Some(HashSet::new());
+        }
+    };
+    if replay.dropped > 0 {
+        let notice =
+            serde_json::to_string(&WsMessage::offline_overflow(replay.dropped, time.now())).unwrap_or_default();
+        session.text(notice).await.ok()?;
+    }
+    tracing::debug!(entries = replay.entries.len(), dropped = replay.dropped, "replaying offline messages");
+    let mut replayed = HashSet::with_capacity(replay.entries.len());
+    for entry in replay.entries {
+        if let Ok(OfflineId { message_id }) = serde_json::from_str(&entry) {
+            replayed.insert(message_id);
+        }
+        session.text(entry).await.ok()?;
+    }
+    Some(replayed)
+}
+
+/// The one field of a replayed entry the session needs.
+#[derive(Deserialize)]
+struct OfflineId {
+    message_id: MessageId,
 }
 
 /// Runs the session until either side closes it.
 #[tracing::instrument(name = "ws_session", skip_all, fields(user_id = ctx.claims.sub, conn = ctx.registration.id))]
-pub async fn run(
-    mut session: actix_ws::Session,
-    mut stream: AggregatedMessageStream,
-    ctx: SessionContext,
-) {
-    let SessionContext {
-        hub,
-        registration,
-        claims,
-        time,
-        settings,
-        shutdown,
-    } = ctx;
-    let Registration {
-        id,
-        mut frames,
-        control,
-    } = registration;
+pub async fn run(mut session: actix_ws::Session, mut stream: AggregatedMessageStream, ctx: SessionContext) {
+    let SessionContext { hub, inbox, registration, claims, time, settings, shutdown } = ctx;
+    let Registration { id, mut frames, control } = registration;
     let write_timeout = Duration::from_millis(settings.write_timeout_ms);
     let heartbeat_timeout = Duration::from_secs(settings.heartbeat_timeout_secs);
-    let mut heartbeat =
-        tokio::time::interval(Duration::from_secs(settings.heartbeat_interval_secs));
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(settings.heartbeat_interval_secs));
     heartbeat.tick().await;
     let token_expiry = tokio::time::sleep(until_expiry(claims.exp));
     tokio::pin!(token_expiry);
     let mut last_seen = Instant::now();
     tracing::debug!("session open");
+    // The connection is registered before the replay, so nothing published meanwhile is missed;
+    // a message may then arrive twice (replayed and live), with the same id.
+    // Ids replayed here are skipped when their live copy follows (the notice was published
+    // while this session was starting).
+    let Some(mut replayed) = replay(&mut session, &inbox, claims.sub, &time).await else {
+        hub.unregister(claims.sub, id);
+        return;
+    };
 
     let close: Option<CloseCode> = loop {
         tokio::select! {
@@ -72,7 +140,8 @@ pub async fn run(
             _ = shutdown.cancelled() => break Some(CloseCode::GOING_AWAY),
             code = control.closed() => break Some(code),
             frame = frames.recv() => match frame {
-                Some(frame) => match tokio::time::timeout(write_timeout, session.text(frame)).await {
+                Some(frame) if replayed.remove(&frame.message_id) => {}
+                Some(frame) => match tokio::time::timeout(write_timeout, session.text(frame.text.clone())).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => break None,
                     Err(_) => break Some(CloseCode::SLOW_CLIENT),
@@ -82,12 +151,18 @@ pub async fn run(
             message = stream.recv() => {
                 last_seen = Instant::now();
                 match message {
-                    Some(Ok(AggregatedMessage::Text(text))) => {
-                        let reply = answer(&text, &time);
-                        if session.text(reply).await.is_err() {
-                            break None;
+                    Some(Ok(AggregatedMessage::Text(text))) => match interpret(&text, &time) {
+                        ClientAction::Reply(reply) => {
+                            if session.text(reply).await.is_err() {
+                                break None;
+                            }
                         }
-                    }
+                        ClientAction::Acknowledge(id) => {
+                            if let Err(err) = inbox.acknowledge(claims.sub, &id).await {
+                                tracing::warn!(error = %err, message_id = %id, "ack not recorded; the message may replay");
+                            }
+                        }
+                    },
                     Some(Ok(AggregatedMessage::Binary(_))) => break Some(CloseCode::UNSUPPORTED_DATA),
                     Some(Ok(AggregatedMessage::Ping(bytes))) => {
                         if session.pong(&bytes).await.is_err() {
@@ -119,32 +194,13 @@ pub async fn run(
     hub.unregister(claims.sub, id);
     if let Some(code) = close {
         tracing::debug!(code = code.code, reason = code.reason, "closing session");
-        let reason = actix_ws::CloseReason {
-            code: code.code.into(),
-            description: Some(code.reason.to_owned()),
-        };
+        let reason = actix_ws::CloseReason { code: code.code.into(), description: Some(code.reason.to_owned()) };
         let _ = tokio::time::timeout(write_timeout, session.close(Some(reason))).await;
     }
 }
 
-/// The gateway's answer to a client's text frame.
-fn answer(text: &str, time: &TimeFormat) -> String {
-    let reply = match serde_json::from_str::<ClientCommand>(text) {
-        Ok(ClientCommand::Ping) => WsMessage::pong(time.now()),
-        Err(err) => WsMessage::error(
-            ErrorCode::InvalidFrame.as_str(),
-            format!("unsupported frame: {err}; send {{\"type\":\"ping\"}}"),
-            time.now(),
-        ),
-    };
-    serde_json::to_string(&reply).unwrap_or_default()
-}
-
 fn until_expiry(exp: u64) -> Duration {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     Duration::from_secs(exp.saturating_sub(now))
 }
 
@@ -155,17 +211,26 @@ mod tests {
     #[test]
     fn a_ping_frame_gets_a_pong_and_anything_else_an_error_frame() {
         let time = TimeFormat::default();
-        let pong: WsMessage = serde_json::from_str(&answer(r#"{"type":"ping"}"#, &time)).unwrap();
-        assert_eq!(pong.message_type, "pong");
+        let ClientAction::Reply(pong) = interpret(r#"{"type":"ping"}"#, &time) else { panic!("no reply") };
+        assert_eq!(serde_json::from_str::<WsMessage>(&pong).unwrap().message_type, "pong");
         for bad in [
             "not json",
             r#"{"type":"dance"}"#,
             "[]",
             r#"{"message_id":"1-abcdefgh"}"#,
+            r#"{"type":"ack","message_id":"nope"}"#,
+            r#"{"type":"ack"}"#,
         ] {
-            let reply: WsMessage = serde_json::from_str(&answer(bad, &time)).unwrap();
+            let ClientAction::Reply(reply) = interpret(bad, &time) else { panic!("{bad} was accepted") };
+            let reply: WsMessage = serde_json::from_str(&reply).unwrap();
             assert_eq!(reply.message_type, "error", "{bad}");
             assert_eq!(reply.data["code"], "INVALID_FRAME");
         }
+    }
+
+    #[test]
+    fn an_ack_frame_names_the_message_to_acknowledge() {
+        let action = interpret(r#"{"type":"ack","message_id":"1706335800123456789-abc12345"}"#, &TimeFormat::default());
+        assert_eq!(action, ClientAction::Acknowledge(MessageId::parse("1706335800123456789-abc12345").unwrap()));
     }
 }

@@ -1,6 +1,8 @@
 //! ws-gateway's settings: `[http]`, `[jwt]`, `[bus]`, `[log]`, `[time]` and `[ws]`.
 
-use runtime::{BusSettings, ConfigError, HttpSettings, JwtSettings, LogSettings, TimeSettings};
+use runtime::{
+    BusSettings, ConfigError, HttpSettings, JwtSettings, LogSettings, OfflineSettings, RedisSettings, TimeSettings,
+};
 use serde::{Deserialize, Serialize};
 
 /// WebSocket behaviour (`[ws]`, `HERALD_WS_*`).
@@ -38,9 +40,7 @@ impl WsSettings {
         if self.send_buffer == 0 {
             return Err(ConfigError::invalid("ws.send_buffer", "must be positive"));
         }
-        if self.heartbeat_interval_secs == 0
-            || self.heartbeat_timeout_secs <= self.heartbeat_interval_secs
-        {
+        if self.heartbeat_interval_secs == 0 || self.heartbeat_timeout_secs <= self.heartbeat_interval_secs {
             return Err(ConfigError::invalid(
                 "ws.heartbeat_timeout_secs",
                 "must be greater than ws.heartbeat_interval_secs, which must be positive",
@@ -75,6 +75,10 @@ pub struct Settings {
     pub time: TimeSettings,
     /// WebSocket behaviour.
     pub ws: WsSettings,
+    /// Redis, for offline inboxes.
+    pub redis: RedisSettings,
+    /// Offline inbox limits.
+    pub offline: OfflineSettings,
 }
 
 impl Default for Settings {
@@ -89,6 +93,8 @@ impl Default for Settings {
             log: LogSettings::default(),
             time: TimeSettings::default(),
             ws: WsSettings::default(),
+            redis: RedisSettings::default(),
+            offline: OfflineSettings::default(),
         }
     }
 }
@@ -100,6 +106,8 @@ impl Settings {
         self.jwt.validate()?;
         self.bus.validate()?;
         self.ws.validate()?;
+        self.redis.validate()?;
+        self.offline.validate()?;
         self.time.format().map(|_| ())
     }
 }

@@ -7,8 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 fn amqp_url() -> String {
-    std::env::var("HERALD_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+    std::env::var("HERALD_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
 /// A bus under a fresh prefix; `cleanup` deletes what it declared.
@@ -28,14 +27,8 @@ impl TestBus {
         };
         let shutdown = CancellationToken::new();
         let bus = Bus::start(&settings, shutdown.clone());
-        let Bus::Amqp(amqp) = &bus else {
-            unreachable!()
-        };
-        assert!(
-            amqp.wait_connected(Duration::from_secs(10)).await,
-            "RabbitMQ is not reachable at {}",
-            amqp_url()
-        );
+        let Bus::Amqp(amqp) = &bus else { unreachable!() };
+        assert!(amqp.wait_connected(Duration::from_secs(10)).await, "RabbitMQ is not reachable at {}", amqp_url());
         Self { bus, shutdown }
     }
 
@@ -49,19 +42,14 @@ impl TestBus {
     }
 
     async fn cleanup(self, durable_queues: &[&str]) {
-        let Bus::Amqp(amqp) = &self.bus else {
-            unreachable!()
-        };
+        let Bus::Amqp(amqp) = &self.bus else { unreachable!() };
         amqp.delete_topology(durable_queues).await.unwrap();
         self.shutdown.cancel();
     }
 }
 
 async fn next_payload(sub: &mut bus::Subscription) -> (String, Bytes) {
-    let incoming = tokio::time::timeout(Duration::from_secs(10), sub.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let incoming = tokio::time::timeout(Duration::from_secs(10), sub.next()).await.unwrap().unwrap();
     let got = (incoming.routing_key.clone(), incoming.payload.clone());
     incoming.ack().await;
     got
@@ -70,50 +58,18 @@ async fn next_payload(sub: &mut bus::Subscription) -> (String, Bytes) {
 #[tokio::test]
 async fn published_messages_reach_bound_queues_by_routing_key() {
     let t = TestBus::start().await;
-    let mut everything = t
-        .bus
-        .subscribe(t.spec("gateway", QueueKind::Exclusive, &["#"]));
-    let mut urgent = t
-        .bus
-        .subscribe(t.spec("urgent", QueueKind::Exclusive, &["*.urgent"]));
-    assert!(
-        everything.wait_ready(Duration::from_secs(10)).await
-            && urgent.wait_ready(Duration::from_secs(10)).await
-    );
+    let mut everything = t.bus.subscribe(t.spec("gateway", QueueKind::Exclusive, &["#"]));
+    let mut urgent = t.bus.subscribe(t.spec("urgent", QueueKind::Exclusive, &["*.urgent"]));
+    assert!(everything.wait_ready(Duration::from_secs(10)).await && urgent.wait_ready(Duration::from_secs(10)).await);
 
-    t.bus
-        .publish(
-            Exchange::Notifications,
-            "all.normal",
-            Bytes::from_static(b"one"),
-        )
-        .await
-        .unwrap();
-    t.bus
-        .publish(
-            Exchange::Notifications,
-            "custom.urgent",
-            Bytes::from_static(b"two"),
-        )
-        .await
-        .unwrap();
+    t.bus.publish(Exchange::Notifications, "all.normal", Bytes::from_static(b"one")).await.unwrap();
+    t.bus.publish(Exchange::Notifications, "custom.urgent", Bytes::from_static(b"two")).await.unwrap();
 
-    assert_eq!(
-        next_payload(&mut everything).await,
-        ("all.normal".into(), Bytes::from_static(b"one"))
-    );
-    assert_eq!(
-        next_payload(&mut everything).await,
-        ("custom.urgent".into(), Bytes::from_static(b"two"))
-    );
-    assert_eq!(
-        next_payload(&mut urgent).await,
-        ("custom.urgent".into(), Bytes::from_static(b"two"))
-    );
+    assert_eq!(next_payload(&mut everything).await, ("all.normal".into(), Bytes::from_static(b"one")));
+    assert_eq!(next_payload(&mut everything).await, ("custom.urgent".into(), Bytes::from_static(b"two")));
+    assert_eq!(next_payload(&mut urgent).await, ("custom.urgent".into(), Bytes::from_static(b"two")));
     assert!(
-        tokio::time::timeout(Duration::from_millis(300), urgent.next())
-            .await
-            .is_err(),
+        tokio::time::timeout(Duration::from_millis(300), urgent.next()).await.is_err(),
         "urgent queue got all.normal"
     );
     t.cleanup(&[]).await;
@@ -122,28 +78,14 @@ async fn published_messages_reach_bound_queues_by_routing_key() {
 #[tokio::test]
 async fn a_durable_queue_keeps_messages_while_its_consumer_is_away() {
     let t = TestBus::start().await;
-    let mut first = t
-        .bus
-        .subscribe(t.spec("writer", QueueKind::Durable, &["#"]));
+    let mut first = t.bus.subscribe(t.spec("writer", QueueKind::Durable, &["#"]));
     assert!(first.wait_ready(Duration::from_secs(10)).await);
     drop(first);
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    t.bus
-        .publish(
-            Exchange::Notifications,
-            "admin.high",
-            Bytes::from_static(b"kept"),
-        )
-        .await
-        .unwrap();
-    let mut second = t
-        .bus
-        .subscribe(t.spec("writer", QueueKind::Durable, &["#"]));
-    assert_eq!(
-        next_payload(&mut second).await.1,
-        Bytes::from_static(b"kept")
-    );
+    t.bus.publish(Exchange::Notifications, "admin.high", Bytes::from_static(b"kept")).await.unwrap();
+    let mut second = t.bus.subscribe(t.spec("writer", QueueKind::Durable, &["#"]));
+    assert_eq!(next_payload(&mut second).await.1, Bytes::from_static(b"kept"));
     drop(second);
     t.cleanup(&["writer"]).await;
 }
@@ -151,34 +93,17 @@ async fn a_durable_queue_keeps_messages_while_its_consumer_is_away() {
 #[tokio::test]
 async fn an_unacknowledged_message_is_redelivered_to_the_next_consumer() {
     let t = TestBus::start().await;
-    let mut first = t
-        .bus
-        .subscribe(t.spec("worker", QueueKind::Durable, &["#"]));
+    let mut first = t.bus.subscribe(t.spec("worker", QueueKind::Durable, &["#"]));
     assert!(first.wait_ready(Duration::from_secs(10)).await);
-    t.bus
-        .publish(
-            Exchange::Notifications,
-            "all.low",
-            Bytes::from_static(b"again"),
-        )
-        .await
-        .unwrap();
-    let taken = tokio::time::timeout(Duration::from_secs(10), first.next())
-        .await
-        .unwrap()
-        .unwrap();
+    t.bus.publish(Exchange::Notifications, "all.low", Bytes::from_static(b"again")).await.unwrap();
+    let taken = tokio::time::timeout(Duration::from_secs(10), first.next()).await.unwrap().unwrap();
     assert!(!taken.redelivered);
     // The consumer goes away without acking, as if killed mid-work.
     drop(taken);
     drop(first);
 
-    let mut second = t
-        .bus
-        .subscribe(t.spec("worker", QueueKind::Durable, &["#"]));
-    let again = tokio::time::timeout(Duration::from_secs(15), second.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let mut second = t.bus.subscribe(t.spec("worker", QueueKind::Durable, &["#"]));
+    let again = tokio::time::timeout(Duration::from_secs(15), second.next()).await.unwrap().unwrap();
     assert!(again.redelivered);
     assert_eq!(again.payload, Bytes::from_static(b"again"));
     again.ack().await;
@@ -189,17 +114,11 @@ async fn an_unacknowledged_message_is_redelivered_to_the_next_consumer() {
 #[tokio::test]
 async fn publishing_without_a_broker_fails_fast() {
     runtime::install_crypto_provider();
-    let settings = BusSettings {
-        url: "amqp://guest:guest@127.0.0.1:1/%2f".into(),
-        ..BusSettings::default()
-    };
+    let settings = BusSettings { url: "amqp://guest:guest@127.0.0.1:1/%2f".into(), ..BusSettings::default() };
     let shutdown = CancellationToken::new();
     let bus = Bus::start(&settings, shutdown.clone());
     let started = std::time::Instant::now();
-    let err = bus
-        .publish(Exchange::Notifications, "all.normal", Bytes::new())
-        .await
-        .unwrap_err();
+    let err = bus.publish(Exchange::Notifications, "all.normal", Bytes::new()).await.unwrap_err();
     assert!(matches!(err, bus::BusError::Unavailable(_)), "{err}");
     assert!(started.elapsed() < Duration::from_secs(1));
     assert!(!bus.is_ready());
@@ -216,19 +135,15 @@ fn close_connections_named(prefix: &str) -> usize {
     let listed = String::from_utf8(listed.stdout).unwrap();
     let mut closed = 0;
     // One line per connection: `<pid>\t[client properties as Erlang terms]`.
-    for line in listed.lines().filter(|line| {
-        line.contains(&format!("<<\"{prefix}")) || line.contains(&format!("\"{prefix}"))
-    }) {
+    for line in
+        listed.lines().filter(|line| line.contains(&format!("<<\"{prefix}")) || line.contains(&format!("\"{prefix}")))
+    {
         let pid = line.split('\t').next().unwrap();
         let output = std::process::Command::new("rabbitmqctl")
             .args(["close_connection", pid, "test: simulated connection loss"])
             .output()
             .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         closed += 1;
     }
     closed
@@ -237,39 +152,21 @@ fn close_connections_named(prefix: &str) -> usize {
 #[tokio::test]
 async fn publisher_and_subscription_reconnect_after_the_broker_drops_them() {
     let t = TestBus::start().await;
-    let mut sub = t
-        .bus
-        .subscribe(t.spec("gateway", QueueKind::Exclusive, &["#"]));
+    let mut sub = t.bus.subscribe(t.spec("gateway", QueueKind::Exclusive, &["#"]));
     assert!(sub.wait_ready(Duration::from_secs(10)).await);
 
-    assert_eq!(
-        close_connections_named(t.bus.topology().prefix()),
-        2,
-        "publisher and subscription connections"
-    );
-    let Bus::Amqp(amqp) = &t.bus else {
-        unreachable!()
-    };
+    assert_eq!(close_connections_named(t.bus.topology().prefix()), 2, "publisher and subscription connections");
+    let Bus::Amqp(amqp) = &t.bus else { unreachable!() };
     // Both sides notice the loss and come back by themselves.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         if amqp.is_connected() && sub.is_ready() {
-            let published = t
-                .bus
-                .publish(
-                    Exchange::Notifications,
-                    "all.normal",
-                    Bytes::from_static(b"after"),
-                )
-                .await;
+            let published = t.bus.publish(Exchange::Notifications, "all.normal", Bytes::from_static(b"after")).await;
             if published.is_ok() {
                 break;
             }
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the bus did not recover"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "the bus did not recover");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(next_payload(&mut sub).await.1, Bytes::from_static(b"after"));

@@ -9,10 +9,8 @@ pub fn assert_valid(name: &str, instance: &Value) {
     let path = format!("{}/../../proto-schemas/{name}", env!("CARGO_MANIFEST_DIR"));
     let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(instance)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
+    let errors: Vec<String> =
+        validator.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path())).collect();
     assert!(errors.is_empty(), "{instance} violates {name}: {errors:#?}");
 }
 
@@ -20,10 +18,7 @@ pub fn assert_valid(name: &str, instance: &Value) {
 pub fn assert_invalid(name: &str, instance: &Value) {
     let path = format!("{}/../../proto-schemas/{name}", env!("CARGO_MANIFEST_DIR"));
     let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    assert!(
-        !jsonschema::is_valid(&schema, instance),
-        "{instance} should violate {name}"
-    );
+    assert!(!jsonschema::is_valid(&schema, instance), "{instance} should violate {name}");
 }
 
 #[test]
@@ -37,29 +32,19 @@ fn client_frames_match_the_ws_notification_schema() {
 #[test]
 fn envelopes_match_the_bus_envelope_schema() {
     for message in [spec_3_2_message(), sample_message()] {
-        assert_valid(
-            "bus-envelope.schema.json",
-            &serde_json::to_value(&message).unwrap(),
-        );
+        assert_valid("bus-envelope.schema.json", &serde_json::to_value(&message).unwrap());
     }
-    assert_invalid(
-        "bus-envelope.schema.json",
-        &json!({"type": "system_notice"}),
-    );
+    assert_invalid("bus-envelope.schema.json", &json!({"type": "system_notice"}));
 }
 
 #[test]
 fn gateway_frames_match_the_ws_message_schema() {
     let time = "2025-01-27 10:30:00".to_owned();
-    assert_valid(
-        "ws-message.schema.json",
-        &serde_json::to_value(WsMessage::pong(time.clone())).unwrap(),
-    );
+    assert_valid("ws-message.schema.json", &serde_json::to_value(WsMessage::pong(time.clone())).unwrap());
+    let overflow = WsMessage::offline_overflow(50, time.clone());
+    assert_valid("ws-message.schema.json", &serde_json::to_value(overflow).unwrap());
     let error = WsMessage::error("INVALID_FRAME", "frame is not JSON", time);
-    assert_valid(
-        "ws-message.schema.json",
-        &serde_json::to_value(error).unwrap(),
-    );
+    assert_valid("ws-message.schema.json", &serde_json::to_value(error).unwrap());
 }
 
 #[test]
@@ -74,16 +59,10 @@ fn responses_match_their_schemas() {
         message_id: "1706335800123456789-abc12345".into(),
         status: PushStatus::Queued,
     });
-    assert_valid(
-        "push-success-response.schema.json",
-        &serde_json::to_value(&success).unwrap(),
-    );
+    assert_valid("push-success-response.schema.json", &serde_json::to_value(&success).unwrap());
     for code in ErrorCode::ALL {
         let failure = ApiResponse::failure(*code, FailureData::new(*code, "something went wrong"));
-        assert_valid(
-            "failure-response.schema.json",
-            &serde_json::to_value(&failure).unwrap(),
-        );
+        assert_valid("failure-response.schema.json", &serde_json::to_value(&failure).unwrap());
     }
 }
 
@@ -96,23 +75,14 @@ fn the_spec_request_examples_match_the_request_schema() {
     ] {
         assert_valid("notice-request.schema.json", &example);
     }
-    assert_invalid(
-        "notice-request.schema.json",
-        &json!({"content": "x", "target": "custom"}),
-    );
-    assert_invalid(
-        "notice-request.schema.json",
-        &json!({"content": "x", "target": "everyone"}),
-    );
+    assert_invalid("notice-request.schema.json", &json!({"content": "x", "target": "custom"}));
+    assert_invalid("notice-request.schema.json", &json!({"content": "x", "target": "everyone"}));
 }
 
 #[test]
 fn offline_entries_match_the_offline_message_schema() {
     for message in [spec_3_2_message(), sample_message()] {
         let entry = message.offline_entry("2025-01-27 10:30:05".into());
-        assert_valid(
-            "offline-message.schema.json",
-            &serde_json::to_value(entry).unwrap(),
-        );
+        assert_valid("offline-message.schema.json", &serde_json::to_value(entry).unwrap());
     }
 }

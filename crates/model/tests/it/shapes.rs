@@ -2,9 +2,9 @@
 
 use model::offline::OfflineMessage;
 use model::{
-    AdminUserReceiveRecord, ApiResponse, ErrorCode, FailureData, MessageId, NotificationLog,
-    NotificationMessage, NotificationType, Priority, PushRecord, PushRecordItem, PushRecordPage,
-    PushRecordStats, PushResult, PushStatus, Sender, Target, WsNotification,
+    AdminUserReceiveRecord, ApiResponse, ErrorCode, FailureData, MessageId, NotificationLog, NotificationMessage,
+    NotificationType, Priority, PushRecord, PushRecordItem, PushRecordPage, PushRecordStats, PushResult, PushStatus,
+    Sender, Target, WsNotification,
 };
 use serde_json::{Value, json};
 
@@ -13,12 +13,7 @@ pub fn spec_3_2_message() -> NotificationMessage {
     NotificationMessage {
         notification_type: NotificationType::SYSTEM_NOTICE,
         content: "系统将于今晚23:00-23:30进行例行维护".into(),
-        data: Some(
-            json!({"extra_info": "请提前保存工作"})
-                .as_object()
-                .unwrap()
-                .clone(),
-        ),
+        data: Some(json!({"extra_info": "请提前保存工作"}).as_object().unwrap().clone()),
         time: "2025-01-27 10:30:00".into(),
         priority: Priority::Normal,
         target: Target::All,
@@ -26,10 +21,7 @@ pub fn spec_3_2_message() -> NotificationMessage {
         exclude_ids: vec![],
         need_confirm: false,
         message_id: MessageId::parse("1706335800123456789-abc12345").unwrap(),
-        sender: Sender {
-            id: 1,
-            name: "admin".into(),
-        },
+        sender: Sender { id: 1, name: "admin".into() },
     }
 }
 
@@ -46,10 +38,7 @@ pub fn sample_message() -> NotificationMessage {
         exclude_ids: vec![456],
         need_confirm: true,
         message_id: MessageId::parse("1706335800123456789-def67890").unwrap(),
-        sender: Sender {
-            id: 7,
-            name: "ops".into(),
-        },
+        sender: Sender { id: 7, name: "ops".into() },
     }
 }
 
@@ -62,24 +51,10 @@ fn client_frame_reproduces_the_spec_3_2_example_byte_for_byte() {
 #[test]
 fn client_frame_hides_the_internal_fields() {
     let frame: Value = serde_json::from_str(&sample_message().client_frame().to_json()).unwrap();
-    let keys: Vec<&str> = frame
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let keys: Vec<&str> = frame.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(keys, ["type", "content", "data", "time", "message_id"]);
-    for hidden in [
-        "target",
-        "target_ids",
-        "exclude_ids",
-        "sender_id",
-        "sender_name",
-    ] {
-        assert!(
-            !frame.to_string().contains(hidden),
-            "{hidden} leaked into {frame}"
-        );
+    for hidden in ["target", "target_ids", "exclude_ids", "sender_id", "sender_name"] {
+        assert!(!frame.to_string().contains(hidden), "{hidden} leaked into {frame}");
     }
     assert_eq!(frame["data"], json!({"priority": 3, "need_confirm": true}));
 }
@@ -259,12 +234,7 @@ fn push_record_matches_the_spec_4_1_example_and_omits_empty_optionals() {
 #[test]
 fn receive_record_and_log_use_the_spec_field_names() {
     let record = serde_json::to_value(AdminUserReceiveRecord::default()).unwrap();
-    let keys: Vec<&str> = record
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let keys: Vec<&str> = record.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
         keys,
         [
@@ -295,25 +265,8 @@ fn receive_record_and_log_use_the_spec_field_names() {
         ]
     );
     let log = serde_json::to_value(NotificationLog::default()).unwrap();
-    let keys: Vec<&str> = log
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(
-        keys,
-        [
-            "id",
-            "message_id",
-            "user_id",
-            "username",
-            "event_type",
-            "status",
-            "timestamp",
-            "created_at"
-        ]
-    );
+    let keys: Vec<&str> = log.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["id", "message_id", "user_id", "username", "event_type", "status", "timestamp", "created_at"]);
 }
 
 #[test]
@@ -333,8 +286,5 @@ fn offline_entry_follows_spec_5_1_and_keeps_the_frame_data() {
             "data": {"priority": 1, "need_confirm": false, "extra_info": "请提前保存工作", "original_push_time": "2025-01-27 10:30:00"},
             "time": "2025-01-27 10:30:00", "message_id": "1706335800123456789-abc12345", "saved_at": "2025-01-27 10:30:05"})
     );
-    assert_eq!(
-        sample_message().explicit_recipients().collect::<Vec<_>>(),
-        [123, 789]
-    );
+    assert_eq!(sample_message().explicit_recipients().collect::<Vec<_>>(), [123, 789]);
 }

@@ -1,8 +1,6 @@
 //! One suite, two backends: every case runs on Redis and in memory.
 
-use model::{
-    MessageId, NotificationMessage, NotificationType, OfflineMessage, Priority, Sender, Target,
-};
+use model::{MessageId, NotificationMessage, NotificationType, OfflineMessage, Priority, Sender, Target};
 use runtime::{OfflineSettings, RedisSettings};
 use std::time::Duration;
 use store::{InboxError, OfflineInbox};
@@ -21,19 +19,9 @@ async fn backends(offline: OfflineSettings) -> Vec<(&'static str, OfflineInbox)>
         ..RedisSettings::default()
     };
     let on_redis = OfflineInbox::start(&redis, &offline).unwrap();
-    assert!(
-        on_redis.wait_ready(Duration::from_secs(10)).await,
-        "Redis is not reachable at {}",
-        redis_url()
-    );
-    let in_memory = OfflineInbox::start(
-        &RedisSettings {
-            url: "memory".into(),
-            ..RedisSettings::default()
-        },
-        &offline,
-    )
-    .unwrap();
+    assert!(on_redis.wait_ready(Duration::from_secs(10)).await, "Redis is not reachable at {}", redis_url());
+    let in_memory =
+        OfflineInbox::start(&RedisSettings { url: "memory".into(), ..RedisSettings::default() }, &offline).unwrap();
     vec![("redis", on_redis), ("memory", in_memory)]
 }
 
@@ -45,8 +33,7 @@ async fn cleanup(inbox: &OfflineInbox) {
 
 /// An entry for a message created `age` ago, numbered `n` in its content.
 fn entry_aged(n: usize, age: Duration) -> OfflineMessage {
-    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos() - age.as_nanos() as i128
-        + n as i128 * 1000;
+    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos() - age.as_nanos() as i128 + n as i128 * 1000;
     let message = NotificationMessage {
         notification_type: NotificationType::SYSTEM_NOTICE,
         content: format!("notice {n}"),
@@ -58,10 +45,7 @@ fn entry_aged(n: usize, age: Duration) -> OfflineMessage {
         exclude_ids: vec![],
         need_confirm: false,
         message_id: MessageId::from_parts(nanos, uuid::Uuid::new_v4()),
-        sender: Sender {
-            id: 1,
-            name: "admin".into(),
-        },
+        sender: Sender { id: 1, name: "admin".into() },
     };
     message.offline_entry("2025-01-27 10:30:01".into())
 }
@@ -71,10 +55,7 @@ fn entry(n: usize) -> OfflineMessage {
 }
 
 fn contents(entries: &[String]) -> Vec<String> {
-    entries
-        .iter()
-        .map(|raw| serde_json::from_str::<OfflineMessage>(raw).unwrap().content)
-        .collect()
+    entries.iter().map(|raw| serde_json::from_str::<OfflineMessage>(raw).unwrap().content).collect()
 }
 
 #[tokio::test]
@@ -84,34 +65,15 @@ async fn entries_replay_oldest_first_until_acknowledged() {
         inbox.store(&[USER, OTHER], &second).await.unwrap();
         inbox.store(&[USER], &first).await.unwrap();
         let replay = inbox.replay(USER).await.unwrap();
-        assert_eq!(
-            contents(&replay.entries),
-            ["[离线消息] notice 1", "[离线消息] notice 2"],
-            "{backend}"
-        );
+        assert_eq!(contents(&replay.entries), ["[离线消息] notice 1", "[离线消息] notice 2"], "{backend}");
         assert_eq!(replay.dropped, 0, "{backend}");
-        assert_eq!(
-            serde_json::from_str::<OfflineMessage>(&replay.entries[0]).unwrap(),
-            first,
-            "{backend}"
-        );
+        assert_eq!(serde_json::from_str::<OfflineMessage>(&replay.entries[0]).unwrap(), first, "{backend}");
 
         let id = MessageId::parse(&first.message_id).unwrap();
         assert!(inbox.acknowledge(USER, &id).await.unwrap(), "{backend}");
-        assert!(
-            !inbox.acknowledge(USER, &id).await.unwrap(),
-            "{backend}: acknowledged twice"
-        );
-        assert_eq!(
-            contents(&inbox.replay(USER).await.unwrap().entries),
-            ["[离线消息] notice 2"],
-            "{backend}"
-        );
-        assert_eq!(
-            inbox.replay(OTHER).await.unwrap().entries.len(),
-            1,
-            "{backend}: another user's inbox changed"
-        );
+        assert!(!inbox.acknowledge(USER, &id).await.unwrap(), "{backend}: acknowledged twice");
+        assert_eq!(contents(&inbox.replay(USER).await.unwrap().entries), ["[离线消息] notice 2"], "{backend}");
+        assert_eq!(inbox.replay(OTHER).await.unwrap().entries.len(), 1, "{backend}: another user's inbox changed");
         cleanup(&inbox).await;
     }
 }
@@ -124,11 +86,7 @@ async fn storing_the_same_message_twice_keeps_one_entry() {
         again.saved_at = "2025-01-27 10:31:00".into();
         inbox.store(&[USER], &once).await.unwrap();
         inbox.store(&[USER], &again).await.unwrap();
-        assert_eq!(
-            inbox.replay(USER).await.unwrap().entries.len(),
-            1,
-            "{backend}"
-        );
+        assert_eq!(inbox.replay(USER).await.unwrap().entries.len(), 1, "{backend}");
         cleanup(&inbox).await;
     }
 }
@@ -140,38 +98,22 @@ async fn a_hundred_and_fifty_notices_leave_the_newest_hundred_and_count_the_rest
             inbox.store(&[USER], &entry(n)).await.unwrap();
         }
         let replay = inbox.replay(USER).await.unwrap();
-        let expected: Vec<String> = (51..=150)
-            .map(|n| format!("[离线消息] notice {n}"))
-            .collect();
+        let expected: Vec<String> = (51..=150).map(|n| format!("[离线消息] notice {n}")).collect();
         assert_eq!(contents(&replay.entries), expected, "{backend}");
         assert_eq!(replay.dropped, 50, "{backend}");
-        assert_eq!(
-            inbox.replay(USER).await.unwrap().dropped,
-            0,
-            "{backend}: the count is told once"
-        );
+        assert_eq!(inbox.replay(USER).await.unwrap().dropped, 0, "{backend}: the count is told once");
         cleanup(&inbox).await;
     }
 }
 
 #[tokio::test]
 async fn entries_older_than_the_retention_are_dropped_and_counted() {
-    let offline = OfflineSettings {
-        ttl_secs: 7 * 24 * 3600,
-        ..OfflineSettings::default()
-    };
+    let offline = OfflineSettings { ttl_secs: 7 * 24 * 3600, ..OfflineSettings::default() };
     for (backend, inbox) in backends(offline).await {
-        inbox
-            .store(&[USER], &entry_aged(1, Duration::from_secs(8 * 24 * 3600)))
-            .await
-            .unwrap();
+        inbox.store(&[USER], &entry_aged(1, Duration::from_secs(8 * 24 * 3600))).await.unwrap();
         inbox.store(&[USER], &entry(2)).await.unwrap();
         let replay = inbox.replay(USER).await.unwrap();
-        assert_eq!(
-            contents(&replay.entries),
-            ["[离线消息] notice 2"],
-            "{backend}"
-        );
+        assert_eq!(contents(&replay.entries), ["[离线消息] notice 2"], "{backend}");
         assert_eq!(replay.dropped, 1, "{backend}");
         cleanup(&inbox).await;
     }
@@ -179,19 +121,12 @@ async fn entries_older_than_the_retention_are_dropped_and_counted() {
 
 #[tokio::test]
 async fn an_unreachable_redis_fails_fast() {
-    let redis = RedisSettings {
-        url: "redis://127.0.0.1:1".into(),
-        command_timeout_ms: 300,
-        ..RedisSettings::default()
-    };
+    let redis =
+        RedisSettings { url: "redis://127.0.0.1:1".into(), command_timeout_ms: 300, ..RedisSettings::default() };
     let inbox = OfflineInbox::start(&redis, &OfflineSettings::default()).unwrap();
     let started = std::time::Instant::now();
     let err = inbox.store(&[USER], &entry(1)).await.unwrap_err();
     assert!(matches!(err, InboxError::Unavailable(_)), "{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
     assert!(!inbox.is_ready());
 }

@@ -27,11 +27,7 @@ struct Binary {
 impl Binary {
     async fn spawn() -> Self {
         let addr = listener().local_addr().unwrap();
-        let child = herald()
-            .env("HERALD_HTTP_ADDR", addr.to_string())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
+        let child = herald().env("HERALD_HTTP_ADDR", addr.to_string()).stdout(Stdio::null()).spawn().unwrap();
         let endpoints = Endpoints::new(addr, addr);
         endpoints.wait_ready(&endpoints.api.clone()).await;
         Self { child, endpoints }
@@ -40,17 +36,9 @@ impl Binary {
     /// Sends SIGTERM and returns whether the process exited successfully.
     async fn terminate(mut self) -> bool {
         let pid = self.child.id().unwrap().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .await
-            .unwrap();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
         assert!(sent.success());
-        tokio::time::timeout(Duration::from_secs(15), self.child.wait())
-            .await
-            .unwrap()
-            .unwrap()
-            .success()
+        tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await.unwrap().unwrap().success()
     }
 }
 
@@ -58,57 +46,31 @@ impl Binary {
 async fn the_scenario_passes_against_the_all_in_one_binary_with_no_server() {
     let app = Binary::spawn().await;
     scenario::each_connection_receives_exactly_its_frames(&app.endpoints).await;
-    assert!(
-        app.terminate().await,
-        "herald did not exit cleanly on SIGTERM"
-    );
+    assert!(app.terminate().await, "herald did not exit cleanly on SIGTERM");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_websockets_with_1001_and_exits_cleanly() {
     let app = Binary::spawn().await;
-    let mut ws = app
-        .endpoints
-        .ws(&token(2, Role::User, "alice"), TokenVia::Query)
-        .await;
+    let mut ws = app.endpoints.ws(&token(2, Role::User, "alice"), TokenVia::Query).await;
     let closing = tokio::spawn(async move { ws.closed().await });
-    assert!(
-        app.terminate().await,
-        "herald did not exit cleanly on SIGTERM"
-    );
+    assert!(app.terminate().await, "herald did not exit cleanly on SIGTERM");
     let frame = closing.await.unwrap().expect("a close frame");
     assert_eq!(u16::from(frame.code), 1001);
 }
 
 #[tokio::test]
 async fn herald_token_prints_a_token_signed_with_the_configured_secret() {
-    let output = herald()
-        .args(["token", "--sub", "7", "--role", "admin", "--name", "ops"])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = herald().args(["token", "--sub", "7", "--role", "admin", "--name", "ops"]).output().await.unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let token = String::from_utf8(output.stdout).unwrap();
-    let claims = JwtVerifier::new(&jwt_settings())
-        .verify(token.trim())
-        .unwrap();
-    assert_eq!(
-        (claims.sub, claims.name.as_str(), claims.is_admin()),
-        (7, "ops", true)
-    );
+    let claims = JwtVerifier::new(&jwt_settings()).verify(token.trim()).unwrap();
+    assert_eq!((claims.sub, claims.name.as_str(), claims.is_admin()), (7, "ops", true));
 }
 
 #[tokio::test]
 async fn a_bad_setting_stops_start_up_with_a_message_naming_the_key() {
-    let output = herald()
-        .env("HERALD_HTTP_ADDR", "nowhere")
-        .output()
-        .await
-        .unwrap();
+    let output = herald().env("HERALD_HTTP_ADDR", "nowhere").output().await.unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("HERALD_HTTP_ADDR"), "{stderr}");

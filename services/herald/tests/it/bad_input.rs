@@ -25,11 +25,8 @@ async fn raw_post(
     body: impl Into<reqwest::Body>,
     token: Option<&str>,
 ) -> (u16, Value) {
-    let mut request = app
-        .http
-        .post(format!("{}/api/admin/system/notice", app.api))
-        .header("Content-Type", content_type)
-        .body(body);
+    let mut request =
+        app.http.post(format!("{}/api/admin/system/notice", app.api)).header("Content-Type", content_type).body(body);
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -40,26 +37,14 @@ async fn raw_post(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_json_is_an_invalid_request() {
     let app = Embedded::spawn().await;
-    let (status, body) = raw_post(
-        &app.endpoints,
-        "application/json",
-        "{\"content\": ",
-        Some(&admin()),
-    )
-    .await;
+    let (status, body) = raw_post(&app.endpoints, "application/json", "{\"content\": ", Some(&admin())).await;
     assert_failure(status, &body, 400, "INVALID_REQUEST");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_that_is_not_json_is_an_unsupported_media_type() {
     let app = Embedded::spawn().await;
-    let (status, body) = raw_post(
-        &app.endpoints,
-        "text/plain",
-        "content=hello",
-        Some(&admin()),
-    )
-    .await;
+    let (status, body) = raw_post(&app.endpoints, "text/plain", "content=hello", Some(&admin())).await;
     assert_failure(status, &body, 415, "UNSUPPORTED_MEDIA_TYPE");
 }
 
@@ -78,9 +63,7 @@ async fn requests_without_a_valid_admin_token_are_refused() {
     let expired = {
         let mut claims = Claims::new(1, "admin", Role::Admin, Duration::ZERO);
         claims.exp -= 3600;
-        runtime::JwtIssuer::new(&jwt_settings())
-            .issue(&claims)
-            .unwrap()
+        runtime::JwtIssuer::new(&jwt_settings()).issue(&claims).unwrap()
     };
     let forged = {
         let claims = Claims::new(1, "admin", Role::Admin, Duration::from_secs(600));
@@ -93,9 +76,7 @@ async fn requests_without_a_valid_admin_token_are_refused() {
     };
     let alg_none = {
         let claims = Claims::new(1, "admin", Role::Admin, Duration::from_secs(600));
-        let real = runtime::JwtIssuer::new(&jwt_settings())
-            .issue(&claims)
-            .unwrap();
+        let real = runtime::JwtIssuer::new(&jwt_settings()).issue(&claims).unwrap();
         let payload = real.split('.').nth(1).unwrap().to_owned();
         // {"alg":"none","typ":"JWT"}, base64url.
         format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.")
@@ -121,51 +102,19 @@ async fn requests_without_a_valid_admin_token_are_refused() {
 async fn rule_violations_answer_with_their_spec_code_and_the_notice_context() {
     let app = Embedded::spawn().await;
     let cases = [
-        (
-            json!({"content": "a".repeat(501)}),
-            "CONTENT_TOO_LONG",
-            "content",
-        ),
-        (
-            json!({"content": "x", "target": "everyone"}),
-            "INVALID_TARGET",
-            "target",
-        ),
-        (
-            json!({"content": "x", "target": "custom"}),
-            "MISSING_USER_IDS",
-            "user_ids",
-        ),
+        (json!({"content": "a".repeat(501)}), "CONTENT_TOO_LONG", "content"),
+        (json!({"content": "x", "target": "everyone"}), "INVALID_TARGET", "target"),
+        (json!({"content": "x", "target": "custom"}), "MISSING_USER_IDS", "user_ids"),
         (
             json!({"content": "x", "target": "custom", "user_ids": (1..=1001).collect::<Vec<i64>>()}),
             "TOO_MANY_USER_IDS",
             "user_ids",
         ),
-        (
-            json!({"content": "x", "target": "custom", "user_ids": [1, 1]}),
-            "INVALID_USER_IDS",
-            "user_ids",
-        ),
-        (
-            json!({"content": "x", "data": {"k": "v".repeat(1100)}}),
-            "DATA_TOO_LARGE",
-            "data",
-        ),
-        (
-            json!({"content": "x", "priority": 9}),
-            "INVALID_PRIORITY",
-            "priority",
-        ),
-        (
-            json!({"content": "x", "type": "Bad Type"}),
-            "INVALID_TYPE",
-            "type",
-        ),
-        (
-            json!({"type": "system_notice"}),
-            "MISSING_CONTENT",
-            "content",
-        ),
+        (json!({"content": "x", "target": "custom", "user_ids": [1, 1]}), "INVALID_USER_IDS", "user_ids"),
+        (json!({"content": "x", "data": {"k": "v".repeat(1100)}}), "DATA_TOO_LARGE", "data"),
+        (json!({"content": "x", "priority": 9}), "INVALID_PRIORITY", "priority"),
+        (json!({"content": "x", "type": "Bad Type"}), "INVALID_TYPE", "type"),
+        (json!({"type": "system_notice"}), "MISSING_CONTENT", "content"),
     ];
     for (body, code, field) in cases {
         let (status, _, answer) = app.endpoints.post_notice(Some(&admin()), &body).await;
@@ -174,54 +123,23 @@ async fn rule_violations_answer_with_their_spec_code_and_the_notice_context() {
         assert_eq!(answer["data"]["status"], "failed");
         assert!(answer["data"]["push_time"].is_string(), "{answer}");
     }
-    let (_, _, answer) = app
-        .endpoints
-        .post_notice(Some(&admin()), &json!({"content": "x", "target": "custom"}))
-        .await;
-    assert_eq!(
-        (
-            answer["data"]["message"].as_str(),
-            answer["data"]["target"].as_str()
-        ),
-        (Some("x"), Some("custom"))
-    );
-    let (status, _, answer) = app
-        .endpoints
-        .post_notice(Some(&admin()), &json!({"content": "x", "usr_ids": [1]}))
-        .await;
+    let (_, _, answer) = app.endpoints.post_notice(Some(&admin()), &json!({"content": "x", "target": "custom"})).await;
+    assert_eq!((answer["data"]["message"].as_str(), answer["data"]["target"].as_str()), (Some("x"), Some("custom")));
+    let (status, _, answer) = app.endpoints.post_notice(Some(&admin()), &json!({"content": "x", "usr_ids": [1]})).await;
     assert_failure(status, &answer, 400, "INVALID_REQUEST");
-    assert!(
-        answer["message"].as_str().unwrap().contains("usr_ids"),
-        "{answer}"
-    );
+    assert!(answer["message"].as_str().unwrap().contains("usr_ids"), "{answer}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_routes_and_methods_answer_with_the_envelope() {
     let app = Embedded::spawn().await;
-    let response = app
-        .endpoints
-        .http
-        .get(format!("{}/api/nope", app.endpoints.api))
-        .send()
-        .await
-        .unwrap();
+    let response = app.endpoints.http.get(format!("{}/api/nope", app.endpoints.api)).send().await.unwrap();
     let status = response.status().as_u16();
     assert_failure(status, &response.json().await.unwrap(), 404, "NOT_FOUND");
-    let response = app
-        .endpoints
-        .http
-        .delete(format!("{}/api/admin/system/notice", app.endpoints.api))
-        .send()
-        .await
-        .unwrap();
+    let response =
+        app.endpoints.http.delete(format!("{}/api/admin/system/notice", app.endpoints.api)).send().await.unwrap();
     let status = response.status().as_u16();
-    assert_failure(
-        status,
-        &response.json().await.unwrap(),
-        405,
-        "METHOD_NOT_ALLOWED",
-    );
+    assert_failure(status, &response.json().await.unwrap(), 405, "METHOD_NOT_ALLOWED");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,10 +150,8 @@ async fn an_unreachable_broker_answers_push_failed_quickly_and_reports_not_ready
     let addr = listener.local_addr().unwrap();
     let settings = ingest_api::Settings {
         jwt: jwt_settings(),
-        bus: BusSettings {
-            url: "amqp://guest:guest@127.0.0.1:1/%2f".into(),
-            ..BusSettings::default()
-        },
+        bus: BusSettings { url: "amqp://guest:guest@127.0.0.1:1/%2f".into(), ..BusSettings::default() },
+        redis: crate::helpers::memory_redis(),
         ..Default::default()
     };
     tokio::spawn(ingest_api::run(settings, listener, shutdown.clone()));
@@ -245,23 +161,12 @@ async fn an_unreachable_broker_answers_push_failed_quickly_and_reports_not_ready
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let started = std::time::Instant::now();
-    let (status, headers, answer) = app
-        .post_notice(Some(&admin()), &json!({"content": "lost?"}))
-        .await;
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        started.elapsed()
-    );
+    let (status, headers, answer) = app.post_notice(Some(&admin()), &json!({"content": "lost?"})).await;
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
     assert_failure(status, &answer, 503, "PUSH_FAILED");
     assert_eq!(headers.get("retry-after").unwrap(), "1");
     assert_eq!(answer["data"]["message"], "lost?");
-    let ready = app
-        .http
-        .get(format!("{}/readyz", app.api))
-        .send()
-        .await
-        .unwrap();
+    let ready = app.http.get(format!("{}/readyz", app.api)).send().await.unwrap();
     assert_eq!(ready.status().as_u16(), 503);
     shutdown.cancel();
 }

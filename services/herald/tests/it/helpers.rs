@@ -1,7 +1,7 @@
 //! Test apps (distributed, embedded, binary), clients, tokens and schema checks.
 
 use futures_util::{SinkExt, StreamExt};
-use runtime::{BusSettings, Claims, JwtIssuer, JwtSettings, Role};
+use runtime::{BusSettings, Claims, JwtIssuer, JwtSettings, OfflineSettings, RedisSettings, Role};
 use serde_json::Value;
 use std::net::TcpListener;
 use std::time::Duration;
@@ -19,15 +19,23 @@ pub const SECRET: &str = "herald-test-secret-0123456789";
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
 pub fn jwt_settings() -> JwtSettings {
-    JwtSettings {
-        secret: SECRET.to_owned().into(),
-        ..JwtSettings::default()
-    }
+    JwtSettings { secret: SECRET.to_owned().into(), ..JwtSettings::default() }
 }
 
+pub fn redis_url() -> String {
+    std::env::var("HERALD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The in-process inbox settings.
+pub fn memory_redis() -> RedisSettings {
+    RedisSettings { url: "memory".into(), ..RedisSettings::default() }
+}
+
+/// The user ids the system tests use; Redis inboxes of these are deleted after a test.
+pub const TEST_USERS: [i64; 5] = [1, 2, 3, 5, 9];
+
 pub fn amqp_url() -> String {
-    std::env::var("HERALD_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+    std::env::var("HERALD_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
 pub fn listener() -> TcpListener {
@@ -36,9 +44,7 @@ pub fn listener() -> TcpListener {
 
 /// A signed token for `sub`.
 pub fn token(sub: i64, role: Role, name: &str) -> String {
-    JwtIssuer::new(&jwt_settings())
-        .issue(&Claims::new(sub, name, role, Duration::from_secs(600)))
-        .unwrap()
+    JwtIssuer::new(&jwt_settings()).issue(&Claims::new(sub, name, role, Duration::from_secs(600))).unwrap()
 }
 
 /// Validates `instance` against `proto-schemas/<name>`.
@@ -46,10 +52,8 @@ pub fn assert_schema(name: &str, instance: &Value) {
     let path = format!("{}/../../proto-schemas/{name}", env!("CARGO_MANIFEST_DIR"));
     let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(instance)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
+    let errors: Vec<String> =
+        validator.iter_errors(instance).map(|e| format!("{e} at {}", e.instance_path())).collect();
     assert!(errors.is_empty(), "{instance} violates {name}: {errors:#?}");
 }
 
@@ -71,23 +75,12 @@ pub struct Accepted {
 impl Endpoints {
     pub fn new(api_addr: std::net::SocketAddr, ws_addr: std::net::SocketAddr) -> Self {
         runtime::install_crypto_provider();
-        Self {
-            api: format!("http://{api_addr}"),
-            ws: format!("ws://{ws_addr}/ws"),
-            http: reqwest::Client::new(),
-        }
+        Self { api: format!("http://{api_addr}"), ws: format!("ws://{ws_addr}/ws"), http: reqwest::Client::new() }
     }
 
     /// Posts a notice as JSON; returns the status, the headers and the body.
-    pub async fn post_notice(
-        &self,
-        token: Option<&str>,
-        body: &Value,
-    ) -> (u16, reqwest::header::HeaderMap, Value) {
-        let mut request = self
-            .http
-            .post(format!("{}/api/admin/system/notice", self.api))
-            .json(body);
+    pub async fn post_notice(&self, token: Option<&str>, body: &Value) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut request = self.http.post(format!("{}/api/admin/system/notice", self.api)).json(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -118,19 +111,18 @@ impl Endpoints {
             {
                 return;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{base} never became ready"
-            );
+            assert!(tokio::time::Instant::now() < deadline, "{base} never became ready");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     /// Opens a WebSocket presenting `token` the way `via` says.
+    /// Opens a WebSocket presenting `token` the way `via` says, and waits until it is live.
     pub async fn ws(&self, token: &str, via: TokenVia) -> WsClient {
-        WsClient::connect(&self.ws, token, via)
-            .await
-            .unwrap_or_else(|err| panic!("connect failed: {err}"))
+        let mut client =
+            WsClient::connect(&self.ws, token, via).await.unwrap_or_else(|err| panic!("connect failed: {err}"));
+        client.until_live().await;
+        client
     }
 }
 
@@ -144,14 +136,12 @@ pub enum TokenVia {
 
 pub struct WsClient {
     stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Frames read while waiting for something else, returned first by `next_text`.
+    pending: std::collections::VecDeque<String>,
 }
 
 impl WsClient {
-    pub async fn connect(
-        url: &str,
-        token: &str,
-        via: TokenVia,
-    ) -> Result<Self, tungstenite::Error> {
+    pub async fn connect(url: &str, token: &str, via: TokenVia) -> Result<Self, tungstenite::Error> {
         let url = match via {
             TokenVia::Query => format!("{url}?token={token}"),
             _ => url.to_owned(),
@@ -159,29 +149,43 @@ impl WsClient {
         let mut request = url.into_client_request()?;
         match via {
             TokenVia::Header => {
-                request
-                    .headers_mut()
-                    .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+                request.headers_mut().insert("Authorization", format!("Bearer {token}").parse().unwrap());
             }
             TokenVia::Subprotocol => {
-                request.headers_mut().insert(
-                    "Sec-WebSocket-Protocol",
-                    format!("bearer, {token}").parse().unwrap(),
-                );
+                request.headers_mut().insert("Sec-WebSocket-Protocol", format!("bearer, {token}").parse().unwrap());
             }
             TokenVia::Query => {}
         }
         let (stream, _) = tokio_tungstenite::connect_async(request).await?;
-        Ok(Self { stream })
+        Ok(Self { stream, pending: Default::default() })
+    }
+
+    /// Waits until the session is live, i.e. its offline replay is done: the gateway answers a
+    /// ping only after it. Frames received meanwhile are kept for `next_text`.
+    pub async fn until_live(&mut self) {
+        self.send_text(r#"{"type":"ping"}"#).await;
+        let mut before = Vec::new();
+        loop {
+            let frame = self.read_text().await;
+            if serde_json::from_str::<Value>(&frame).is_ok_and(|v| v["type"] == "pong") {
+                break;
+            }
+            before.push(frame);
+        }
+        self.pending.extend(before);
     }
 
     /// The next text frame, answering pings on the way.
     pub async fn next_text(&mut self) -> String {
+        match self.pending.pop_front() {
+            Some(frame) => frame,
+            None => self.read_text().await,
+        }
+    }
+
+    async fn read_text(&mut self) -> String {
         loop {
-            match tokio::time::timeout(PATIENCE, self.stream.next())
-                .await
-                .expect("no frame in time")
-            {
+            match tokio::time::timeout(PATIENCE, self.stream.next()).await.expect("no frame in time") {
                 Some(Ok(Message::Text(text))) => return text.to_string(),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 other => panic!("expected a text frame, got {other:?}"),
@@ -194,9 +198,7 @@ impl WsClient {
         let mut frames = Vec::new();
         loop {
             let frame = self.next_text().await;
-            let done = serde_json::from_str::<Value>(&frame)
-                .ok()
-                .is_some_and(|v| v["message_id"] == message_id);
+            let done = serde_json::from_str::<Value>(&frame).ok().is_some_and(|v| v["message_id"] == message_id);
             frames.push(frame);
             if done {
                 return frames;
@@ -215,10 +217,7 @@ impl WsClient {
     /// Waits for the server's close frame and returns it.
     pub async fn closed(&mut self) -> Option<CloseFrame> {
         loop {
-            match tokio::time::timeout(PATIENCE, self.stream.next())
-                .await
-                .expect("no close in time")
-            {
+            match tokio::time::timeout(PATIENCE, self.stream.next()).await.expect("no close in time") {
                 Some(Ok(Message::Close(frame))) => return frame,
                 Some(Ok(_)) => {}
                 Some(Err(err)) => panic!("connection failed instead of closing: {err}"),
@@ -244,13 +243,14 @@ pub fn expected_frame(
     )
 }
 
-/// ingest-api and ws-gateway as separate servers in this process, over the real RabbitMQ under
-/// a fresh prefix.
+/// ingest-api and ws-gateway as separate servers in this process, over the real RabbitMQ and
+/// Redis under a fresh prefix.
 pub struct Distributed {
     pub endpoints: Endpoints,
     pub gateway_base: String,
     shutdown: CancellationToken,
     bus_settings: BusSettings,
+    inbox: store::OfflineInbox,
 }
 
 impl Distributed {
@@ -261,39 +261,39 @@ impl Distributed {
             prefix: format!("test-e2e-{}", uuid::Uuid::new_v4().simple()),
             ..BusSettings::default()
         };
+        let redis = RedisSettings {
+            url: redis_url(),
+            key_prefix: format!("{}:", bus_settings.prefix),
+            ..RedisSettings::default()
+        };
+        let inbox = store::OfflineInbox::start(&redis, &OfflineSettings::default()).unwrap();
+        assert!(inbox.wait_ready(Duration::from_secs(10)).await, "Redis is not reachable at {}", redis_url());
         let shutdown = CancellationToken::new();
         let (api_listener, ws_listener) = (listener(), listener());
-        let (api_addr, ws_addr) = (
-            api_listener.local_addr().unwrap(),
-            ws_listener.local_addr().unwrap(),
-        );
+        let (api_addr, ws_addr) = (api_listener.local_addr().unwrap(), ws_listener.local_addr().unwrap());
         let ingest = ingest_api::Settings {
             jwt: jwt_settings(),
             bus: bus_settings.clone(),
+            redis: redis.clone(),
             ..Default::default()
         };
-        let gateway = ws_gateway::Settings {
-            jwt: jwt_settings(),
-            bus: bus_settings.clone(),
-            ..Default::default()
-        };
+        let gateway =
+            ws_gateway::Settings { jwt: jwt_settings(), bus: bus_settings.clone(), redis, ..Default::default() };
         tokio::spawn(ingest_api::run(ingest, api_listener, shutdown.clone()));
         tokio::spawn(ws_gateway::run(gateway, ws_listener, shutdown.clone()));
         let endpoints = Endpoints::new(api_addr, ws_addr);
         let gateway_base = format!("http://{ws_addr}");
         endpoints.wait_ready(&endpoints.api.clone()).await;
         endpoints.wait_ready(&gateway_base).await;
-        Self {
-            endpoints,
-            gateway_base,
-            shutdown,
-            bus_settings,
-        }
+        Self { endpoints, gateway_base, shutdown, bus_settings, inbox }
     }
 
-    /// Stops the services and deletes the exchanges they declared.
+    /// Stops the services and deletes the exchanges and inboxes they made.
     pub async fn stop(self) {
         self.shutdown.cancel();
+        for user in TEST_USERS {
+            self.inbox.forget(user).await.unwrap();
+        }
         let admin = bus::amqp::AmqpBus::start(self.bus_settings, CancellationToken::new());
         admin.delete_topology(&[]).await.unwrap();
     }
@@ -312,21 +312,15 @@ impl Embedded {
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut herald::Settings)) -> Self {
         runtime::install_crypto_provider();
-        let bus = BusSettings {
-            url: "memory".into(),
-            ..BusSettings::default()
-        };
+        let bus = BusSettings { url: "memory".into(), ..BusSettings::default() };
         let mut settings = herald::Settings {
             ingest: ingest_api::Settings {
                 jwt: jwt_settings(),
                 bus: bus.clone(),
+                redis: memory_redis(),
                 ..Default::default()
             },
-            gateway: ws_gateway::Settings {
-                jwt: jwt_settings(),
-                bus,
-                ..Default::default()
-            },
+            gateway: ws_gateway::Settings { jwt: jwt_settings(), bus, redis: memory_redis(), ..Default::default() },
         };
         adjust(&mut settings);
         let shutdown = CancellationToken::new();
@@ -335,10 +329,7 @@ impl Embedded {
         tokio::spawn(herald::run(settings, listener, shutdown.clone()));
         let endpoints = Endpoints::new(addr, addr);
         endpoints.wait_ready(&endpoints.api.clone()).await;
-        Self {
-            endpoints,
-            shutdown,
-        }
+        Self { endpoints, shutdown }
     }
 }
 

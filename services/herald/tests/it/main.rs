@@ -7,5 +7,6 @@ mod all_in_one;
 mod bad_input;
 mod distributed;
 mod helpers;
+mod offline;
 mod scenario;
 mod websocket;

@@ -14,12 +14,8 @@ pub async fn each_connection_receives_exactly_its_frames(app: &Endpoints) {
     let mut alice_laptop = app.ws(&alice, TokenVia::Subprotocol).await;
     let mut bob_ws = app.ws(&bob, TokenVia::Query).await;
 
-    let everyone = app
-        .notice(
-            &admin,
-            json!({"content": "系统将于今晚23:00-23:30进行例行维护 😀", "type": "system_notice"}),
-        )
-        .await;
+    let everyone =
+        app.notice(&admin, json!({"content": "系统将于今晚23:00-23:30进行例行维护 😀", "type": "system_notice"})).await;
     let admins = app
         .notice(&admin, json!({"content": "admins only", "type": "system_maintain", "target": "admin", "data": {"extra_info": "请提前保存工作"}}))
         .await;
@@ -31,26 +27,12 @@ pub async fn each_connection_receives_exactly_its_frames(app: &Endpoints) {
                    "data": {"order_no": "ORD20250127001", "amount": "199.00"}}),
         )
         .await;
-    let barrier = app
-        .notice(&admin, json!({"content": "barrier", "priority": 0}))
-        .await;
+    let barrier = app.notice(&admin, json!({"content": "barrier", "priority": 0})).await;
 
-    let everyone_frame = expected_frame(
-        "system_notice",
-        "系统将于今晚23:00-23:30进行例行维护 😀",
-        1,
-        false,
-        "",
-        &everyone,
-    );
-    let admins_frame = expected_frame(
-        "system_maintain",
-        "admins only",
-        1,
-        false,
-        r#","extra_info":"请提前保存工作""#,
-        &admins,
-    );
+    let everyone_frame =
+        expected_frame("system_notice", "系统将于今晚23:00-23:30进行例行维护 😀", 1, false, "", &everyone);
+    let admins_frame =
+        expected_frame("system_maintain", "admins only", 1, false, r#","extra_info":"请提前保存工作""#, &admins);
     let custom_frame = expected_frame(
         "order_completed",
         "您的订单已完成",
@@ -62,36 +44,72 @@ pub async fn each_connection_receives_exactly_its_frames(app: &Endpoints) {
     let barrier_frame = expected_frame("system_notice", "barrier", 0, false, "", &barrier);
 
     let expectations = [
-        (
-            "admin",
-            &mut admin_ws,
-            vec![&everyone_frame, &admins_frame, &barrier_frame],
-        ),
-        (
-            "alice's phone",
-            &mut alice_phone,
-            vec![&everyone_frame, &custom_frame, &barrier_frame],
-        ),
-        (
-            "alice's laptop",
-            &mut alice_laptop,
-            vec![&everyone_frame, &custom_frame, &barrier_frame],
-        ),
-        (
-            "bob (excluded from the custom notice)",
-            &mut bob_ws,
-            vec![&everyone_frame, &barrier_frame],
-        ),
+        ("admin", &mut admin_ws, vec![&everyone_frame, &admins_frame, &barrier_frame]),
+        ("alice's phone", &mut alice_phone, vec![&everyone_frame, &custom_frame, &barrier_frame]),
+        ("alice's laptop", &mut alice_laptop, vec![&everyone_frame, &custom_frame, &barrier_frame]),
+        ("bob (excluded from the custom notice)", &mut bob_ws, vec![&everyone_frame, &barrier_frame]),
     ];
     for (who, ws, expected) in expectations {
         let frames = ws.frames_until(&barrier.message_id).await;
         for frame in &frames {
-            assert_schema(
-                "ws-notification.schema.json",
-                &serde_json::from_str::<Value>(frame).unwrap(),
-            );
+            assert_schema("ws-notification.schema.json", &serde_json::from_str::<Value>(frame).unwrap());
         }
         let expected: Vec<String> = expected.into_iter().cloned().collect();
         assert_eq!(frames, expected, "{who} received the wrong frames");
+    }
+}
+
+/// A custom notice to an online and an offline user: live for the first, replayed (spec 5.1) on
+/// connect for the second; once acknowledged it is not replayed again.
+pub async fn offline_users_get_their_notices_on_connect_until_they_ack(app: &Endpoints) {
+    let admin = token(1, Role::Admin, "admin");
+    let (online, offline) = (token(2, Role::User, "alice"), token(3, Role::User, "bob"));
+    let mut alice = app.ws(&online, TokenVia::Query).await;
+
+    let notice = app
+        .notice(&admin, json!({"content": "您的订单已完成", "type": "order_completed", "target": "custom", "user_ids": [2, 3], "need_confirm": true, "data": {"order_no": "ORD1"}}))
+        .await;
+    let live = alice.frames_until(&notice.message_id).await;
+    assert_eq!(live, [expected_frame("order_completed", "您的订单已完成", 1, true, r#","order_no":"ORD1""#, &notice)]);
+    alice.send_text(&json!({"type": "ack", "message_id": notice.message_id}).to_string()).await;
+
+    let mut bob = app.ws(&offline, TokenVia::Query).await;
+    let replayed: Value = serde_json::from_str(&bob.next_text().await).unwrap();
+    assert_schema("offline-message.schema.json", &replayed);
+    assert_eq!(replayed["message_id"], notice.message_id.as_str());
+    assert_eq!(replayed["content"], "[离线消息] 您的订单已完成");
+    assert_eq!(
+        replayed["data"],
+        json!({"priority": 1, "need_confirm": true, "order_no": "ORD1", "original_push_time": notice.push_time})
+    );
+    assert_eq!(replayed["time"], notice.push_time.as_str());
+    bob.send_text(&json!({"type": "ack", "message_id": notice.message_id}).to_string()).await;
+    // The ack is handled in order with the frames that follow it: a ping's pong proves it was.
+    bob.send_text(r#"{"type":"ping"}"#).await;
+    assert_eq!(serde_json::from_str::<Value>(&bob.next_text().await).unwrap()["type"], "pong");
+    drop(bob);
+
+    // Reconnect: the acknowledged notice is gone. A fresh notice marks where to stop reading.
+    let mut bob = app.ws(&offline, TokenVia::Header).await;
+    let marker = app.notice(&admin, json!({"content": "marker", "target": "custom", "user_ids": [3]})).await;
+    let frames = bob.frames_until(&marker.message_id).await;
+    assert!(frames.iter().all(|f| !f.contains(&notice.message_id)), "acknowledged notice replayed: {frames:?}");
+    bob.send_text(&json!({"type": "ack", "message_id": marker.message_id}).to_string()).await;
+}
+
+/// 150 notices to an offline user: on connect, an overflow notice saying 50 were dropped, then
+/// exactly the newest 100, oldest first.
+pub async fn an_overflowing_inbox_replays_the_newest_hundred_and_says_how_many_were_dropped(app: &Endpoints) {
+    let admin = token(1, Role::Admin, "admin");
+    for n in 1..=150 {
+        app.notice(&admin, json!({"content": format!("notice {n}"), "target": "custom", "user_ids": [9]})).await;
+    }
+    let mut late = app.ws(&token(9, Role::User, "late"), TokenVia::Query).await;
+    let overflow: Value = serde_json::from_str(&late.next_text().await).unwrap();
+    assert_schema("ws-message.schema.json", &overflow);
+    assert_eq!((overflow["type"].as_str(), overflow["data"]["dropped"].as_u64()), (Some("offline_overflow"), Some(50)));
+    for n in 51..=150 {
+        let frame: Value = serde_json::from_str(&late.next_text().await).unwrap();
+        assert_eq!(frame["content"], format!("[离线消息] notice {n}"));
     }
 }

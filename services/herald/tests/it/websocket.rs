@@ -12,16 +12,13 @@ async fn a_handshake_without_a_valid_token_is_refused_with_401() {
     let expired = {
         let mut claims = Claims::new(2, "alice", Role::User, Duration::ZERO);
         claims.exp -= 3600;
-        runtime::JwtIssuer::new(&jwt_settings())
-            .issue(&claims)
-            .unwrap()
+        runtime::JwtIssuer::new(&jwt_settings()).issue(&claims).unwrap()
     };
     for bad in ["", "garbage", expired.as_str()] {
         match WsClient::connect(&app.endpoints.ws, bad, TokenVia::Query).await {
             Err(tungstenite::Error::Http(response)) => {
                 assert_eq!(response.status().as_u16(), 401);
-                let body: Value =
-                    serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
+                let body: Value = serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
                 assert_schema("failure-response.schema.json", &body);
                 assert_eq!(body["data"]["error_code"], "UNAUTHORIZED");
             }
@@ -34,17 +31,11 @@ async fn a_handshake_without_a_valid_token_is_refused_with_401() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ping_frame_gets_a_pong_and_a_bad_frame_an_error_frame_without_closing() {
     let app = Embedded::spawn().await;
-    let mut ws = app
-        .endpoints
-        .ws(&token(2, Role::User, "alice"), TokenVia::Query)
-        .await;
+    let mut ws = app.endpoints.ws(&token(2, Role::User, "alice"), TokenVia::Query).await;
     ws.send_text("this is not json").await;
     let error: Value = serde_json::from_str(&ws.next_text().await).unwrap();
     assert_schema("ws-message.schema.json", &error);
-    assert_eq!(
-        (error["type"].as_str(), error["data"]["code"].as_str()),
-        (Some("error"), Some("INVALID_FRAME"))
-    );
+    assert_eq!((error["type"].as_str(), error["data"]["code"].as_str()), (Some("error"), Some("INVALID_FRAME")));
     ws.send_text(r#"{"type":"ping"}"#).await;
     let pong: Value = serde_json::from_str(&ws.next_text().await).unwrap();
     assert_schema("ws-message.schema.json", &pong);
@@ -54,10 +45,7 @@ async fn a_ping_frame_gets_a_pong_and_a_bad_frame_an_error_frame_without_closing
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_binary_frame_closes_with_1003() {
     let app = Embedded::spawn().await;
-    let mut ws = app
-        .endpoints
-        .ws(&token(2, Role::User, "alice"), TokenVia::Query)
-        .await;
+    let mut ws = app.endpoints.ws(&token(2, Role::User, "alice"), TokenVia::Query).await;
     ws.send(Message::binary(vec![1, 2, 3])).await;
     assert_eq!(u16::from(ws.closed().await.unwrap().code), 1003);
 }
@@ -65,10 +53,7 @@ async fn a_binary_frame_closes_with_1003() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversize_frame_closes_with_1009() {
     let app = Embedded::spawn().await;
-    let mut ws = app
-        .endpoints
-        .ws(&token(2, Role::User, "alice"), TokenVia::Query)
-        .await;
+    let mut ws = app.endpoints.ws(&token(2, Role::User, "alice"), TokenVia::Query).await;
     ws.send_text(&"x".repeat(64 * 1024)).await;
     assert_eq!(u16::from(ws.closed().await.unwrap().code), 1009);
 }
@@ -95,10 +80,7 @@ async fn a_client_that_never_answers_pings_is_closed_for_heartbeat_timeout() {
     let started = std::time::Instant::now();
     let close_code = loop {
         let mut chunk = [0u8; 1024];
-        let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut chunk))
-            .await
-            .unwrap()
-            .unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut chunk)).await.unwrap().unwrap();
         assert!(n > 0, "connection dropped without a close frame");
         received.extend_from_slice(&chunk[..n]);
         if let Some(code) = close_code_in(&received) {
@@ -106,10 +88,7 @@ async fn a_client_that_never_answers_pings_is_closed_for_heartbeat_timeout() {
         }
     };
     assert_eq!(close_code, 4000);
-    assert!(
-        started.elapsed() >= Duration::from_secs(2),
-        "closed before the timeout"
-    );
+    assert!(started.elapsed() >= Duration::from_secs(2), "closed before the timeout");
 }
 
 /// The close code of the first close frame in a server byte stream after the HTTP 101 head.
@@ -133,10 +112,7 @@ fn close_code_in(bytes: &[u8]) -> Option<u16> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_closes_connections_with_1001() {
     let app = Embedded::spawn().await;
-    let mut ws = app
-        .endpoints
-        .ws(&token(2, Role::User, "alice"), TokenVia::Subprotocol)
-        .await;
+    let mut ws = app.endpoints.ws(&token(2, Role::User, "alice"), TokenVia::Subprotocol).await;
     app.shutdown.cancel();
     assert_eq!(u16::from(ws.closed().await.unwrap().code), 1001);
 }
