@@ -248,6 +248,8 @@ pub fn expected_frame(
 pub struct Distributed {
     pub endpoints: Endpoints,
     pub gateway_base: String,
+    /// Every gateway replica's WebSocket URL; `endpoints.ws` is the first.
+    pub gateway_ws: Vec<String>,
     shutdown: CancellationToken,
     bus_settings: BusSettings,
     inbox: store::OfflineInbox,
@@ -255,6 +257,11 @@ pub struct Distributed {
 
 impl Distributed {
     pub async fn spawn() -> Self {
+        Self::spawn_with_gateways(1).await
+    }
+
+    /// ingest-api and `replicas` ws-gateway replicas sharing one broker and Redis.
+    pub async fn spawn_with_gateways(replicas: usize) -> Self {
         runtime::install_crypto_provider();
         let bus_settings = BusSettings {
             url: amqp_url(),
@@ -269,23 +276,35 @@ impl Distributed {
         let inbox = store::OfflineInbox::start(&redis, &OfflineSettings::default()).unwrap();
         assert!(inbox.wait_ready(Duration::from_secs(10)).await, "Redis is not reachable at {}", redis_url());
         let shutdown = CancellationToken::new();
-        let (api_listener, ws_listener) = (listener(), listener());
-        let (api_addr, ws_addr) = (api_listener.local_addr().unwrap(), ws_listener.local_addr().unwrap());
+        let api_listener = listener();
+        let api_addr = api_listener.local_addr().unwrap();
         let ingest = ingest_api::Settings {
             jwt: jwt_settings(),
             bus: bus_settings.clone(),
             redis: redis.clone(),
             ..Default::default()
         };
-        let gateway =
-            ws_gateway::Settings { jwt: jwt_settings(), bus: bus_settings.clone(), redis, ..Default::default() };
         tokio::spawn(ingest_api::run(ingest, api_listener, shutdown.clone()));
-        tokio::spawn(ws_gateway::run(gateway, ws_listener, shutdown.clone()));
-        let endpoints = Endpoints::new(api_addr, ws_addr);
-        let gateway_base = format!("http://{ws_addr}");
+        let mut gateway_addrs = Vec::new();
+        for _ in 0..replicas {
+            let ws_listener = listener();
+            gateway_addrs.push(ws_listener.local_addr().unwrap());
+            let gateway = ws_gateway::Settings {
+                jwt: jwt_settings(),
+                bus: bus_settings.clone(),
+                redis: redis.clone(),
+                ..Default::default()
+            };
+            tokio::spawn(ws_gateway::run(gateway, ws_listener, shutdown.clone()));
+        }
+        let endpoints = Endpoints::new(api_addr, gateway_addrs[0]);
         endpoints.wait_ready(&endpoints.api.clone()).await;
-        endpoints.wait_ready(&gateway_base).await;
-        Self { endpoints, gateway_base, shutdown, bus_settings, inbox }
+        for addr in &gateway_addrs {
+            endpoints.wait_ready(&format!("http://{addr}")).await;
+        }
+        let gateway_base = format!("http://{}", gateway_addrs[0]);
+        let gateway_ws = gateway_addrs.iter().map(|addr| format!("ws://{addr}/ws")).collect();
+        Self { endpoints, gateway_base, gateway_ws, shutdown, bus_settings, inbox }
     }
 
     /// Stops the services and deletes the exchanges and inboxes they made.

@@ -8,5 +8,7 @@ mod bad_input;
 mod distributed;
 mod helpers;
 mod offline;
+mod replicas;
 mod scenario;
+mod slow_client;
 mod websocket;
