@@ -75,3 +75,20 @@ async fn a_bad_setting_stops_start_up_with_a_message_naming_the_key() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("HERALD_HTTP_ADDR"), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_kubernetes_configuration_is_accepted_by_the_services_settings() {
+    // `herald token` loads and validates both ingest-api's and ws-gateway's settings, so it fails
+    // on any key in the manifests' env files that the services would refuse at start-up.
+    let deploy = format!("{}/../../deploy/k8s/base", env!("CARGO_MANIFEST_DIR"));
+    let mut command = herald();
+    for file in ["config.env", "secrets.placeholder.env"] {
+        let text = std::fs::read_to_string(format!("{deploy}/{file}")).unwrap();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            let (key, value) = line.split_once('=').unwrap();
+            command.env(key, value);
+        }
+    }
+    let output = command.args(["token", "--sub", "1"]).output().await.unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
