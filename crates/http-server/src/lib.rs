@@ -5,11 +5,13 @@
 //! The only crate besides `services/*` that knows actix-web.
 
 mod auth;
+mod client_ip;
 mod failure;
 mod health;
 mod serve;
 
 pub use auth::{AdminClaims, BearerClaims, bearer_token};
+pub use client_ip::client_ip;
 pub use failure::{Failure, json_config, method_not_allowed, not_found};
 pub use health::{Readiness, health_routes};
 pub use serve::{bind, serve};

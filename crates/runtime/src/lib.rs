@@ -10,7 +10,8 @@ pub mod telemetry;
 pub use auth::{AuthError, Claims, JwtIssuer, JwtVerifier, Role};
 pub use config::{ConfigError, ConfigLoader};
 pub use settings::{
-    BusSettings, HttpSettings, JwtSettings, LogFormat, LogSettings, OfflineSettings, RedisSettings, TimeSettings,
+    BusSettings, HttpSettings, JwtSettings, LimitSettings, LogFormat, LogSettings, OfflineSettings, RedisSettings,
+    TimeSettings,
 };
 pub use shutdown::shutdown_on_signals;
 

@@ -24,6 +24,9 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// Seconds in-flight requests get to finish at shutdown.
     pub shutdown_timeout_secs: u64,
+    /// Proxies whose `X-Forwarded-For` is believed (a load balancer, an ingress controller);
+    /// from anyone else the header is ignored and the peer address is the client's.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for HttpSettings {
@@ -33,6 +36,7 @@ impl Default for HttpSettings {
             workers: 0,
             max_body_bytes: 64 * 1024,
             shutdown_timeout_secs: 10,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -275,6 +279,43 @@ impl OfflineSettings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_per_user == 0 || self.ttl_secs == 0 {
             return Err(ConfigError::invalid("offline.max_per_user", "limits must be positive (offline.ttl_secs too)"));
+        }
+        Ok(())
+    }
+}
+
+/// Rate limits on sending (`[limits]`, `HERALD_LIMITS_*`), enforced by each ingest-api replica.
+/// Urgent notices are exempt (spec 8.2). A rate of 0 turns that limit off.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Notices per second one sender (token `sub`) may post, sustained.
+    pub sender_per_second: u32,
+    /// Notices one sender may post in a burst.
+    pub sender_burst: u32,
+    /// Notices per second one client IP may post, sustained.
+    pub ip_per_second: u32,
+    /// Notices one client IP may post in a burst.
+    pub ip_burst: u32,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self { sender_per_second: 50, sender_burst: 100, ip_per_second: 100, ip_burst: 200 }
+    }
+}
+
+impl LimitSettings {
+    /// Rejects a burst smaller than its rate.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.sender_per_second > 0 && self.sender_burst == 0 {
+            return Err(ConfigError::invalid(
+                "limits.sender_burst",
+                "must be positive when limits.sender_per_second is",
+            ));
+        }
+        if self.ip_per_second > 0 && self.ip_burst == 0 {
+            return Err(ConfigError::invalid("limits.ip_burst", "must be positive when limits.ip_per_second is"));
         }
         Ok(())
     }

@@ -28,6 +28,9 @@ pub enum ApiError {
     /// The bus did not accept the notice.
     #[error("publishing failed: {0}")]
     Publish(#[source] BusError, NoticeContext),
+    /// The sender or its address is over its rate limit.
+    #[error("rate limited ({0:?})")]
+    RateLimited(crate::limits::LimitScope, std::time::Duration, NoticeContext),
     /// The offline inboxes could not be written, so nothing was published.
     #[error("storing offline copies failed: {0}")]
     Inbox(#[source] store::InboxError, NoticeContext),
@@ -43,6 +46,16 @@ impl ApiError {
                 None,
                 context,
             ),
+            ApiError::RateLimited(scope, wait, context) => {
+                let who = match scope {
+                    crate::limits::LimitScope::Sender => "this sender",
+                    crate::limits::LimitScope::ClientIp => "this address",
+                };
+                let seconds = retry_after_secs(*wait);
+                let message =
+                    format!("too many notices from {who}; retry in {seconds} s (urgent notices are not limited)");
+                (ErrorCode::RateLimitExceeded, message, None, context)
+            }
             ApiError::Inbox(_, context) => (
                 ErrorCode::PushFailed,
                 "push failed: the offline message store is unavailable; nothing was sent, retry shortly".to_owned(),
@@ -58,9 +71,18 @@ impl ApiError {
             field,
             ..FailureData::new(code, message)
         };
-        let retry_after = matches!(self, ApiError::Publish(..) | ApiError::Inbox(..)).then_some(1);
+        let retry_after = match self {
+            ApiError::Publish(..) | ApiError::Inbox(..) => Some(1),
+            ApiError::RateLimited(_, wait, _) => Some(retry_after_secs(*wait)),
+            ApiError::Validation(..) => None,
+        };
         Failure { code, data: Box::new(data), retry_after }
     }
+}
+
+/// Whole seconds to wait, at least one.
+fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 impl ResponseError for ApiError {
@@ -73,7 +95,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Publish(cause, _) => tracing::error!(error = %cause, "notice not published"),
             ApiError::Inbox(cause, _) => tracing::error!(error = %cause, "notice not published"),
-            ApiError::Validation(..) => {}
+            ApiError::Validation(..) | ApiError::RateLimited(..) => {}
         }
         self.failure().error_response()
     }

@@ -5,6 +5,7 @@
 //! gateway's); `run` serves them on their own.
 
 mod error;
+mod limits;
 mod notice;
 pub mod openapi;
 mod settings;
@@ -16,7 +17,8 @@ use actix_web::web;
 use bus::Bus;
 use model::TimeFormat;
 use runtime::JwtVerifier;
-use std::net::TcpListener;
+use std::net::{IpAddr, TcpListener};
+use std::sync::Arc;
 use store::OfflineInbox;
 use tokio_util::sync::CancellationToken;
 
@@ -28,6 +30,8 @@ pub struct IngestApi {
     time: TimeFormat,
     verifier: JwtVerifier,
     max_body_bytes: usize,
+    limits: Arc<limits::SendLimits>,
+    trusted_proxies: Arc<[IpAddr]>,
 }
 
 impl IngestApi {
@@ -39,6 +43,8 @@ impl IngestApi {
             time: settings.time.format()?,
             verifier: JwtVerifier::new(&settings.jwt),
             max_body_bytes: settings.http.max_body_bytes,
+            limits: start_limits(settings),
+            trusted_proxies: settings.http.trusted_proxies.clone().into(),
         })
     }
 
@@ -63,6 +69,23 @@ impl IngestApi {
             .check("bus", move || bus.is_ready())
             .check("offline_inbox", move || inbox.is_ready())
     }
+}
+
+/// The rate limiters, with a task that forgets idle keys every minute for as long as they live.
+fn start_limits(settings: &Settings) -> Arc<limits::SendLimits> {
+    let limits = Arc::new(limits::SendLimits::new(&settings.limits));
+    let weak = Arc::downgrade(&limits);
+    tokio::spawn(async move {
+        let mut every_minute = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            every_minute.tick().await;
+            match weak.upgrade() {
+                Some(limits) => limits.forget_idle(),
+                None => break,
+            }
+        }
+    });
+    limits
 }
 
 /// Runs ingest-api alone on `listener` until `shutdown`.

@@ -2,7 +2,7 @@
 
 use crate::IngestApi;
 use crate::error::{ApiError, NoticeContext};
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use http_server::AdminClaims;
 use model::{ApiResponse, MessageId, NotificationMessage, PushResult, PushStatus, Sender};
 use serde_json::Value;
@@ -11,6 +11,7 @@ use validation::{NoticeDraft, parse_notice};
 /// Accepts a notice from an admin and publishes it.
 #[tracing::instrument(name = "post_notice", skip_all, fields(sender = admin.0.sub, message_id))]
 pub async fn post_notice(
+    req: HttpRequest,
     admin: AdminClaims,
     api: web::Data<IngestApi>,
     body: web::Json<Value>,
@@ -19,6 +20,12 @@ pub async fn post_notice(
     let raw = body.into_inner();
     let mut context = context_of(&raw);
     context.push_time = Some(push_time.clone());
+    if !is_urgent(&raw) {
+        let ip = http_server::client_ip(&req, &api.trusted_proxies);
+        api.limits
+            .check(admin.0.sub, ip)
+            .map_err(|(scope, wait)| ApiError::RateLimited(scope, wait, context.clone()))?;
+    }
     let draft =
         parse_notice(raw).and_then(NoticeDraft::try_from).map_err(|err| ApiError::Validation(err, context.clone()))?;
 
@@ -64,6 +71,11 @@ pub async fn post_notice(
         message_id: message.message_id.to_string(),
         status: PushStatus::Queued,
     })))
+}
+
+/// Whether the request asks for urgent priority, which no rate limit applies to (spec 8.2).
+fn is_urgent(raw: &Value) -> bool {
+    matches!(raw.get("priority"), Some(p) if p == 3 || p == "urgent")
 }
 
 /// What a refused request's failure data repeats of the notice, read leniently from the body.

@@ -1,7 +1,8 @@
 //! ingest-api's settings: `[http]`, `[jwt]`, `[bus]`, `[log]`, `[time]`.
 
 use runtime::{
-    BusSettings, ConfigError, HttpSettings, JwtSettings, LogSettings, OfflineSettings, RedisSettings, TimeSettings,
+    BusSettings, ConfigError, HttpSettings, JwtSettings, LimitSettings, LogSettings, OfflineSettings, RedisSettings,
+    TimeSettings,
 };
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +24,8 @@ pub struct Settings {
     pub redis: RedisSettings,
     /// Offline inbox limits.
     pub offline: OfflineSettings,
+    /// Sending rate limits.
+    pub limits: LimitSettings,
 }
 
 impl Settings {
@@ -33,6 +36,7 @@ impl Settings {
         self.bus.validate()?;
         self.redis.validate()?;
         self.offline.validate()?;
+        self.limits.validate()?;
         self.time.format().map(|_| ())
     }
 }

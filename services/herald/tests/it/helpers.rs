@@ -1,7 +1,7 @@
 //! Test apps (distributed, embedded, binary), clients, tokens and schema checks.
 
 use futures_util::{SinkExt, StreamExt};
-use runtime::{BusSettings, Claims, JwtIssuer, JwtSettings, OfflineSettings, RedisSettings, Role};
+use runtime::{BusSettings, Claims, JwtIssuer, JwtSettings, LimitSettings, OfflineSettings, RedisSettings, Role};
 use serde_json::Value;
 use std::net::TcpListener;
 use std::time::Duration;
@@ -29,6 +29,11 @@ pub fn redis_url() -> String {
 /// The in-process inbox settings.
 pub fn memory_redis() -> RedisSettings {
     RedisSettings { url: "memory".into(), ..RedisSettings::default() }
+}
+
+/// No rate limits: tests that post many notices set their own when they test limits.
+pub fn no_limits() -> LimitSettings {
+    LimitSettings { sender_per_second: 0, ip_per_second: 0, ..LimitSettings::default() }
 }
 
 /// The user ids the system tests use; Redis inboxes of these are deleted after a test.
@@ -282,6 +287,7 @@ impl Distributed {
             jwt: jwt_settings(),
             bus: bus_settings.clone(),
             redis: redis.clone(),
+            limits: no_limits(),
             ..Default::default()
         };
         tokio::spawn(ingest_api::run(ingest, api_listener, shutdown.clone()));
@@ -337,6 +343,7 @@ impl Embedded {
                 jwt: jwt_settings(),
                 bus: bus.clone(),
                 redis: memory_redis(),
+                limits: no_limits(),
                 ..Default::default()
             },
             gateway: ws_gateway::Settings { jwt: jwt_settings(), bus, redis: memory_redis(), ..Default::default() },
