@@ -49,6 +49,10 @@ error_codes! {
     UnsupportedMediaType = ("UNSUPPORTED_MEDIA_TYPE", 10007, 415),
     /// Something failed on Herald's side; the cause is in the server log.
     InternalError = ("INTERNAL_ERROR", 10008, 500),
+    /// A request with the same `Idempotency-Key` is still being carried out.
+    RequestInProgress = ("REQUEST_IN_PROGRESS", 10009, 409),
+    /// The `Idempotency-Key` was already used for a different request.
+    IdempotencyKeyReused = ("IDEMPOTENCY_KEY_REUSED", 10010, 422),
     /// The notification could not be handed to the bus (spec 9).
     PushFailed = ("PUSH_FAILED", 20001, 503),
     /// `target` is not one of the accepted targets (spec 9).

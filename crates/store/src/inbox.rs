@@ -199,19 +199,7 @@ impl std::fmt::Debug for RedisInbox {
 
 impl RedisInbox {
     fn start(redis: &RedisSettings, offline: &OfflineSettings) -> Result<Self, InboxError> {
-        let config = Config::from_url(&redis.url).map_err(|err| InboxError::Config(err.to_string()))?;
-        let timeout = Duration::from_millis(redis.command_timeout_ms);
-        let client = Builder::from_config(config)
-            .with_performance_config(|performance| performance.default_command_timeout = timeout)
-            .with_connection_config(|connection| {
-                connection.connection_timeout = timeout;
-                connection.internal_command_timeout = timeout;
-            })
-            .set_policy(ReconnectPolicy::new_exponential(0, 100, 5000, 2))
-            .build()
-            .map_err(|err| InboxError::Config(err.to_string()))?;
-        // The connection task keeps reconnecting in the background; commands fail fast meanwhile.
-        client.connect();
+        let client = crate::redis::connect(redis).map_err(InboxError::Config)?;
         Ok(Self {
             client,
             key_prefix: redis.key_prefix.clone(),
@@ -223,7 +211,7 @@ impl RedisInbox {
 
     /// Waits until connected, for at most `limit`.
     pub async fn wait_connected(&self, limit: Duration) -> bool {
-        tokio::time::timeout(limit, self.client.wait_for_connect()).await.is_ok_and(|r| r.is_ok())
+        crate::redis::wait_connected(&self.client, limit).await
     }
 
     fn inbox_key(&self, user: UserId) -> String {

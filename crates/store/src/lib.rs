@@ -1,6 +1,10 @@
-//! Herald's storage. Today: offline inboxes ([`inbox`]), in Redis or in process. Coming with
-//! later issues: the relational tables (sea-orm) and push records (MongoDB, and SQL).
+//! Herald's storage. Today: offline inboxes ([`inbox`]) and idempotency keys ([`idempotency`]),
+//! each in Redis or in process. Coming with later issues: the relational tables (sea-orm) and
+//! push records (MongoDB, and SQL).
 
+pub mod idempotency;
 pub mod inbox;
+mod redis;
 
+pub use idempotency::{Claim, IdempotencyError, IdempotencyStore};
 pub use inbox::{InboxError, OfflineInbox, Replay};

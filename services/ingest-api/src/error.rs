@@ -24,16 +24,22 @@ pub struct NoticeContext {
 pub enum ApiError {
     /// The notice breaks a rule.
     #[error("{0}")]
-    Validation(ValidationError, NoticeContext),
+    Validation(ValidationError, Box<NoticeContext>),
     /// The bus did not accept the notice.
     #[error("publishing failed: {0}")]
-    Publish(#[source] BusError, NoticeContext),
+    Publish(#[source] BusError, Box<NoticeContext>),
+    /// Refused for a reason with its own code (idempotency conflicts, a bad header).
+    #[error("{1}")]
+    Refused(ErrorCode, String, Box<NoticeContext>),
+    /// A store the request depends on is unavailable.
+    #[error("store unavailable: {0}")]
+    Store(String, Box<NoticeContext>),
     /// The sender or its address is over its rate limit.
     #[error("rate limited ({0:?})")]
-    RateLimited(crate::limits::LimitScope, std::time::Duration, NoticeContext),
+    RateLimited(crate::limits::LimitScope, std::time::Duration, Box<NoticeContext>),
     /// The offline inboxes could not be written, so nothing was published.
     #[error("storing offline copies failed: {0}")]
-    Inbox(#[source] store::InboxError, NoticeContext),
+    Inbox(#[source] store::InboxError, Box<NoticeContext>),
 }
 
 impl ApiError {
@@ -43,6 +49,13 @@ impl ApiError {
             ApiError::Publish(_, context) => (
                 ErrorCode::PushFailed,
                 "push failed: the message bus is unavailable; nothing was sent, retry shortly".to_owned(),
+                None,
+                context,
+            ),
+            ApiError::Refused(code, message, context) => (*code, message.clone(), None, context),
+            ApiError::Store(_, context) => (
+                ErrorCode::PushFailed,
+                "push failed: a store Herald needs is unavailable; nothing was sent, retry shortly".to_owned(),
                 None,
                 context,
             ),
@@ -72,7 +85,8 @@ impl ApiError {
             ..FailureData::new(code, message)
         };
         let retry_after = match self {
-            ApiError::Publish(..) | ApiError::Inbox(..) => Some(1),
+            ApiError::Publish(..) | ApiError::Inbox(..) | ApiError::Store(..) => Some(1),
+            ApiError::Refused(..) => None,
             ApiError::RateLimited(_, wait, _) => Some(retry_after_secs(*wait)),
             ApiError::Validation(..) => None,
         };
@@ -95,7 +109,8 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Publish(cause, _) => tracing::error!(error = %cause, "notice not published"),
             ApiError::Inbox(cause, _) => tracing::error!(error = %cause, "notice not published"),
-            ApiError::Validation(..) | ApiError::RateLimited(..) => {}
+            ApiError::Store(cause, _) => tracing::error!(error = %cause, "notice not published"),
+            ApiError::Validation(..) | ApiError::RateLimited(..) | ApiError::Refused(..) => {}
         }
         self.failure().error_response()
     }

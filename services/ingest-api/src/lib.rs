@@ -19,7 +19,7 @@ use model::TimeFormat;
 use runtime::JwtVerifier;
 use std::net::{IpAddr, TcpListener};
 use std::sync::Arc;
-use store::OfflineInbox;
+use store::{IdempotencyStore, OfflineInbox};
 use tokio_util::sync::CancellationToken;
 
 /// What the API's handlers share. Cheap to clone.
@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 pub struct IngestApi {
     bus: Bus,
     inbox: OfflineInbox,
+    idempotency: IdempotencyStore,
     time: TimeFormat,
     verifier: JwtVerifier,
     max_body_bytes: usize,
@@ -40,6 +41,7 @@ impl IngestApi {
         Ok(Self {
             bus,
             inbox,
+            idempotency: IdempotencyStore::start(&settings.redis)?,
             time: settings.time.format()?,
             verifier: JwtVerifier::new(&settings.jwt),
             max_body_bytes: settings.http.max_body_bytes,
@@ -62,12 +64,13 @@ impl IngestApi {
             .route("/api/openapi.json", web::get().to(openapi::serve));
     }
 
-    /// Readiness: the bus can publish and the offline inbox store answers.
+    /// Readiness: the bus can publish and the Redis-backed stores answer.
     pub fn readiness(&self) -> http_server::Readiness {
-        let (bus, inbox) = (self.bus.clone(), self.inbox.clone());
+        let (bus, inbox, idempotency) = (self.bus.clone(), self.inbox.clone(), self.idempotency.clone());
         http_server::Readiness::default()
             .check("bus", move || bus.is_ready())
             .check("offline_inbox", move || inbox.is_ready())
+            .check("idempotency", move || idempotency.is_ready())
     }
 }
 

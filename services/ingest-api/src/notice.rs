@@ -4,11 +4,18 @@ use crate::IngestApi;
 use crate::error::{ApiError, NoticeContext};
 use actix_web::{HttpRequest, HttpResponse, web};
 use http_server::AdminClaims;
-use model::{ApiResponse, MessageId, NotificationMessage, PushResult, PushStatus, Sender};
+use model::{ApiResponse, ErrorCode, MessageId, NotificationMessage, PushResult, PushStatus, Sender};
 use serde_json::Value;
+use store::{Claim, IdempotencyStore};
 use validation::{NoticeDraft, parse_notice};
 
-/// Accepts a notice from an admin and publishes it.
+/// The header that makes a notice idempotent for 24 hours.
+pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+/// Set on an answer that repeats an earlier one instead of carrying the request out.
+pub const IDEMPOTENT_REPLAYED: &str = "Idempotent-Replayed";
+
+/// Accepts a notice from an admin and publishes it. With an `Idempotency-Key`, a repeat of the
+/// same request by the same sender within 24 hours gets the first answer and publishes nothing.
 #[tracing::instrument(name = "post_notice", skip_all, fields(sender = admin.0.sub, message_id))]
 pub async fn post_notice(
     req: HttpRequest,
@@ -16,12 +23,89 @@ pub async fn post_notice(
     api: web::Data<IngestApi>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let push_time = api.time.now();
     let raw = body.into_inner();
+    let Some(key) = idempotency_key(&req)? else {
+        let answer = accept(&req, admin, &api, raw).await?;
+        return Ok(json_answer(serde_json::to_string(&answer).unwrap_or_default(), false));
+    };
+    let scope = admin.0.sub.to_string();
+    let fingerprint = IdempotencyStore::fingerprint(&raw.to_string());
+    let refuse = |code: ErrorCode, message: &str| ApiError::Refused(code, message.to_owned(), context_of(&raw));
+    match api
+        .idempotency
+        .claim(&scope, &key, &fingerprint)
+        .await
+        .map_err(|err| ApiError::Store(err.to_string(), context_of(&raw)))?
+    {
+        Claim::New => {}
+        Claim::Done(answer) => return Ok(json_answer(answer, true)),
+        Claim::InProgress => {
+            return Err(refuse(
+                ErrorCode::RequestInProgress,
+                "a request with this Idempotency-Key is still being processed; retry shortly",
+            ));
+        }
+        Claim::Mismatch => {
+            return Err(refuse(
+                ErrorCode::IdempotencyKeyReused,
+                "this Idempotency-Key was already used for a different request; use a new key",
+            ));
+        }
+    }
+    match accept(&req, admin, &api, raw).await {
+        Ok(answer) => {
+            let answer = serde_json::to_string(&answer).unwrap_or_default();
+            if let Err(err) = api.idempotency.complete(&scope, &key, &fingerprint, &answer).await {
+                // Accepted all the same; a repeat within the claim timeout gets 409, later ones
+                // are carried out again.
+                tracing::warn!(error = %err, "idempotent answer not recorded");
+            }
+            Ok(json_answer(answer, false))
+        }
+        Err(err) => {
+            if let Err(release) = api.idempotency.release(&scope, &key).await {
+                tracing::warn!(error = %release, "idempotency key not released; a retry waits for the claim to expire");
+            }
+            Err(err)
+        }
+    }
+}
+
+/// The `Idempotency-Key` header: absent, or 1-200 visible ASCII characters.
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get(IDEMPOTENCY_KEY) else { return Ok(None) };
+    match value.to_str() {
+        Ok(key) if (1..=200).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(key.to_owned()))
+        }
+        _ => Err(ApiError::Refused(
+            ErrorCode::InvalidRequest,
+            "Idempotency-Key must be 1-200 visible ASCII characters".to_owned(),
+            Box::default(),
+        )),
+    }
+}
+
+fn json_answer(body: String, replayed: bool) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    if replayed {
+        response.insert_header((IDEMPOTENT_REPLAYED, "true"));
+    }
+    response.content_type("application/json").body(body)
+}
+
+/// Rate-limits, validates, stamps, stores offline copies and publishes one notice.
+async fn accept(
+    req: &HttpRequest,
+    admin: AdminClaims,
+    api: &IngestApi,
+    raw: Value,
+) -> Result<ApiResponse<PushResult>, ApiError> {
+    let push_time = api.time.now();
     let mut context = context_of(&raw);
     context.push_time = Some(push_time.clone());
     if !is_urgent(&raw) {
-        let ip = http_server::client_ip(&req, &api.trusted_proxies);
+        let ip = http_server::client_ip(req, &api.trusted_proxies);
         api.limits
             .check(admin.0.sub, ip)
             .map_err(|(scope, wait)| ApiError::RateLimited(scope, wait, context.clone()))?;
@@ -61,7 +145,7 @@ pub async fn post_notice(
     }
     tracing::info!(target = %message.target, priority = %message.priority, "notice accepted");
 
-    Ok(HttpResponse::Ok().json(ApiResponse::ok(PushResult {
+    Ok(ApiResponse::ok(PushResult {
         success: true,
         message: message.content,
         push_time: message.time,
@@ -70,7 +154,7 @@ pub async fn post_notice(
         recipients_count,
         message_id: message.message_id.to_string(),
         status: PushStatus::Queued,
-    })))
+    }))
 }
 
 /// Whether the request asks for urgent priority, which no rate limit applies to (spec 8.2).
@@ -79,15 +163,15 @@ fn is_urgent(raw: &Value) -> bool {
 }
 
 /// What a refused request's failure data repeats of the notice, read leniently from the body.
-fn context_of(raw: &Value) -> NoticeContext {
+fn context_of(raw: &Value) -> Box<NoticeContext> {
     let text = |key: &str| raw.get(key).and_then(Value::as_str).map(str::to_owned);
     let content = text("content").map(|c| c.chars().take(500).collect());
     let target = text("target").filter(|t| !t.is_empty()).unwrap_or_else(|| "all".to_owned());
     let message_type = text("type").filter(|t| !t.is_empty()).unwrap_or_else(|| "system_notice".to_owned());
-    NoticeContext {
+    Box::new(NoticeContext {
         content,
         target: Some(target.chars().take(40).collect()),
         message_type: Some(message_type.chars().take(64).collect()),
         push_time: None,
-    }
+    })
 }

@@ -61,7 +61,21 @@ fn build() -> Value {
         )
         .response("400", failure("The notice breaks a rule: INVALID_TARGET, MISSING_USER_IDS, CONTENT_TOO_LONG, ..."))
         .response("401", failure("No valid bearer token"))
+        .parameter(
+            ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "1-200 visible ASCII characters. A repeat of the same request by the same sender within 24 hours \
+                     gets the first answer (header Idempotent-Replayed: true) and delivers nothing again.",
+                ))
+                .build(),
+        )
         .response("403", failure("The token is not an admin's"))
+        .response("409", failure("REQUEST_IN_PROGRESS: the same Idempotency-Key is still being processed"))
+        .response("422", failure("IDEMPOTENCY_KEY_REUSED: the Idempotency-Key was used for a different request"))
+        .response("429", failure("RATE_LIMIT_EXCEEDED: retry after the Retry-After header's seconds"))
         .response("413", failure("The body is over the size limit"))
         .response("415", failure("The body is not application/json"))
         .response("503", failure("PUSH_FAILED: the message bus is unavailable; nothing was sent"))
@@ -192,7 +206,7 @@ mod tests {
     #[test]
     fn the_notice_endpoint_is_described_with_its_error_statuses() {
         let post = &document()["paths"]["/api/admin/system/notice"]["post"];
-        for status in ["200", "400", "401", "403", "413", "415", "503"] {
+        for status in ["200", "400", "401", "403", "409", "413", "415", "422", "429", "503"] {
             assert!(post["responses"][status].is_object(), "{status} undocumented");
         }
         assert_eq!(document()["openapi"], "3.1.0");

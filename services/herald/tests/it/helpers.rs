@@ -85,7 +85,20 @@ impl Endpoints {
 
     /// Posts a notice as JSON; returns the status, the headers and the body.
     pub async fn post_notice(&self, token: Option<&str>, body: &Value) -> (u16, reqwest::header::HeaderMap, Value) {
+        self.post_notice_with(token, body, &[]).await
+    }
+
+    /// Posts a notice as JSON with extra headers.
+    pub async fn post_notice_with(
+        &self,
+        token: Option<&str>,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
         let mut request = self.http.post(format!("{}/api/admin/system/notice", self.api)).json(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

@@ -7,6 +7,7 @@ mod all_in_one;
 mod bad_input;
 mod distributed;
 mod helpers;
+mod idempotency;
 mod limits;
 mod offline;
 mod replicas;
