@@ -1,0 +1,86 @@
+//! Broker outage: RabbitMQ is stopped and started while Herald runs.
+//!
+//! A test binary of its own because it stops the shared broker: `cargo test` runs test binaries
+//! one after another, so no other test is using RabbitMQ meanwhile. A guard starts the broker
+//! again even if the test fails.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../it/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+
+use helpers::{Distributed, TokenVia, token};
+use runtime::Role;
+use serde_json::{Value, json};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Starts the RabbitMQ application again when dropped, whatever happened in between.
+struct BrokerStopped;
+
+impl BrokerStopped {
+    fn stop() -> Self {
+        let status = Command::new("rabbitmqctl").arg("stop_app").output().expect("rabbitmqctl is needed").status;
+        assert!(status.success(), "rabbitmqctl stop_app failed");
+        BrokerStopped
+    }
+}
+
+impl Drop for BrokerStopped {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl").arg("start_app").output();
+    }
+}
+
+async fn ready(app: &Distributed, base: &str) -> bool {
+    app.endpoints.http.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notices_accepted_before_and_after_a_broker_outage_are_all_delivered() {
+    let app = Distributed::spawn().await;
+    let admin = token(1, Role::Admin, "admin");
+    let mut alice = app.endpoints.ws(&token(2, Role::User, "alice"), TokenVia::Query).await;
+
+    let before = app.endpoints.notice(&admin, json!({"content": "before the outage"})).await;
+    let offline_before =
+        app.endpoints.notice(&admin, json!({"content": "for bob, before", "target": "custom", "user_ids": [3]})).await;
+    assert!(alice.frames_until(&before.message_id).await.iter().any(|f| f.contains("before the outage")));
+
+    let outage = BrokerStopped::stop();
+    // While the broker is down the API refuses quickly and says why; nothing hangs.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (status, answer) = loop {
+        let started = Instant::now();
+        let (status, _, answer) = app.endpoints.post_notice(Some(&admin), &json!({"content": "during"})).await;
+        assert!(started.elapsed() < Duration::from_secs(5), "a publish during the outage took {:?}", started.elapsed());
+        if status != 200 || Instant::now() > deadline {
+            break (status, answer);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["data"]["error_code"], "PUSH_FAILED");
+    assert!(!ready(&app, &app.endpoints.api).await, "ingest-api reported ready without a broker");
+
+    drop(outage);
+    // Every service comes back by itself.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(ready(&app, &app.endpoints.api).await && ready(&app, &app.gateway_base).await) {
+        assert!(Instant::now() < deadline, "the services did not recover after the broker came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The WebSocket survived the outage, and delivery resumed on it.
+    let after = app.endpoints.notice(&admin, json!({"content": "after the outage"})).await;
+    let frames = alice.frames_until(&after.message_id).await;
+    assert!(frames.iter().any(|f| f.contains("after the outage")), "{frames:?}");
+    assert!(frames.iter().all(|f| !f.contains("during")), "a refused notice was delivered: {frames:?}");
+
+    // The user who was offline throughout gets what was accepted for them.
+    let mut bob = app.endpoints.ws(&token(3, Role::User, "bob"), TokenVia::Query).await;
+    let replayed: Value = serde_json::from_str(&bob.next_text().await).unwrap();
+    assert_eq!(replayed["message_id"], offline_before.message_id.as_str());
+    app.stop().await;
+}
