@@ -6,14 +6,14 @@
 //! [`BusError::Unavailable`] instead of hanging. Each subscription owns its own connection and
 //! re-declares its queue and bindings every time it reconnects.
 
-use crate::{Acker, BusError, Exchange, Incoming, QueueKind, Subscription, SubscriptionSpec, Topology};
+use crate::{Acker, BusError, Exchange, Incoming, Lane, QueueKind, Subscription, SubscriptionSpec, Topology};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
     ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Event, ExchangeKind};
 use runtime::BusSettings;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -29,6 +29,8 @@ const HEALTH_CHECK_EVERY: Duration = Duration::from_millis(500);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// AMQP delivery mode 2: the broker writes the message to disk.
 const PERSISTENT: u8 = 2;
+/// The header that carries an ingress notice's routing key.
+const ROUTING_KEY_HEADER: &str = "x-herald-routing-key";
 
 /// The RabbitMQ bus. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -91,21 +93,25 @@ impl AmqpBus {
             .current_channel()
             .filter(|c| c.status().connected())
             .ok_or_else(|| BusError::Unavailable("not connected; reconnecting".into()))?;
-        let exchange = self.inner.topology.exchange(exchange);
-        let properties =
+        let mut properties =
             BasicProperties::default().with_delivery_mode(PERSISTENT).with_content_type("application/json".into());
+        // The ingress queue is addressed by name through the default exchange; the routing key
+        // the notice will be dispatched under travels in a header. `mandatory` makes the broker
+        // return it, rather than drop it, should the queue be missing.
+        let (exchange_name, key, mandatory) = match exchange {
+            Exchange::Ingress => {
+                let mut headers = FieldTable::default();
+                headers.insert(ROUTING_KEY_HEADER.into(), AMQPValue::LongString(routing_key.into()));
+                properties = properties.with_headers(headers);
+                (String::new(), self.inner.topology.ingress_queue(), true)
+            }
+            // A notice no consumer is bound for (no gateway up) is not an error.
+            other => (self.inner.topology.exchange(other), routing_key.to_owned(), false),
+        };
+        let options = BasicPublishOptions { mandatory, ..BasicPublishOptions::default() };
         let timeout_ms = self.inner.settings.publish_timeout_ms;
         let confirmed = tokio::time::timeout(Duration::from_millis(timeout_ms), async {
-            channel
-                .basic_publish(
-                    exchange.into(),
-                    routing_key.into(),
-                    BasicPublishOptions::default(),
-                    &payload,
-                    properties,
-                )
-                .await?
-                .await
+            channel.basic_publish(exchange_name.into(), key.as_str().into(), options, &payload, properties).await?.await
         })
         .await;
         match confirmed {
@@ -115,18 +121,22 @@ impl AmqpBus {
                 self.inner.reconnect.notify_one();
                 Err(BusError::Unavailable(err.to_string()))
             }
-            Ok(Ok(Confirmation::Nack(_))) => Err(BusError::Rejected),
-            Ok(Ok(Confirmation::Ack(_) | Confirmation::NotRequested)) => Ok(()),
+            // The broker nacks when a queue bounded with reject-publish is full.
+            Ok(Ok(Confirmation::Nack(_))) => Err(BusError::QueueFull),
+            Ok(Ok(Confirmation::Ack(Some(_)))) => Err(BusError::Unavailable("the ingress queue is missing".into())),
+            Ok(Ok(Confirmation::Ack(None) | Confirmation::NotRequested)) => Ok(()),
         }
     }
 
     /// Starts a subscription whose task reconnects and re-declares until shutdown, or until
     /// the returned [`Subscription`] is dropped.
     pub fn subscribe(&self, spec: SubscriptionSpec) -> Subscription {
-        let (tx, rx) = mpsc::channel(usize::from(self.inner.settings.prefetch));
+        let lanes = spec.lanes(self.inner.settings.backlog);
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            lanes.iter().map(|_| mpsc::channel(usize::from(self.inner.settings.prefetch))).unzip();
         let (ready_tx, ready) = watch::channel(false);
-        tokio::spawn(run_subscription(self.inner.clone(), spec, tx, ready_tx));
-        Subscription { rx, ready }
+        tokio::spawn(run_subscription(self.inner.clone(), spec, lanes, senders, ready_tx));
+        Subscription { lanes: receivers, ready }
     }
 
     /// Deletes this prefix's exchanges and the named durable queues (tests and operators).
@@ -134,8 +144,13 @@ impl AmqpBus {
         let conn = connect(&self.inner.settings, "herald-admin").await?;
         let channel = conn.create_channel().await?;
         for queue in durable_queues {
-            channel.queue_delete(self.inner.topology.queue(queue).into(), QueueDeleteOptions::default()).await?;
+            // A notifications subscription has an urgent lane beside it; deleting a queue that
+            // does not exist is not an error.
+            for name in [self.inner.topology.queue(queue), format!("{}.urgent", self.inner.topology.queue(queue))] {
+                channel.queue_delete(name.into(), QueueDeleteOptions::default()).await?;
+            }
         }
+        channel.queue_delete(self.inner.topology.ingress_queue().into(), QueueDeleteOptions::default()).await?;
         for exchange in [Exchange::Notifications, Exchange::Events] {
             let name = self.inner.topology.exchange(exchange);
             channel.exchange_delete(name.into(), ExchangeDeleteOptions::default()).await?;
@@ -156,6 +171,9 @@ async fn connect(settings: &BusSettings, name: &str) -> Result<Connection, lapin
 }
 
 async fn declare_exchange(channel: &Channel, topology: &Topology, exchange: Exchange) -> Result<(), lapin::Error> {
+    if exchange == Exchange::Ingress {
+        return Ok(());
+    }
     let options = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
     channel
         .exchange_declare(topology.exchange(exchange).into(), ExchangeKind::Topic, options, FieldTable::default())
@@ -234,7 +252,26 @@ async fn open_publisher(inner: &Inner) -> Result<(Connection, Channel), lapin::E
     for exchange in [Exchange::Notifications, Exchange::Events] {
         declare_exchange(&channel, &inner.topology, exchange).await?;
     }
+    // Publishing to a queue that does not exist drops the message silently: declare it first.
+    declare_queue(&channel, &inner.topology.ingress_queue(), false, Some(inner.settings.backlog)).await?;
     Ok((conn, channel))
+}
+
+/// Declares a queue: exclusive (and auto-deleted) or durable, bounded with reject-publish when
+/// `max_length` is set, so a full queue makes the broker refuse the publish.
+async fn declare_queue(
+    channel: &Channel,
+    queue: &str,
+    exclusive: bool,
+    max_length: Option<u32>,
+) -> Result<(), lapin::Error> {
+    let options = QueueDeclareOptions { durable: !exclusive, exclusive, auto_delete: exclusive, ..Default::default() };
+    let mut arguments = FieldTable::default();
+    if let Some(max_length) = max_length {
+        arguments.insert("x-max-length".into(), AMQPValue::LongLongInt(i64::from(max_length)));
+        arguments.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
+    }
+    channel.queue_declare(queue.into(), options, arguments).await.map(|_| ())
 }
 
 enum Ended {
@@ -247,20 +284,19 @@ enum Ended {
 async fn run_subscription(
     inner: Arc<Inner>,
     spec: SubscriptionSpec,
-    tx: mpsc::Sender<Incoming>,
+    lanes: Vec<Lane>,
+    senders: Vec<mpsc::Sender<Incoming>>,
     ready: watch::Sender<bool>,
 ) {
     let base = inner.topology.queue(&spec.queue);
     let queue = match spec.kind {
         QueueKind::Durable => base,
-        QueueKind::Exclusive => {
-            format!("{base}.{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
-        }
+        QueueKind::Exclusive => format!("{base}.{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
     };
     let min_delay = Duration::from_millis(inner.settings.reconnect_min_ms);
     let mut delay = min_delay;
     loop {
-        let outcome = consume(&inner, &spec, &queue, &tx, &ready).await;
+        let outcome = consume(&inner, &spec, &queue, &lanes, &senders, &ready).await;
         ready.send_replace(false);
         match outcome {
             Ok(Ended::Stopped) => break,
@@ -272,53 +308,84 @@ async fn run_subscription(
                 tracing::warn!(queue, error = %err, retry_in_ms = delay.as_millis() as u64, "subscription cannot connect")
             }
         }
-        if tx.is_closed() || !backoff(&inner.shutdown, &mut delay, &inner.settings).await {
+        let closed = senders.iter().all(mpsc::Sender::is_closed);
+        if closed || !backoff(&inner.shutdown, &mut delay, &inner.settings).await {
             break;
         }
     }
+}
+
+/// The routing key a delivery stands for: the header an ingress notice carries, or its own.
+fn dispatch_key(delivery: &lapin::message::Delivery) -> String {
+    let header = delivery.properties.headers().as_ref().and_then(|headers| headers.inner().get(ROUTING_KEY_HEADER));
+    match header {
+        Some(AMQPValue::LongString(key)) => key.to_string(),
+        _ => delivery.routing_key.to_string(),
+    }
+}
+
+/// Declares and binds a lane's queue on `channel` and starts consuming it.
+async fn open_lane(
+    channel: &Channel,
+    inner: &Inner,
+    spec: &SubscriptionSpec,
+    queue: &str,
+    lane: &Lane,
+) -> Result<lapin::Consumer, lapin::Error> {
+    channel.basic_qos(inner.settings.prefetch, BasicQosOptions::default()).await?;
+    declare_queue(channel, queue, spec.kind == QueueKind::Exclusive, lane.max_length).await?;
+    let exchange = inner.topology.exchange(spec.exchange);
+    for binding in &lane.bindings {
+        let (q, e, b) = (queue.into(), exchange.clone().into(), binding.as_str().into());
+        channel.queue_bind(q, e, b, QueueBindOptions::default(), FieldTable::default()).await?;
+    }
+    let tag = format!("{queue}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    channel.basic_consume(queue.into(), tag.into(), BasicConsumeOptions::default(), FieldTable::default()).await
 }
 
 async fn consume(
     inner: &Inner,
     spec: &SubscriptionSpec,
     queue: &str,
-    tx: &mpsc::Sender<Incoming>,
+    lanes: &[Lane],
+    senders: &[mpsc::Sender<Incoming>],
     ready: &watch::Sender<bool>,
 ) -> Result<Ended, lapin::Error> {
     let conn = connect(&inner.settings, queue).await?;
-    let channel = conn.create_channel().await?;
-    channel.basic_qos(inner.settings.prefetch, BasicQosOptions::default()).await?;
-    declare_exchange(&channel, &inner.topology, spec.exchange).await?;
-    let exclusive = spec.kind == QueueKind::Exclusive;
-    let options = QueueDeclareOptions { durable: !exclusive, exclusive, auto_delete: exclusive, ..Default::default() };
-    channel.queue_declare(queue.into(), options, FieldTable::default()).await?;
-    let exchange = inner.topology.exchange(spec.exchange);
-    for binding in &spec.bindings {
-        let (q, e, b) = (queue.into(), exchange.clone().into(), binding.as_str().into());
-        channel.queue_bind(q, e, b, QueueBindOptions::default(), FieldTable::default()).await?;
+    let mut streams = Vec::with_capacity(lanes.len());
+    for (index, lane) in lanes.iter().enumerate() {
+        // A channel per lane, so each has its own prefetch window.
+        let channel = conn.create_channel().await?;
+        declare_exchange(&channel, &inner.topology, spec.exchange).await?;
+        let consumer = open_lane(&channel, inner, spec, &format!("{queue}{}", lane.suffix), lane).await?;
+        streams.push(consumer.map(move |delivery| (index, delivery)));
     }
-    let tag = format!("{queue}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let mut consumer =
-        channel.basic_consume(queue.into(), tag.into(), BasicConsumeOptions::default(), FieldTable::default()).await?;
-    tracing::info!(queue, "subscription consuming");
+    let mut deliveries = futures_util::stream::select_all(streams);
+    tracing::info!(queue, lanes = lanes.len(), "subscription consuming");
     ready.send_replace(true);
+    let all_closed = async {
+        for sender in senders {
+            sender.closed().await;
+        }
+    };
+    tokio::pin!(all_closed);
     let ended = loop {
         tokio::select! {
             _ = inner.shutdown.cancelled() => break Ended::Stopped,
-            _ = tx.closed() => break Ended::Stopped,
-            delivery = consumer.next() => match delivery {
-                Some(Ok(delivery)) => {
+            _ = &mut all_closed => break Ended::Stopped,
+            delivery = deliveries.next() => match delivery {
+                Some((lane, Ok(delivery))) => {
                     let incoming = Incoming {
-                        routing_key: delivery.routing_key.to_string(),
+                        routing_key: dispatch_key(&delivery),
                         payload: Bytes::from(delivery.data),
                         redelivered: delivery.redelivered,
                         acker: Acker::Amqp(delivery.acker),
                     };
-                    if tx.send(incoming).await.is_err() {
+                    if senders[lane].send(incoming).await.is_err() {
                         break Ended::Stopped;
                     }
                 }
-                Some(Err(err)) => {
+                Some((_, Err(err))) => {
                     tracing::warn!(queue, error = %err, "consumer error");
                     break Ended::Lost;
                 }
@@ -327,8 +394,13 @@ async fn consume(
         }
     };
     if matches!(ended, Ended::Stopped) {
-        // Keep the channel open while the service acks what it already took, then close.
-        let _ = tokio::time::timeout(DRAIN_TIMEOUT, tx.closed()).await;
+        // Keep the channels open while the service acks what it already took, then close.
+        let drained = async {
+            for sender in senders {
+                sender.closed().await;
+            }
+        };
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, drained).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), conn.close(200, "bye".into())).await;
     Ok(ended)

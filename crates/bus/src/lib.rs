@@ -19,13 +19,16 @@ use tokio_util::sync::CancellationToken;
 
 pub use topic::topic_matches;
 
-/// The two exchanges of the topology.
+/// Where a message is published: the two exchanges of the topology, or the ingress queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Exchange {
     /// `<prefix>.notifications`: envelopes, routing key `<target>.<priority>`.
     Notifications,
     /// `<prefix>.events`: delivery events, routing key `<event>.<target>`.
     Events,
+    /// `<prefix>.ingress`: the bounded queue normal-priority notices wait in (spec 8.2) until a
+    /// dispatcher moves them to `Notifications`; a full one refuses the publish as a whole.
+    Ingress,
 }
 
 /// Exchange and queue names under one prefix, so deployments and tests can share a broker.
@@ -45,12 +48,19 @@ impl Topology {
         &self.prefix
     }
 
-    /// The exchange's full name, e.g. `herald.notifications`.
+    /// The exchange's full name, e.g. `herald.notifications`; the ingress queue is reached
+    /// through the default exchange, whose name is empty.
     pub fn exchange(&self, exchange: Exchange) -> String {
         match exchange {
             Exchange::Notifications => format!("{}.notifications", self.prefix),
             Exchange::Events => format!("{}.events", self.prefix),
+            Exchange::Ingress => String::new(),
         }
+    }
+
+    /// The ingress queue's name, e.g. `herald.ingress`.
+    pub fn ingress_queue(&self) -> String {
+        self.queue(INGRESS)
     }
 
     /// A queue's full name, e.g. `herald.record-writer.notifications`.
@@ -69,6 +79,11 @@ pub enum QueueKind {
 }
 
 /// What a consumer wants to receive.
+///
+/// A subscription to the notifications exchange receives every notice, in two lanes: a queue
+/// bound to `*.low`, `*.normal` and `*.high`, and an `.urgent` queue bound to `*.urgent`, which
+/// [`Subscription::next`] always serves first. A subscription to the events exchange has one
+/// queue with the given bindings. The ingress "subscription" is the dispatcher's.
 #[derive(Clone, Debug)]
 pub struct SubscriptionSpec {
     /// The queue's name under the prefix; exclusive queues get a unique suffix.
@@ -77,8 +92,40 @@ pub struct SubscriptionSpec {
     pub kind: QueueKind,
     /// The exchange to bind to.
     pub exchange: Exchange,
-    /// Binding patterns (`#`, `custom.*`, ...).
+    /// Binding patterns for the events exchange (`#`, `read.*`, ...); unused for notifications.
     pub bindings: Vec<String>,
+}
+
+/// The ingress queue's name under the prefix.
+pub const INGRESS: &str = "ingress";
+
+/// One queue of a subscription.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Lane {
+    /// Appended to the subscription's queue name.
+    pub suffix: &'static str,
+    /// Routing-key patterns bound to it.
+    pub bindings: Vec<String>,
+    /// The queue's bound, past which publishing is refused.
+    pub max_length: Option<u32>,
+}
+
+impl SubscriptionSpec {
+    /// The subscription's queues, urgent first.
+    pub(crate) fn lanes(&self, backlog: u32) -> Vec<Lane> {
+        match self.exchange {
+            Exchange::Notifications => vec![
+                Lane { suffix: ".urgent", bindings: vec!["*.urgent".into()], max_length: None },
+                Lane {
+                    suffix: "",
+                    bindings: vec!["*.low".into(), "*.normal".into(), "*.high".into()],
+                    max_length: None,
+                },
+            ],
+            Exchange::Events => vec![Lane { suffix: "", bindings: self.bindings.clone(), max_length: None }],
+            Exchange::Ingress => vec![Lane { suffix: "", bindings: Vec::new(), max_length: Some(backlog) }],
+        }
+    }
 }
 
 /// Why a publish failed. Nothing is accepted unless `publish` returned `Ok`.
@@ -90,9 +137,10 @@ pub enum BusError {
     /// The broker did not confirm in time.
     #[error("the message broker did not confirm within {0} ms")]
     Timeout(u64),
-    /// The broker refused the message (a negative confirm).
-    #[error("the message broker refused the message")]
-    Rejected,
+    /// The normal-priority backlog (the ingress queue, bounded by `bus.backlog`) is full; it
+    /// accepts again once drained. Urgent notices bypass it. Nothing was delivered anywhere.
+    #[error("the normal-priority backlog is full")]
+    QueueFull,
     /// The bus was shut down.
     #[error("the bus is shut down")]
     Closed,
@@ -152,7 +200,8 @@ impl Incoming {
 /// The messages of one queue, in order; `next` returns `None` once the bus shuts down.
 #[derive(Debug)]
 pub struct Subscription {
-    rx: mpsc::Receiver<Incoming>,
+    /// One receiver per lane, urgent first.
+    lanes: Vec<mpsc::Receiver<Incoming>>,
     ready: watch::Receiver<bool>,
 }
 
@@ -172,9 +221,22 @@ impl Subscription {
         tokio::time::timeout(limit, self.ready.wait_for(|ready| *ready)).await.is_ok_and(|r| r.is_ok())
     }
 
-    /// The next message, waiting for one; `None` after shutdown.
+    /// The next message, urgent ones before any other; waits for one; `None` after shutdown.
     pub async fn next(&mut self) -> Option<Incoming> {
-        self.rx.recv().await
+        for lane in &mut self.lanes {
+            if let Ok(incoming) = lane.try_recv() {
+                return Some(incoming);
+            }
+        }
+        let (first, rest) = self.lanes.split_first_mut()?;
+        match rest.first_mut() {
+            None => first.recv().await,
+            Some(second) => tokio::select! {
+                biased;
+                Some(incoming) = first.recv() => Some(incoming),
+                incoming = second.recv() => incoming,
+            },
+        }
     }
 }
 
@@ -214,11 +276,60 @@ impl Bus {
         }
     }
 
-    /// Publishes an envelope to the notifications exchange under `<target>.<priority>`.
+    /// Publishes an envelope under `<target>.<priority>`: an urgent one straight to the
+    /// notifications exchange, any other into the bounded ingress queue (spec 8.2).
     pub async fn publish_notification(&self, message: &NotificationMessage) -> Result<(), BusError> {
         // Serialising a validated envelope cannot fail; an error here would be a bug worth a 503.
         let payload = serde_json::to_vec(message).map_err(|err| BusError::Unavailable(err.to_string()))?;
-        self.publish(Exchange::Notifications, &message.routing_key(), Bytes::from(payload)).await
+        let to = if message.priority == model::Priority::Urgent { Exchange::Notifications } else { Exchange::Ingress };
+        self.publish(to, &message.routing_key(), Bytes::from(payload)).await
+    }
+
+    /// Starts moving notices from the ingress queue to the notifications exchange until
+    /// `shutdown`, acking each once the broker confirmed its onward publish. Several dispatchers
+    /// share the queue. Returns the dispatcher's readiness.
+    pub fn start_dispatcher(&self, shutdown: CancellationToken) -> watch::Receiver<bool> {
+        let ingress = self.subscribe(SubscriptionSpec {
+            queue: INGRESS.into(),
+            kind: QueueKind::Durable,
+            exchange: Exchange::Ingress,
+            bindings: Vec::new(),
+        });
+        let ready = ingress.readiness();
+        tokio::spawn(self.clone().dispatch(ingress, shutdown));
+        ready
+    }
+
+    async fn dispatch(self, mut ingress: Subscription, shutdown: CancellationToken) {
+        loop {
+            let incoming = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                incoming = ingress.next() => match incoming {
+                    Some(incoming) => incoming,
+                    None => break,
+                },
+            };
+            // Retry in place rather than requeue, which would put the notice behind the ones
+            // already prefetched; at shutdown it stays unacked and is redelivered.
+            let mut delay = Duration::from_millis(100);
+            loop {
+                match self.publish(Exchange::Notifications, &incoming.routing_key, incoming.payload.clone()).await {
+                    Ok(()) => {
+                        incoming.ack().await;
+                        break;
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "dispatch failed; retrying");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            _ = tokio::time::sleep(delay) => {}
+                        }
+                        delay = (delay * 2).min(Duration::from_secs(2));
+                    }
+                }
+            }
+        }
     }
 
     /// Starts consuming `spec`; the subscription re-establishes itself after broker outages.

@@ -130,6 +130,13 @@ pub struct BusSettings {
     pub publish_timeout_ms: u64,
     /// Deliveries a consumer may hold unacknowledged.
     pub prefetch: u16,
+    /// Normal-priority notices the ingress queue may hold before publishing is refused with
+    /// QUEUE_FULL (spec 8.2); urgent notices bypass it. Fixed when the queue is first declared:
+    /// changing it needs `<prefix>.ingress` deleted (or a broker policy).
+    pub backlog: u32,
+    /// Whether this process moves notices from the ingress queue to the notifications exchange.
+    /// On in every ingest-api replica by default; they share the work.
+    pub dispatch: bool,
     /// Milliseconds of the first reconnection delay; it doubles up to `reconnect_max_ms`.
     pub reconnect_min_ms: u64,
     /// The longest reconnection delay, in milliseconds.
@@ -143,6 +150,8 @@ impl Default for BusSettings {
             prefix: "herald".to_owned(),
             publish_timeout_ms: 2000,
             prefetch: 256,
+            backlog: 1000,
+            dispatch: true,
             reconnect_min_ms: 100,
             reconnect_max_ms: 5000,
         }
@@ -162,8 +171,11 @@ impl BusSettings {
         if !prefix_ok {
             return Err(ConfigError::invalid("bus.prefix", "must be 1-100 characters of a-z, A-Z, 0-9, - _ ."));
         }
-        if self.publish_timeout_ms == 0 || self.prefetch == 0 {
-            return Err(ConfigError::invalid("bus.publish_timeout_ms", "timeouts and prefetch must be positive"));
+        if self.publish_timeout_ms == 0 || self.prefetch == 0 || self.backlog == 0 {
+            return Err(ConfigError::invalid(
+                "bus.publish_timeout_ms",
+                "timeouts, prefetch and backlog must be positive",
+            ));
         }
         if self.reconnect_min_ms == 0 || self.reconnect_max_ms < self.reconnect_min_ms {
             return Err(ConfigError::invalid(

@@ -40,11 +40,13 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     let bus = bus::Bus::start(&settings.ingest.bus, shutdown.clone());
     // One inbox for both: in memory, the two must share it.
     let inbox = store::OfflineInbox::start(&settings.ingest.redis, &settings.ingest.offline)?;
+    let dispatcher = ingest_api::start_dispatcher(&settings.ingest, &bus, shutdown.clone());
     let api = ingest_api::IngestApi::new(&settings.ingest, bus.clone(), inbox.clone())?;
     let gateway = ws_gateway::Gateway::start(&settings.gateway, &bus, inbox, shutdown.clone())?;
     let bus_ready = bus.clone();
     let readiness = api
         .readiness()
+        .merge(dispatcher)
         .merge(gateway.readiness())
         .merge(mobile_push_worker::readiness())
         .merge(record_writer::readiness())

@@ -46,6 +46,13 @@ impl ApiError {
     fn failure(&self) -> Failure {
         let (code, message, field, context) = match self {
             ApiError::Validation(err, context) => (err.code, err.message.clone(), err.field.clone(), context),
+            ApiError::Publish(BusError::QueueFull, context) => (
+                ErrorCode::QueueFull,
+                "queue full: the normal-priority backlog is full; retry shortly (urgent notices are still accepted)"
+                    .to_owned(),
+                None,
+                context,
+            ),
             ApiError::Publish(_, context) => (
                 ErrorCode::PushFailed,
                 "push failed: the message bus is unavailable; nothing was sent, retry shortly".to_owned(),
@@ -107,6 +114,7 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         // The cause stays in the log; the client gets the code and a retry hint.
         match self {
+            ApiError::Publish(BusError::QueueFull, _) => tracing::warn!("notice refused: backlog full"),
             ApiError::Publish(cause, _) => tracing::error!(error = %cause, "notice not published"),
             ApiError::Inbox(cause, _) => tracing::error!(error = %cause, "notice not published"),
             ApiError::Store(cause, _) => tracing::error!(error = %cause, "notice not published"),

@@ -74,6 +74,17 @@ impl IngestApi {
     }
 }
 
+/// Starts the ingress dispatcher when `settings.bus.dispatch` says so (see `bus::Exchange::Ingress`),
+/// and returns its readiness check.
+pub fn start_dispatcher(settings: &Settings, bus: &Bus, shutdown: CancellationToken) -> http_server::Readiness {
+    if !settings.bus.dispatch {
+        tracing::info!("ingress dispatcher off (bus.dispatch = false)");
+        return http_server::Readiness::default();
+    }
+    let ready = bus.start_dispatcher(shutdown);
+    http_server::Readiness::default().check("ingress_dispatcher", move || *ready.borrow())
+}
+
 /// The rate limiters, with a task that forgets idle keys every minute for as long as they live.
 fn start_limits(settings: &Settings) -> Arc<limits::SendLimits> {
     let limits = Arc::new(limits::SendLimits::new(&settings.limits));
@@ -95,8 +106,9 @@ fn start_limits(settings: &Settings) -> Arc<limits::SendLimits> {
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let bus = Bus::start(&settings.bus, shutdown.clone());
     let inbox = OfflineInbox::start(&settings.redis, &settings.offline)?;
+    let dispatcher = start_dispatcher(&settings, &bus, shutdown.clone());
     let api = IngestApi::new(&settings, bus, inbox)?;
-    let readiness = api.readiness();
+    let readiness = api.readiness().merge(dispatcher);
     tracing::info!(addr = %listener.local_addr()?, "ingest-api listening");
     http_server::serve(listener, &settings.http, shutdown, move |cfg| {
         api.configure(cfg);

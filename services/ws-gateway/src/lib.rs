@@ -54,7 +54,7 @@ impl Gateway {
             queue: "gateway".into(),
             kind: QueueKind::Exclusive,
             exchange: Exchange::Notifications,
-            bindings: vec!["#".into()],
+            bindings: Vec::new(),
         });
         let subscribed = subscription.readiness();
         tokio::spawn(fanout::run(hub.clone(), subscription, shutdown.clone()));

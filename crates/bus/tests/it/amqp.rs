@@ -18,11 +18,16 @@ struct TestBus {
 
 impl TestBus {
     async fn start() -> Self {
+        Self::start_with_backlog(1000).await
+    }
+
+    async fn start_with_backlog(backlog: u32) -> Self {
         runtime::install_crypto_provider();
         let settings = BusSettings {
             url: amqp_url(),
             prefix: format!("test-bus-{}", uuid::Uuid::new_v4().simple()),
             publish_timeout_ms: 2000,
+            backlog,
             ..BusSettings::default()
         };
         let shutdown = CancellationToken::new();
@@ -41,6 +46,10 @@ impl TestBus {
         }
     }
 
+    fn events_spec(&self, queue: &str, bindings: &[&str]) -> SubscriptionSpec {
+        SubscriptionSpec { exchange: Exchange::Events, ..self.spec(queue, QueueKind::Exclusive, bindings) }
+    }
+
     async fn cleanup(self, durable_queues: &[&str]) {
         let Bus::Amqp(amqp) = &self.bus else { unreachable!() };
         amqp.delete_topology(durable_queues).await.unwrap();
@@ -56,22 +65,52 @@ async fn next_payload(sub: &mut bus::Subscription) -> (String, Bytes) {
 }
 
 #[tokio::test]
-async fn published_messages_reach_bound_queues_by_routing_key() {
+async fn every_notification_subscription_gets_every_notice_and_events_follow_bindings() {
     let t = TestBus::start().await;
-    let mut everything = t.bus.subscribe(t.spec("gateway", QueueKind::Exclusive, &["#"]));
-    let mut urgent = t.bus.subscribe(t.spec("urgent", QueueKind::Exclusive, &["*.urgent"]));
-    assert!(everything.wait_ready(Duration::from_secs(10)).await && urgent.wait_ready(Duration::from_secs(10)).await);
+    let mut gateway = t.bus.subscribe(t.spec("gateway", QueueKind::Exclusive, &[]));
+    let mut reads = t.bus.subscribe(t.events_spec("reads", &["read.*"]));
+    assert!(gateway.wait_ready(Duration::from_secs(10)).await && reads.wait_ready(Duration::from_secs(10)).await);
 
     t.bus.publish(Exchange::Notifications, "all.normal", Bytes::from_static(b"one")).await.unwrap();
-    t.bus.publish(Exchange::Notifications, "custom.urgent", Bytes::from_static(b"two")).await.unwrap();
+    t.bus.publish(Exchange::Notifications, "custom.low", Bytes::from_static(b"two")).await.unwrap();
+    t.bus.publish(Exchange::Events, "confirmed.custom", Bytes::from_static(b"c")).await.unwrap();
+    t.bus.publish(Exchange::Events, "read.custom", Bytes::from_static(b"r")).await.unwrap();
 
-    assert_eq!(next_payload(&mut everything).await, ("all.normal".into(), Bytes::from_static(b"one")));
-    assert_eq!(next_payload(&mut everything).await, ("custom.urgent".into(), Bytes::from_static(b"two")));
-    assert_eq!(next_payload(&mut urgent).await, ("custom.urgent".into(), Bytes::from_static(b"two")));
+    assert_eq!(next_payload(&mut gateway).await, ("all.normal".into(), Bytes::from_static(b"one")));
+    assert_eq!(next_payload(&mut gateway).await, ("custom.low".into(), Bytes::from_static(b"two")));
+    assert_eq!(next_payload(&mut reads).await, ("read.custom".into(), Bytes::from_static(b"r")));
+    assert!(tokio::time::timeout(Duration::from_millis(300), reads.next()).await.is_err(), "an unbound event arrived");
+    t.cleanup(&[]).await;
+}
+
+#[tokio::test]
+async fn a_full_ingress_refuses_normal_notices_while_urgent_ones_pass_and_overtake() {
+    let t = TestBus::start_with_backlog(5).await;
+    let mut gateway = t.bus.subscribe(t.spec("gateway", QueueKind::Exclusive, &[]));
+    assert!(gateway.wait_ready(Duration::from_secs(10)).await);
+
+    // No dispatcher runs yet: normal notices wait in the ingress queue, which holds 5.
+    for n in 0..5u8 {
+        t.bus.publish(Exchange::Ingress, "all.normal", Bytes::from(vec![b'0' + n])).await.unwrap();
+    }
+    let err = t.bus.publish(Exchange::Ingress, "all.high", Bytes::from_static(b"x")).await.unwrap_err();
+    assert!(matches!(err, bus::BusError::QueueFull), "{err}");
+    t.bus.publish(Exchange::Notifications, "custom.urgent", Bytes::from_static(b"!")).await.unwrap();
+    assert_eq!(next_payload(&mut gateway).await, ("custom.urgent".into(), Bytes::from_static(b"!")));
+
+    // A dispatcher drains the backlog in order, with each notice's own routing key.
+    let dispatcher = CancellationToken::new();
+    t.bus.start_dispatcher(dispatcher.clone());
+    for n in 0..5u8 {
+        assert_eq!(next_payload(&mut gateway).await, ("all.normal".into(), Bytes::from(vec![b'0' + n])));
+    }
+    t.bus.publish(Exchange::Ingress, "custom.low", Bytes::from_static(b"again")).await.unwrap();
+    assert_eq!(next_payload(&mut gateway).await, ("custom.low".into(), Bytes::from_static(b"again")));
     assert!(
-        tokio::time::timeout(Duration::from_millis(300), urgent.next()).await.is_err(),
-        "urgent queue got all.normal"
+        tokio::time::timeout(Duration::from_millis(300), gateway.next()).await.is_err(),
+        "the refused notice went through"
     );
+    dispatcher.cancel();
     t.cleanup(&[]).await;
 }
 

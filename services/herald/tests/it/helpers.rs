@@ -280,10 +280,17 @@ impl Distributed {
 
     /// ingest-api and `replicas` ws-gateway replicas sharing one broker and Redis.
     pub async fn spawn_with_gateways(replicas: usize) -> Self {
+        Self::spawn_custom(replicas, true).await
+    }
+
+    /// As `spawn_with_gateways`; with `dispatch` false no ingress dispatcher runs, so normal
+    /// notices wait in the backlog (a paused consumer).
+    pub async fn spawn_custom(replicas: usize, dispatch: bool) -> Self {
         runtime::install_crypto_provider();
         let bus_settings = BusSettings {
             url: amqp_url(),
             prefix: format!("test-e2e-{}", uuid::Uuid::new_v4().simple()),
+            dispatch,
             ..BusSettings::default()
         };
         let redis = RedisSettings {
@@ -324,6 +331,11 @@ impl Distributed {
         let gateway_base = format!("http://{}", gateway_addrs[0]);
         let gateway_ws = gateway_addrs.iter().map(|addr| format!("ws://{addr}/ws")).collect();
         Self { endpoints, gateway_base, gateway_ws, shutdown, bus_settings, inbox }
+    }
+
+    /// The bus settings the services run with (same broker, same prefix).
+    pub fn bus_settings(&self) -> &BusSettings {
+        &self.bus_settings
     }
 
     /// Stops the services and deletes the exchanges and inboxes they made.

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod all_in_one;
+mod backpressure;
 mod bad_input;
 mod distributed;
 mod helpers;
