@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod error_code;
+pub mod event;
 pub mod message_id;
 pub mod notification;
 pub mod notification_type;
@@ -15,6 +16,7 @@ pub mod ws;
 
 pub use api::{ApiResponse, FailureData, PushRecordItem, PushRecordPage, PushRecordStats, PushResult, PushStatus};
 pub use error_code::ErrorCode;
+pub use event::{DeliveryEvent, DeliveryEventType};
 pub use message_id::{MessageId, MessageIdError};
 pub use notification::{NotificationMessage, Sender};
 pub use notification_type::{NotificationType, NotificationTypeError};

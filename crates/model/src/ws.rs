@@ -40,6 +40,15 @@ impl WsMessage {
         }
     }
 
+    /// Tells a user's other devices that a notice was read or confirmed on one of them:
+    /// `{"type":"sync","data":{"event":"read","message_id":...},...}`.
+    pub fn sync(event: crate::DeliveryEventType, message_id: &str, time: String) -> Self {
+        let mut data = Map::new();
+        data.insert("event".to_owned(), Value::String(event.as_str().to_owned()));
+        data.insert("message_id".to_owned(), Value::String(message_id.to_owned()));
+        Self { message_type: "sync".to_owned(), content: String::new(), data: Value::Object(data), time }
+    }
+
     /// The answer to a client's application-level `{"type":"ping"}`.
     pub fn pong(time: String) -> Self {
         Self { message_type: "pong".to_owned(), content: String::new(), data: Value::Null, time }

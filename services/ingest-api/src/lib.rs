@@ -8,6 +8,7 @@ mod error;
 mod limits;
 mod notice;
 pub mod openapi;
+mod receipts;
 mod settings;
 
 pub use error::ApiError;
@@ -59,6 +60,16 @@ impl IngestApi {
             .service(
                 web::resource("/api/admin/system/notice")
                     .route(web::post().to(notice::post_notice))
+                    .default_service(web::to(http_server::method_not_allowed)),
+            )
+            .service(
+                web::resource("/api/admin/notification/mark-read")
+                    .route(web::post().to(receipts::mark_read))
+                    .default_service(web::to(http_server::method_not_allowed)),
+            )
+            .service(
+                web::resource("/api/admin/notification/confirm")
+                    .route(web::post().to(receipts::confirm))
                     .default_service(web::to(http_server::method_not_allowed)),
             )
             .route("/api/openapi.json", web::get().to(openapi::serve));

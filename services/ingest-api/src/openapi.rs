@@ -101,6 +101,26 @@ fn build() -> Value {
         )
         .response("401", failure("No valid token"))
         .build();
+    let receipt = |id: &str, summary: &str| {
+        OperationBuilder::new()
+            .operation_id(Some(id))
+            .tag("receipts")
+            .summary(Some(summary))
+            .description(Some(
+                "Body: {\"message_id\": \"...\", \"user_id\": 123} (user_id optional; it must be the token's). \
+                 Clears the notice from the user's offline inbox, publishes a delivery event and sends a sync \
+                 frame to the user's other connected devices. Any valid token; a user marks only their own notices.",
+            ))
+            .response("200", plain("Recorded"))
+            .response("400", failure("A malformed body or message_id"))
+            .response("401", failure("No valid bearer token"))
+            .response("403", failure("user_id is not the token's"))
+            .response("503", failure("PUSH_FAILED: the message bus is unavailable; send it again"))
+            .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+            .build()
+    };
+    let mark_read = receipt("markRead", "Mark a notification read (spec 7.3)");
+    let confirm = receipt("confirm", "Confirm a notification that asked for it");
     let healthz =
         OperationBuilder::new().tag("operations").summary(Some("Liveness")).response("200", plain("Alive")).build();
     let readyz = OperationBuilder::new()
@@ -126,6 +146,8 @@ fn build() -> Value {
         .paths(
             PathsBuilder::new()
                 .path("/api/admin/system/notice", PathItem::new(HttpMethod::Post, notice))
+                .path("/api/admin/notification/mark-read", PathItem::new(HttpMethod::Post, mark_read))
+                .path("/api/admin/notification/confirm", PathItem::new(HttpMethod::Post, confirm))
                 .path("/ws", PathItem::new(HttpMethod::Get, ws))
                 .path("/healthz", PathItem::new(HttpMethod::Get, healthz))
                 .path("/readyz", PathItem::new(HttpMethod::Get, readyz))

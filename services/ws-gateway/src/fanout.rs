@@ -4,7 +4,7 @@
 use crate::hub::{Hub, OutboundFrame};
 use bus::{Incoming, Subscription};
 use bytestring::ByteString;
-use model::NotificationMessage;
+use model::{DeliveryEvent, NotificationMessage, TimeFormat, WsMessage};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -27,7 +27,7 @@ pub fn handle(hub: &Hub, incoming: &Incoming) -> Outcome {
         }
     };
     let frame = Arc::new(OutboundFrame {
-        message_id: message.message_id.clone(),
+        message_id: Some(message.message_id.clone()),
         text: ByteString::from(message.client_frame().to_json()),
     });
     let fan_out = hub.fan_out(&message, &frame);
@@ -49,6 +49,48 @@ pub async fn run(hub: Arc<Hub>, mut subscription: Subscription, shutdown: Cancel
         match handle(&hub, &incoming) {
             Outcome::Ack => incoming.ack().await,
             Outcome::DeadLetter => incoming.reject(false).await,
+        }
+    }
+}
+
+/// Consumes read and confirmed events and tells the user's other local devices (a `sync`
+/// frame), so a device coming online is not shown what was already dealt with elsewhere.
+pub async fn run_sync(
+    hub: Arc<Hub>,
+    replica: Arc<str>,
+    time: TimeFormat,
+    mut subscription: Subscription,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let incoming = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            incoming = subscription.next() => match incoming {
+                Some(incoming) => incoming,
+                None => break,
+            },
+        };
+        match serde_json::from_slice::<DeliveryEvent>(&incoming.payload) {
+            Ok(event) => {
+                // The device the receipt came from knows already.
+                let origin = event
+                    .connection_id
+                    .strip_prefix(&*replica)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .and_then(|n| n.parse().ok());
+                let sync = WsMessage::sync(event.event_type, event.message_id.as_str(), time.now());
+                let frame = Arc::new(OutboundFrame {
+                    message_id: None,
+                    text: ByteString::from(serde_json::to_string(&sync).unwrap_or_default()),
+                });
+                hub.send_to_user(event.user_id, origin, &frame);
+                incoming.ack().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "malformed delivery event dropped");
+                incoming.reject(false).await;
+            }
         }
     }
 }

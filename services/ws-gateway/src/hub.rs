@@ -20,8 +20,9 @@ pub type ConnId = u64;
 /// A message's client frame, serialised once and shared by every connection it goes to.
 #[derive(Debug)]
 pub struct OutboundFrame {
-    /// The message's id, so a session can drop a live copy of what it just replayed.
-    pub message_id: MessageId,
+    /// The message's id, so a session can drop a live copy of what it just replayed; `None`
+    /// for the gateway's own frames (sync).
+    pub message_id: Option<MessageId>,
     /// The spec 3.2 frame.
     pub text: ByteString,
 }
@@ -181,6 +182,21 @@ impl Hub {
         result
     }
 
+    /// Queues `frame` on every local connection of `user_id` except `except` (the connection the
+    /// news came from); returns how many got it. A full queue is left to the next fan-out.
+    pub fn send_to_user(&self, user_id: UserId, except: Option<ConnId>, frame: &Arc<OutboundFrame>) -> usize {
+        let shard = self.shard(user_id).read().unwrap_or_else(PoisonError::into_inner);
+        shard
+            .by_user
+            .get(&user_id)
+            .into_iter()
+            .flatten()
+            .filter(|id| Some(**id) != except)
+            .filter_map(|id| shard.conns.get(id))
+            .filter(|conn| conn.tx.try_send(frame.clone()).is_ok())
+            .count()
+    }
+
     /// Asks every connection to close with `code` (shutdown).
     pub fn close_all(&self, code: CloseCode) {
         for shard in &self.shards {
@@ -197,7 +213,7 @@ mod tests {
     use model::{MessageId, NotificationType, Priority, Sender};
 
     fn outbound() -> Arc<OutboundFrame> {
-        Arc::new(OutboundFrame { message_id: MessageId::generate(), text: ByteString::from_static("f") })
+        Arc::new(OutboundFrame { message_id: Some(MessageId::generate()), text: ByteString::from_static("f") })
     }
 
     fn message(target: Target, target_ids: Vec<UserId>, exclude_ids: Vec<UserId>) -> NotificationMessage {

@@ -33,6 +33,9 @@ pub const BEARER_SUBPROTOCOL: &str = "bearer";
 pub struct Gateway {
     hub: Arc<Hub>,
     inbox: OfflineInbox,
+    bus: Bus,
+    /// This replica's id, the prefix of its connection ids (`<replica>-<n>`).
+    replica: Arc<str>,
     verifier: JwtVerifier,
     time: TimeFormat,
     settings: WsSettings,
@@ -56,8 +59,18 @@ impl Gateway {
             exchange: Exchange::Notifications,
             bindings: Vec::new(),
         });
-        let subscribed = subscription.readiness();
+        let replica: Arc<str> = uuid::Uuid::new_v4().simple().to_string()[..8].into();
+        let receipts = bus.subscribe(SubscriptionSpec {
+            queue: "gateway-receipts".into(),
+            kind: QueueKind::Exclusive,
+            exchange: Exchange::Events,
+            bindings: vec!["read.*".into(), "confirmed.*".into()],
+        });
+        let (subscribed, receipts_subscribed) = (subscription.readiness(), receipts.readiness());
+        let subscribed = combine(subscribed, receipts_subscribed);
         tokio::spawn(fanout::run(hub.clone(), subscription, shutdown.clone()));
+        let time = settings.time.format()?;
+        tokio::spawn(fanout::run_sync(hub.clone(), replica.clone(), time, receipts, shutdown.clone()));
         let closer = (hub.clone(), shutdown.clone());
         tokio::spawn(async move {
             closer.1.cancelled().await;
@@ -66,8 +79,10 @@ impl Gateway {
         Ok(Self {
             hub,
             inbox,
+            bus: bus.clone(),
+            replica,
             verifier: JwtVerifier::new(&settings.jwt),
-            time: settings.time.format()?,
+            time,
             settings: settings.ws.clone(),
             shutdown,
             subscribed,
@@ -95,6 +110,24 @@ impl Gateway {
             .check("bus_subscription", move || *subscribed.borrow())
             .check("offline_inbox", move || inbox.is_ready())
     }
+}
+
+/// A readiness flag that is true while both `a` and `b` are.
+fn combine(a: watch::Receiver<bool>, b: watch::Receiver<bool>) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(*a.borrow() && *b.borrow());
+    tokio::spawn(async move {
+        let (mut a, mut b) = (a, b);
+        loop {
+            tokio::select! {
+                changed = a.changed() => if changed.is_err() { break },
+                changed = b.changed() => if changed.is_err() { break },
+            }
+            if tx.send(*a.borrow() && *b.borrow()).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// The token a WebSocket client presents, and the subprotocol to echo for it.
@@ -130,9 +163,12 @@ async fn connect(req: HttpRequest, body: web::Payload, gateway: web::Data<Gatewa
         .aggregate_continuations()
         .max_continuation_size(gateway.settings.max_frame_bytes);
     let registration = gateway.hub.register(claims.sub, claims.is_admin());
+    let connection_id = format!("{}-{}", gateway.replica, registration.id);
     let context = session::SessionContext {
         hub: gateway.hub.clone(),
         inbox: gateway.inbox.clone(),
+        bus: gateway.bus.clone(),
+        connection_id,
         registration,
         claims,
         time: gateway.time,

@@ -4,7 +4,8 @@
 use crate::hub::{Hub, Registration};
 use crate::settings::WsSettings;
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, ProtocolError};
-use model::{CloseCode, ErrorCode, MessageId, TimeFormat, WsMessage};
+use bus::{Bus, Exchange};
+use model::{CloseCode, DeliveryEvent, DeliveryEventType, ErrorCode, MessageId, TimeFormat, WsMessage};
 use runtime::Claims;
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -18,8 +19,12 @@ use tokio_util::sync::CancellationToken;
 pub struct SessionContext {
     /// The hub the connection is registered in.
     pub hub: Arc<Hub>,
-    /// The offline inboxes: replayed on connect, emptied by acks.
+    /// The offline inboxes: replayed on connect, emptied by receipts.
     pub inbox: OfflineInbox,
+    /// Where receipts are published as delivery events.
+    pub bus: Bus,
+    /// The connection's id across replicas, `<replica>-<n>`.
+    pub connection_id: String,
     /// The registration: id, frame queue, close requests.
     pub registration: Registration,
     /// The token's claims.
@@ -43,6 +48,16 @@ enum ClientCommand {
         /// The received message's id.
         message_id: String,
     },
+    /// The user read a message.
+    Read {
+        /// The message's id.
+        message_id: String,
+    },
+    /// The user confirmed a message that asked for it.
+    Confirm {
+        /// The message's id.
+        message_id: String,
+    },
 }
 
 /// What the session does about a client frame.
@@ -50,8 +65,8 @@ enum ClientCommand {
 enum ClientAction {
     /// Send this frame back.
     Reply(String),
-    /// Remove the message from the user's offline inbox.
-    Acknowledge(MessageId),
+    /// Record a receipt: clear the inbox entry and publish the delivery event.
+    Receipt(DeliveryEventType, MessageId),
 }
 
 /// Parses a client's text frame into what to do about it.
@@ -60,18 +75,35 @@ fn interpret(text: &str, time: &TimeFormat) -> ClientAction {
         let frame = WsMessage::error(ErrorCode::InvalidFrame.as_str(), message, time.now());
         ClientAction::Reply(serde_json::to_string(&frame).unwrap_or_default())
     };
+    let receipt = |event: DeliveryEventType, raw: &str| match MessageId::parse(raw) {
+        Ok(id) => ClientAction::Receipt(event, id),
+        Err(err) => error(format!("{event}: {err}")),
+    };
     match serde_json::from_str::<ClientCommand>(text) {
         Ok(ClientCommand::Ping) => {
             ClientAction::Reply(serde_json::to_string(&WsMessage::pong(time.now())).unwrap_or_default())
         }
-        Ok(ClientCommand::Ack { message_id }) => match MessageId::parse(&message_id) {
-            Ok(id) => ClientAction::Acknowledge(id),
-            Err(err) => error(format!("ack: {err}")),
-        },
+        Ok(ClientCommand::Ack { message_id }) => receipt(DeliveryEventType::Delivered, &message_id),
+        Ok(ClientCommand::Read { message_id }) => receipt(DeliveryEventType::Read, &message_id),
+        Ok(ClientCommand::Confirm { message_id }) => receipt(DeliveryEventType::Confirmed, &message_id),
         Err(err) => error(format!(
-            "unsupported frame: {err}; send {{\"type\":\"ping\"}} or {{\"type\":\"ack\",\"message_id\":\"...\"}}"
+            "unsupported frame: {err}; send {{\"type\":\"ping\"}} or {{\"type\":\"ack|read|confirm\",\"message_id\":\"...\"}}"
         )),
     }
+}
+
+/// Records a receipt: the inbox entry goes (nothing to replay any more), and the event is
+/// published for the record-writer and the user's other devices. Returns a message for the
+/// client when the event could not be published.
+async fn record_receipt(inbox: &OfflineInbox, bus: &Bus, event: &DeliveryEvent) -> Result<(), String> {
+    if let Err(err) = inbox.acknowledge(event.user_id, &event.message_id).await {
+        tracing::warn!(error = %err, message_id = %event.message_id, "inbox entry not cleared; the message may replay");
+    }
+    let payload = serde_json::to_vec(event).unwrap_or_default();
+    bus.publish(Exchange::Events, &event.routing_key(), payload.into()).await.map_err(|err| {
+        tracing::warn!(error = %err, message_id = %event.message_id, "receipt not published");
+        format!("{} not recorded: the message bus is unavailable; send it again", event.event_type)
+    })
 }
 
 /// Sends what the user's inbox holds, oldest first, preceded by an overflow notice when older
@@ -115,7 +147,7 @@ struct OfflineId {
 /// Runs the session until either side closes it.
 #[tracing::instrument(name = "ws_session", skip_all, fields(user_id = ctx.claims.sub, conn = ctx.registration.id))]
 pub async fn run(mut session: actix_ws::Session, mut stream: AggregatedMessageStream, ctx: SessionContext) {
-    let SessionContext { hub, inbox, registration, claims, time, settings, shutdown } = ctx;
+    let SessionContext { hub, inbox, bus, connection_id, registration, claims, time, settings, shutdown } = ctx;
     let Registration { id, mut frames, control } = registration;
     let write_timeout = Duration::from_millis(settings.write_timeout_ms);
     let heartbeat_timeout = Duration::from_secs(settings.heartbeat_timeout_secs);
@@ -140,7 +172,7 @@ pub async fn run(mut session: actix_ws::Session, mut stream: AggregatedMessageSt
             _ = shutdown.cancelled() => break Some(CloseCode::GOING_AWAY),
             code = control.closed() => break Some(code),
             frame = frames.recv() => match frame {
-                Some(frame) if replayed.remove(&frame.message_id) => {}
+                Some(frame) if frame.message_id.as_ref().is_some_and(|id| replayed.remove(id)) => {}
                 Some(frame) => match tokio::time::timeout(write_timeout, session.text(frame.text.clone())).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => break None,
@@ -157,9 +189,21 @@ pub async fn run(mut session: actix_ws::Session, mut stream: AggregatedMessageSt
                                 break None;
                             }
                         }
-                        ClientAction::Acknowledge(id) => {
-                            if let Err(err) = inbox.acknowledge(claims.sub, &id).await {
-                                tracing::warn!(error = %err, message_id = %id, "ack not recorded; the message may replay");
+                        ClientAction::Receipt(event_type, message_id) => {
+                            let event = DeliveryEvent {
+                                event_type,
+                                message_id,
+                                user_id: claims.sub,
+                                username: claims.name.clone(),
+                                channel: "websocket".to_owned(),
+                                connection_id: connection_id.clone(),
+                                timestamp: time.now(),
+                            };
+                            if let Err(reason) = record_receipt(&inbox, &bus, &event).await {
+                                let frame = WsMessage::error(ErrorCode::PushFailed.as_str(), reason, time.now());
+                                if session.text(serde_json::to_string(&frame).unwrap_or_default()).await.is_err() {
+                                    break None;
+                                }
                             }
                         }
                     },
@@ -229,8 +273,15 @@ mod tests {
     }
 
     #[test]
-    fn an_ack_frame_names_the_message_to_acknowledge() {
-        let action = interpret(r#"{"type":"ack","message_id":"1706335800123456789-abc12345"}"#, &TimeFormat::default());
-        assert_eq!(action, ClientAction::Acknowledge(MessageId::parse("1706335800123456789-abc12345").unwrap()));
+    fn receipt_frames_name_their_event_and_message() {
+        let id = MessageId::parse("1706335800123456789-abc12345").unwrap();
+        for (kind, event) in [
+            ("ack", DeliveryEventType::Delivered),
+            ("read", DeliveryEventType::Read),
+            ("confirm", DeliveryEventType::Confirmed),
+        ] {
+            let frame = format!(r#"{{"type":"{kind}","message_id":"1706335800123456789-abc12345"}}"#);
+            assert_eq!(interpret(&frame, &TimeFormat::default()), ClientAction::Receipt(event, id.clone()));
+        }
     }
 }

@@ -86,3 +86,20 @@ fn offline_entries_match_the_offline_message_schema() {
         assert_valid("offline-message.schema.json", &serde_json::to_value(entry).unwrap());
     }
 }
+
+#[test]
+fn delivery_events_and_sync_frames_match_their_schemas() {
+    let event = model::DeliveryEvent {
+        event_type: model::DeliveryEventType::Read,
+        message_id: model::MessageId::parse("1706335800123456789-abc12345").unwrap(),
+        user_id: 123,
+        username: "alice".into(),
+        channel: "websocket".into(),
+        connection_id: "3f2a9c1e-7".into(),
+        timestamp: "2025-01-27 10:31:00".into(),
+    };
+    assert_eq!(event.routing_key(), "read.123");
+    assert_valid("delivery-event.schema.json", &serde_json::to_value(&event).unwrap());
+    let sync = WsMessage::sync(event.event_type, event.message_id.as_str(), "2025-01-27 10:31:00".into());
+    assert_valid("ws-message.schema.json", &serde_json::to_value(sync).unwrap());
+}

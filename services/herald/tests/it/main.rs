@@ -11,6 +11,7 @@ mod helpers;
 mod idempotency;
 mod limits;
 mod offline;
+mod receipts;
 mod replicas;
 mod scenario;
 mod slow_client;

@@ -113,3 +113,74 @@ pub async fn an_overflowing_inbox_replays_the_newest_hundred_and_says_how_many_w
         assert_eq!(frame["content"], format!("[离线消息] notice {n}"));
     }
 }
+
+/// Receipts: `read`/`confirm` frames and the REST endpoints clear the inbox and tell the user's
+/// other devices with a `sync` frame.
+pub async fn receipts_sync_the_users_other_devices(app: &Endpoints) {
+    let admin = token(1, Role::Admin, "admin");
+    let alice = token(2, Role::User, "alice");
+    let mut phone = app.ws(&alice, TokenVia::Query).await;
+    let mut laptop = app.ws(&alice, TokenVia::Header).await;
+    let first = app
+        .notice(&admin, json!({"content": "confirm me", "target": "custom", "user_ids": [2], "need_confirm": true}))
+        .await;
+    let second = app.notice(&admin, json!({"content": "read me", "target": "custom", "user_ids": [2]})).await;
+    for device in [&mut phone, &mut laptop] {
+        device.frames_until(&second.message_id).await;
+    }
+
+    phone.send_text(&json!({"type": "read", "message_id": first.message_id}).to_string()).await;
+    let sync: Value = serde_json::from_str(&laptop.next_text().await).unwrap();
+    assert_schema("ws-message.schema.json", &sync);
+    assert_eq!(sync["type"], "sync");
+    assert_eq!(
+        (sync["data"]["event"].as_str(), sync["data"]["message_id"].as_str()),
+        (Some("read"), Some(first.message_id.as_str()))
+    );
+    // The device the receipt came from gets no sync: its next frame is the pong.
+    phone.send_text(r#"{"type":"ping"}"#).await;
+    assert_eq!(serde_json::from_str::<Value>(&phone.next_text().await).unwrap()["type"], "pong");
+
+    laptop.send_text(&json!({"type": "confirm", "message_id": first.message_id}).to_string()).await;
+    let sync: Value = serde_json::from_str(&phone.next_text().await).unwrap();
+    assert_eq!(
+        (sync["data"]["event"].as_str(), sync["data"]["message_id"].as_str()),
+        (Some("confirmed"), Some(first.message_id.as_str()))
+    );
+
+    // Over REST (spec 7.3): both devices hear of it.
+    let url = format!("{}/api/admin/notification/mark-read", app.api);
+    let response = app
+        .http
+        .post(&url)
+        .bearer_auth(&alice)
+        .json(&json!({"message_id": second.message_id, "user_id": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap()["data"]["status"], "read");
+    for device in [&mut phone, &mut laptop] {
+        let sync: Value = serde_json::from_str(&device.next_text().await).unwrap();
+        assert_eq!(sync["data"]["message_id"], second.message_id.as_str());
+    }
+    // Someone else's receipt, or a malformed one, is refused.
+    let response = app
+        .http
+        .post(&url)
+        .bearer_auth(&alice)
+        .json(&json!({"message_id": second.message_id, "user_id": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+    let response = app.http.post(&url).bearer_auth(&alice).json(&json!({"message_id": "nope"})).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    assert_schema("failure-response.schema.json", &response.json::<Value>().await.unwrap());
+
+    // Both notices were dealt with: a new device is replayed neither.
+    let mut tablet = app.ws(&alice, TokenVia::Query).await;
+    let marker = app.notice(&admin, json!({"content": "marker", "target": "custom", "user_ids": [2]})).await;
+    let frames = tablet.frames_until(&marker.message_id).await;
+    assert!(frames.iter().all(|f| !f.contains(&first.message_id) && !f.contains(&second.message_id)), "{frames:?}");
+}

@@ -1,0 +1,80 @@
+//! `POST /api/admin/notification/mark-read` (spec 7.3) and `/api/admin/notification/confirm`:
+//! a user reports reading or confirming one of their notices over REST, as the WebSocket `read`
+//! and `confirm` frames do. The inbox entry is cleared and a delivery event published, which
+//! also tells the user's connected devices (a `sync` frame).
+
+use crate::IngestApi;
+use crate::error::ApiError;
+use actix_web::{HttpResponse, web};
+use bus::Exchange;
+use http_server::BearerClaims;
+use model::{ApiResponse, DeliveryEvent, DeliveryEventType, ErrorCode, MessageId};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The body of a receipt (spec 7.3): the notice, and optionally the user, who must be the
+/// token's.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReceiptRequest {
+    message_id: String,
+    #[serde(default)]
+    user_id: Option<i64>,
+}
+
+/// `POST /api/admin/notification/mark-read`.
+pub async fn mark_read(
+    user: BearerClaims,
+    api: web::Data<IngestApi>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    record(DeliveryEventType::Read, user, &api, body.into_inner()).await
+}
+
+/// `POST /api/admin/notification/confirm`.
+pub async fn confirm(
+    user: BearerClaims,
+    api: web::Data<IngestApi>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    record(DeliveryEventType::Confirmed, user, &api, body.into_inner()).await
+}
+
+fn refused(code: ErrorCode, message: String) -> ApiError {
+    ApiError::Refused(code, message, Box::default())
+}
+
+#[tracing::instrument(name = "receipt", skip_all, fields(user = user.0.sub, event = %event_type))]
+async fn record(
+    event_type: DeliveryEventType,
+    user: BearerClaims,
+    api: &IngestApi,
+    raw: Value,
+) -> Result<HttpResponse, ApiError> {
+    let request: ReceiptRequest = serde_path_to_error::deserialize(raw)
+        .map_err(|err| refused(ErrorCode::InvalidRequest, format!("invalid receipt: {err}")))?;
+    let message_id = MessageId::parse(&request.message_id)
+        .map_err(|err| refused(ErrorCode::InvalidRequest, format!("message_id: {err}")))?;
+    if request.user_id.is_some_and(|id| id != user.0.sub) {
+        return Err(refused(ErrorCode::Forbidden, "a user can only mark their own notifications".to_owned()));
+    }
+    if let Err(err) = api.inbox.acknowledge(user.0.sub, &message_id).await {
+        tracing::warn!(error = %err, "inbox entry not cleared; the notice may replay");
+    }
+    let event = DeliveryEvent {
+        event_type,
+        message_id,
+        user_id: user.0.sub,
+        username: user.0.name,
+        channel: "rest".to_owned(),
+        connection_id: String::new(),
+        timestamp: api.time.now(),
+    };
+    let payload = serde_json::to_vec(&event).unwrap_or_default();
+    api.bus
+        .publish(Exchange::Events, &event.routing_key(), payload.into())
+        .await
+        .map_err(|err| ApiError::Publish(err, Box::default()))?;
+    let answer = json!({"message_id": event.message_id, "user_id": event.user_id, "status": event_type.as_str(), "time": event.timestamp});
+    Ok(HttpResponse::Ok().json(ApiResponse::ok(answer)))
+}
