@@ -224,6 +224,25 @@ impl WsClient {
         }
     }
 
+    /// The next text frame, or `None` once the connection is gone (for tests that kill servers).
+    pub async fn try_next_text(&mut self) -> Option<String> {
+        if let Some(frame) = self.pending.pop_front() {
+            return Some(frame);
+        }
+        loop {
+            match tokio::time::timeout(PATIENCE, self.stream.next()).await.ok()?? {
+                Ok(Message::Text(text)) => return Some(text.to_string()),
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Sends a text frame, ignoring a connection that is already gone.
+    pub async fn try_send_text(&mut self, text: &str) {
+        let _ = self.stream.send(Message::text(text)).await;
+    }
+
     pub async fn send_text(&mut self, text: &str) {
         self.stream.send(Message::text(text)).await.unwrap();
     }

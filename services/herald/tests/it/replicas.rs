@@ -47,3 +47,94 @@ async fn a_user_on_two_replicas_gets_each_message_once_per_connection() {
     assert_eq!(bob_ids, to_everyone);
     app.stop().await;
 }
+
+/// A `herald` process on RabbitMQ and Redis under `prefix`: a full replica.
+async fn replica(prefix: &str) -> (tokio::process::Child, crate::helpers::Endpoints) {
+    let addr = crate::helpers::listener().local_addr().unwrap();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .env("HERALD_HTTP_ADDR", addr.to_string())
+        .env("HERALD_JWT_SECRET", crate::helpers::SECRET)
+        .env("HERALD_LOG_LEVEL", "warn")
+        .env("HERALD_BUS_URL", crate::helpers::amqp_url())
+        .env("HERALD_BUS_PREFIX", prefix)
+        .env("HERALD_REDIS_URL", crate::helpers::redis_url())
+        .env("HERALD_REDIS_KEY_PREFIX", format!("{prefix}:"))
+        .env("HERALD_LIMITS_SENDER_PER_SECOND", "0")
+        .env("HERALD_LIMITS_IP_PER_SECOND", "0")
+        .env_remove("HERALD_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let endpoints = crate::helpers::Endpoints::new(addr, addr);
+    endpoints.wait_ready(&endpoints.api.clone()).await;
+    (child, endpoints)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_mid_stream_loses_nothing_that_was_accepted() {
+    let prefix = format!("test-kill-{}", uuid::Uuid::new_v4().simple());
+    let (_survivor, a) = replica(&prefix).await;
+    let (mut doomed, b) = replica(&prefix).await;
+    let admin = token(1, Role::Admin, "admin");
+    let alice = token(2, Role::User, "alice");
+
+    // Alice is on the replica about to die; she acks what she gets, as a client does.
+    let mut on_doomed = WsClient::connect(&b.ws, &alice, TokenVia::Query).await.unwrap();
+    on_doomed.until_live().await;
+    let (ids_tx, mut ids_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while let Some(frame) = on_doomed.try_next_text().await {
+            if let Some(id) =
+                serde_json::from_str::<Value>(&frame).ok().and_then(|v| v["message_id"].as_str().map(str::to_owned))
+            {
+                on_doomed.try_send_text(&json!({"type": "ack", "message_id": id}).to_string()).await;
+                got.push(id);
+            }
+        }
+        got
+    });
+
+    // 120 notices, killed at the 40th: what stays unacknowledged fits the inbox (100 per user).
+    let mut accepted = Vec::new();
+    for n in 0..120 {
+        if n == 40 {
+            doomed.start_kill().unwrap();
+            doomed.wait().await.unwrap();
+        }
+        let body = json!({"content": format!("stream {n}"), "target": "custom", "user_ids": [2]});
+        let (status, _, answer) = a.post_notice(Some(&admin), &body).await;
+        if status == 200 {
+            accepted.push(answer["data"]["message_id"].as_str().unwrap().to_owned());
+        }
+        let _ = ids_tx.send(String::new());
+    }
+    drop(ids_tx);
+    while ids_rx.recv().await.is_some() {}
+    let before_kill = reader.await.unwrap();
+    assert!(!before_kill.is_empty(), "alice got nothing before the kill");
+
+    // She reconnects to the survivor: replay and live delivery bring the rest.
+    let mut on_survivor = WsClient::connect(&a.ws, &alice, TokenVia::Query).await.unwrap();
+    let last = accepted.last().unwrap().clone();
+    let frames = on_survivor.frames_until(&last).await;
+    assert!(frames.iter().all(|f| !f.contains("offline_overflow")), "the inbox overflowed; the test sent too many");
+    let after: Vec<String> = frames
+        .iter()
+        .filter_map(|f| serde_json::from_str::<Value>(f).ok()?["message_id"].as_str().map(str::to_owned))
+        .collect();
+    let received: std::collections::HashSet<&String> = before_kill.iter().chain(after.iter()).collect();
+    let missing: Vec<&String> = accepted.iter().filter(|id| !received.contains(id)).collect();
+    assert!(missing.is_empty(), "{} of {} accepted notices never arrived: {missing:?}", missing.len(), accepted.len());
+
+    // Clean up what the replicas left on the shared servers.
+    let redis = runtime::RedisSettings {
+        url: crate::helpers::redis_url(),
+        key_prefix: format!("{prefix}:"),
+        ..Default::default()
+    };
+    store::OfflineInbox::start(&redis, &runtime::OfflineSettings::default()).unwrap().forget(2).await.unwrap();
+    let bus = runtime::BusSettings { url: crate::helpers::amqp_url(), prefix, ..Default::default() };
+    bus::amqp::AmqpBus::start(bus, tokio_util::sync::CancellationToken::new()).delete_topology(&[]).await.unwrap();
+}
