@@ -221,6 +221,16 @@ impl Subscription {
         tokio::time::timeout(limit, self.ready.wait_for(|ready| *ready)).await.is_ok_and(|r| r.is_ok())
     }
 
+    /// The next message unless `shutdown` fires first; `None` once it has (or the bus stopped).
+    /// What a consumer loop is built on.
+    pub async fn next_until(&mut self, shutdown: &CancellationToken) -> Option<Incoming> {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => None,
+            incoming = self.next() => incoming,
+        }
+    }
+
     /// The next message, urgent ones before any other; waits for one; `None` after shutdown.
     pub async fn next(&mut self) -> Option<Incoming> {
         for lane in &mut self.lanes {
@@ -301,15 +311,7 @@ impl Bus {
     }
 
     async fn dispatch(self, mut ingress: Subscription, shutdown: CancellationToken) {
-        loop {
-            let incoming = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break,
-                incoming = ingress.next() => match incoming {
-                    Some(incoming) => incoming,
-                    None => break,
-                },
-            };
+        while let Some(incoming) = ingress.next_until(&shutdown).await {
             // Retry in place rather than requeue, which would put the notice behind the ones
             // already prefetched; at shutdown it stays unacked and is redelivered.
             let mut delay = Duration::from_millis(100);

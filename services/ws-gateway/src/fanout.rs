@@ -37,15 +37,7 @@ pub fn handle(hub: &Hub, incoming: &Incoming) -> Outcome {
 
 /// Consumes `subscription` until shutdown, acking each delivery after its fan-out.
 pub async fn run(hub: Arc<Hub>, mut subscription: Subscription, shutdown: CancellationToken) {
-    loop {
-        let incoming = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            incoming = subscription.next() => match incoming {
-                Some(incoming) => incoming,
-                None => break,
-            },
-        };
+    while let Some(incoming) = subscription.next_until(&shutdown).await {
         match handle(&hub, &incoming) {
             Outcome::Ack => incoming.ack().await,
             Outcome::DeadLetter => incoming.reject(false).await,
@@ -62,15 +54,7 @@ pub async fn run_sync(
     mut subscription: Subscription,
     shutdown: CancellationToken,
 ) {
-    loop {
-        let incoming = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            incoming = subscription.next() => match incoming {
-                Some(incoming) => incoming,
-                None => break,
-            },
-        };
+    while let Some(incoming) = subscription.next_until(&shutdown).await {
         match serde_json::from_slice::<DeliveryEvent>(&incoming.payload) {
             Ok(event) => {
                 // The device the receipt came from knows already.
