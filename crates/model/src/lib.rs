@@ -18,7 +18,7 @@ pub use api::{ApiResponse, FailureData, PushRecordItem, PushRecordPage, PushReco
 pub use error_code::ErrorCode;
 pub use event::{DeliveryEvent, DeliveryEventType};
 pub use message_id::{MessageId, MessageIdError};
-pub use notification::{NotificationMessage, Sender};
+pub use notification::{Audience, NotificationMessage, Sender};
 pub use notification_type::{NotificationType, NotificationTypeError};
 pub use offline::OfflineMessage;
 pub use priority::Priority;

@@ -101,15 +101,44 @@ impl NotificationMessage {
 
     /// Whether a user with `user_id` and the admin role or not is addressed by this message.
     pub fn addresses(&self, user_id: UserId, is_admin: bool) -> bool {
-        if self.exclude_ids.contains(&user_id) {
-            return false;
-        }
-        match self.target {
-            Target::All => true,
-            Target::Admin => is_admin,
-            Target::User | Target::Custom => self.target_ids.contains(&user_id),
-            // Groups are resolved to user ids before publishing; an unresolved group reaches no one.
-            Target::Group => false,
-        }
+        addresses(self.target, &self.target_ids, &self.exclude_ids, user_id, is_admin)
+    }
+
+    /// Who the message is for, without its content: what a receipt is checked against.
+    pub fn audience(&self) -> Audience {
+        Audience { target: self.target, target_ids: self.target_ids.clone(), exclude_ids: self.exclude_ids.clone() }
+    }
+}
+
+/// Who a message is for: its target, ids and exclusions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Audience {
+    /// The target.
+    pub target: Target,
+    /// The addressed users, for `custom` and `user` targets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_ids: Vec<UserId>,
+    /// Users left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_ids: Vec<UserId>,
+}
+
+impl Audience {
+    /// Whether a user with `user_id` and the admin role or not is in this audience.
+    pub fn includes(&self, user_id: UserId, is_admin: bool) -> bool {
+        addresses(self.target, &self.target_ids, &self.exclude_ids, user_id, is_admin)
+    }
+}
+
+fn addresses(target: Target, target_ids: &[UserId], exclude_ids: &[UserId], user_id: UserId, is_admin: bool) -> bool {
+    if exclude_ids.contains(&user_id) {
+        return false;
+    }
+    match target {
+        Target::All => true,
+        Target::Admin => is_admin,
+        Target::User | Target::Custom => target_ids.contains(&user_id),
+        // Groups are resolved to user ids before publishing; an unresolved group reaches no one.
+        Target::Group => false,
     }
 }

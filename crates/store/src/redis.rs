@@ -27,3 +27,27 @@ pub fn connect(settings: &RedisSettings) -> Result<Client, String> {
 pub async fn wait_connected(client: &Client, limit: Duration) -> bool {
     tokio::time::timeout(limit, client.wait_for_connect()).await.is_ok_and(|r| r.is_ok())
 }
+
+/// Deletes every key under `settings.key_prefix` (SCAN, not KEYS, so the server is not
+/// blocked); returns how many. For tearing down a test run or a retired deployment prefix; an
+/// empty prefix is refused, as it would mean every key.
+pub async fn purge_prefix(settings: &RedisSettings) -> Result<u64, String> {
+    use futures_util::TryStreamExt;
+    if settings.key_prefix.is_empty() {
+        return Err("refusing to purge an empty key prefix".to_owned());
+    }
+    let client = connect(settings)?;
+    if !wait_connected(&client, Duration::from_secs(10)).await {
+        return Err("Redis is not reachable".to_owned());
+    }
+    let pattern = format!("{}*", settings.key_prefix);
+    let keys: Vec<Key> =
+        client.scan_buffered(pattern, Some(500), None).try_collect().await.map_err(|err| err.to_string())?;
+    let mut deleted = 0;
+    for chunk in keys.chunks(500) {
+        let removed: i64 = client.del(chunk.to_vec()).await.map_err(|err| err.to_string())?;
+        deleted += removed as u64;
+    }
+    let _ = client.quit().await;
+    Ok(deleted)
+}

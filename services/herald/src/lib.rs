@@ -38,11 +38,12 @@ impl Settings {
 /// Runs every service on `listener` until `shutdown`.
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let bus = bus::Bus::start(&settings.ingest.bus, shutdown.clone());
-    // One inbox for both: in memory, the two must share it.
+    // One inbox and one audience store for both: in memory, the two must share them.
     let inbox = store::OfflineInbox::start(&settings.ingest.redis, &settings.ingest.offline)?;
     let dispatcher = ingest_api::start_dispatcher(&settings.ingest, &bus, shutdown.clone());
-    let api = ingest_api::IngestApi::new(&settings.ingest, bus.clone(), inbox.clone())?;
-    let gateway = ws_gateway::Gateway::start(&settings.gateway, &bus, inbox, shutdown.clone())?;
+    let audience = store::AudienceStore::start(&settings.ingest.redis)?;
+    let api = ingest_api::IngestApi::new(&settings.ingest, bus.clone(), inbox.clone(), audience.clone())?;
+    let gateway = ws_gateway::Gateway::start(&settings.gateway, &bus, inbox, audience, shutdown.clone())?;
     let bus_ready = bus.clone();
     let readiness = api
         .readiness()

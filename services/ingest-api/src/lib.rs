@@ -20,7 +20,7 @@ use model::TimeFormat;
 use runtime::JwtVerifier;
 use std::net::{IpAddr, TcpListener};
 use std::sync::Arc;
-use store::{IdempotencyStore, OfflineInbox};
+use store::{AudienceStore, IdempotencyStore, OfflineInbox};
 use tokio_util::sync::CancellationToken;
 
 /// What the API's handlers share. Cheap to clone.
@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 pub struct IngestApi {
     bus: Bus,
     inbox: OfflineInbox,
+    audience: AudienceStore,
     idempotency: IdempotencyStore,
     time: TimeFormat,
     verifier: JwtVerifier,
@@ -37,11 +38,12 @@ pub struct IngestApi {
 }
 
 impl IngestApi {
-    /// The API over `bus` and `inbox`, configured by `settings`.
-    pub fn new(settings: &Settings, bus: Bus, inbox: OfflineInbox) -> anyhow::Result<Self> {
+    /// The API over `bus`, `inbox` and `audience`, configured by `settings`.
+    pub fn new(settings: &Settings, bus: Bus, inbox: OfflineInbox, audience: AudienceStore) -> anyhow::Result<Self> {
         Ok(Self {
             bus,
             inbox,
+            audience,
             idempotency: IdempotencyStore::start(&settings.redis)?,
             time: settings.time.format()?,
             verifier: JwtVerifier::new(&settings.jwt),
@@ -78,9 +80,11 @@ impl IngestApi {
     /// Readiness: the bus can publish and the Redis-backed stores answer.
     pub fn readiness(&self) -> http_server::Readiness {
         let (bus, inbox, idempotency) = (self.bus.clone(), self.inbox.clone(), self.idempotency.clone());
+        let audience = self.audience.clone();
         http_server::Readiness::default()
             .check("bus", move || bus.is_ready())
             .check("offline_inbox", move || inbox.is_ready())
+            .check("audience", move || audience.is_ready())
             .check("idempotency", move || idempotency.is_ready())
     }
 }
@@ -118,7 +122,8 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     let bus = Bus::start(&settings.bus, shutdown.clone());
     let inbox = OfflineInbox::start(&settings.redis, &settings.offline)?;
     let dispatcher = start_dispatcher(&settings, &bus, shutdown.clone());
-    let api = IngestApi::new(&settings, bus, inbox)?;
+    let audience = AudienceStore::start(&settings.redis)?;
+    let api = IngestApi::new(&settings, bus, inbox, audience)?;
     let readiness = api.readiness().merge(dispatcher);
     tracing::info!(addr = %listener.local_addr()?, "ingest-api listening");
     http_server::serve(listener, &settings.http, shutdown, move |cfg| {

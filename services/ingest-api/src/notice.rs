@@ -134,6 +134,12 @@ async fn accept(
     let recipients: Vec<_> = message.explicit_recipients().collect();
     let entry = message.offline_entry(api.time.now());
     api.inbox.store(&recipients, &entry).await.map_err(|err| ApiError::Inbox(err, context.clone()))?;
+    // Who it is for, so receipts can be checked against it.
+    let audience = message.audience();
+    api.audience
+        .remember(&message.message_id, &audience)
+        .await
+        .map_err(|err| ApiError::Store(err.to_string(), context.clone()))?;
     if let Err(err) = api.bus.publish_notification(&message).await {
         // Not accepted: take the copies back so nobody is replayed a notice the sender was told
         // failed. Best effort; a leftover copy is at worst a late delivery.

@@ -21,7 +21,7 @@ use model::{ErrorCode, TimeFormat};
 use runtime::{AuthError, JwtVerifier};
 use std::net::TcpListener;
 use std::sync::Arc;
-use store::OfflineInbox;
+use store::{AudienceStore, OfflineInbox};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +33,7 @@ pub const BEARER_SUBPROTOCOL: &str = "bearer";
 pub struct Gateway {
     hub: Arc<Hub>,
     inbox: OfflineInbox,
+    audience: AudienceStore,
     bus: Bus,
     /// This replica's id, the prefix of its connection ids (`<replica>-<n>`).
     replica: Arc<str>,
@@ -50,6 +51,7 @@ impl Gateway {
         settings: &Settings,
         bus: &Bus,
         inbox: OfflineInbox,
+        audience: AudienceStore,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
         let hub = Arc::new(Hub::new(settings.ws.send_buffer));
@@ -79,6 +81,7 @@ impl Gateway {
         Ok(Self {
             hub,
             inbox,
+            audience,
             bus: bus.clone(),
             replica,
             verifier: JwtVerifier::new(&settings.jwt),
@@ -167,6 +170,7 @@ async fn connect(req: HttpRequest, body: web::Payload, gateway: web::Data<Gatewa
     let context = session::SessionContext {
         hub: gateway.hub.clone(),
         inbox: gateway.inbox.clone(),
+        audience: gateway.audience.clone(),
         bus: gateway.bus.clone(),
         connection_id,
         registration,
@@ -184,7 +188,8 @@ async fn connect(req: HttpRequest, body: web::Payload, gateway: web::Data<Gatewa
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let bus = Bus::start(&settings.bus, shutdown.clone());
     let inbox = OfflineInbox::start(&settings.redis, &settings.offline)?;
-    let gateway = Gateway::start(&settings, &bus, inbox, shutdown.clone())?;
+    let audience = AudienceStore::start(&settings.redis)?;
+    let gateway = Gateway::start(&settings, &bus, inbox, audience, shutdown.clone())?;
     let bus_ready = bus.clone();
     let readiness = gateway.readiness().check("bus", move || bus_ready.is_ready());
     tracing::info!(addr = %listener.local_addr()?, "ws-gateway listening");

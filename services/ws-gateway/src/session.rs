@@ -11,7 +11,7 @@ use serde::Deserialize;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use store::OfflineInbox;
+use store::{AudienceStore, OfflineInbox};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -21,6 +21,8 @@ pub struct SessionContext {
     pub hub: Arc<Hub>,
     /// The offline inboxes: replayed on connect, emptied by receipts.
     pub inbox: OfflineInbox,
+    /// Who each notice was for: receipts about others' notices are refused.
+    pub audience: AudienceStore,
     /// Where receipts are published as delivery events.
     pub bus: Bus,
     /// The connection's id across replicas, `<replica>-<n>`.
@@ -95,15 +97,38 @@ fn interpret(text: &str, time: &TimeFormat) -> ClientAction {
 /// Records a receipt: the inbox entry goes (nothing to replay any more), and the event is
 /// published for the record-writer and the user's other devices. Returns a message for the
 /// client when the event could not be published.
-async fn record_receipt(inbox: &OfflineInbox, bus: &Bus, event: &DeliveryEvent) -> Result<(), String> {
+async fn record_receipt(inbox: &OfflineInbox, bus: &Bus, event: &DeliveryEvent) -> Result<(), (ErrorCode, String)> {
     if let Err(err) = inbox.acknowledge(event.user_id, &event.message_id).await {
         tracing::warn!(error = %err, message_id = %event.message_id, "inbox entry not cleared; the message may replay");
     }
     let payload = serde_json::to_vec(event).unwrap_or_default();
     bus.publish(Exchange::Events, &event.routing_key(), payload.into()).await.map_err(|err| {
         tracing::warn!(error = %err, message_id = %event.message_id, "receipt not published");
-        format!("{} not recorded: the message bus is unavailable; send it again", event.event_type)
+        let reason = format!("{} not recorded: the message bus is unavailable; send it again", event.event_type);
+        (ErrorCode::PushFailed, reason)
     })
+}
+
+/// Refuses a receipt about a notice that was not addressed to the user, or is unknown.
+async fn check_audience(
+    audience: &AudienceStore,
+    event: &DeliveryEvent,
+    is_admin: bool,
+) -> Result<(), (ErrorCode, String)> {
+    match audience.lookup(&event.message_id).await {
+        Ok(Some(audience)) if audience.includes(event.user_id, is_admin) => Ok(()),
+        Ok(Some(_)) => Err((
+            ErrorCode::Forbidden,
+            format!("{}: notification {} was not addressed to you", event.event_type, event.message_id),
+        )),
+        Ok(None) => {
+            Err((ErrorCode::NotFound, format!("{}: no notification {} is known", event.event_type, event.message_id)))
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "audience unavailable; receipt not checked");
+            Err((ErrorCode::PushFailed, format!("{} not recorded: try again shortly", event.event_type)))
+        }
+    }
 }
 
 /// Sends what the user's inbox holds, oldest first, preceded by an overflow notice when older
@@ -147,7 +172,8 @@ struct OfflineId {
 /// Runs the session until either side closes it.
 #[tracing::instrument(name = "ws_session", skip_all, fields(user_id = ctx.claims.sub, conn = ctx.registration.id))]
 pub async fn run(mut session: actix_ws::Session, mut stream: AggregatedMessageStream, ctx: SessionContext) {
-    let SessionContext { hub, inbox, bus, connection_id, registration, claims, time, settings, shutdown } = ctx;
+    let SessionContext { hub, inbox, audience, bus, connection_id, registration, claims, time, settings, shutdown } =
+        ctx;
     let Registration { id, mut frames, control } = registration;
     let write_timeout = Duration::from_millis(settings.write_timeout_ms);
     let heartbeat_timeout = Duration::from_secs(settings.heartbeat_timeout_secs);
@@ -199,8 +225,12 @@ pub async fn run(mut session: actix_ws::Session, mut stream: AggregatedMessageSt
                                 connection_id: connection_id.clone(),
                                 timestamp: time.now(),
                             };
-                            if let Err(reason) = record_receipt(&inbox, &bus, &event).await {
-                                let frame = WsMessage::error(ErrorCode::PushFailed.as_str(), reason, time.now());
+                            let recorded = match check_audience(&audience, &event, claims.is_admin()).await {
+                                Ok(()) => record_receipt(&inbox, &bus, &event).await,
+                                Err(refusal) => Err(refusal),
+                            };
+                            if let Err((code, reason)) = recorded {
+                                let frame = WsMessage::error(code.as_str(), reason, time.now());
                                 if session.text(serde_json::to_string(&frame).unwrap_or_default()).await.is_err() {
                                     break None;
                                 }

@@ -36,9 +36,6 @@ pub fn no_limits() -> LimitSettings {
     LimitSettings { sender_per_second: 0, ip_per_second: 0, ..LimitSettings::default() }
 }
 
-/// The user ids the system tests use; Redis inboxes of these are deleted after a test.
-pub const TEST_USERS: [i64; 5] = [1, 2, 3, 5, 9];
-
 pub fn amqp_url() -> String {
     std::env::var("HERALD_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
@@ -289,7 +286,6 @@ pub struct Distributed {
     pub gateway_ws: Vec<String>,
     shutdown: CancellationToken,
     bus_settings: BusSettings,
-    inbox: store::OfflineInbox,
 }
 
 impl Distributed {
@@ -349,7 +345,7 @@ impl Distributed {
         }
         let gateway_base = format!("http://{}", gateway_addrs[0]);
         let gateway_ws = gateway_addrs.iter().map(|addr| format!("ws://{addr}/ws")).collect();
-        Self { endpoints, gateway_base, gateway_ws, shutdown, bus_settings, inbox }
+        Self { endpoints, gateway_base, gateway_ws, shutdown, bus_settings }
     }
 
     /// The bus settings the services run with (same broker, same prefix).
@@ -357,12 +353,16 @@ impl Distributed {
         &self.bus_settings
     }
 
-    /// Stops the services and deletes the exchanges and inboxes they made.
+    /// Stops the services and deletes what they left on the servers: every Redis key under the
+    /// deployment's prefix, and its queues and exchanges.
     pub async fn stop(self) {
         self.shutdown.cancel();
-        for user in TEST_USERS {
-            self.inbox.forget(user).await.unwrap();
-        }
+        let redis = RedisSettings {
+            url: redis_url(),
+            key_prefix: format!("{}:", self.bus_settings.prefix),
+            ..Default::default()
+        };
+        store::purge_prefix(&redis).await.unwrap();
         let admin = bus::amqp::AmqpBus::start(self.bus_settings, CancellationToken::new());
         admin.delete_topology(&[]).await.unwrap();
     }

@@ -134,7 +134,7 @@ async fn a_replica_killed_mid_stream_loses_nothing_that_was_accepted() {
         key_prefix: format!("{prefix}:"),
         ..Default::default()
     };
-    store::OfflineInbox::start(&redis, &runtime::OfflineSettings::default()).unwrap().forget(2).await.unwrap();
+    store::purge_prefix(&redis).await.unwrap();
     let bus = runtime::BusSettings { url: crate::helpers::amqp_url(), prefix, ..Default::default() };
     bus::amqp::AmqpBus::start(bus, tokio_util::sync::CancellationToken::new()).delete_topology(&[]).await.unwrap();
 }

@@ -177,6 +177,26 @@ pub async fn receipts_sync_the_users_other_devices(app: &Endpoints) {
     let response = app.http.post(&url).bearer_auth(&alice).json(&json!({"message_id": "nope"})).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 400);
     assert_schema("failure-response.schema.json", &response.json::<Value>().await.unwrap());
+    // A notice for bob only: alice may not mark it, over REST or on her socket.
+    let bobs = app.notice(&admin, json!({"content": "for bob", "target": "custom", "user_ids": [3]})).await;
+    let response =
+        app.http.post(&url).bearer_auth(&alice).json(&json!({"message_id": bobs.message_id})).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+    assert_eq!(response.json::<Value>().await.unwrap()["data"]["error_code"], "FORBIDDEN");
+    phone.send_text(&json!({"type": "read", "message_id": bobs.message_id}).to_string()).await;
+    let refused: Value = serde_json::from_str(&phone.next_text().await).unwrap();
+    assert_schema("ws-message.schema.json", &refused);
+    assert_eq!((refused["type"].as_str(), refused["data"]["code"].as_str()), (Some("error"), Some("FORBIDDEN")));
+    // A well-formed id Herald never issued is unknown.
+    let response = app
+        .http
+        .post(&url)
+        .bearer_auth(&alice)
+        .json(&json!({"message_id": "1700000000000000000-deadbeef"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
 
     // Both notices were dealt with: a new device is replayed neither.
     let mut tablet = app.ws(&alice, TokenVia::Query).await;

@@ -1,0 +1,123 @@
+//! Who each notice was for, remembered so a receipt can be checked: a user may mark read or
+//! confirm only a notice addressed to them. Kept for `RETENTION` (the records' 30 days) under
+//! `audience:{message_id}`, in Redis or in process.
+
+use fred::prelude::*;
+use model::{Audience, MessageId};
+use runtime::RedisSettings;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// How long an audience is remembered.
+pub const RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The store failed.
+#[derive(Debug, thiserror::Error)]
+#[error("the audience store is unavailable: {0}")]
+pub struct AudienceError(String);
+
+impl From<fred::error::Error> for AudienceError {
+    fn from(err: fred::error::Error) -> Self {
+        Self(err.to_string())
+    }
+}
+
+/// Audiences in Redis or in process. Cheap to clone.
+#[derive(Clone)]
+pub enum AudienceStore {
+    /// Redis, shared by every replica.
+    Redis {
+        /// The client.
+        client: Client,
+        /// The key prefix.
+        key_prefix: String,
+    },
+    /// In process, for the all-in-one binary.
+    Memory(Arc<Mutex<HashMap<MessageId, (Audience, Instant)>>>),
+}
+
+impl std::fmt::Debug for AudienceStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AudienceStore::Redis { .. } => "AudienceStore::Redis",
+            AudienceStore::Memory(_) => "AudienceStore::Memory",
+        })
+    }
+}
+
+impl AudienceStore {
+    /// The store `redis.url` names.
+    pub fn start(redis: &RedisSettings) -> Result<Self, AudienceError> {
+        if redis.url == "memory" {
+            return Ok(AudienceStore::Memory(Arc::default()));
+        }
+        let client = crate::redis::connect(redis).map_err(AudienceError)?;
+        Ok(AudienceStore::Redis { client, key_prefix: redis.key_prefix.clone() })
+    }
+
+    /// Remembers who `message_id` is for.
+    pub async fn remember(&self, message_id: &MessageId, audience: &Audience) -> Result<(), AudienceError> {
+        match self {
+            AudienceStore::Redis { client, key_prefix } => {
+                let value = serde_json::to_string(audience).map_err(|err| AudienceError(err.to_string()))?;
+                let expiry = Some(Expiration::EX(RETENTION.as_secs() as i64));
+                let _: Option<String> = client.set(key(key_prefix, message_id), value, expiry, None, false).await?;
+            }
+            AudienceStore::Memory(audiences) => {
+                let mut audiences = audiences.lock().unwrap_or_else(PoisonError::into_inner);
+                let now = Instant::now();
+                audiences.retain(|_, (_, expires)| *expires > now);
+                audiences.insert(message_id.clone(), (audience.clone(), now + RETENTION));
+            }
+        }
+        Ok(())
+    }
+
+    /// Who `message_id` was for; `None` for a message Herald does not know (or no longer).
+    pub async fn lookup(&self, message_id: &MessageId) -> Result<Option<Audience>, AudienceError> {
+        match self {
+            AudienceStore::Redis { client, key_prefix } => {
+                let value: Option<String> = client.get(key(key_prefix, message_id)).await?;
+                Ok(value.and_then(|v| serde_json::from_str(&v).ok()))
+            }
+            AudienceStore::Memory(audiences) => {
+                let audiences = audiences.lock().unwrap_or_else(PoisonError::into_inner);
+                Ok(audiences.get(message_id).filter(|(_, expires)| *expires > Instant::now()).map(|(a, _)| a.clone()))
+            }
+        }
+    }
+
+    /// Forgets `message_id` (tests and operators).
+    pub async fn forget(&self, message_id: &MessageId) -> Result<(), AudienceError> {
+        match self {
+            AudienceStore::Redis { client, key_prefix } => {
+                let _: i64 = client.del(key(key_prefix, message_id)).await?;
+            }
+            AudienceStore::Memory(audiences) => {
+                audiences.lock().unwrap_or_else(PoisonError::into_inner).remove(message_id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the store answers right now (for `/readyz`).
+    pub fn is_ready(&self) -> bool {
+        match self {
+            AudienceStore::Redis { client, .. } => client.is_connected(),
+            AudienceStore::Memory(_) => true,
+        }
+    }
+
+    /// Waits until the store answers, for at most `limit`.
+    pub async fn wait_ready(&self, limit: Duration) -> bool {
+        match self {
+            AudienceStore::Redis { client, .. } => crate::redis::wait_connected(client, limit).await,
+            AudienceStore::Memory(_) => true,
+        }
+    }
+}
+
+fn key(prefix: &str, message_id: &MessageId) -> String {
+    format!("{prefix}audience:{message_id}")
+}

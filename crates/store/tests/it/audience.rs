@@ -1,0 +1,28 @@
+//! Audiences, on Redis and in memory.
+
+use model::{Audience, MessageId, Target};
+use runtime::RedisSettings;
+use std::time::Duration;
+use store::AudienceStore;
+
+#[tokio::test]
+async fn a_remembered_audience_answers_who_a_message_was_for() {
+    let url = std::env::var("HERALD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let redis = RedisSettings {
+        url,
+        key_prefix: format!("test-{}:", uuid::Uuid::new_v4().simple()),
+        ..RedisSettings::default()
+    };
+    let on_redis = AudienceStore::start(&redis).unwrap();
+    assert!(on_redis.wait_ready(Duration::from_secs(10)).await);
+    let in_memory = AudienceStore::start(&RedisSettings { url: "memory".into(), ..RedisSettings::default() }).unwrap();
+    for store in [on_redis, in_memory] {
+        let id = MessageId::generate();
+        let audience = Audience { target: Target::Custom, target_ids: vec![2, 3], exclude_ids: vec![3] };
+        assert_eq!(store.lookup(&id).await.unwrap(), None, "{store:?}");
+        store.remember(&id, &audience).await.unwrap();
+        let found = store.lookup(&id).await.unwrap().unwrap();
+        assert!(found.includes(2, false) && !found.includes(3, false) && !found.includes(4, true), "{store:?}");
+        store.forget(&id).await.unwrap();
+    }
+}
