@@ -332,3 +332,86 @@ impl LimitSettings {
         Ok(())
     }
 }
+
+/// The relational database (`[database]`, `HERALD_DATABASE_*`): the user directory today, push
+/// configuration and SQL push records with later issues. Migrations run at start-up.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://path?mode=rwc`, `sqlite::memory:`, `postgres://...` or `mysql://...`
+    /// (MySQL and MariaDB).
+    pub url: String,
+    /// PostgreSQL only: the schema Herald's tables live in, created if missing. Empty means the
+    /// server's default search path (usually `public`).
+    #[serde(deserialize_with = "string_like")]
+    pub schema: String,
+    /// Pool size (SQLite uses one connection unless this is set above 1).
+    pub max_connections: u32,
+    /// Milliseconds to wait for a connection from the pool or the server.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://herald.db?mode=rwc".to_owned(),
+            schema: String::new(),
+            max_connections: 10,
+            connect_timeout_ms: 5000,
+        }
+    }
+}
+
+impl DatabaseSettings {
+    /// Rejects an unusable database configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let known = ["sqlite:", "postgres://", "postgresql://", "mysql://", "mariadb://"];
+        if !known.iter().any(|scheme| self.url.starts_with(scheme)) {
+            return Err(ConfigError::invalid(
+                "database.url",
+                "must be a sqlite:, postgres:// or mysql:// (also mariadb://) URL",
+            ));
+        }
+        if !self.schema.is_empty() && !self.schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(ConfigError::invalid("database.schema", "may hold only letters, digits and `_`"));
+        }
+        if self.max_connections == 0 || self.connect_timeout_ms == 0 {
+            return Err(ConfigError::invalid(
+                "database.max_connections",
+                "must be positive (database.connect_timeout_ms too)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Presence (`[presence]`, `HERALD_PRESENCE_*`): each gateway replica publishes which users it
+/// holds connections for; the entry of a replica that stops refreshing it expires.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PresenceSettings {
+    /// Seconds between a replica's full refreshes of its presence entry.
+    pub refresh_secs: u64,
+    /// Seconds after its last refresh that a replica's entry expires (a replica killed without
+    /// a clean shutdown stops counting then).
+    pub ttl_secs: u64,
+}
+
+impl Default for PresenceSettings {
+    fn default() -> Self {
+        Self { refresh_secs: 10, ttl_secs: 30 }
+    }
+}
+
+impl PresenceSettings {
+    /// Rejects an expiry that a healthy replica would not beat.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.refresh_secs == 0 || self.ttl_secs <= self.refresh_secs {
+            return Err(ConfigError::invalid(
+                "presence.ttl_secs",
+                "must be greater than presence.refresh_secs, which must be positive",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,14 +1,21 @@
-//! Herald's storage. Today: offline inboxes ([`inbox`]) and idempotency keys ([`idempotency`]),
-//! each in Redis or in process. Coming with later issues: the relational tables (sea-orm) and
-//! push records (MongoDB, and SQL).
+//! Herald's storage. In Redis or in process: offline inboxes ([`inbox`]), notice audiences
+//! ([`audience`]), idempotency keys ([`idempotency`]) and presence ([`presence`]). In the
+//! relational database (sea-orm, [`sql`]): the user directory ([`directory`]). Coming with later
+//! issues: push records (MongoDB, and SQL).
 
 pub mod audience;
+pub mod directory;
 pub mod idempotency;
 pub mod inbox;
+pub mod presence;
 mod redis;
+pub mod sql;
 
 pub use redis::purge_prefix;
 
 pub use audience::{AudienceError, AudienceStore};
+pub use directory::{DirectoryEntry, SeenRecorder, Source, UserDirectory, UserPage, UserProfile, UserQuery};
 pub use idempotency::{Claim, IdempotencyError, IdempotencyStore};
 pub use inbox::{InboxError, OfflineInbox, Replay};
+pub use presence::{OnlineUser, Presence};
+pub use sql::DbError;

@@ -1,8 +1,12 @@
-//! Store tests: the offline inbox against the real Redis at `HERALD_TEST_REDIS_URL` (default: the
-//! local server) under a unique key prefix, and the same cases against the in-process twin.
+//! Store tests. Redis-backed stores run against the real Redis at `HERALD_TEST_REDIS_URL`
+//! (default: the local server) under a unique key prefix, and the same cases against the
+//! in-process twin; the SQL stores run on a scratch SQLite file, PostgreSQL schema and MariaDB
+//! database each (`store::sql::scratch`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod audience;
+mod directory;
 mod idempotency;
 mod inbox;
+mod presence;
