@@ -53,6 +53,8 @@ error_codes! {
     RequestInProgress = ("REQUEST_IN_PROGRESS", 10009, 409),
     /// The `Idempotency-Key` was already used for a different request.
     IdempotencyKeyReused = ("IDEMPOTENCY_KEY_REUSED", 10010, 422),
+    /// A store the request needs (database, Redis) is unavailable; retry shortly.
+    ServiceUnavailable = ("SERVICE_UNAVAILABLE", 10011, 503),
     /// The notification could not be handed to the bus (spec 9).
     PushFailed = ("PUSH_FAILED", 20001, 503),
     /// `target` is not one of the accepted targets (spec 9).
@@ -126,7 +128,10 @@ mod tests {
     #[test]
     fn no_client_error_maps_to_a_server_status() {
         for code in ErrorCode::ALL {
-            let server_side = matches!(code, ErrorCode::InternalError | ErrorCode::PushFailed | ErrorCode::QueueFull);
+            let server_side = matches!(
+                code,
+                ErrorCode::InternalError | ErrorCode::ServiceUnavailable | ErrorCode::PushFailed | ErrorCode::QueueFull
+            );
             assert_eq!(code.http_status() >= 500, server_side, "{code}");
         }
     }

@@ -59,7 +59,8 @@ pub struct DirectoryEntry {
 pub enum Source {
     /// An admin: every field is taken as given.
     Admin,
-    /// A token presented on connect: the user was seen now; an empty name keeps the known one.
+    /// A token presented on connect: the user was seen now and has the token's role; a claim
+    /// the token leaves out (empty name, no tenant, no groups) keeps what is known.
     Connection,
 }
 
@@ -127,10 +128,23 @@ impl UserDirectory {
             latest.insert(user.user_id, user);
         }
         let now = utc_now();
-        let (named, unnamed): (Vec<&UserProfile>, Vec<&UserProfile>) =
-            latest.values().copied().partition(|u| source == Source::Admin || !u.name.is_empty());
-        self.write(&named, source, now, true).await?;
-        self.write(&unnamed, source, now, false).await?;
+        // One statement per set of columns to overwrite: an admin sets every field; a token
+        // only those it carries.
+        let mut by_columns: HashMap<Carried, Vec<&UserProfile>> = HashMap::new();
+        for user in latest.values().copied() {
+            let carried = match source {
+                Source::Admin => Carried { name: true, tenant: true, groups: true },
+                Source::Connection => Carried {
+                    name: !user.name.is_empty(),
+                    tenant: user.tenant_id.is_some(),
+                    groups: !user.groups.is_empty(),
+                },
+            };
+            by_columns.entry(carried).or_default().push(user);
+        }
+        for (carried, users) in by_columns {
+            self.write(&users, source, now, carried).await?;
+        }
         Ok(latest.len())
     }
 
@@ -139,11 +153,8 @@ impl UserDirectory {
         users: &[&UserProfile],
         source: Source,
         now: PrimitiveDateTime,
-        with_name: bool,
+        carried: Carried,
     ) -> Result<(), DbError> {
-        if users.is_empty() {
-            return Ok(());
-        }
         let seen = (source == Source::Connection).then_some(now);
         let rows = users.iter().map(|u| user::ActiveModel {
             user_id: Set(u.user_id),
@@ -155,10 +166,15 @@ impl UserDirectory {
             updated_at: Set(now),
             last_seen_at: Set(seen),
         });
-        let mut update =
-            vec![user::Column::Role, user::Column::TenantId, user::Column::Groups, user::Column::UpdatedAt];
-        if with_name {
-            update.push(user::Column::Name);
+        let mut update = vec![user::Column::Role, user::Column::UpdatedAt];
+        for (column, carried) in [
+            (user::Column::Name, carried.name),
+            (user::Column::TenantId, carried.tenant),
+            (user::Column::Groups, carried.groups),
+        ] {
+            if carried {
+                update.push(column);
+            }
         }
         if seen.is_some() {
             update.push(user::Column::LastSeenAt);
@@ -241,6 +257,14 @@ impl UserDirectory {
         });
         SeenRecorder { tx }
     }
+}
+
+/// Which optional fields an upsert overwrites.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Carried {
+    name: bool,
+    tenant: bool,
+    groups: bool,
 }
 
 /// Records users seen on connect without waiting: see [`UserDirectory::recorder`].

@@ -10,6 +10,7 @@ pub mod inbox;
 pub mod presence;
 mod redis;
 pub mod sql;
+mod stores;
 
 pub use redis::purge_prefix;
 
@@ -17,5 +18,7 @@ pub use audience::{AudienceError, AudienceStore};
 pub use directory::{DirectoryEntry, SeenRecorder, Source, UserDirectory, UserPage, UserProfile, UserQuery};
 pub use idempotency::{Claim, IdempotencyError, IdempotencyStore};
 pub use inbox::{InboxError, OfflineInbox, Replay};
+pub use presence::PresenceError;
 pub use presence::{OnlineUser, Presence};
 pub use sql::DbError;
+pub use stores::{StoreSettings, Stores};

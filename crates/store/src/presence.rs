@@ -126,6 +126,8 @@ impl Presence {
                 }
                 let _: Value =
                     trx.zadd(replicas_key(key_prefix), None, None, false, false, (deadline as f64, replica)).await?;
+                // The index of replicas outlives none of them (a retired deployment leaves nothing).
+                let _: Value = trx.pexpire(replicas_key(key_prefix), self.ttl.as_millis() as i64, None).await?;
                 let _: Value = trx.exec(true).await?;
             }
             Backend::Memory(replicas) => {

@@ -38,12 +38,12 @@ impl Settings {
 /// Runs every service on `listener` until `shutdown`.
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let bus = bus::Bus::start(&settings.ingest.bus, shutdown.clone());
-    // One inbox and one audience store for both: in memory, the two must share them.
-    let inbox = store::OfflineInbox::start(&settings.ingest.redis, &settings.ingest.offline)?;
+    // One set of stores for every service: in memory, they must share them.
+    let stores =
+        store::Stores::open(settings.ingest.stores(), shutdown.clone()).await.map_err(anyhow::Error::from_boxed)?;
     let dispatcher = ingest_api::start_dispatcher(&settings.ingest, &bus, shutdown.clone());
-    let audience = store::AudienceStore::start(&settings.ingest.redis)?;
-    let api = ingest_api::IngestApi::new(&settings.ingest, bus.clone(), inbox.clone(), audience.clone())?;
-    let gateway = ws_gateway::Gateway::start(&settings.gateway, &bus, inbox, audience, shutdown.clone())?;
+    let api = ingest_api::IngestApi::new(&settings.ingest, bus.clone(), stores.clone())?;
+    let gateway = ws_gateway::Gateway::start(&settings.gateway, &bus, stores, shutdown.clone())?;
     let bus_ready = bus.clone();
     let readiness = api
         .readiness()

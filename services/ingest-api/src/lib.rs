@@ -10,6 +10,7 @@ mod notice;
 pub mod openapi;
 mod receipts;
 mod settings;
+mod users;
 
 pub use error::ApiError;
 pub use settings::Settings;
@@ -20,15 +21,14 @@ use model::TimeFormat;
 use runtime::JwtVerifier;
 use std::net::{IpAddr, TcpListener};
 use std::sync::Arc;
-use store::{AudienceStore, IdempotencyStore, OfflineInbox};
+use store::{IdempotencyStore, Stores};
 use tokio_util::sync::CancellationToken;
 
 /// What the API's handlers share. Cheap to clone.
 #[derive(Clone)]
 pub struct IngestApi {
     bus: Bus,
-    inbox: OfflineInbox,
-    audience: AudienceStore,
+    stores: Stores,
     idempotency: IdempotencyStore,
     time: TimeFormat,
     verifier: JwtVerifier,
@@ -38,12 +38,11 @@ pub struct IngestApi {
 }
 
 impl IngestApi {
-    /// The API over `bus`, `inbox` and `audience`, configured by `settings`.
-    pub fn new(settings: &Settings, bus: Bus, inbox: OfflineInbox, audience: AudienceStore) -> anyhow::Result<Self> {
+    /// The API over `bus` and `stores`, configured by `settings`.
+    pub fn new(settings: &Settings, bus: Bus, stores: Stores) -> anyhow::Result<Self> {
         Ok(Self {
             bus,
-            inbox,
-            audience,
+            stores,
             idempotency: IdempotencyStore::start(&settings.redis)?,
             time: settings.time.format()?,
             verifier: JwtVerifier::new(&settings.jwt),
@@ -74,18 +73,32 @@ impl IngestApi {
                     .route(web::post().to(receipts::confirm))
                     .default_service(web::to(http_server::method_not_allowed)),
             )
+            .service(
+                web::resource("/api/admin/users")
+                    .route(web::put().to(users::upsert))
+                    .route(web::get().to(users::list))
+                    .default_service(web::to(http_server::method_not_allowed)),
+            )
+            .service(
+                web::resource("/api/admin/users/online")
+                    .route(web::get().to(users::online))
+                    .default_service(web::to(http_server::method_not_allowed)),
+            )
             .route("/api/openapi.json", web::get().to(openapi::serve));
     }
 
     /// Readiness: the bus can publish and the Redis-backed stores answer.
     pub fn readiness(&self) -> http_server::Readiness {
-        let (bus, inbox, idempotency) = (self.bus.clone(), self.inbox.clone(), self.idempotency.clone());
-        let audience = self.audience.clone();
+        let (bus, inbox, idempotency) = (self.bus.clone(), self.stores.inbox.clone(), self.idempotency.clone());
+        let (audience, presence) = (self.stores.audience.clone(), self.stores.presence.clone());
+        let directory = self.stores.directory.clone();
         http_server::Readiness::default()
             .check("bus", move || bus.is_ready())
             .check("offline_inbox", move || inbox.is_ready())
             .check("audience", move || audience.is_ready())
             .check("idempotency", move || idempotency.is_ready())
+            .check("presence", move || presence.is_ready())
+            .check("user_directory", move || directory.is_ready())
     }
 }
 
@@ -120,10 +133,9 @@ fn start_limits(settings: &Settings) -> Arc<limits::SendLimits> {
 /// Runs ingest-api alone on `listener` until `shutdown`.
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let bus = Bus::start(&settings.bus, shutdown.clone());
-    let inbox = OfflineInbox::start(&settings.redis, &settings.offline)?;
+    let stores = Stores::open(settings.stores(), shutdown.clone()).await.map_err(anyhow::Error::from_boxed)?;
     let dispatcher = start_dispatcher(&settings, &bus, shutdown.clone());
-    let audience = AudienceStore::start(&settings.redis)?;
-    let api = IngestApi::new(&settings, bus, inbox, audience)?;
+    let api = IngestApi::new(&settings, bus, stores)?;
     let readiness = api.readiness().merge(dispatcher);
     tracing::info!(addr = %listener.local_addr()?, "ingest-api listening");
     http_server::serve(listener, &settings.http, shutdown, move |cfg| {

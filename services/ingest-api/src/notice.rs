@@ -4,7 +4,7 @@ use crate::IngestApi;
 use crate::error::{ApiError, NoticeContext};
 use actix_web::{HttpRequest, HttpResponse, web};
 use http_server::AdminClaims;
-use model::{ApiResponse, ErrorCode, MessageId, NotificationMessage, PushResult, PushStatus, Sender};
+use model::{ApiResponse, ErrorCode, MessageId, NotificationMessage, PushResult, PushStatus, Sender, Target, UserId};
 use serde_json::Value;
 use store::{Claim, IdempotencyStore};
 use validation::{NoticeDraft, parse_notice};
@@ -131,19 +131,32 @@ async fn accept(
 
     // Offline copies first: once the bus has the message, a recipient who is offline (or
     // reconnecting) must find it in their inbox.
-    let recipients: Vec<_> = message.explicit_recipients().collect();
+    // `admin` notices go to every admin the directory knows, online or not.
+    let recipients: Vec<UserId> = match message.target {
+        Target::Admin => api
+            .stores
+            .directory
+            .admin_ids()
+            .await
+            .map_err(|err| ApiError::Store(err.to_string(), context.clone()))?
+            .into_iter()
+            .filter(|id| !message.exclude_ids.contains(id))
+            .collect(),
+        _ => message.explicit_recipients().collect(),
+    };
     let entry = message.offline_entry(api.time.now());
-    api.inbox.store(&recipients, &entry).await.map_err(|err| ApiError::Inbox(err, context.clone()))?;
+    api.stores.inbox.store(&recipients, &entry).await.map_err(|err| ApiError::Inbox(err, context.clone()))?;
     // Who it is for, so receipts can be checked against it.
     let audience = message.audience();
-    api.audience
+    api.stores
+        .audience
         .remember(&message.message_id, &audience)
         .await
         .map_err(|err| ApiError::Store(err.to_string(), context.clone()))?;
     if let Err(err) = api.bus.publish_notification(&message).await {
         // Not accepted: take the copies back so nobody is replayed a notice the sender was told
         // failed. Best effort; a leftover copy is at worst a late delivery.
-        let withdrawals = recipients.iter().map(|user| api.inbox.acknowledge(*user, &message.message_id));
+        let withdrawals = recipients.iter().map(|user| api.stores.inbox.acknowledge(*user, &message.message_id));
         if futures_util::future::join_all(withdrawals).await.iter().any(Result::is_err) {
             tracing::warn!("could not withdraw every offline copy of a failed notice");
         }

@@ -15,13 +15,16 @@ use utoipa::openapi::{
 };
 
 /// The schemas embedded from `proto-schemas/`, by component name.
-const SCHEMAS: [(&str, &str); 6] = [
+const SCHEMAS: [(&str, &str); 9] = [
     ("NoticeRequest", include_str!("../../../proto-schemas/notice-request.schema.json")),
     ("PushSuccessResponse", include_str!("../../../proto-schemas/push-success-response.schema.json")),
     ("FailureResponse", include_str!("../../../proto-schemas/failure-response.schema.json")),
     ("WsNotification", include_str!("../../../proto-schemas/ws-notification.schema.json")),
     ("WsMessage", include_str!("../../../proto-schemas/ws-message.schema.json")),
     ("NotificationMessage", include_str!("../../../proto-schemas/bus-envelope.schema.json")),
+    ("UserUpsertRequest", include_str!("../../../proto-schemas/user-upsert-request.schema.json")),
+    ("UserPageResponse", include_str!("../../../proto-schemas/user-page-response.schema.json")),
+    ("OnlineUsersResponse", include_str!("../../../proto-schemas/online-users-response.schema.json")),
 ];
 
 fn json_ref(name: &str) -> utoipa::openapi::Content {
@@ -121,6 +124,76 @@ fn build() -> Value {
     };
     let mark_read = receipt("markRead", "Mark a notification read (spec 7.3)");
     let confirm = receipt("confirm", "Confirm a notification that asked for it");
+    let query = |name: &str, description: &str| {
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some(description))
+            .build()
+    };
+    let upsert_users = OperationBuilder::new()
+        .operation_id(Some("upsertUsers"))
+        .tag("users")
+        .summary(Some("Add or update users of the directory"))
+        .description(Some(
+            "Batch upsert of 1 to 1000 users. The directory is how `admin` notices reach admins who are offline;              users are also recorded from their token when they connect (the token's role wins then).",
+        ))
+        .request_body(Some(
+            RequestBodyBuilder::new()
+                .content("application/json", json_ref("UserUpsertRequest"))
+                .required(Some(Required::True))
+                .build(),
+        ))
+        .response("200", plain("Upserted: {\"code\":200,\"message\":\"OK\",\"data\":{\"upserted\":n}}"))
+        .response("400", failure("INVALID_REQUEST: a malformed batch; the message names the entry and field"))
+        .response("401", failure("No valid bearer token"))
+        .response("403", failure("The token is not an admin's"))
+        .response("503", failure("SERVICE_UNAVAILABLE: the database is unavailable; retry"))
+        .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+        .build();
+    let list_users = OperationBuilder::new()
+        .operation_id(Some("listUsers"))
+        .tag("users")
+        .summary(Some("List the user directory"))
+        .parameter(query("page", "1-based page (default 1)"))
+        .parameter(query("page_size", "1 to 200 (default 20)"))
+        .parameter(query("role", "`admin` or `user`"))
+        .parameter(query("tenant_id", "Only this tenant's users"))
+        .response(
+            "200",
+            ResponseBuilder::new()
+                .description("A page")
+                .content("application/json", json_ref("UserPageResponse"))
+                .build(),
+        )
+        .response("400", failure("INVALID_REQUEST: a bad or unknown parameter"))
+        .response("401", failure("No valid bearer token"))
+        .response("403", failure("The token is not an admin's"))
+        .response("503", failure("SERVICE_UNAVAILABLE: the database or presence is unavailable; retry"))
+        .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+        .build();
+    let online_users = OperationBuilder::new()
+        .operation_id(Some("onlineUsers"))
+        .tag("users")
+        .summary(Some("Who is online, on which gateway replicas"))
+        .parameter(query("page", "1-based page (default 1)"))
+        .parameter(query("page_size", "1 to 200 (default 20)"))
+        .response(
+            "200",
+            ResponseBuilder::new()
+                .description("A page")
+                .content("application/json", json_ref("OnlineUsersResponse"))
+                .build(),
+        )
+        .response("400", failure("INVALID_REQUEST: a bad or unknown parameter"))
+        .response("401", failure("No valid bearer token"))
+        .response("403", failure("The token is not an admin's"))
+        .response("503", failure("SERVICE_UNAVAILABLE: presence is unavailable; retry"))
+        .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+        .build();
+    let mut users = PathItem::new(HttpMethod::Put, upsert_users);
+    users.get = Some(list_users);
     let healthz =
         OperationBuilder::new().tag("operations").summary(Some("Liveness")).response("200", plain("Alive")).build();
     let readyz = OperationBuilder::new()
@@ -148,6 +221,8 @@ fn build() -> Value {
                 .path("/api/admin/system/notice", PathItem::new(HttpMethod::Post, notice))
                 .path("/api/admin/notification/mark-read", PathItem::new(HttpMethod::Post, mark_read))
                 .path("/api/admin/notification/confirm", PathItem::new(HttpMethod::Post, confirm))
+                .path("/api/admin/users", users)
+                .path("/api/admin/users/online", PathItem::new(HttpMethod::Get, online_users))
                 .path("/ws", PathItem::new(HttpMethod::Get, ws))
                 .path("/healthz", PathItem::new(HttpMethod::Get, healthz))
                 .path("/readyz", PathItem::new(HttpMethod::Get, readyz))

@@ -58,7 +58,7 @@ async fn record(
     if request.user_id.is_some_and(|id| id != user.0.sub) {
         return Err(refused(ErrorCode::Forbidden, "a user can only mark their own notifications".to_owned()));
     }
-    match api.audience.lookup(&message_id).await {
+    match api.stores.audience.lookup(&message_id).await {
         Ok(Some(audience)) if audience.includes(user.0.sub, user.0.is_admin()) => {}
         Ok(Some(_)) => {
             return Err(refused(ErrorCode::Forbidden, "this notification was not addressed to you".to_owned()));
@@ -66,7 +66,7 @@ async fn record(
         Ok(None) => return Err(refused(ErrorCode::NotFound, format!("no notification {message_id} is known"))),
         Err(err) => return Err(ApiError::Store(err.to_string(), Box::default())),
     }
-    if let Err(err) = api.inbox.acknowledge(user.0.sub, &message_id).await {
+    if let Err(err) = api.stores.inbox.acknowledge(user.0.sub, &message_id).await {
         tracing::warn!(error = %err, "inbox entry not cleared; the notice may replay");
     }
     let event = DeliveryEvent {

@@ -1,10 +1,12 @@
-//! ingest-api's settings: `[http]`, `[jwt]`, `[bus]`, `[log]`, `[time]`.
+//! ingest-api's settings: `[http]`, `[jwt]`, `[bus]`, `[log]`, `[time]`, `[redis]`, `[offline]`, `[limits]`,
+//! `[presence]` and `[database]`.
 
 use runtime::{
-    BusSettings, ConfigError, HttpSettings, JwtSettings, LimitSettings, LogSettings, OfflineSettings, RedisSettings,
-    TimeSettings,
+    BusSettings, ConfigError, DatabaseSettings, HttpSettings, JwtSettings, LimitSettings, LogSettings, OfflineSettings,
+    PresenceSettings, RedisSettings, TimeSettings,
 };
 use serde::{Deserialize, Serialize};
+use store::StoreSettings;
 
 /// Everything ingest-api reads from its configuration.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -26,6 +28,10 @@ pub struct Settings {
     pub offline: OfflineSettings,
     /// Sending rate limits.
     pub limits: LimitSettings,
+    /// Presence timing.
+    pub presence: PresenceSettings,
+    /// The relational database (the user directory).
+    pub database: DatabaseSettings,
 }
 
 impl Settings {
@@ -37,6 +43,13 @@ impl Settings {
         self.redis.validate()?;
         self.offline.validate()?;
         self.limits.validate()?;
+        self.presence.validate()?;
+        self.database.validate()?;
         self.time.format().map(|_| ())
+    }
+
+    /// The settings the shared stores open with.
+    pub fn stores(&self) -> StoreSettings<'_> {
+        StoreSettings { redis: &self.redis, offline: &self.offline, presence: &self.presence, database: &self.database }
     }
 }

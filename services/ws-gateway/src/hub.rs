@@ -6,9 +6,9 @@
 
 use bytestring::ByteString;
 use model::{CloseCode, MessageId, NotificationMessage, Target, UserId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use tokio::sync::{Notify, mpsc};
 
 /// Shards of the registry; a user's connections all live in one.
@@ -91,6 +91,9 @@ pub struct Hub {
     next_id: AtomicU64,
     count: AtomicUsize,
     send_buffer: usize,
+    /// Users whose connection count changed since the presence reporter last looked.
+    changed_users: Mutex<HashSet<UserId>>,
+    changed: Notify,
 }
 
 impl Hub {
@@ -101,6 +104,8 @@ impl Hub {
             next_id: AtomicU64::new(1),
             count: AtomicUsize::new(0),
             send_buffer,
+            changed_users: Mutex::default(),
+            changed: Notify::new(),
         }
     }
 
@@ -117,21 +122,58 @@ impl Hub {
         shard.conns.insert(id, Conn { user_id, is_admin, tx, control: control.clone() });
         shard.by_user.entry(user_id).or_default().push(id);
         self.count.fetch_add(1, Ordering::Relaxed);
+        drop(shard);
+        self.mark_changed(user_id);
         Registration { id, frames, control }
     }
 
     /// Removes a connection; harmless if it is already gone.
     pub fn unregister(&self, user_id: UserId, id: ConnId) {
         let mut shard = self.shard(user_id).write().unwrap_or_else(PoisonError::into_inner);
-        if shard.conns.remove(&id).is_some() {
-            self.count.fetch_sub(1, Ordering::Relaxed);
+        if shard.conns.remove(&id).is_none() {
+            return;
         }
+        self.count.fetch_sub(1, Ordering::Relaxed);
         if let Some(ids) = shard.by_user.get_mut(&user_id) {
             ids.retain(|c| *c != id);
             if ids.is_empty() {
                 shard.by_user.remove(&user_id);
             }
         }
+        drop(shard);
+        self.mark_changed(user_id);
+    }
+
+    fn mark_changed(&self, user_id: UserId) {
+        self.changed_users.lock().unwrap_or_else(PoisonError::into_inner).insert(user_id);
+        self.changed.notify_one();
+    }
+
+    /// Waits until some user's connection count changed, then returns each such user with their
+    /// current count (0: no connection left). For the presence reporter.
+    pub async fn changed_users(&self) -> Vec<(UserId, u64)> {
+        loop {
+            let users = std::mem::take(&mut *self.changed_users.lock().unwrap_or_else(PoisonError::into_inner));
+            if !users.is_empty() {
+                return users.into_iter().map(|user| (user, self.connections_of(user) as u64)).collect();
+            }
+            self.changed.notified().await;
+        }
+    }
+
+    /// How many connections `user_id` has on this replica.
+    pub fn connections_of(&self, user_id: UserId) -> usize {
+        self.shard(user_id).read().unwrap_or_else(PoisonError::into_inner).by_user.get(&user_id).map_or(0, Vec::len)
+    }
+
+    /// Every user with a connection here, with their connection count.
+    pub fn user_counts(&self) -> Vec<(UserId, u64)> {
+        let mut counts = Vec::new();
+        for shard in &self.shards {
+            let shard = shard.read().unwrap_or_else(PoisonError::into_inner);
+            counts.extend(shard.by_user.iter().map(|(user, ids)| (*user, ids.len() as u64)));
+        }
+        counts
     }
 
     /// Live connections on this replica.
@@ -278,5 +320,24 @@ mod tests {
         hub.unregister(7, r.id);
         assert_eq!(hub.connection_count(), 0);
         assert_eq!(hub.fan_out(&message(Target::Custom, vec![7], vec![]), &outbound()).queued, 0);
+    }
+
+    #[tokio::test]
+    async fn connection_counts_and_their_changes_are_reported() {
+        let hub = Hub::new(4);
+        let a = hub.register(7, false);
+        let _b = hub.register(7, false);
+        let _c = hub.register(8, false);
+        let mut changed = hub.changed_users().await;
+        changed.sort();
+        assert_eq!(changed, vec![(7, 2), (8, 1)]);
+        hub.unregister(7, a.id);
+        assert_eq!(hub.changed_users().await, vec![(7, 1)]);
+        hub.unregister(7, a.id);
+        let nothing = tokio::time::timeout(std::time::Duration::from_millis(50), hub.changed_users()).await;
+        assert!(nothing.is_err(), "a repeated unregister is no change");
+        let mut counts = hub.user_counts();
+        counts.sort();
+        assert_eq!(counts, vec![(7, 1), (8, 1)]);
     }
 }

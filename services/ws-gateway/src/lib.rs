@@ -7,6 +7,7 @@
 
 mod fanout;
 pub mod hub;
+mod presence;
 mod session;
 mod settings;
 
@@ -21,9 +22,12 @@ use model::{ErrorCode, TimeFormat};
 use runtime::{AuthError, JwtVerifier};
 use std::net::TcpListener;
 use std::sync::Arc;
-use store::{AudienceStore, OfflineInbox};
+use store::{SeenRecorder, Stores, UserProfile};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+/// Sightings of connecting users that may wait for the directory before some are dropped.
+const SEEN_BACKLOG: usize = 10_000;
 
 /// The subprotocol a browser offers beside its token: `new WebSocket(url, ["bearer", token])`.
 pub const BEARER_SUBPROTOCOL: &str = "bearer";
@@ -32,8 +36,8 @@ pub const BEARER_SUBPROTOCOL: &str = "bearer";
 #[derive(Clone)]
 pub struct Gateway {
     hub: Arc<Hub>,
-    inbox: OfflineInbox,
-    audience: AudienceStore,
+    stores: Stores,
+    seen: SeenRecorder,
     bus: Bus,
     /// This replica's id, the prefix of its connection ids (`<replica>-<n>`).
     replica: Arc<str>,
@@ -46,14 +50,9 @@ pub struct Gateway {
 
 impl Gateway {
     /// Subscribes to the bus and starts fanning out; runs until `shutdown`. Connecting users get
-    /// what `inbox` kept for them replayed.
-    pub fn start(
-        settings: &Settings,
-        bus: &Bus,
-        inbox: OfflineInbox,
-        audience: AudienceStore,
-        shutdown: CancellationToken,
-    ) -> anyhow::Result<Self> {
+    /// what their inbox kept for them replayed, are recorded in the directory and counted in
+    /// presence.
+    pub fn start(settings: &Settings, bus: &Bus, stores: Stores, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let hub = Arc::new(Hub::new(settings.ws.send_buffer));
         let subscription = bus.subscribe(SubscriptionSpec {
             queue: "gateway".into(),
@@ -73,6 +72,10 @@ impl Gateway {
         tokio::spawn(fanout::run(hub.clone(), subscription, shutdown.clone()));
         let time = settings.time.format()?;
         tokio::spawn(fanout::run_sync(hub.clone(), replica.clone(), time, receipts, shutdown.clone()));
+        let refresh = std::time::Duration::from_secs(settings.presence.refresh_secs);
+        let reporter = presence::run(hub.clone(), stores.presence.clone(), replica.clone(), refresh, shutdown.clone());
+        tokio::spawn(reporter);
+        let seen = stores.directory.recorder(SEEN_BACKLOG, shutdown.clone());
         let closer = (hub.clone(), shutdown.clone());
         tokio::spawn(async move {
             closer.1.cancelled().await;
@@ -80,8 +83,8 @@ impl Gateway {
         });
         Ok(Self {
             hub,
-            inbox,
-            audience,
+            stores,
+            seen,
             bus: bus.clone(),
             replica,
             verifier: JwtVerifier::new(&settings.jwt),
@@ -106,12 +109,15 @@ impl Gateway {
         );
     }
 
-    /// Readiness: the replica's queue is bound and consumed, and the offline inbox answers.
+    /// Readiness: the replica's queue is bound and consumed, and the stores answer.
     pub fn readiness(&self) -> http_server::Readiness {
-        let (subscribed, inbox) = (self.subscribed.clone(), self.inbox.clone());
+        let (subscribed, inbox) = (self.subscribed.clone(), self.stores.inbox.clone());
+        let (presence, directory) = (self.stores.presence.clone(), self.stores.directory.clone());
         http_server::Readiness::default()
             .check("bus_subscription", move || *subscribed.borrow())
             .check("offline_inbox", move || inbox.is_ready())
+            .check("presence", move || presence.is_ready())
+            .check("user_directory", move || directory.is_ready())
     }
 }
 
@@ -165,12 +171,19 @@ async fn connect(req: HttpRequest, body: web::Payload, gateway: web::Data<Gatewa
         .max_frame_size(gateway.settings.max_frame_bytes)
         .aggregate_continuations()
         .max_continuation_size(gateway.settings.max_frame_bytes);
+    gateway.seen.seen(UserProfile {
+        user_id: claims.sub,
+        name: claims.name.clone(),
+        role: claims.role,
+        tenant_id: claims.tenant_id.clone(),
+        groups: claims.groups.clone(),
+    });
     let registration = gateway.hub.register(claims.sub, claims.is_admin());
     let connection_id = format!("{}-{}", gateway.replica, registration.id);
     let context = session::SessionContext {
         hub: gateway.hub.clone(),
-        inbox: gateway.inbox.clone(),
-        audience: gateway.audience.clone(),
+        inbox: gateway.stores.inbox.clone(),
+        audience: gateway.stores.audience.clone(),
         bus: gateway.bus.clone(),
         connection_id,
         registration,
@@ -187,9 +200,8 @@ async fn connect(req: HttpRequest, body: web::Payload, gateway: web::Data<Gatewa
 /// Runs ws-gateway alone on `listener` until `shutdown`.
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let bus = Bus::start(&settings.bus, shutdown.clone());
-    let inbox = OfflineInbox::start(&settings.redis, &settings.offline)?;
-    let audience = AudienceStore::start(&settings.redis)?;
-    let gateway = Gateway::start(&settings, &bus, inbox, audience, shutdown.clone())?;
+    let stores = Stores::open(settings.stores(), shutdown.clone()).await.map_err(anyhow::Error::from_boxed)?;
+    let gateway = Gateway::start(&settings, &bus, stores, shutdown.clone())?;
     let bus_ready = bus.clone();
     let readiness = gateway.readiness().check("bus", move || bus_ready.is_ready());
     tracing::info!(addr = %listener.local_addr()?, "ws-gateway listening");

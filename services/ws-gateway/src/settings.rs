@@ -1,9 +1,11 @@
 //! ws-gateway's settings: `[http]`, `[jwt]`, `[bus]`, `[log]`, `[time]` and `[ws]`.
 
 use runtime::{
-    BusSettings, ConfigError, HttpSettings, JwtSettings, LogSettings, OfflineSettings, RedisSettings, TimeSettings,
+    BusSettings, ConfigError, DatabaseSettings, HttpSettings, JwtSettings, LogSettings, OfflineSettings,
+    PresenceSettings, RedisSettings, TimeSettings,
 };
 use serde::{Deserialize, Serialize};
+use store::StoreSettings;
 
 /// WebSocket behaviour (`[ws]`, `HERALD_WS_*`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -79,6 +81,10 @@ pub struct Settings {
     pub redis: RedisSettings,
     /// Offline inbox limits.
     pub offline: OfflineSettings,
+    /// Presence timing.
+    pub presence: PresenceSettings,
+    /// The relational database (the user directory).
+    pub database: DatabaseSettings,
 }
 
 impl Default for Settings {
@@ -95,6 +101,8 @@ impl Default for Settings {
             ws: WsSettings::default(),
             redis: RedisSettings::default(),
             offline: OfflineSettings::default(),
+            presence: PresenceSettings::default(),
+            database: DatabaseSettings::default(),
         }
     }
 }
@@ -108,6 +116,13 @@ impl Settings {
         self.ws.validate()?;
         self.redis.validate()?;
         self.offline.validate()?;
+        self.presence.validate()?;
+        self.database.validate()?;
         self.time.format().map(|_| ())
+    }
+
+    /// The settings the shared stores open with.
+    pub fn stores(&self) -> StoreSettings<'_> {
+        StoreSettings { redis: &self.redis, offline: &self.offline, presence: &self.presence, database: &self.database }
     }
 }

@@ -28,33 +28,60 @@ impl From<sea_orm::DbErr> for DbError {
 /// every pending migration.
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbError> {
     let url = settings.url.replacen("mariadb://", "mysql://", 1);
+    if !settings.schema.is_empty() && !url.starts_with("postgres") {
+        return Err(DbError("database.schema applies to PostgreSQL only".to_owned()));
+    }
     let timeout = Duration::from_millis(settings.connect_timeout_ms);
-    let mut options = ConnectOptions::new(url.clone());
-    options.connect_timeout(timeout).acquire_timeout(timeout).sqlx_logging(false);
-    // SQLite serialises writers anyway; in memory, every pooled connection would be its own
-    // database. One connection unless the operator asks for more.
-    if !url.starts_with("sqlite:") || settings.max_connections > 1 && !url.contains(":memory:") {
-        options.max_connections(settings.max_connections);
-    }
-    if !settings.schema.is_empty() {
-        if !url.starts_with("postgres") {
-            return Err(DbError("database.schema applies to PostgreSQL only".to_owned()));
+    let options = |max_connections: Option<u32>| {
+        let mut options = ConnectOptions::new(url.clone());
+        options.connect_timeout(timeout).acquire_timeout(timeout).sqlx_logging(false);
+        if let Some(max) = max_connections {
+            options.max_connections(max);
         }
-        create_schema(&url, &settings.schema, timeout).await?;
-        options.set_schema_search_path(settings.schema.clone());
+        if !settings.schema.is_empty() {
+            options.set_schema_search_path(settings.schema.clone());
+        }
+        options
+    };
+    // An in-memory SQLite database lives in its one connection: migrate through the pool itself.
+    if url.starts_with("sqlite:") && url.contains(":memory:") {
+        let db = Database::connect(options(Some(1))).await?;
+        migrate(&db, &settings.schema).await?;
+        return Ok(db);
     }
-    let db = Database::connect(options).await?;
-    Migrator::up(&db, None).await?;
-    Ok(db)
+    // Replicas start together: each migrates on one connection under a database-wide lock, so
+    // exactly one applies what is pending and the others find it done.
+    let migrator = Database::connect(options(Some(1))).await?;
+    let migrated = migrate(&migrator, &settings.schema).await;
+    migrator.close().await?;
+    migrated?;
+    // SQLite serialises writers anyway: one connection unless the operator asks for more.
+    let pool_size = (!url.starts_with("sqlite:") || settings.max_connections > 1).then_some(settings.max_connections);
+    Ok(Database::connect(options(pool_size)).await?)
 }
 
-async fn create_schema(url: &str, schema: &str, timeout: Duration) -> Result<(), DbError> {
-    let mut options = ConnectOptions::new(url.to_owned());
-    options.connect_timeout(timeout).max_connections(1).sqlx_logging(false);
-    let db = Database::connect(options).await?;
-    // `schema` is validated to letters, digits and `_` (runtime::DatabaseSettings).
-    db.execute_raw(Statement::from_string(DbBackend::Postgres, format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")))
-        .await?;
-    db.close().await?;
-    Ok(())
+/// Applies pending migrations on `db` (one connection) under the backend's lock.
+async fn migrate(db: &DatabaseConnection, schema: &str) -> Result<(), DbError> {
+    let backend = db.get_database_backend();
+    let (lock, unlock) = match backend {
+        DbBackend::Postgres => ("SELECT pg_advisory_lock(7305208841)", "SELECT pg_advisory_unlock(7305208841)"),
+        DbBackend::MySql => ("SELECT GET_LOCK('herald_migrations', 60)", "SELECT RELEASE_LOCK('herald_migrations')"),
+        _ => ("", ""),
+    };
+    if !lock.is_empty() {
+        db.execute_raw(Statement::from_string(backend, lock)).await?;
+    }
+    let mut result = Ok(());
+    if !schema.is_empty() {
+        // `schema` is validated to letters, digits and `_` (runtime::DatabaseSettings).
+        let create = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
+        result = db.execute_raw(Statement::from_string(backend, create)).await.map(|_| ());
+    }
+    if result.is_ok() {
+        result = Migrator::up(db, None).await;
+    }
+    if !unlock.is_empty() {
+        db.execute_raw(Statement::from_string(backend, unlock)).await?;
+    }
+    Ok(result?)
 }

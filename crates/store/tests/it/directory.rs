@@ -23,8 +23,9 @@ async fn exercise(directory: &UserDirectory, backend: Backend) {
     assert_eq!((entry.profile.name.as_str(), entry.profile.role), ("second", Role::Admin), "{backend:?}");
     assert_eq!(entry.last_seen_at, None, "an admin upsert is not a sighting ({backend:?})");
 
-    // A connection with a nameless token keeps the known name, takes the token's role and
-    // records the sighting; an admin demoted by their token leaves the admin list.
+    // A connection with a nameless token keeps the known name, takes the token's role, tenant
+    // and groups, and records the sighting; an admin demoted by their token leaves the admin
+    // list. A token without tenant or groups keeps the known ones.
     let seen = UserProfile { tenant_id: Some("acme".into()), groups: vec!["ops".into()], ..profile(7, "", Role::User) };
     directory.upsert(&[seen, profile(300, "new", Role::User)], Source::Connection).await.unwrap();
     let grace = directory.get(7).await.unwrap().unwrap();
@@ -36,6 +37,10 @@ async fn exercise(directory: &UserDirectory, backend: Backend) {
     assert!(grace.created_at <= grace.updated_at, "{backend:?}");
     assert_eq!(directory.admin_ids().await.unwrap(), vec![1, 200], "{backend:?}");
     assert_eq!(directory.get(300).await.unwrap().unwrap().profile.name, "new", "{backend:?}");
+    directory.upsert(&[profile(7, "Grace H.", Role::User)], Source::Connection).await.unwrap();
+    let grace = directory.get(7).await.unwrap().unwrap().profile;
+    assert_eq!(grace.name, "Grace H.", "{backend:?}");
+    assert_eq!((grace.tenant_id.as_deref(), grace.groups.len()), (Some("acme"), 1), "{backend:?}");
     assert_eq!(directory.get(999).await.unwrap(), None, "{backend:?}");
 
     // Paging in id order, with the total over all pages, and filters.

@@ -13,6 +13,7 @@ fn herald() -> Command {
     command
         .env("HERALD_JWT_SECRET", SECRET)
         .env("HERALD_LOG_LEVEL", "warn")
+        .env("HERALD_DATABASE_URL", "sqlite::memory:")
         .env_remove("HERALD_BUS_URL")
         .env_remove("HERALD_CONFIG")
         .kill_on_drop(true);

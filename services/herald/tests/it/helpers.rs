@@ -1,10 +1,14 @@
 //! Test apps (distributed, embedded, binary), clients, tokens and schema checks.
 
 use futures_util::{SinkExt, StreamExt};
-use runtime::{BusSettings, Claims, JwtIssuer, JwtSettings, LimitSettings, OfflineSettings, RedisSettings, Role};
+use runtime::{
+    BusSettings, Claims, DatabaseSettings, JwtIssuer, JwtSettings, LimitSettings, OfflineSettings, PresenceSettings,
+    RedisSettings, Role,
+};
 use serde_json::Value;
 use std::net::TcpListener;
 use std::time::Duration;
+use store::sql::scratch::{Backend, ScratchDatabase};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -38,6 +42,24 @@ pub fn no_limits() -> LimitSettings {
 
 pub fn amqp_url() -> String {
     std::env::var("HERALD_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// Runs a service, printing why it stopped if it failed (a test then fails on readiness with
+/// the cause in its output).
+async fn report(name: &str, service: impl std::future::Future<Output = anyhow::Result<()>>) {
+    if let Err(err) = service.await {
+        eprintln!("{name} failed: {err:#}");
+    }
+}
+
+/// Presence that notices a vanished replica within seconds.
+pub fn quick_presence() -> PresenceSettings {
+    PresenceSettings { refresh_secs: 1, ttl_secs: 3 }
+}
+
+/// An in-memory SQLite database, gone with the process.
+pub fn memory_database() -> DatabaseSettings {
+    DatabaseSettings { url: "sqlite::memory:".into(), ..DatabaseSettings::default() }
 }
 
 pub fn listener() -> TcpListener {
@@ -103,6 +125,18 @@ impl Endpoints {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         (status, headers, response.json().await.unwrap())
+    }
+
+    /// `GET {api}{path}` with a bearer token; returns the status and the JSON body.
+    pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
+        let response = self.http.get(format!("{}{path}", self.api)).bearer_auth(token).send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    /// `PUT {api}{path}` with a JSON body and a bearer token; returns the status and the JSON body.
+    pub async fn put(&self, token: &str, path: &str, body: &Value) -> (u16, Value) {
+        let response = self.http.put(format!("{}{path}", self.api)).bearer_auth(token).json(body).send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
     }
 
     /// Posts a notice that must be accepted, checking the answer's shape.
@@ -286,6 +320,29 @@ pub struct Distributed {
     pub gateway_ws: Vec<String>,
     shutdown: CancellationToken,
     bus_settings: BusSettings,
+    leftovers: Option<Leftovers>,
+}
+
+/// What a distributed test app leaves on the servers.
+struct Leftovers {
+    bus_settings: BusSettings,
+    database: ScratchDatabase,
+}
+
+impl Leftovers {
+    /// Deletes every Redis key under the deployment's prefix, its queues and exchanges, and its
+    /// database schema.
+    async fn remove(self) {
+        let redis = RedisSettings {
+            url: redis_url(),
+            key_prefix: format!("{}:", self.bus_settings.prefix),
+            ..Default::default()
+        };
+        store::purge_prefix(&redis).await.unwrap();
+        let admin = bus::amqp::AmqpBus::start(self.bus_settings, CancellationToken::new());
+        admin.delete_topology(&[]).await.unwrap();
+        self.database.drop_now().await.unwrap();
+    }
 }
 
 impl Distributed {
@@ -315,6 +372,7 @@ impl Distributed {
         };
         let inbox = store::OfflineInbox::start(&redis, &OfflineSettings::default()).unwrap();
         assert!(inbox.wait_ready(Duration::from_secs(10)).await, "Redis is not reachable at {}", redis_url());
+        let database = ScratchDatabase::create(Backend::Postgres).await.expect("PostgreSQL is not reachable");
         let shutdown = CancellationToken::new();
         let api_listener = listener();
         let api_addr = api_listener.local_addr().unwrap();
@@ -323,9 +381,11 @@ impl Distributed {
             bus: bus_settings.clone(),
             redis: redis.clone(),
             limits: no_limits(),
+            presence: quick_presence(),
+            database: database.settings.clone(),
             ..Default::default()
         };
-        tokio::spawn(ingest_api::run(ingest, api_listener, shutdown.clone()));
+        tokio::spawn(report("ingest-api", ingest_api::run(ingest, api_listener, shutdown.clone())));
         let mut gateway_addrs = Vec::new();
         for _ in 0..replicas {
             let ws_listener = listener();
@@ -334,9 +394,11 @@ impl Distributed {
                 jwt: jwt_settings(),
                 bus: bus_settings.clone(),
                 redis: redis.clone(),
+                presence: quick_presence(),
+                database: database.settings.clone(),
                 ..Default::default()
             };
-            tokio::spawn(ws_gateway::run(gateway, ws_listener, shutdown.clone()));
+            tokio::spawn(report("ws-gateway", ws_gateway::run(gateway, ws_listener, shutdown.clone())));
         }
         let endpoints = Endpoints::new(api_addr, gateway_addrs[0]);
         endpoints.wait_ready(&endpoints.api.clone()).await;
@@ -345,7 +407,8 @@ impl Distributed {
         }
         let gateway_base = format!("http://{}", gateway_addrs[0]);
         let gateway_ws = gateway_addrs.iter().map(|addr| format!("ws://{addr}/ws")).collect();
-        Self { endpoints, gateway_base, gateway_ws, shutdown, bus_settings }
+        let leftovers = Some(Leftovers { bus_settings: bus_settings.clone(), database });
+        Self { endpoints, gateway_base, gateway_ws, shutdown, bus_settings, leftovers }
     }
 
     /// The bus settings the services run with (same broker, same prefix).
@@ -353,18 +416,29 @@ impl Distributed {
         &self.bus_settings
     }
 
-    /// Stops the services and deletes what they left on the servers: every Redis key under the
-    /// deployment's prefix, and its queues and exchanges.
-    pub async fn stop(self) {
+    /// Stops the services and deletes what they left on the servers. (Dropping the app without
+    /// `stop`, as a failing test does, cleans up too.)
+    pub async fn stop(mut self) {
         self.shutdown.cancel();
-        let redis = RedisSettings {
-            url: redis_url(),
-            key_prefix: format!("{}:", self.bus_settings.prefix),
-            ..Default::default()
-        };
-        store::purge_prefix(&redis).await.unwrap();
-        let admin = bus::amqp::AmqpBus::start(self.bus_settings, CancellationToken::new());
-        admin.delete_topology(&[]).await.unwrap();
+        // Let the services close their pools before the schema goes.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Some(leftovers) = self.leftovers.take() {
+            leftovers.remove().await;
+        }
+    }
+}
+
+impl Drop for Distributed {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(leftovers) = self.leftovers.take() {
+            // A test that panicked: clean up on a runtime of our own, as the test's may be gone.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(leftovers.remove());
+            })
+            .join();
+        }
     }
 }
 
@@ -388,15 +462,24 @@ impl Embedded {
                 bus: bus.clone(),
                 redis: memory_redis(),
                 limits: no_limits(),
+                presence: quick_presence(),
+                database: memory_database(),
                 ..Default::default()
             },
-            gateway: ws_gateway::Settings { jwt: jwt_settings(), bus, redis: memory_redis(), ..Default::default() },
+            gateway: ws_gateway::Settings {
+                jwt: jwt_settings(),
+                bus,
+                redis: memory_redis(),
+                presence: quick_presence(),
+                database: memory_database(),
+                ..Default::default()
+            },
         };
         adjust(&mut settings);
         let shutdown = CancellationToken::new();
         let listener = listener();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(herald::run(settings, listener, shutdown.clone()));
+        tokio::spawn(report("herald", herald::run(settings, listener, shutdown.clone())));
         let endpoints = Endpoints::new(addr, addr);
         endpoints.wait_ready(&endpoints.api.clone()).await;
         Self { endpoints, shutdown }

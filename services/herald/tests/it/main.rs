@@ -6,6 +6,7 @@
 mod all_in_one;
 mod backpressure;
 mod bad_input;
+mod directory;
 mod distributed;
 mod helpers;
 mod idempotency;

@@ -1,8 +1,10 @@
 //! Several ws-gateway replicas behind one API: each replica delivers to its own connections.
 
 use crate::helpers::{Distributed, TokenVia, WsClient, token};
+use runtime::DatabaseSettings;
 use runtime::Role;
 use serde_json::{Value, json};
+use store::sql::scratch::{Backend, ScratchDatabase};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_on_two_replicas_gets_each_message_once_per_connection() {
@@ -49,7 +51,7 @@ async fn a_user_on_two_replicas_gets_each_message_once_per_connection() {
 }
 
 /// A `herald` process on RabbitMQ and Redis under `prefix`: a full replica.
-async fn replica(prefix: &str) -> (tokio::process::Child, crate::helpers::Endpoints) {
+async fn replica(prefix: &str, database: &DatabaseSettings) -> (tokio::process::Child, crate::helpers::Endpoints) {
     let addr = crate::helpers::listener().local_addr().unwrap();
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
         .env("HERALD_HTTP_ADDR", addr.to_string())
@@ -61,6 +63,10 @@ async fn replica(prefix: &str) -> (tokio::process::Child, crate::helpers::Endpoi
         .env("HERALD_REDIS_KEY_PREFIX", format!("{prefix}:"))
         .env("HERALD_LIMITS_SENDER_PER_SECOND", "0")
         .env("HERALD_LIMITS_IP_PER_SECOND", "0")
+        .env("HERALD_DATABASE_URL", &database.url)
+        .env("HERALD_DATABASE_SCHEMA", &database.schema)
+        .env("HERALD_PRESENCE_REFRESH_SECS", "1")
+        .env("HERALD_PRESENCE_TTL_SECS", "3")
         .env_remove("HERALD_CONFIG")
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -74,14 +80,17 @@ async fn replica(prefix: &str) -> (tokio::process::Child, crate::helpers::Endpoi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_mid_stream_loses_nothing_that_was_accepted() {
     let prefix = format!("test-kill-{}", uuid::Uuid::new_v4().simple());
-    let (_survivor, a) = replica(&prefix).await;
-    let (mut doomed, b) = replica(&prefix).await;
+    let database = ScratchDatabase::create(Backend::Postgres).await.unwrap();
+    let (mut survivor, a) = replica(&prefix, &database.settings).await;
+    let (mut doomed, b) = replica(&prefix, &database.settings).await;
     let admin = token(1, Role::Admin, "admin");
     let alice = token(2, Role::User, "alice");
 
     // Alice is on the replica about to die; she acks what she gets, as a client does.
     let mut on_doomed = WsClient::connect(&b.ws, &alice, TokenVia::Query).await.unwrap();
     on_doomed.until_live().await;
+    let doomed_replica = wait_for_online(&a, &admin, |users| users.iter().any(|u| u["user_id"] == 2)).await;
+    let doomed_replica = doomed_replica.iter().find(|u| u["user_id"] == 2).unwrap()["replicas"][0].clone();
     let (ids_tx, mut ids_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let reader = tokio::spawn(async move {
         let mut got = Vec::new();
@@ -128,7 +137,18 @@ async fn a_replica_killed_mid_stream_loses_nothing_that_was_accepted() {
     let missing: Vec<&String> = accepted.iter().filter(|id| !received.contains(id)).collect();
     assert!(missing.is_empty(), "{} of {} accepted notices never arrived: {missing:?}", missing.len(), accepted.len());
 
-    // Clean up what the replicas left on the shared servers.
+    // Presence forgets the killed replica by itself and shows alice where she is now.
+    let online = wait_for_online(&a, &admin, |users| {
+        users.iter().any(|u| u["user_id"] == 2 && !u["replicas"].as_array().unwrap().contains(&doomed_replica))
+    })
+    .await;
+    let alice_now = online.iter().find(|u| u["user_id"] == 2).unwrap();
+    assert_eq!(alice_now["connections"], 1, "{alice_now}");
+    drop(on_survivor);
+
+    // Clean up what the replicas left on the shared servers, once nothing writes there.
+    survivor.start_kill().unwrap();
+    survivor.wait().await.unwrap();
     let redis = runtime::RedisSettings {
         url: crate::helpers::redis_url(),
         key_prefix: format!("{prefix}:"),
@@ -137,4 +157,20 @@ async fn a_replica_killed_mid_stream_loses_nothing_that_was_accepted() {
     store::purge_prefix(&redis).await.unwrap();
     let bus = runtime::BusSettings { url: crate::helpers::amqp_url(), prefix, ..Default::default() };
     bus::amqp::AmqpBus::start(bus, tokio_util::sync::CancellationToken::new()).delete_topology(&[]).await.unwrap();
+    database.drop_now().await.unwrap();
+}
+
+/// Polls `GET /api/admin/users/online` until `done` holds for its items; returns them.
+async fn wait_for_online(app: &crate::helpers::Endpoints, admin: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (status, body) = app.get(admin, "/api/admin/users/online?page_size=200").await;
+        assert_eq!(status, 200, "{body}");
+        let items = body["data"]["items"].as_array().unwrap().clone();
+        if done(&items) {
+            return items;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "presence never showed what was expected: {items:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
