@@ -40,9 +40,15 @@ impl fmt::Display for DeliveryEventType {
     }
 }
 
+/// The longest `User-Agent` an event carries; longer ones are cut.
+pub const MAX_USER_AGENT_CHARS: usize = 512;
+
 /// One event in a notice's life for one user.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryEvent {
+    /// Unique per event (32 hex), so a redelivered event is recognised and counted once.
+    #[serde(default)]
+    pub event_id: String,
     /// What happened.
     pub event_type: DeliveryEventType,
     /// The notice.
@@ -59,6 +65,26 @@ pub struct DeliveryEvent {
     pub connection_id: String,
     /// When, `YYYY-MM-DD HH:MM:SS`.
     pub timestamp: String,
+    /// The user's role, from their token (`admin` or `user`).
+    #[serde(default)]
+    pub user_role: String,
+    /// How the notice reached this connection: `websocket` (live, the user was online when it
+    /// was pushed) or `offline` (replayed from the inbox on connect). Empty when unknown (REST).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub push_channel: String,
+    /// The client's address, as the gateway saw it (`X-Forwarded-For` from trusted proxies).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub client_ip: String,
+    /// The client's `User-Agent`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user_agent: String,
+}
+
+impl DeliveryEvent {
+    /// A fresh event id.
+    pub fn new_event_id() -> String {
+        uuid::Uuid::new_v4().simple().to_string()
+    }
 }
 
 impl DeliveryEvent {

@@ -16,7 +16,7 @@ pub mod ws;
 
 pub use api::{ApiResponse, FailureData, PushRecordItem, PushRecordPage, PushRecordStats, PushResult, PushStatus};
 pub use error_code::ErrorCode;
-pub use event::{DeliveryEvent, DeliveryEventType};
+pub use event::{DeliveryEvent, DeliveryEventType, MAX_USER_AGENT_CHARS};
 pub use message_id::{MessageId, MessageIdError};
 pub use notification::{Audience, NotificationMessage, Sender};
 pub use notification_type::{NotificationType, NotificationTypeError};

@@ -5,10 +5,11 @@
 
 use crate::IngestApi;
 use crate::error::ApiError;
-use actix_web::{HttpResponse, web};
+use actix_web::http::header::USER_AGENT;
+use actix_web::{HttpRequest, HttpResponse, web};
 use bus::Exchange;
 use http_server::BearerClaims;
-use model::{ApiResponse, DeliveryEvent, DeliveryEventType, ErrorCode, MessageId};
+use model::{ApiResponse, DeliveryEvent, DeliveryEventType, ErrorCode, MAX_USER_AGENT_CHARS, MessageId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -24,20 +25,22 @@ struct ReceiptRequest {
 
 /// `POST /api/admin/notification/mark-read`.
 pub async fn mark_read(
+    req: HttpRequest,
     user: BearerClaims,
     api: web::Data<IngestApi>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    record(DeliveryEventType::Read, user, &api, body.into_inner()).await
+    record(DeliveryEventType::Read, &req, user, &api, body.into_inner()).await
 }
 
 /// `POST /api/admin/notification/confirm`.
 pub async fn confirm(
+    req: HttpRequest,
     user: BearerClaims,
     api: web::Data<IngestApi>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    record(DeliveryEventType::Confirmed, user, &api, body.into_inner()).await
+    record(DeliveryEventType::Confirmed, &req, user, &api, body.into_inner()).await
 }
 
 fn refused(code: ErrorCode, message: String) -> ApiError {
@@ -47,6 +50,7 @@ fn refused(code: ErrorCode, message: String) -> ApiError {
 #[tracing::instrument(name = "receipt", skip_all, fields(user = user.0.sub, event = %event_type))]
 async fn record(
     event_type: DeliveryEventType,
+    req: &HttpRequest,
     user: BearerClaims,
     api: &IngestApi,
     raw: Value,
@@ -69,7 +73,9 @@ async fn record(
     if let Err(err) = api.stores.inbox.acknowledge(user.0.sub, &message_id).await {
         tracing::warn!(error = %err, "inbox entry not cleared; the notice may replay");
     }
+    let user_agent = req.headers().get(USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let event = DeliveryEvent {
+        event_id: DeliveryEvent::new_event_id(),
         event_type,
         message_id,
         user_id: user.0.sub,
@@ -77,6 +83,10 @@ async fn record(
         channel: "rest".to_owned(),
         connection_id: String::new(),
         timestamp: api.time.now(),
+        user_role: user.0.role.as_str().to_owned(),
+        push_channel: String::new(),
+        client_ip: http_server::client_ip(req, &api.trusted_proxies).map(|ip| ip.to_string()).unwrap_or_default(),
+        user_agent: user_agent.chars().take(MAX_USER_AGENT_CHARS).collect(),
     };
     let payload = serde_json::to_vec(&event).unwrap_or_default();
     api.bus

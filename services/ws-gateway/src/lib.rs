@@ -42,6 +42,7 @@ pub struct Gateway {
     /// This replica's id, the prefix of its connection ids (`<replica>-<n>`).
     replica: Arc<str>,
     verifier: JwtVerifier,
+    trusted_proxies: Arc<[std::net::IpAddr]>,
     time: TimeFormat,
     settings: WsSettings,
     shutdown: CancellationToken,
@@ -88,6 +89,7 @@ impl Gateway {
             bus: bus.clone(),
             replica,
             verifier: JwtVerifier::new(&settings.jwt),
+            trusted_proxies: settings.http.trusted_proxies.clone().into(),
             time,
             settings: settings.ws.clone(),
             shutdown,
@@ -188,6 +190,15 @@ async fn connect(req: HttpRequest, body: web::Payload, gateway: web::Data<Gatewa
         connection_id,
         registration,
         claims,
+        client: session::ClientInfo {
+            ip: http_server::client_ip(&req, &gateway.trusted_proxies).map(|ip| ip.to_string()).unwrap_or_default(),
+            user_agent: req
+                .headers()
+                .get(actix_web::http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|ua| ua.chars().take(model::MAX_USER_AGENT_CHARS).collect())
+                .unwrap_or_default(),
+        },
         time: gateway.time,
         settings: gateway.settings.clone(),
         shutdown: gateway.shutdown.clone(),

@@ -31,12 +31,23 @@ pub struct SessionContext {
     pub registration: Registration,
     /// The token's claims.
     pub claims: Claims,
+    /// The client's address and `User-Agent`, for receive records.
+    pub client: ClientInfo,
     /// How to render times in the gateway's own frames.
     pub time: TimeFormat,
     /// Heartbeat and write limits.
     pub settings: WsSettings,
     /// Fires at shutdown: the session closes with 1001.
     pub shutdown: CancellationToken,
+}
+
+/// What the gateway saw of a client when it connected.
+#[derive(Clone, Debug, Default)]
+pub struct ClientInfo {
+    /// The client's address (the peer, or `X-Forwarded-For` from a trusted proxy).
+    pub ip: String,
+    /// The `User-Agent` header, cut to `model::MAX_USER_AGENT_CHARS`.
+    pub user_agent: String,
 }
 
 /// A frame a client may send.
@@ -172,8 +183,19 @@ struct OfflineId {
 /// Runs the session until either side closes it.
 #[tracing::instrument(name = "ws_session", skip_all, fields(user_id = ctx.claims.sub, conn = ctx.registration.id))]
 pub async fn run(mut session: actix_ws::Session, mut stream: AggregatedMessageStream, ctx: SessionContext) {
-    let SessionContext { hub, inbox, audience, bus, connection_id, registration, claims, time, settings, shutdown } =
-        ctx;
+    let SessionContext {
+        hub,
+        inbox,
+        audience,
+        bus,
+        connection_id,
+        registration,
+        claims,
+        client,
+        time,
+        settings,
+        shutdown,
+    } = ctx;
     let Registration { id, mut frames, control } = registration;
     let write_timeout = Duration::from_millis(settings.write_timeout_ms);
     let heartbeat_timeout = Duration::from_secs(settings.heartbeat_timeout_secs);
@@ -191,6 +213,8 @@ pub async fn run(mut session: actix_ws::Session, mut stream: AggregatedMessageSt
         hub.unregister(claims.sub, id);
         return;
     };
+    // What reached this connection from the inbox rather than live (at most an inbox's worth).
+    let offline: HashSet<MessageId> = replayed.clone();
 
     let close: Option<CloseCode> = loop {
         tokio::select! {
@@ -216,7 +240,9 @@ pub async fn run(mut session: actix_ws::Session, mut stream: AggregatedMessageSt
                             }
                         }
                         ClientAction::Receipt(event_type, message_id) => {
+                            let push_channel = if offline.contains(&message_id) { "offline" } else { "websocket" };
                             let event = DeliveryEvent {
+                                event_id: DeliveryEvent::new_event_id(),
                                 event_type,
                                 message_id,
                                 user_id: claims.sub,
@@ -224,6 +250,10 @@ pub async fn run(mut session: actix_ws::Session, mut stream: AggregatedMessageSt
                                 channel: "websocket".to_owned(),
                                 connection_id: connection_id.clone(),
                                 timestamp: time.now(),
+                                user_role: claims.role.as_str().to_owned(),
+                                push_channel: push_channel.to_owned(),
+                                client_ip: client.ip.clone(),
+                                user_agent: client.user_agent.clone(),
                             };
                             let recorded = match check_audience(&audience, &event, claims.is_admin()).await {
                                 Ok(()) => record_receipt(&inbox, &bus, &event).await,
