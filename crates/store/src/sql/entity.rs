@@ -33,3 +33,131 @@ pub mod user {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// `push_records`: one row per notice (spec 4.1).
+pub mod push_record {
+    use sea_orm::entity::prelude::*;
+
+    /// A push record; field meanings are the spec's.
+    #[allow(missing_docs)]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "push_records")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        #[sea_orm(unique)]
+        pub message_id: String,
+        pub content: String,
+        pub message_type: String,
+        pub target: String,
+        /// JSON array of user ids.
+        pub target_user_ids: String,
+        pub recipients_count: String,
+        pub status: String,
+        pub success: bool,
+        pub error: String,
+        pub error_code: String,
+        pub push_time: String,
+        /// `push_time` as Unix milliseconds, for ordering and filters.
+        pub push_ts: i64,
+        pub created_at: String,
+        pub updated_at: String,
+        pub sender_id: i64,
+        pub sender_name: String,
+        pub delivered_count: i64,
+        pub failed_count: i64,
+        pub total_count: i64,
+        pub priority: i16,
+        pub need_confirm: bool,
+        /// JSON object, if any.
+        pub extra_data: Option<String>,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `receive_records`: one row per notice and addressed user (spec 4.2).
+pub mod receive_record {
+    use sea_orm::entity::prelude::*;
+
+    /// A receive record; field meanings are the spec's.
+    #[allow(missing_docs)]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "receive_records")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub message_id: String,
+        pub user_id: i64,
+        pub username: String,
+        pub user_role: String,
+        pub is_online: bool,
+        pub is_received: bool,
+        pub received_at: String,
+        pub is_read: bool,
+        pub read_at: String,
+        pub is_confirmed: bool,
+        pub confirmed_at: String,
+        pub device_type: String,
+        pub platform: String,
+        pub browser: String,
+        pub client_ip: String,
+        pub user_agent: String,
+        pub connection_id: String,
+        pub push_channel: String,
+        pub delivery_status: String,
+        pub retry_count: i32,
+        pub error_message: String,
+        pub created_at: String,
+        pub updated_at: String,
+        /// When the row was created, Unix milliseconds (retention).
+        pub created_ts: i64,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `notification_logs`: one row per delivery event (spec 4.3).
+pub mod notification_log {
+    use sea_orm::entity::prelude::*;
+
+    /// A log entry; field meanings are the spec's.
+    #[allow(missing_docs)]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "notification_logs")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        /// The event's id: a redelivered event is written once.
+        #[sea_orm(unique)]
+        pub event_id: String,
+        pub message_id: String,
+        pub user_id: i64,
+        pub username: String,
+        pub event_type: String,
+        pub status: String,
+        pub timestamp: String,
+        /// `timestamp` as Unix milliseconds.
+        pub ts: i64,
+        pub created_at: String,
+        pub error: String,
+        /// JSON object, if any.
+        pub device_info: Option<String>,
+        pub client_ip: String,
+        pub user_agent: String,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

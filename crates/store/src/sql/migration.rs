@@ -1,8 +1,12 @@
 //! Migrations, in code, applied at start-up by every service that opens the database. Each is
-//! written once and never edited: a change is a new migration.
+//! written once and never edited: a change is a new migration, with a new name
+//! (`m<date>_<sequence>_<what>`; the name is what `herald_migrations` records as applied).
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::schema::{big_integer, date_time, date_time_null, string_len, string_len_null, text};
+use sea_orm_migration::schema::{
+    big_integer, big_pk_auto, boolean, date_time, date_time_null, integer, small_integer, string_len, string_len_null,
+    text, text_null,
+};
 
 /// Herald's migrations, oldest first.
 pub struct Migrator;
@@ -10,7 +14,7 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateUserDirectory)]
+        vec![Box::new(CreateUserDirectory), Box::new(CreatePushRecords)]
     }
 
     fn migration_table_name() -> DynIden {
@@ -32,8 +36,13 @@ enum HeraldUsers {
 }
 
 /// The user directory: who Herald knows, so `admin` and offline users are reachable.
-#[derive(DeriveMigrationName)]
 struct CreateUserDirectory;
+
+impl MigrationName for CreateUserDirectory {
+    fn name(&self) -> &str {
+        "m20261123_000001_create_user_directory"
+    }
+}
 
 #[async_trait::async_trait]
 impl MigrationTrait for CreateUserDirectory {
@@ -68,5 +77,233 @@ impl MigrationTrait for CreateUserDirectory {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager.drop_table(Table::drop().table(HeraldUsers::Table).to_owned()).await
+    }
+}
+
+#[derive(DeriveIden)]
+enum PushRecords {
+    Table,
+    Id,
+    MessageId,
+    Content,
+    MessageType,
+    Target,
+    TargetUserIds,
+    RecipientsCount,
+    Status,
+    Success,
+    Error,
+    ErrorCode,
+    PushTime,
+    PushTs,
+    CreatedAt,
+    UpdatedAt,
+    SenderId,
+    SenderName,
+    DeliveredCount,
+    FailedCount,
+    TotalCount,
+    Priority,
+    NeedConfirm,
+    ExtraData,
+}
+
+#[derive(DeriveIden)]
+enum ReceiveRecords {
+    Table,
+    Id,
+    MessageId,
+    UserId,
+    Username,
+    UserRole,
+    IsOnline,
+    IsReceived,
+    ReceivedAt,
+    IsRead,
+    ReadAt,
+    IsConfirmed,
+    ConfirmedAt,
+    DeviceType,
+    Platform,
+    Browser,
+    ClientIp,
+    UserAgent,
+    ConnectionId,
+    PushChannel,
+    DeliveryStatus,
+    RetryCount,
+    ErrorMessage,
+    CreatedAt,
+    UpdatedAt,
+    CreatedTs,
+}
+
+#[derive(DeriveIden)]
+enum NotificationLogs {
+    Table,
+    Id,
+    EventId,
+    MessageId,
+    UserId,
+    Username,
+    EventType,
+    Status,
+    Timestamp,
+    Ts,
+    CreatedAt,
+    Error,
+    DeviceInfo,
+    ClientIp,
+    UserAgent,
+}
+
+/// Push records (spec 4.1), receive records (4.2) and notification logs (4.3). Times are kept
+/// as the spec's strings for display and as Unix milliseconds (`*_ts`) for ordering, filters and
+/// retention.
+struct CreatePushRecords;
+
+impl MigrationName for CreatePushRecords {
+    fn name(&self) -> &str {
+        "m20261124_000002_create_push_records"
+    }
+}
+
+fn index(name: &str, table: impl IntoIden, columns: &[DynIden], unique: bool) -> IndexCreateStatement {
+    let mut index = Index::create();
+    index.name(name).table(table).if_not_exists();
+    for column in columns {
+        index.col(column.clone());
+    }
+    if unique {
+        index.unique();
+    }
+    index.to_owned()
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreatePushRecords {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(PushRecords::Table)
+                    .if_not_exists()
+                    .col(big_pk_auto(PushRecords::Id))
+                    .col(string_len(PushRecords::MessageId, 40))
+                    .col(text(PushRecords::Content))
+                    .col(string_len(PushRecords::MessageType, 64))
+                    .col(string_len(PushRecords::Target, 16))
+                    .col(text(PushRecords::TargetUserIds))
+                    .col(string_len(PushRecords::RecipientsCount, 32))
+                    .col(string_len(PushRecords::Status, 16))
+                    .col(boolean(PushRecords::Success))
+                    .col(text(PushRecords::Error))
+                    .col(string_len(PushRecords::ErrorCode, 32))
+                    .col(string_len(PushRecords::PushTime, 19))
+                    .col(big_integer(PushRecords::PushTs))
+                    .col(string_len(PushRecords::CreatedAt, 19))
+                    .col(string_len(PushRecords::UpdatedAt, 19))
+                    .col(big_integer(PushRecords::SenderId))
+                    .col(string_len(PushRecords::SenderName, 128))
+                    .col(big_integer(PushRecords::DeliveredCount))
+                    .col(big_integer(PushRecords::FailedCount))
+                    .col(big_integer(PushRecords::TotalCount))
+                    .col(small_integer(PushRecords::Priority))
+                    .col(boolean(PushRecords::NeedConfirm))
+                    .col(text_null(PushRecords::ExtraData))
+                    .to_owned(),
+            )
+            .await?;
+        for (name, columns, unique) in [
+            ("idx_push_records_message_id", vec![PushRecords::MessageId.into_iden()], true),
+            ("idx_push_records_push_ts", vec![PushRecords::PushTs.into_iden(), PushRecords::Id.into_iden()], false),
+            ("idx_push_records_sender_id", vec![PushRecords::SenderId.into_iden()], false),
+        ] {
+            manager.create_index(index(name, PushRecords::Table, &columns, unique)).await?;
+        }
+        manager
+            .create_table(
+                Table::create()
+                    .table(ReceiveRecords::Table)
+                    .if_not_exists()
+                    .col(big_pk_auto(ReceiveRecords::Id))
+                    .col(string_len(ReceiveRecords::MessageId, 40))
+                    .col(big_integer(ReceiveRecords::UserId))
+                    .col(string_len(ReceiveRecords::Username, 128))
+                    .col(string_len(ReceiveRecords::UserRole, 16))
+                    .col(boolean(ReceiveRecords::IsOnline))
+                    .col(boolean(ReceiveRecords::IsReceived))
+                    .col(string_len(ReceiveRecords::ReceivedAt, 19))
+                    .col(boolean(ReceiveRecords::IsRead))
+                    .col(string_len(ReceiveRecords::ReadAt, 19))
+                    .col(boolean(ReceiveRecords::IsConfirmed))
+                    .col(string_len(ReceiveRecords::ConfirmedAt, 19))
+                    .col(string_len(ReceiveRecords::DeviceType, 16))
+                    .col(string_len(ReceiveRecords::Platform, 32))
+                    .col(string_len(ReceiveRecords::Browser, 64))
+                    .col(string_len(ReceiveRecords::ClientIp, 64))
+                    .col(text(ReceiveRecords::UserAgent))
+                    .col(string_len(ReceiveRecords::ConnectionId, 64))
+                    .col(string_len(ReceiveRecords::PushChannel, 16))
+                    .col(string_len(ReceiveRecords::DeliveryStatus, 16))
+                    .col(integer(ReceiveRecords::RetryCount))
+                    .col(text(ReceiveRecords::ErrorMessage))
+                    .col(string_len(ReceiveRecords::CreatedAt, 19))
+                    .col(string_len(ReceiveRecords::UpdatedAt, 19))
+                    .col(big_integer(ReceiveRecords::CreatedTs))
+                    .to_owned(),
+            )
+            .await?;
+        for (name, columns, unique) in [
+            (
+                "idx_receive_records_message_user",
+                vec![ReceiveRecords::MessageId.into_iden(), ReceiveRecords::UserId.into_iden()],
+                true,
+            ),
+            ("idx_receive_records_user_id", vec![ReceiveRecords::UserId.into_iden()], false),
+            ("idx_receive_records_created_ts", vec![ReceiveRecords::CreatedTs.into_iden()], false),
+        ] {
+            manager.create_index(index(name, ReceiveRecords::Table, &columns, unique)).await?;
+        }
+        manager
+            .create_table(
+                Table::create()
+                    .table(NotificationLogs::Table)
+                    .if_not_exists()
+                    .col(big_pk_auto(NotificationLogs::Id))
+                    .col(string_len(NotificationLogs::EventId, 40))
+                    .col(string_len(NotificationLogs::MessageId, 40))
+                    .col(big_integer(NotificationLogs::UserId))
+                    .col(string_len(NotificationLogs::Username, 128))
+                    .col(string_len(NotificationLogs::EventType, 16))
+                    .col(string_len(NotificationLogs::Status, 16))
+                    .col(string_len(NotificationLogs::Timestamp, 19))
+                    .col(big_integer(NotificationLogs::Ts))
+                    .col(string_len(NotificationLogs::CreatedAt, 19))
+                    .col(text(NotificationLogs::Error))
+                    .col(text_null(NotificationLogs::DeviceInfo))
+                    .col(string_len(NotificationLogs::ClientIp, 64))
+                    .col(text(NotificationLogs::UserAgent))
+                    .to_owned(),
+            )
+            .await?;
+        for (name, columns, unique) in [
+            ("idx_notification_logs_event_id", vec![NotificationLogs::EventId.into_iden()], true),
+            ("idx_notification_logs_message_id", vec![NotificationLogs::MessageId.into_iden()], false),
+            ("idx_notification_logs_user_id", vec![NotificationLogs::UserId.into_iden()], false),
+            ("idx_notification_logs_ts", vec![NotificationLogs::Ts.into_iden()], false),
+        ] {
+            manager.create_index(index(name, NotificationLogs::Table, &columns, unique)).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in
+            [NotificationLogs::Table.into_iden(), ReceiveRecords::Table.into_iden(), PushRecords::Table.into_iden()]
+        {
+            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+        }
+        Ok(())
     }
 }

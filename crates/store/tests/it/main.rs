@@ -10,3 +10,4 @@ mod directory;
 mod idempotency;
 mod inbox;
 mod presence;
+mod records;

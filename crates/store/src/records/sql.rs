@@ -1,0 +1,560 @@
+//! The SQL records store (sea-orm): SQLite, PostgreSQL, MySQL/MariaDB. Each batch is one
+//! transaction; a receive record is read with `FOR UPDATE` (PostgreSQL, MySQL) before it is
+//! merged, so two record-writers never lose each other's update.
+
+use super::{
+    DeviceInfo, LogPage, LogQuery, NewRecord, RecordDetail, RecordPage, RecordQuery, RecordStats, RecordedEvent,
+    RecordsError, millis_of, status_of,
+};
+use crate::sql::entity::{notification_log, push_record, receive_record};
+use model::{AdminUserReceiveRecord, DeliveryEventType, NotificationLog, PushRecord, TimeFormat};
+use runtime::DatabaseSettings;
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
+    DatabaseConnection, DbBackend, DbErr, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select, TransactionTrait,
+};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Rows per multi-row insert: well under every backend's bound-parameter limit.
+const INSERT_CHUNK: usize = 400;
+
+/// Records in a relational database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct SqlRecords {
+    db: DatabaseConnection,
+    time: TimeFormat,
+    healthy: Arc<AtomicBool>,
+}
+
+impl SqlRecords {
+    /// Opens (and migrates) the database; times are rendered with `time`.
+    pub async fn open(settings: &DatabaseSettings, time: TimeFormat) -> Result<Self, RecordsError> {
+        let db = crate::sql::connect(settings).await?;
+        Ok(Self { db, time, healthy: Arc::new(AtomicBool::new(true)) })
+    }
+
+    /// Whether the last query succeeded.
+    pub fn is_ready(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    fn observe<T>(&self, result: Result<T, DbErr>) -> Result<T, RecordsError> {
+        self.healthy.store(result.is_ok(), Ordering::Relaxed);
+        result.map_err(RecordsError::from)
+    }
+
+    /// See [`super::RecordStore::write_messages`].
+    pub async fn write_messages(&self, records: &[NewRecord]) -> Result<(), RecordsError> {
+        let result = self.write_messages_in_txn(records).await;
+        self.observe(result)
+    }
+
+    async fn write_messages_in_txn(&self, records: &[NewRecord]) -> Result<(), DbErr> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let now = self.time.now();
+        let now_ms = now_millis();
+        let txn = self.db.begin().await?;
+        for chunk in records.chunks(INSERT_CHUNK) {
+            let rows = chunk.iter().map(|r| {
+                let m = &r.message;
+                push_record::ActiveModel {
+                    id: NotSet,
+                    message_id: Set(m.message_id.to_string()),
+                    content: Set(m.content.clone()),
+                    message_type: Set(m.notification_type.as_str().to_owned()),
+                    target: Set(m.target.as_str().to_owned()),
+                    target_user_ids: Set(serde_json::to_string(&r.addressed).unwrap_or_else(|_| "[]".into())),
+                    recipients_count: Set(m.target.recipients_count(m.explicit_recipients().count())),
+                    status: Set(status_of(r.addressed.len() as i64, 0, 0).to_owned()),
+                    success: Set(true),
+                    error: Set(String::new()),
+                    error_code: Set(String::new()),
+                    push_time: Set(m.time.clone()),
+                    push_ts: Set(match m.message_id.unix_nanos() {
+                        0 => now_ms,
+                        nanos => (nanos / 1_000_000) as i64,
+                    }),
+                    created_at: Set(now.clone()),
+                    updated_at: Set(now.clone()),
+                    sender_id: Set(m.sender.id),
+                    sender_name: Set(m.sender.name.clone()),
+                    delivered_count: Set(0),
+                    failed_count: Set(0),
+                    total_count: Set(r.addressed.len() as i64),
+                    priority: Set(i16::from(m.priority.as_u8())),
+                    need_confirm: Set(m.need_confirm),
+                    extra_data: Set(m.data.as_ref().map(|d| serde_json::Value::Object(d.clone()).to_string())),
+                }
+            });
+            push_record::Entity::insert_many(rows)
+                .on_conflict(
+                    OnConflict::column(push_record::Column::MessageId)
+                        .do_nothing_on([push_record::Column::MessageId])
+                        .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        let pending: Vec<receive_record::ActiveModel> = records
+            .iter()
+            .flat_map(|r| r.addressed.iter().map(move |user| (r.message.message_id.to_string(), *user)))
+            .map(|(message_id, user_id)| pending_receipt(message_id, user_id, &now, now_ms))
+            .collect();
+        for chunk in pending.chunks(INSERT_CHUNK) {
+            receive_record::Entity::insert_many(chunk.to_vec())
+                .on_conflict(
+                    OnConflict::columns([receive_record::Column::MessageId, receive_record::Column::UserId])
+                        .do_nothing_on([receive_record::Column::MessageId])
+                        .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        // Events may have arrived first: count what is there.
+        let ids: BTreeSet<String> = records.iter().map(|r| r.message.message_id.to_string()).collect();
+        for id in &ids {
+            self.recount(&txn, id, &now).await?;
+        }
+        txn.commit().await
+    }
+
+    /// See [`super::RecordStore::apply_events`].
+    pub async fn apply_events(&self, events: &[RecordedEvent]) -> Result<(), RecordsError> {
+        let result = self.apply_events_in_txn(events).await;
+        self.observe(result)
+    }
+
+    async fn apply_events_in_txn(&self, events: &[RecordedEvent]) -> Result<(), DbErr> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let now = self.time.now();
+        let now_ms = now_millis();
+        let txn = self.db.begin().await?;
+        let backend = txn.get_database_backend();
+        let mut touched = BTreeSet::new();
+        for recorded in events {
+            let event = &recorded.event;
+            let message_id = event.message_id.to_string();
+            let log = notification_log::ActiveModel {
+                id: NotSet,
+                event_id: Set(if event.event_id.is_empty() {
+                    legacy_event_id(recorded)
+                } else {
+                    event.event_id.clone()
+                }),
+                message_id: Set(message_id.clone()),
+                user_id: Set(event.user_id),
+                username: Set(event.username.clone()),
+                event_type: Set(event.event_type.as_str().to_owned()),
+                status: Set(log_status(event.event_type).to_owned()),
+                timestamp: Set(event.timestamp.clone()),
+                ts: Set(millis_of(&self.time, &event.timestamp).unwrap_or(now_ms)),
+                created_at: Set(now.clone()),
+                error: Set(String::new()),
+                device_info: Set(device_json(recorded)),
+                client_ip: Set(event.client_ip.clone()),
+                user_agent: Set(event.user_agent.clone()),
+            };
+            let inserted = notification_log::Entity::insert(log)
+                .on_conflict(
+                    OnConflict::column(notification_log::Column::EventId)
+                        .do_nothing_on([notification_log::Column::EventId])
+                        .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await;
+            match inserted {
+                Ok(0) | Err(DbErr::RecordNotInserted) => continue, // already applied
+                Ok(_) => {}
+                Err(err) => return Err(err),
+            }
+            let mut existing = receive_record::Entity::find()
+                .filter(receive_record::Column::MessageId.eq(message_id.as_str()))
+                .filter(receive_record::Column::UserId.eq(event.user_id));
+            if backend != DbBackend::Sqlite {
+                existing = existing.lock_exclusive();
+            }
+            let current = existing.one(&txn).await?;
+            let deliveries = if event.event_type == DeliveryEventType::Delivered {
+                notification_log::Entity::find()
+                    .filter(notification_log::Column::MessageId.eq(message_id.as_str()))
+                    .filter(notification_log::Column::UserId.eq(event.user_id))
+                    .filter(notification_log::Column::EventType.eq(DeliveryEventType::Delivered.as_str()))
+                    .count(&txn)
+                    .await?
+            } else {
+                0
+            };
+            let (mut row, is_new) = match current {
+                Some(model) => (model.into_active_model(), false),
+                None => (pending_receipt(message_id.clone(), event.user_id, &now, now_ms), true),
+            };
+            merge(&mut row, recorded, deliveries, &now);
+            if is_new {
+                receive_record::Entity::insert(row).exec_without_returning(&txn).await?;
+            } else {
+                row.update(&txn).await?;
+            }
+            touched.insert(message_id);
+        }
+        for id in &touched {
+            self.recount(&txn, id, &now).await?;
+        }
+        txn.commit().await
+    }
+
+    /// Recounts `message_id`'s receive records into its push record (if it is there yet).
+    async fn recount<C: ConnectionTrait>(&self, db: &C, message_id: &str, now: &str) -> Result<(), DbErr> {
+        let of_message = || receive_record::Entity::find().filter(receive_record::Column::MessageId.eq(message_id));
+        let total = of_message().count(db).await? as i64;
+        let delivered = of_message().filter(receive_record::Column::IsReceived.eq(true)).count(db).await? as i64;
+        let failed = of_message().filter(receive_record::Column::DeliveryStatus.eq("failed")).count(db).await? as i64;
+        let status = status_of(total, delivered, failed);
+        push_record::Entity::update_many()
+            .col_expr(push_record::Column::TotalCount, Expr::value(total))
+            .col_expr(push_record::Column::DeliveredCount, Expr::value(delivered))
+            .col_expr(push_record::Column::FailedCount, Expr::value(failed))
+            .col_expr(push_record::Column::Status, Expr::value(status))
+            .col_expr(push_record::Column::Success, Expr::value(status != "failed"))
+            .col_expr(push_record::Column::UpdatedAt, Expr::value(now))
+            .filter(push_record::Column::MessageId.eq(message_id))
+            .exec(db)
+            .await?;
+        Ok(())
+    }
+
+    fn filtered(query: &RecordQuery) -> Select<push_record::Entity> {
+        let mut select = push_record::Entity::find();
+        if let Some(t) = &query.message_type {
+            select = select.filter(push_record::Column::MessageType.eq(t.as_str()));
+        }
+        if let Some(t) = &query.target {
+            select = select.filter(push_record::Column::Target.eq(t.as_str()));
+        }
+        if let Some(s) = &query.status {
+            select = select.filter(push_record::Column::Status.eq(s.as_str()));
+        }
+        if let Some(id) = query.sender_id {
+            select = select.filter(push_record::Column::SenderId.eq(id));
+        }
+        if let Some(from) = query.from_ms {
+            select = select.filter(push_record::Column::PushTs.gte(from));
+        }
+        if let Some(to) = query.to_ms {
+            select = select.filter(push_record::Column::PushTs.lte(to));
+        }
+        if let Some(text) = &query.content {
+            select = select.filter(push_record::Column::Content.contains(text.as_str()));
+        }
+        select
+    }
+
+    /// See [`super::RecordStore::list`].
+    pub async fn list(&self, query: &RecordQuery) -> Result<RecordPage, RecordsError> {
+        let result = async {
+            let total = Self::filtered(query).count(&self.db).await?;
+            let failed_records =
+                Self::filtered(query).filter(push_record::Column::Status.eq("failed")).count(&self.db).await?;
+            // Sums, added up here: SUM's type differs between backends (MySQL: DECIMAL).
+            let counts: Vec<(i64, i64, i64)> = Self::filtered(query)
+                .select_only()
+                .column(push_record::Column::TotalCount)
+                .column(push_record::Column::DeliveredCount)
+                .column(push_record::Column::FailedCount)
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            let page_size = query.page_size.max(1);
+            let items = Self::filtered(query)
+                .order_by_desc(push_record::Column::PushTs)
+                .order_by_desc(push_record::Column::Id)
+                .offset(query.page.saturating_sub(1).saturating_mul(page_size))
+                .limit(page_size)
+                .all(&self.db)
+                .await?;
+            let stats = RecordStats {
+                total_records: total,
+                success_records: total - failed_records,
+                failed_records,
+                total_recipients: counts.iter().map(|c| c.0).sum(),
+                delivered_count: counts.iter().map(|c| c.1).sum(),
+                failed_count: counts.iter().map(|c| c.2).sum(),
+            };
+            Ok::<_, DbErr>(RecordPage { total, items: items.into_iter().map(push_view).collect(), stats })
+        }
+        .await;
+        self.observe(result)
+    }
+
+    /// See [`super::RecordStore::detail`].
+    pub async fn detail(&self, message_id: &str) -> Result<Option<RecordDetail>, RecordsError> {
+        let result = async {
+            let Some(record) =
+                push_record::Entity::find().filter(push_record::Column::MessageId.eq(message_id)).one(&self.db).await?
+            else {
+                return Ok(None);
+            };
+            let receipts = receive_record::Entity::find()
+                .filter(receive_record::Column::MessageId.eq(message_id))
+                .order_by_asc(receive_record::Column::UserId)
+                .all(&self.db)
+                .await?;
+            let logs = notification_log::Entity::find()
+                .filter(notification_log::Column::MessageId.eq(message_id))
+                .order_by_asc(notification_log::Column::Ts)
+                .order_by_asc(notification_log::Column::Id)
+                .all(&self.db)
+                .await?;
+            Ok::<_, DbErr>(Some(RecordDetail {
+                record: push_view(record),
+                receipts: receipts.into_iter().map(receipt_view).collect(),
+                logs: logs.into_iter().map(log_view).collect(),
+            }))
+        }
+        .await;
+        self.observe(result)
+    }
+
+    /// See [`super::RecordStore::logs`].
+    pub async fn logs(&self, query: &LogQuery) -> Result<LogPage, RecordsError> {
+        let mut condition = Condition::all();
+        if let Some(id) = &query.message_id {
+            condition = condition.add(notification_log::Column::MessageId.eq(id.as_str()));
+        }
+        if let Some(user) = query.user_id {
+            condition = condition.add(notification_log::Column::UserId.eq(user));
+        }
+        if let Some(kind) = &query.event_type {
+            condition = condition.add(notification_log::Column::EventType.eq(kind.as_str()));
+        }
+        if let Some(from) = query.from_ms {
+            condition = condition.add(notification_log::Column::Ts.gte(from));
+        }
+        if let Some(to) = query.to_ms {
+            condition = condition.add(notification_log::Column::Ts.lte(to));
+        }
+        let result = async {
+            let select = notification_log::Entity::find().filter(condition);
+            let total = select.clone().count(&self.db).await?;
+            let page_size = query.page_size.max(1);
+            let items = select
+                .order_by_desc(notification_log::Column::Ts)
+                .order_by_desc(notification_log::Column::Id)
+                .offset(query.page.saturating_sub(1).saturating_mul(page_size))
+                .limit(page_size)
+                .all(&self.db)
+                .await?;
+            Ok::<_, DbErr>(LogPage { total, items: items.into_iter().map(log_view).collect() })
+        }
+        .await;
+        self.observe(result)
+    }
+}
+
+fn now_millis() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// An event published before events had ids: identified by what it says.
+fn legacy_event_id(recorded: &RecordedEvent) -> String {
+    let e = &recorded.event;
+    format!("{}:{}:{}:{}:{}", e.message_id, e.user_id, e.event_type, e.connection_id, e.timestamp)
+        .chars()
+        .take(40)
+        .collect()
+}
+
+fn log_status(event_type: DeliveryEventType) -> &'static str {
+    match event_type {
+        DeliveryEventType::Failed => "failed",
+        _ => "success",
+    }
+}
+
+fn device_json(recorded: &RecordedEvent) -> Option<String> {
+    let DeviceInfo { device_type, platform, browser } = &recorded.device;
+    let e = &recorded.event;
+    if device_type.is_empty() && platform.is_empty() && browser.is_empty() && e.connection_id.is_empty() {
+        return None;
+    }
+    let info = serde_json::json!({
+        "device_type": device_type,
+        "platform": platform,
+        "browser": browser,
+        "connection_id": e.connection_id,
+        "channel": e.channel,
+    });
+    Some(info.to_string())
+}
+
+fn pending_receipt(message_id: String, user_id: i64, now: &str, now_ms: i64) -> receive_record::ActiveModel {
+    receive_record::ActiveModel {
+        id: NotSet,
+        message_id: Set(message_id),
+        user_id: Set(user_id),
+        username: Set(String::new()),
+        user_role: Set(String::new()),
+        is_online: Set(false),
+        is_received: Set(false),
+        received_at: Set(String::new()),
+        is_read: Set(false),
+        read_at: Set(String::new()),
+        is_confirmed: Set(false),
+        confirmed_at: Set(String::new()),
+        device_type: Set(String::new()),
+        platform: Set(String::new()),
+        browser: Set(String::new()),
+        client_ip: Set(String::new()),
+        user_agent: Set(String::new()),
+        connection_id: Set(String::new()),
+        push_channel: Set(String::new()),
+        delivery_status: Set("pending".to_owned()),
+        retry_count: Set(0),
+        error_message: Set(String::new()),
+        created_at: Set(now.to_owned()),
+        updated_at: Set(now.to_owned()),
+        created_ts: Set(now_ms),
+    }
+}
+
+/// Folds one event into a receive record. Receipt flags only ever go from false to true and
+/// keep their first time, so applying events in any order gives the same row.
+fn merge(row: &mut receive_record::ActiveModel, recorded: &RecordedEvent, deliveries: u64, now: &str) {
+    let e = &recorded.event;
+    if !e.username.is_empty() {
+        row.username = Set(e.username.clone());
+    }
+    if !e.user_role.is_empty() {
+        row.user_role = Set(e.user_role.clone());
+    }
+    let received =
+        matches!(e.event_type, DeliveryEventType::Delivered | DeliveryEventType::Read | DeliveryEventType::Confirmed);
+    if received {
+        if !is_true(&row.is_received) {
+            row.is_received = Set(true);
+            row.received_at = Set(e.timestamp.clone());
+            // Online at push time: it reached a connection live rather than from the inbox.
+            row.is_online = Set(e.push_channel == "websocket");
+            if !e.push_channel.is_empty() {
+                row.push_channel = Set(e.push_channel.clone());
+            }
+        }
+        row.delivery_status = Set("delivered".to_owned());
+        row.error_message = Set(String::new());
+    }
+    match e.event_type {
+        DeliveryEventType::Read if !is_true(&row.is_read) => {
+            row.is_read = Set(true);
+            row.read_at = Set(e.timestamp.clone());
+        }
+        DeliveryEventType::Confirmed if !is_true(&row.is_confirmed) => {
+            row.is_confirmed = Set(true);
+            row.confirmed_at = Set(e.timestamp.clone());
+        }
+        DeliveryEventType::Delivered => {
+            // Every delivery after the first (another device, a replay) is a retry.
+            row.retry_count = Set(i32::try_from(deliveries.saturating_sub(1)).unwrap_or(i32::MAX));
+        }
+        DeliveryEventType::Failed if !is_true(&row.is_received) => {
+            row.delivery_status = Set("failed".to_owned());
+        }
+        _ => {}
+    }
+    if !e.connection_id.is_empty() || !e.user_agent.is_empty() {
+        let d = &recorded.device;
+        row.connection_id = Set(e.connection_id.clone());
+        row.client_ip = Set(e.client_ip.clone());
+        row.user_agent = Set(e.user_agent.clone());
+        row.device_type = Set(d.device_type.clone());
+        row.platform = Set(d.platform.clone());
+        row.browser = Set(d.browser.clone());
+    }
+    row.updated_at = Set(now.to_owned());
+}
+
+fn is_true(value: &sea_orm::ActiveValue<bool>) -> bool {
+    match value {
+        sea_orm::ActiveValue::Set(v) | sea_orm::ActiveValue::Unchanged(v) => *v,
+        sea_orm::ActiveValue::NotSet => false,
+    }
+}
+
+fn push_view(m: push_record::Model) -> PushRecord {
+    PushRecord {
+        id: m.id.to_string(),
+        message_id: m.message_id,
+        content: m.content,
+        message_type: m.message_type,
+        target: m.target,
+        target_user_ids: serde_json::from_str(&m.target_user_ids).unwrap_or_default(),
+        recipients_count: m.recipients_count,
+        status: m.status,
+        success: m.success,
+        error: m.error,
+        error_code: m.error_code,
+        push_time: m.push_time,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+        sender_id: m.sender_id,
+        sender_name: m.sender_name,
+        delivered_count: m.delivered_count,
+        failed_count: m.failed_count,
+        total_count: m.total_count,
+        priority: u8::try_from(m.priority).unwrap_or_default(),
+        need_confirm: m.need_confirm,
+        extra_data: m.extra_data.and_then(|raw| serde_json::from_str(&raw).ok()),
+    }
+}
+
+fn receipt_view(m: receive_record::Model) -> AdminUserReceiveRecord {
+    AdminUserReceiveRecord {
+        id: m.id.to_string(),
+        message_id: m.message_id,
+        user_id: m.user_id,
+        username: m.username,
+        user_role: m.user_role,
+        is_online: m.is_online,
+        is_received: m.is_received,
+        received_at: m.received_at,
+        is_read: m.is_read,
+        read_at: m.read_at,
+        is_confirmed: m.is_confirmed,
+        confirmed_at: m.confirmed_at,
+        device_type: m.device_type,
+        platform: m.platform,
+        browser: m.browser,
+        client_ip: m.client_ip,
+        user_agent: m.user_agent,
+        connection_id: m.connection_id,
+        push_channel: m.push_channel,
+        delivery_status: m.delivery_status,
+        retry_count: m.retry_count,
+        error_message: m.error_message,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+    }
+}
+
+fn log_view(m: notification_log::Model) -> NotificationLog {
+    NotificationLog {
+        id: m.id.to_string(),
+        message_id: m.message_id,
+        user_id: m.user_id,
+        username: m.username,
+        event_type: m.event_type,
+        status: m.status,
+        timestamp: m.timestamp,
+        created_at: m.created_at,
+        error: m.error,
+        device_info: m.device_info.and_then(|raw| serde_json::from_str(&raw).ok()),
+        client_ip: m.client_ip,
+        user_agent: m.user_agent,
+    }
+}
