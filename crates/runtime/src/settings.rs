@@ -415,3 +415,56 @@ impl PresenceSettings {
         Ok(())
     }
 }
+
+/// Push records (`[records]`, `HERALD_RECORDS_*`): where the record-writer writes them and the
+/// records API reads them, and how it batches.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordsSettings {
+    /// Empty: the relational database (`database.url`). A `mongodb://` or `mongodb+srv://` URL
+    /// chooses MongoDB; a `sqlite:`, `postgres://` or `mysql://` URL a separate SQL database.
+    pub url: String,
+    /// The most messages or events the record-writer writes in one batch.
+    pub batch_size: usize,
+    /// Milliseconds the record-writer waits to fill a batch once it has one message.
+    pub linger_ms: u64,
+}
+
+impl Default for RecordsSettings {
+    fn default() -> Self {
+        Self { url: String::new(), batch_size: 200, linger_ms: 20 }
+    }
+}
+
+impl RecordsSettings {
+    /// Rejects an unusable records configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let known =
+            ["", "sqlite:", "postgres://", "postgresql://", "mysql://", "mariadb://", "mongodb://", "mongodb+srv://"];
+        if !known
+            .iter()
+            .any(|scheme| if scheme.is_empty() { self.url.is_empty() } else { self.url.starts_with(scheme) })
+        {
+            return Err(ConfigError::invalid(
+                "records.url",
+                "must be empty (the database) or a mongodb://, sqlite:, postgres:// or mysql:// URL",
+            ));
+        }
+        if self.batch_size == 0 || self.batch_size > 1000 {
+            return Err(ConfigError::invalid("records.batch_size", "must be 1 to 1000"));
+        }
+        Ok(())
+    }
+
+    /// The SQL database records live in, when they live in one: `database` unless `url` names
+    /// another.
+    pub fn sql_database(&self, database: &DatabaseSettings) -> Option<DatabaseSettings> {
+        if self.url.is_empty() {
+            Some(database.clone())
+        } else if self.url.starts_with("mongodb") {
+            None
+        } else {
+            Some(DatabaseSettings { url: self.url.clone(), schema: String::new(), ..database.clone() })
+        }
+    }
+}

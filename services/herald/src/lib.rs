@@ -15,6 +15,8 @@ pub struct Settings {
     pub ingest: ingest_api::Settings,
     /// ws-gateway's settings.
     pub gateway: ws_gateway::Settings,
+    /// record-writer's settings (batching; it shares ingest-api's database and records store).
+    pub writer: record_writer::Settings,
 }
 
 impl Settings {
@@ -27,11 +29,14 @@ impl Settings {
         }
         let ingest: ingest_api::Settings = loader.load()?;
         let mut gateway: ws_gateway::Settings = loader.load()?;
-        // One server serves both: the gateway's own listening address does not apply.
+        let mut writer: record_writer::Settings = loader.load()?;
+        // One server serves all: the other services' own listening addresses do not apply.
         gateway.http = ingest.http.clone();
+        writer.http = ingest.http.clone();
         ingest.validate()?;
         gateway.validate()?;
-        Ok(Self { ingest, gateway })
+        writer.validate()?;
+        Ok(Self { ingest, gateway, writer })
     }
 }
 
@@ -42,7 +47,17 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     let stores =
         store::Stores::open(settings.ingest.stores(), shutdown.clone()).await.map_err(anyhow::Error::from_boxed)?;
     let dispatcher = ingest_api::start_dispatcher(&settings.ingest, &bus, shutdown.clone());
-    let api = ingest_api::IngestApi::new(&settings.ingest, bus.clone(), stores.clone())?;
+    let records =
+        store::RecordStore::open(&settings.ingest.records, &settings.ingest.database, settings.ingest.time.format()?)
+            .await?;
+    let writer = record_writer::RecordWriter::start(
+        &settings.writer,
+        &bus,
+        records.clone(),
+        stores.directory.clone(),
+        shutdown.clone(),
+    );
+    let api = ingest_api::IngestApi::new(&settings.ingest, bus.clone(), stores.clone(), records)?;
     let gateway = ws_gateway::Gateway::start(&settings.gateway, &bus, stores, shutdown.clone())?;
     let bus_ready = bus.clone();
     let readiness = api
@@ -50,7 +65,7 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
         .merge(dispatcher)
         .merge(gateway.readiness())
         .merge(mobile_push_worker::readiness())
-        .merge(record_writer::readiness())
+        .merge(writer.readiness())
         .merge(janitor::readiness())
         .check("bus", move || bus_ready.is_ready());
     let addr = listener.local_addr()?;

@@ -9,6 +9,7 @@ mod limits;
 mod notice;
 pub mod openapi;
 mod receipts;
+mod records;
 mod settings;
 mod users;
 
@@ -21,7 +22,7 @@ use model::TimeFormat;
 use runtime::JwtVerifier;
 use std::net::{IpAddr, TcpListener};
 use std::sync::Arc;
-use store::{IdempotencyStore, Stores};
+use store::{IdempotencyStore, RecordStore, Stores};
 use tokio_util::sync::CancellationToken;
 
 /// What the API's handlers share. Cheap to clone.
@@ -29,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 pub struct IngestApi {
     bus: Bus,
     stores: Stores,
+    records: RecordStore,
     idempotency: IdempotencyStore,
     time: TimeFormat,
     verifier: JwtVerifier,
@@ -38,11 +40,12 @@ pub struct IngestApi {
 }
 
 impl IngestApi {
-    /// The API over `bus` and `stores`, configured by `settings`.
-    pub fn new(settings: &Settings, bus: Bus, stores: Stores) -> anyhow::Result<Self> {
+    /// The API over `bus`, `stores` and `records`, configured by `settings`.
+    pub fn new(settings: &Settings, bus: Bus, stores: Stores, records: RecordStore) -> anyhow::Result<Self> {
         Ok(Self {
             bus,
             stores,
+            records,
             idempotency: IdempotencyStore::start(&settings.redis)?,
             time: settings.time.format()?,
             verifier: JwtVerifier::new(&settings.jwt),
@@ -80,6 +83,21 @@ impl IngestApi {
                     .default_service(web::to(http_server::method_not_allowed)),
             )
             .service(
+                web::resource("/api/admin/push/records")
+                    .route(web::get().to(records::list))
+                    .default_service(web::to(http_server::method_not_allowed)),
+            )
+            .service(
+                web::resource("/api/admin/push/records/{message_id}")
+                    .route(web::get().to(records::detail))
+                    .default_service(web::to(http_server::method_not_allowed)),
+            )
+            .service(
+                web::resource("/api/admin/notification/logs")
+                    .route(web::get().to(records::logs))
+                    .default_service(web::to(http_server::method_not_allowed)),
+            )
+            .service(
                 web::resource("/api/admin/users/online")
                     .route(web::get().to(users::online))
                     .default_service(web::to(http_server::method_not_allowed)),
@@ -91,8 +109,9 @@ impl IngestApi {
     pub fn readiness(&self) -> http_server::Readiness {
         let (bus, inbox, idempotency) = (self.bus.clone(), self.stores.inbox.clone(), self.idempotency.clone());
         let (audience, presence) = (self.stores.audience.clone(), self.stores.presence.clone());
-        let directory = self.stores.directory.clone();
+        let (directory, records) = (self.stores.directory.clone(), self.records.clone());
         http_server::Readiness::default()
+            .check("records_store", move || records.is_ready())
             .check("bus", move || bus.is_ready())
             .check("offline_inbox", move || inbox.is_ready())
             .check("audience", move || audience.is_ready())
@@ -135,7 +154,8 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     let bus = Bus::start(&settings.bus, shutdown.clone());
     let stores = Stores::open(settings.stores(), shutdown.clone()).await.map_err(anyhow::Error::from_boxed)?;
     let dispatcher = start_dispatcher(&settings, &bus, shutdown.clone());
-    let api = IngestApi::new(&settings, bus, stores)?;
+    let records = RecordStore::open(&settings.records, &settings.database, settings.time.format()?).await?;
+    let api = IngestApi::new(&settings, bus, stores, records)?;
     let readiness = api.readiness().merge(dispatcher);
     tracing::info!(addr = %listener.local_addr()?, "ingest-api listening");
     http_server::serve(listener, &settings.http, shutdown, move |cfg| {

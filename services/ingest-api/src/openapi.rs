@@ -15,7 +15,7 @@ use utoipa::openapi::{
 };
 
 /// The schemas embedded from `proto-schemas/`, by component name.
-const SCHEMAS: [(&str, &str); 9] = [
+const SCHEMAS: [(&str, &str); 12] = [
     ("NoticeRequest", include_str!("../../../proto-schemas/notice-request.schema.json")),
     ("PushSuccessResponse", include_str!("../../../proto-schemas/push-success-response.schema.json")),
     ("FailureResponse", include_str!("../../../proto-schemas/failure-response.schema.json")),
@@ -25,6 +25,9 @@ const SCHEMAS: [(&str, &str); 9] = [
     ("UserUpsertRequest", include_str!("../../../proto-schemas/user-upsert-request.schema.json")),
     ("UserPageResponse", include_str!("../../../proto-schemas/user-page-response.schema.json")),
     ("OnlineUsersResponse", include_str!("../../../proto-schemas/online-users-response.schema.json")),
+    ("PushRecordsResponse", include_str!("../../../proto-schemas/push-records-response.schema.json")),
+    ("PushRecordDetailResponse", include_str!("../../../proto-schemas/push-record-detail-response.schema.json")),
+    ("NotificationLogsResponse", include_str!("../../../proto-schemas/notification-logs-response.schema.json")),
 ];
 
 fn json_ref(name: &str) -> utoipa::openapi::Content {
@@ -192,6 +195,75 @@ fn build() -> Value {
         .response("503", failure("SERVICE_UNAVAILABLE: presence is unavailable; retry"))
         .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
         .build();
+    let admin_get = |id: &str, summary: &str, description: &str, schema: &str, params: Vec<(&str, &str)>| {
+        let mut op = OperationBuilder::new()
+            .operation_id(Some(id))
+            .tag("records")
+            .summary(Some(summary))
+            .description(Some(description));
+        for (name, description) in params {
+            op = op.parameter(query(name, description));
+        }
+        op.response(
+            "200",
+            ResponseBuilder::new().description("Found").content("application/json", json_ref(schema)).build(),
+        )
+        .response("400", failure("INVALID_REQUEST: a bad or unknown parameter, named in the message"))
+        .response("401", failure("No valid bearer token"))
+        .response("403", failure("The token is not an admin's"))
+        .response("503", failure("SERVICE_UNAVAILABLE: the records store is unavailable; retry"))
+        .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+        .build()
+    };
+    let time_note = "YYYY-MM-DD HH:MM:SS at the server's time.utc_offset, inclusive";
+    let push_records = admin_get(
+        "listPushRecords",
+        "Push records (spec 6.3)",
+        "Newest first (ties broken by id, so pages never overlap), with statistics over every matching record.",
+        "PushRecordsResponse",
+        vec![
+            ("page", "1-based page (default 1)"),
+            ("page_size", "1 to 100 (default 20)"),
+            ("message_type", "Only this notification type (alias: type)"),
+            ("target", "all, admin, custom, user or group"),
+            ("status", "queued, partial, delivered or failed"),
+            ("sender_id", "Only this sender"),
+            ("start_time", time_note),
+            ("end_time", time_note),
+            ("content", "Content containing this text"),
+        ],
+    );
+    let mut push_record = admin_get(
+        "getPushRecord",
+        "One push record with its receive records and log",
+        "404 NOT_FOUND when Herald has no record of the message (yet: records are written asynchronously).",
+        "PushRecordDetailResponse",
+        vec![],
+    );
+    push_record.parameters.get_or_insert_with(Vec::new).push(
+        ParameterBuilder::new()
+            .name("message_id")
+            .parameter_in(ParameterIn::Path)
+            .required(Required::True)
+            .build()
+            .into(),
+    );
+    push_record.responses.responses.insert("404".to_owned(), failure("NOT_FOUND: no record of this message").into());
+    let notification_logs = admin_get(
+        "listNotificationLogs",
+        "Notification logs (spec 4.3)",
+        "Delivery events (delivered, read, confirmed, ...) per user, newest first.",
+        "NotificationLogsResponse",
+        vec![
+            ("page", "1-based page (default 1)"),
+            ("page_size", "1 to 100 (default 20)"),
+            ("message_id", "Only this notice"),
+            ("user_id", "Only this user"),
+            ("event_type", "sent, delivered, failed, read or confirmed"),
+            ("start_time", time_note),
+            ("end_time", time_note),
+        ],
+    );
     let mut users = PathItem::new(HttpMethod::Put, upsert_users);
     users.get = Some(list_users);
     let healthz =
@@ -222,6 +294,9 @@ fn build() -> Value {
                 .path("/api/admin/notification/mark-read", PathItem::new(HttpMethod::Post, mark_read))
                 .path("/api/admin/notification/confirm", PathItem::new(HttpMethod::Post, confirm))
                 .path("/api/admin/users", users)
+                .path("/api/admin/push/records", PathItem::new(HttpMethod::Get, push_records))
+                .path("/api/admin/push/records/{message_id}", PathItem::new(HttpMethod::Get, push_record))
+                .path("/api/admin/notification/logs", PathItem::new(HttpMethod::Get, notification_logs))
                 .path("/api/admin/users/online", PathItem::new(HttpMethod::Get, online_users))
                 .path("/ws", PathItem::new(HttpMethod::Get, ws))
                 .path("/healthz", PathItem::new(HttpMethod::Get, healthz))
@@ -250,9 +325,31 @@ fn build() -> Value {
             object.remove("$id");
             object.remove("$schema");
         }
+        // A schema's own `#/$defs/...` references now live under its component.
+        rebase_refs(&mut schema, &format!("#/components/schemas/{name}/$defs/"));
         value["components"]["schemas"][name] = schema;
     }
     value
+}
+
+/// Rewrites every `#/$defs/` reference in `value` to start with `base` instead.
+fn rebase_refs(value: &mut Value, base: &str) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map.iter_mut() {
+                match (key.as_str(), inner) {
+                    ("$ref", Value::String(r)) => {
+                        if let Some(rest) = r.strip_prefix("#/$defs/") {
+                            *r = format!("{base}{rest}");
+                        }
+                    }
+                    (_, inner) => rebase_refs(inner, base),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| rebase_refs(item, base)),
+        _ => {}
+    }
 }
 
 /// The document, built once.
@@ -294,9 +391,11 @@ mod tests {
         let mut found = Vec::new();
         refs(&doc["paths"], &mut found);
         assert!(!found.is_empty());
+        refs(&doc["components"], &mut found);
         for r in found {
-            let name = r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("unexpected ref {r}"));
-            assert!(doc["components"]["schemas"][name].is_object(), "{r} does not resolve");
+            let pointer = r.strip_prefix('#').unwrap_or_else(|| panic!("unexpected ref {r}"));
+            assert!(pointer.starts_with("/components/schemas/"), "unexpected ref {r}");
+            assert!(doc.pointer(pointer).is_some_and(Value::is_object), "{r} does not resolve");
         }
     }
 

@@ -3,7 +3,7 @@
 
 use runtime::{
     BusSettings, ConfigError, DatabaseSettings, HttpSettings, JwtSettings, LimitSettings, LogSettings, OfflineSettings,
-    PresenceSettings, RedisSettings, TimeSettings,
+    PresenceSettings, RecordsSettings, RedisSettings, TimeSettings,
 };
 use serde::{Deserialize, Serialize};
 use store::StoreSettings;
@@ -32,6 +32,8 @@ pub struct Settings {
     pub presence: PresenceSettings,
     /// The relational database (the user directory).
     pub database: DatabaseSettings,
+    /// Where push records are read from.
+    pub records: RecordsSettings,
 }
 
 impl Settings {
@@ -45,6 +47,7 @@ impl Settings {
         self.limits.validate()?;
         self.presence.validate()?;
         self.database.validate()?;
+        self.records.validate()?;
         self.time.format().map(|_| ())
     }
 

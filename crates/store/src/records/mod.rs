@@ -158,6 +158,19 @@ pub enum RecordStore {
 }
 
 impl RecordStore {
+    /// The store `records.url` names: the SQL database (`database` unless the URL names
+    /// another) or MongoDB. SQL databases are migrated first.
+    pub async fn open(
+        records: &runtime::RecordsSettings,
+        database: &runtime::DatabaseSettings,
+        time: TimeFormat,
+    ) -> Result<Self, RecordsError> {
+        match records.sql_database(database) {
+            Some(sql) => Ok(RecordStore::Sql(SqlRecords::open(&sql, time).await?)),
+            None => Err(RecordsError("the MongoDB records backend is not available in this build yet".to_owned())),
+        }
+    }
+
     /// Records a batch of notices; a notice already recorded is left as it is.
     pub async fn write_messages(&self, records: &[NewRecord]) -> Result<(), RecordsError> {
         match self {

@@ -323,6 +323,9 @@ pub struct Distributed {
     leftovers: Option<Leftovers>,
 }
 
+/// The record-writer's durable queues, deleted with a test's topology.
+pub const RECORD_WRITER_QUEUES: &[&str] = &["records", "records-events"];
+
 /// What a distributed test app leaves on the servers.
 struct Leftovers {
     bus_settings: BusSettings,
@@ -340,7 +343,7 @@ impl Leftovers {
         };
         store::purge_prefix(&redis).await.unwrap();
         let admin = bus::amqp::AmqpBus::start(self.bus_settings, CancellationToken::new());
-        admin.delete_topology(&[]).await.unwrap();
+        admin.delete_topology(RECORD_WRITER_QUEUES).await.unwrap();
         self.database.drop_now().await.unwrap();
     }
 }
@@ -400,8 +403,18 @@ impl Distributed {
             };
             tokio::spawn(report("ws-gateway", ws_gateway::run(gateway, ws_listener, shutdown.clone())));
         }
+        let writer_listener = listener();
+        let writer_addr = writer_listener.local_addr().unwrap();
+        let writer = record_writer::Settings {
+            bus: bus_settings.clone(),
+            database: database.settings.clone(),
+            records: runtime::RecordsSettings { linger_ms: 5, ..Default::default() },
+            ..Default::default()
+        };
+        tokio::spawn(report("record-writer", record_writer::run(writer, writer_listener, shutdown.clone())));
         let endpoints = Endpoints::new(api_addr, gateway_addrs[0]);
         endpoints.wait_ready(&endpoints.api.clone()).await;
+        endpoints.wait_ready(&format!("http://{writer_addr}")).await;
         for addr in &gateway_addrs {
             endpoints.wait_ready(&format!("http://{addr}")).await;
         }
@@ -468,12 +481,13 @@ impl Embedded {
             },
             gateway: ws_gateway::Settings {
                 jwt: jwt_settings(),
-                bus,
+                bus: bus.clone(),
                 redis: memory_redis(),
                 presence: quick_presence(),
                 database: memory_database(),
                 ..Default::default()
             },
+            writer: record_writer::Settings { bus, database: memory_database(), ..Default::default() },
         };
         adjust(&mut settings);
         let shutdown = CancellationToken::new();

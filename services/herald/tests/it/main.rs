@@ -13,6 +13,7 @@ mod idempotency;
 mod limits;
 mod offline;
 mod receipts;
+mod records;
 mod replicas;
 mod scenario;
 mod slow_client;
