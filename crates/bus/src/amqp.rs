@@ -141,18 +141,25 @@ impl AmqpBus {
 
     /// Deletes this prefix's exchanges and the named durable queues (tests and operators).
     pub async fn delete_topology(&self, durable_queues: &[&str]) -> Result<(), lapin::Error> {
-        let conn = connect(&self.inner.settings, "herald-admin").await?;
+        Self::remove_topology(&self.inner.settings, durable_queues).await
+    }
+
+    /// Deletes the exchanges of `settings.prefix` and the named durable queues, over a connection
+    /// of its own, without starting a bus (whose publisher would declare them again).
+    pub async fn remove_topology(settings: &BusSettings, durable_queues: &[&str]) -> Result<(), lapin::Error> {
+        let topology = Topology::new(settings.prefix.clone());
+        let conn = connect(settings, "herald-admin").await?;
         let channel = conn.create_channel().await?;
         for queue in durable_queues {
             // A notifications subscription has an urgent lane beside it; deleting a queue that
             // does not exist is not an error.
-            for name in [self.inner.topology.queue(queue), format!("{}.urgent", self.inner.topology.queue(queue))] {
+            for name in [topology.queue(queue), format!("{}.urgent", topology.queue(queue))] {
                 channel.queue_delete(name.into(), QueueDeleteOptions::default()).await?;
             }
         }
-        channel.queue_delete(self.inner.topology.ingress_queue().into(), QueueDeleteOptions::default()).await?;
+        channel.queue_delete(topology.ingress_queue().into(), QueueDeleteOptions::default()).await?;
         for exchange in [Exchange::Notifications, Exchange::Events] {
-            let name = self.inner.topology.exchange(exchange);
+            let name = topology.exchange(exchange);
             channel.exchange_delete(name.into(), ExchangeDeleteOptions::default()).await?;
         }
         conn.close(200, "done".into()).await

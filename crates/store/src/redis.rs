@@ -23,9 +23,25 @@ pub fn connect(settings: &RedisSettings) -> Result<Client, String> {
     Ok(client)
 }
 
-/// Waits until `client` is connected, for at most `limit`.
+/// Waits until `client` is connected, for at most `limit`. A failed attempt (a connect slower
+/// than `redis.command_timeout_ms` on a busy machine, say) is not the end: the client keeps
+/// reconnecting in the background, and this waits for the next attempt until `limit`.
 pub async fn wait_connected(client: &Client, limit: Duration) -> bool {
-    tokio::time::timeout(limit, client.wait_for_connect()).await.is_ok_and(|r| r.is_ok())
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if client.is_connected() {
+            return true;
+        }
+        match tokio::time::timeout_at(deadline, client.wait_for_connect()).await {
+            Ok(Ok(())) => return true,
+            Ok(Err(err)) => tracing::debug!(%err, "Redis connection attempt failed; waiting for the next"),
+            Err(_) => return false,
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Deletes every key under `settings.key_prefix` (SCAN, not KEYS, so the server is not

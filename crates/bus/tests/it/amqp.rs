@@ -52,8 +52,10 @@ impl TestBus {
 
     async fn cleanup(self, durable_queues: &[&str]) {
         let Bus::Amqp(amqp) = &self.bus else { unreachable!() };
-        amqp.delete_topology(durable_queues).await.unwrap();
+        // Stop first: a running subscription whose queue is deleted reconnects and declares it again.
         self.shutdown.cancel();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        amqp.delete_topology(durable_queues).await.unwrap();
     }
 }
 

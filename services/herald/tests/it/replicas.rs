@@ -156,10 +156,7 @@ async fn a_replica_killed_mid_stream_loses_nothing_that_was_accepted() {
     };
     store::purge_prefix(&redis).await.unwrap();
     let bus = runtime::BusSettings { url: crate::helpers::amqp_url(), prefix, ..Default::default() };
-    bus::amqp::AmqpBus::start(bus, tokio_util::sync::CancellationToken::new())
-        .delete_topology(crate::helpers::RECORD_WRITER_QUEUES)
-        .await
-        .unwrap();
+    bus::amqp::AmqpBus::remove_topology(&bus, crate::helpers::RECORD_WRITER_QUEUES).await.unwrap();
     database.drop_now().await.unwrap();
 }
 
