@@ -25,6 +25,11 @@ impl Readiness {
         self
     }
 
+    /// Whether every check passes right now.
+    pub fn is_ready(&self) -> bool {
+        self.checks.iter().all(|(_, check)| check())
+    }
+
     fn report(&self) -> (bool, serde_json::Map<String, serde_json::Value>) {
         let mut all_ok = true;
         let mut report = serde_json::Map::new();
