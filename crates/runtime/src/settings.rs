@@ -428,11 +428,24 @@ pub struct RecordsSettings {
     pub batch_size: usize,
     /// Milliseconds the record-writer waits to fill a batch once it has one message.
     pub linger_ms: u64,
+    /// Days push records and receive records are kept (MongoDB TTL indexes; the janitor on SQL).
+    pub retention_days: u32,
+    /// Days notification logs are kept.
+    pub log_retention_days: u32,
+    /// Seconds between the janitor's retention passes.
+    pub purge_interval_secs: u64,
 }
 
 impl Default for RecordsSettings {
     fn default() -> Self {
-        Self { url: String::new(), batch_size: 200, linger_ms: 20 }
+        Self {
+            url: String::new(),
+            batch_size: 200,
+            linger_ms: 20,
+            retention_days: 30,
+            log_retention_days: 7,
+            purge_interval_secs: 3600,
+        }
     }
 }
 
@@ -452,6 +465,15 @@ impl RecordsSettings {
         }
         if self.batch_size == 0 || self.batch_size > 1000 {
             return Err(ConfigError::invalid("records.batch_size", "must be 1 to 1000"));
+        }
+        if !(1..=3650).contains(&self.retention_days) {
+            return Err(ConfigError::invalid("records.retention_days", "must be 1 to 3650 days"));
+        }
+        if !(1..=3650).contains(&self.log_retention_days) {
+            return Err(ConfigError::invalid("records.log_retention_days", "must be 1 to 3650 days"));
+        }
+        if self.purge_interval_secs == 0 {
+            return Err(ConfigError::invalid("records.purge_interval_secs", "must be at least 1 second"));
         }
         Ok(())
     }

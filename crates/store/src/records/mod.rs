@@ -7,12 +7,15 @@
 //! twice. A notice's addressed users get a `pending` receive record when the notice is written;
 //! a broadcast's receive records appear as users acknowledge it.
 
+mod mongo;
 mod sql;
 
+pub use mongo::MongoRecords;
 pub use sql::SqlRecords;
 
 use model::{AdminUserReceiveRecord, NotificationLog, NotificationMessage, PushRecord, TimeFormat};
-use model::{DeliveryEvent, UserId};
+use model::{DeliveryEvent, DeliveryEventType, UserId};
+use serde_json::{Map, Value};
 
 /// A records store failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +31,12 @@ impl From<sea_orm::DbErr> for RecordsError {
 impl From<crate::DbError> for RecordsError {
     fn from(err: crate::DbError) -> Self {
         Self(err.0)
+    }
+}
+
+impl From<mongodb::error::Error> for RecordsError {
+    fn from(err: mongodb::error::Error) -> Self {
+        Self(err.to_string())
     }
 }
 
@@ -150,11 +159,60 @@ pub struct LogPage {
     pub items: Vec<NotificationLog>,
 }
 
+/// How long records are kept (`records.retention_days`, `records.log_retention_days`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// Push records and receive records.
+    pub records: std::time::Duration,
+    /// Notification logs.
+    pub logs: std::time::Duration,
+}
+
+impl Retention {
+    /// The retention `settings` configure.
+    pub fn of(settings: &runtime::RecordsSettings) -> Self {
+        const DAY: u64 = 24 * 60 * 60;
+        Self {
+            records: std::time::Duration::from_secs(u64::from(settings.retention_days) * DAY),
+            logs: std::time::Duration::from_secs(u64::from(settings.log_retention_days) * DAY),
+        }
+    }
+
+    /// The purge that applies at `now_ms` (Unix milliseconds).
+    pub fn cutoffs(&self, now_ms: i64) -> Purge {
+        let before =
+            |keep: std::time::Duration| now_ms.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
+        Purge { records_before_ms: before(self.records), logs_before_ms: before(self.logs) }
+    }
+}
+
+/// What a retention pass deletes: rows older than these instants (Unix milliseconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Purge {
+    /// Push records pushed, and receive records created, before this.
+    pub records_before_ms: i64,
+    /// Notification logs timestamped before this.
+    pub logs_before_ms: i64,
+}
+
+/// What a retention pass deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Push records.
+    pub records: u64,
+    /// Receive records.
+    pub receipts: u64,
+    /// Notification logs.
+    pub logs: u64,
+}
+
 /// The records store the configuration names. Cheap to clone.
 #[derive(Clone, Debug)]
 pub enum RecordStore {
     /// SQL (sea-orm): SQLite, PostgreSQL, MySQL/MariaDB.
     Sql(SqlRecords),
+    /// MongoDB: collections `push_records`, `admin_user_receive_records`, `notification_logs`.
+    Mongo(MongoRecords),
 }
 
 impl RecordStore {
@@ -167,7 +225,16 @@ impl RecordStore {
     ) -> Result<Self, RecordsError> {
         match records.sql_database(database) {
             Some(sql) => Ok(RecordStore::Sql(SqlRecords::open(&sql, time).await?)),
-            None => Err(RecordsError("the MongoDB records backend is not available in this build yet".to_owned())),
+            None => Ok(RecordStore::Mongo(MongoRecords::open(&records.url, Retention::of(records), time).await?)),
+        }
+    }
+
+    /// Deletes what is older than `purge` says. MongoDB's TTL indexes do the same on their own;
+    /// an explicit pass there only makes it prompt.
+    pub async fn purge(&self, purge: Purge) -> Result<Purged, RecordsError> {
+        match self {
+            RecordStore::Sql(sql) => sql.purge(purge).await,
+            RecordStore::Mongo(mongo) => mongo.purge(purge).await,
         }
     }
 
@@ -175,6 +242,7 @@ impl RecordStore {
     pub async fn write_messages(&self, records: &[NewRecord]) -> Result<(), RecordsError> {
         match self {
             RecordStore::Sql(sql) => sql.write_messages(records).await,
+            RecordStore::Mongo(mongo) => mongo.write_messages(records).await,
         }
     }
 
@@ -183,6 +251,7 @@ impl RecordStore {
     pub async fn apply_events(&self, events: &[RecordedEvent]) -> Result<(), RecordsError> {
         match self {
             RecordStore::Sql(sql) => sql.apply_events(events).await,
+            RecordStore::Mongo(mongo) => mongo.apply_events(events).await,
         }
     }
 
@@ -190,6 +259,7 @@ impl RecordStore {
     pub async fn list(&self, query: &RecordQuery) -> Result<RecordPage, RecordsError> {
         match self {
             RecordStore::Sql(sql) => sql.list(query).await,
+            RecordStore::Mongo(mongo) => mongo.list(query).await,
         }
     }
 
@@ -197,6 +267,7 @@ impl RecordStore {
     pub async fn detail(&self, message_id: &str) -> Result<Option<RecordDetail>, RecordsError> {
         match self {
             RecordStore::Sql(sql) => sql.detail(message_id).await,
+            RecordStore::Mongo(mongo) => mongo.detail(message_id).await,
         }
     }
 
@@ -204,6 +275,7 @@ impl RecordStore {
     pub async fn logs(&self, query: &LogQuery) -> Result<LogPage, RecordsError> {
         match self {
             RecordStore::Sql(sql) => sql.logs(query).await,
+            RecordStore::Mongo(mongo) => mongo.logs(query).await,
         }
     }
 
@@ -211,6 +283,7 @@ impl RecordStore {
     pub fn is_ready(&self) -> bool {
         match self {
             RecordStore::Sql(sql) => sql.is_ready(),
+            RecordStore::Mongo(mongo) => mongo.is_ready(),
         }
     }
 }
@@ -227,6 +300,124 @@ pub fn status_of(total: i64, delivered: i64, failed: i64) -> &'static str {
     } else {
         "queued"
     }
+}
+
+/// The current time in Unix milliseconds.
+pub(crate) fn now_millis() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Unix milliseconds a notice was pushed at: from its id, or `now_ms` for an id without a time.
+pub(crate) fn pushed_millis(message: &NotificationMessage, now_ms: i64) -> i64 {
+    match message.message_id.unix_nanos() {
+        0 => now_ms,
+        nanos => (nanos / 1_000_000) as i64,
+    }
+}
+
+/// The id a log entry is kept under: the event's own, or for an event published before events
+/// had ids, one made of what it says.
+pub(crate) fn event_id_of(recorded: &RecordedEvent) -> String {
+    let e = &recorded.event;
+    if !e.event_id.is_empty() {
+        return e.event_id.clone();
+    }
+    format!("{}:{}:{}:{}:{}", e.message_id, e.user_id, e.event_type, e.connection_id, e.timestamp)
+        .chars()
+        .take(40)
+        .collect()
+}
+
+/// A log entry's `status`: `failed` for failures, `success` otherwise.
+pub(crate) fn log_status(event_type: DeliveryEventType) -> &'static str {
+    match event_type {
+        DeliveryEventType::Failed => "failed",
+        _ => "success",
+    }
+}
+
+/// A log entry's `device_info`: the parsed device and the connection, if anything is known.
+pub(crate) fn device_info(recorded: &RecordedEvent) -> Option<Map<String, Value>> {
+    let DeviceInfo { device_type, platform, browser } = &recorded.device;
+    let e = &recorded.event;
+    if device_type.is_empty() && platform.is_empty() && browser.is_empty() && e.connection_id.is_empty() {
+        return None;
+    }
+    let mut info = Map::new();
+    info.insert("device_type".into(), device_type.as_str().into());
+    info.insert("platform".into(), platform.as_str().into());
+    info.insert("browser".into(), browser.as_str().into());
+    info.insert("connection_id".into(), e.connection_id.as_str().into());
+    info.insert("channel".into(), e.channel.as_str().into());
+    Some(info)
+}
+
+/// The receive record of a user a notice is addressed to, before anything happened to it.
+pub(crate) fn pending_receipt(message_id: &str, user_id: UserId, now: &str) -> AdminUserReceiveRecord {
+    AdminUserReceiveRecord {
+        message_id: message_id.to_owned(),
+        user_id,
+        delivery_status: "pending".to_owned(),
+        created_at: now.to_owned(),
+        updated_at: now.to_owned(),
+        ..AdminUserReceiveRecord::default()
+    }
+}
+
+/// Folds one event into a receive record; `deliveries` is how many `delivered` events the user
+/// has logged for the notice, this one included. Receipt flags only ever go from false to true
+/// and keep their first time, so applying events in any order gives the same record.
+pub(crate) fn merge(row: &mut AdminUserReceiveRecord, recorded: &RecordedEvent, deliveries: u64, now: &str) {
+    let e = &recorded.event;
+    if !e.username.is_empty() {
+        row.username.clone_from(&e.username);
+    }
+    if !e.user_role.is_empty() {
+        row.user_role.clone_from(&e.user_role);
+    }
+    let received =
+        matches!(e.event_type, DeliveryEventType::Delivered | DeliveryEventType::Read | DeliveryEventType::Confirmed);
+    if received {
+        if !row.is_received {
+            row.is_received = true;
+            row.received_at.clone_from(&e.timestamp);
+            // Online at push time: it reached a connection live rather than from the inbox.
+            row.is_online = e.push_channel == "websocket";
+            if !e.push_channel.is_empty() {
+                row.push_channel.clone_from(&e.push_channel);
+            }
+        }
+        row.delivery_status = "delivered".to_owned();
+        row.error_message.clear();
+    }
+    match e.event_type {
+        DeliveryEventType::Read if !row.is_read => {
+            row.is_read = true;
+            row.read_at.clone_from(&e.timestamp);
+        }
+        DeliveryEventType::Confirmed if !row.is_confirmed => {
+            row.is_confirmed = true;
+            row.confirmed_at.clone_from(&e.timestamp);
+        }
+        DeliveryEventType::Delivered => {
+            // Every delivery after the first (another device, a replay) is a retry.
+            row.retry_count = i32::try_from(deliveries.saturating_sub(1)).unwrap_or(i32::MAX);
+        }
+        DeliveryEventType::Failed if !row.is_received => {
+            row.delivery_status = "failed".to_owned();
+        }
+        _ => {}
+    }
+    if !e.connection_id.is_empty() || !e.user_agent.is_empty() {
+        let d = &recorded.device;
+        row.connection_id.clone_from(&e.connection_id);
+        row.client_ip.clone_from(&e.client_ip);
+        row.user_agent.clone_from(&e.user_agent);
+        row.device_type.clone_from(&d.device_type);
+        row.platform.clone_from(&d.platform);
+        row.browser.clone_from(&d.browser);
+    }
+    row.updated_at = now.to_owned();
 }
 
 /// Unix milliseconds of a spec time string at `time`'s offset, if it parses.

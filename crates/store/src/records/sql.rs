@@ -3,16 +3,17 @@
 //! merged, so two record-writers never lose each other's update.
 
 use super::{
-    DeviceInfo, LogPage, LogQuery, NewRecord, RecordDetail, RecordPage, RecordQuery, RecordStats, RecordedEvent,
-    RecordsError, millis_of, status_of,
+    LogPage, LogQuery, NewRecord, Purge, Purged, RecordDetail, RecordPage, RecordQuery, RecordStats, RecordedEvent,
+    RecordsError, device_info, event_id_of, log_status, merge, millis_of, now_millis, pending_receipt, pushed_millis,
+    status_of,
 };
 use crate::sql::entity::{notification_log, push_record, receive_record};
 use model::{AdminUserReceiveRecord, DeliveryEventType, NotificationLog, PushRecord, TimeFormat};
 use runtime::DatabaseSettings;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
-    DatabaseConnection, DbBackend, DbErr, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
+    ActiveModelTrait, ActiveValue::NotSet, ActiveValue::Set, ActiveValue::Unchanged, ColumnTrait, Condition,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, Select, TransactionTrait,
 };
 use std::collections::BTreeSet;
@@ -76,10 +77,7 @@ impl SqlRecords {
                     error: Set(String::new()),
                     error_code: Set(String::new()),
                     push_time: Set(m.time.clone()),
-                    push_ts: Set(match m.message_id.unix_nanos() {
-                        0 => now_ms,
-                        nanos => (nanos / 1_000_000) as i64,
-                    }),
+                    push_ts: Set(pushed_millis(m, now_ms)),
                     created_at: Set(now.clone()),
                     updated_at: Set(now.clone()),
                     sender_id: Set(m.sender.id),
@@ -104,7 +102,7 @@ impl SqlRecords {
         let pending: Vec<receive_record::ActiveModel> = records
             .iter()
             .flat_map(|r| r.addressed.iter().map(move |user| (r.message.message_id.to_string(), *user)))
-            .map(|(message_id, user_id)| pending_receipt(message_id, user_id, &now, now_ms))
+            .map(|(message_id, user_id)| receipt_row(pending_receipt(&message_id, user_id, &now), None, now_ms))
             .collect();
         for chunk in pending.chunks(INSERT_CHUNK) {
             receive_record::Entity::insert_many(chunk.to_vec())
@@ -144,11 +142,7 @@ impl SqlRecords {
             let message_id = event.message_id.to_string();
             let log = notification_log::ActiveModel {
                 id: NotSet,
-                event_id: Set(if event.event_id.is_empty() {
-                    legacy_event_id(recorded)
-                } else {
-                    event.event_id.clone()
-                }),
+                event_id: Set(event_id_of(recorded)),
                 message_id: Set(message_id.clone()),
                 user_id: Set(event.user_id),
                 username: Set(event.username.clone()),
@@ -158,7 +152,7 @@ impl SqlRecords {
                 ts: Set(millis_of(&self.time, &event.timestamp).unwrap_or(now_ms)),
                 created_at: Set(now.clone()),
                 error: Set(String::new()),
-                device_info: Set(device_json(recorded)),
+                device_info: Set(device_info(recorded).map(|info| serde_json::Value::Object(info).to_string())),
                 client_ip: Set(event.client_ip.clone()),
                 user_agent: Set(event.user_agent.clone()),
             };
@@ -192,12 +186,16 @@ impl SqlRecords {
             } else {
                 0
             };
-            let (mut row, is_new) = match current {
-                Some(model) => (model.into_active_model(), false),
-                None => (pending_receipt(message_id.clone(), event.user_id, &now, now_ms), true),
+            let (mut receipt, id, created_ts) = match current {
+                Some(model) => {
+                    let (id, created_ts) = (model.id, model.created_ts);
+                    (receipt_view(model), Some(id), created_ts)
+                }
+                None => (pending_receipt(&message_id, event.user_id, &now), None, now_ms),
             };
-            merge(&mut row, recorded, deliveries, &now);
-            if is_new {
+            merge(&mut receipt, recorded, deliveries, &now);
+            let row = receipt_row(receipt, id, created_ts);
+            if id.is_none() {
                 receive_record::Entity::insert(row).exec_without_returning(&txn).await?;
             } else {
                 row.update(&txn).await?;
@@ -356,133 +354,61 @@ impl SqlRecords {
         .await;
         self.observe(result)
     }
-}
 
-fn now_millis() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-/// An event published before events had ids: identified by what it says.
-fn legacy_event_id(recorded: &RecordedEvent) -> String {
-    let e = &recorded.event;
-    format!("{}:{}:{}:{}:{}", e.message_id, e.user_id, e.event_type, e.connection_id, e.timestamp)
-        .chars()
-        .take(40)
-        .collect()
-}
-
-fn log_status(event_type: DeliveryEventType) -> &'static str {
-    match event_type {
-        DeliveryEventType::Failed => "failed",
-        _ => "success",
+    /// See [`super::RecordStore::purge`]. Each table is cut by its own time column, so a long
+    /// retention pass never holds one big transaction.
+    pub async fn purge(&self, purge: Purge) -> Result<Purged, RecordsError> {
+        let result = async {
+            let records = push_record::Entity::delete_many()
+                .filter(push_record::Column::PushTs.lt(purge.records_before_ms))
+                .exec(&self.db)
+                .await?
+                .rows_affected;
+            let receipts = receive_record::Entity::delete_many()
+                .filter(receive_record::Column::CreatedTs.lt(purge.records_before_ms))
+                .exec(&self.db)
+                .await?
+                .rows_affected;
+            let logs = notification_log::Entity::delete_many()
+                .filter(notification_log::Column::Ts.lt(purge.logs_before_ms))
+                .exec(&self.db)
+                .await?
+                .rows_affected;
+            Ok::<_, DbErr>(Purged { records, receipts, logs })
+        }
+        .await;
+        self.observe(result)
     }
 }
 
-fn device_json(recorded: &RecordedEvent) -> Option<String> {
-    let DeviceInfo { device_type, platform, browser } = &recorded.device;
-    let e = &recorded.event;
-    if device_type.is_empty() && platform.is_empty() && browser.is_empty() && e.connection_id.is_empty() {
-        return None;
-    }
-    let info = serde_json::json!({
-        "device_type": device_type,
-        "platform": platform,
-        "browser": browser,
-        "connection_id": e.connection_id,
-        "channel": e.channel,
-    });
-    Some(info.to_string())
-}
-
-fn pending_receipt(message_id: String, user_id: i64, now: &str, now_ms: i64) -> receive_record::ActiveModel {
+/// The row of a receive record: `id` for one already stored, `created_ts` its creation time.
+fn receipt_row(r: AdminUserReceiveRecord, id: Option<i64>, created_ts: i64) -> receive_record::ActiveModel {
     receive_record::ActiveModel {
-        id: NotSet,
-        message_id: Set(message_id),
-        user_id: Set(user_id),
-        username: Set(String::new()),
-        user_role: Set(String::new()),
-        is_online: Set(false),
-        is_received: Set(false),
-        received_at: Set(String::new()),
-        is_read: Set(false),
-        read_at: Set(String::new()),
-        is_confirmed: Set(false),
-        confirmed_at: Set(String::new()),
-        device_type: Set(String::new()),
-        platform: Set(String::new()),
-        browser: Set(String::new()),
-        client_ip: Set(String::new()),
-        user_agent: Set(String::new()),
-        connection_id: Set(String::new()),
-        push_channel: Set(String::new()),
-        delivery_status: Set("pending".to_owned()),
-        retry_count: Set(0),
-        error_message: Set(String::new()),
-        created_at: Set(now.to_owned()),
-        updated_at: Set(now.to_owned()),
-        created_ts: Set(now_ms),
-    }
-}
-
-/// Folds one event into a receive record. Receipt flags only ever go from false to true and
-/// keep their first time, so applying events in any order gives the same row.
-fn merge(row: &mut receive_record::ActiveModel, recorded: &RecordedEvent, deliveries: u64, now: &str) {
-    let e = &recorded.event;
-    if !e.username.is_empty() {
-        row.username = Set(e.username.clone());
-    }
-    if !e.user_role.is_empty() {
-        row.user_role = Set(e.user_role.clone());
-    }
-    let received =
-        matches!(e.event_type, DeliveryEventType::Delivered | DeliveryEventType::Read | DeliveryEventType::Confirmed);
-    if received {
-        if !is_true(&row.is_received) {
-            row.is_received = Set(true);
-            row.received_at = Set(e.timestamp.clone());
-            // Online at push time: it reached a connection live rather than from the inbox.
-            row.is_online = Set(e.push_channel == "websocket");
-            if !e.push_channel.is_empty() {
-                row.push_channel = Set(e.push_channel.clone());
-            }
-        }
-        row.delivery_status = Set("delivered".to_owned());
-        row.error_message = Set(String::new());
-    }
-    match e.event_type {
-        DeliveryEventType::Read if !is_true(&row.is_read) => {
-            row.is_read = Set(true);
-            row.read_at = Set(e.timestamp.clone());
-        }
-        DeliveryEventType::Confirmed if !is_true(&row.is_confirmed) => {
-            row.is_confirmed = Set(true);
-            row.confirmed_at = Set(e.timestamp.clone());
-        }
-        DeliveryEventType::Delivered => {
-            // Every delivery after the first (another device, a replay) is a retry.
-            row.retry_count = Set(i32::try_from(deliveries.saturating_sub(1)).unwrap_or(i32::MAX));
-        }
-        DeliveryEventType::Failed if !is_true(&row.is_received) => {
-            row.delivery_status = Set("failed".to_owned());
-        }
-        _ => {}
-    }
-    if !e.connection_id.is_empty() || !e.user_agent.is_empty() {
-        let d = &recorded.device;
-        row.connection_id = Set(e.connection_id.clone());
-        row.client_ip = Set(e.client_ip.clone());
-        row.user_agent = Set(e.user_agent.clone());
-        row.device_type = Set(d.device_type.clone());
-        row.platform = Set(d.platform.clone());
-        row.browser = Set(d.browser.clone());
-    }
-    row.updated_at = Set(now.to_owned());
-}
-
-fn is_true(value: &sea_orm::ActiveValue<bool>) -> bool {
-    match value {
-        sea_orm::ActiveValue::Set(v) | sea_orm::ActiveValue::Unchanged(v) => *v,
-        sea_orm::ActiveValue::NotSet => false,
+        id: id.map_or(NotSet, Unchanged),
+        message_id: Set(r.message_id),
+        user_id: Set(r.user_id),
+        username: Set(r.username),
+        user_role: Set(r.user_role),
+        is_online: Set(r.is_online),
+        is_received: Set(r.is_received),
+        received_at: Set(r.received_at),
+        is_read: Set(r.is_read),
+        read_at: Set(r.read_at),
+        is_confirmed: Set(r.is_confirmed),
+        confirmed_at: Set(r.confirmed_at),
+        device_type: Set(r.device_type),
+        platform: Set(r.platform),
+        browser: Set(r.browser),
+        client_ip: Set(r.client_ip),
+        user_agent: Set(r.user_agent),
+        connection_id: Set(r.connection_id),
+        push_channel: Set(r.push_channel),
+        delivery_status: Set(r.delivery_status),
+        retry_count: Set(r.retry_count),
+        error_message: Set(r.error_message),
+        created_at: Set(r.created_at),
+        updated_at: Set(r.updated_at),
+        created_ts: Set(created_ts),
     }
 }
 

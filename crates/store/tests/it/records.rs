@@ -1,11 +1,12 @@
-//! The SQL records store on SQLite, PostgreSQL and MariaDB: the same cases on each.
+//! The records store on SQLite, PostgreSQL and MariaDB, and on MongoDB where
+//! `HERALD_TEST_MONGODB_URL` points at a server: the same cases on each.
 
 use model::{
     DeliveryEvent, DeliveryEventType, MessageId, NotificationMessage, NotificationType, Priority, Sender, Target,
     TimeFormat,
 };
 use store::RecordStore;
-use store::records::{DeviceInfo, LogQuery, NewRecord, RecordQuery, RecordedEvent, SqlRecords};
+use store::records::{DeviceInfo, LogQuery, MongoRecords, NewRecord, Purge, RecordQuery, RecordedEvent, SqlRecords};
 use store::sql::scratch::{Backend, ScratchDatabase};
 
 fn message(n: u64, target: Target, ids: Vec<i64>, content: &str) -> NotificationMessage {
@@ -58,7 +59,7 @@ async fn counts(store: &RecordStore, message: &NotificationMessage) -> (i64, i64
     (r.total_count, r.delivered_count, r.failed_count, r.status)
 }
 
-async fn exercise(store: &RecordStore, backend: Backend) {
+async fn exercise(store: &RecordStore, backend: impl std::fmt::Debug + Copy) {
     let custom = message(1, Target::Custom, vec![2, 3, 4], "your order shipped");
     let record = NewRecord { addressed: custom.target_ids.clone(), message: custom.clone() };
     store.write_messages(std::slice::from_ref(&record)).await.unwrap();
@@ -169,6 +170,17 @@ async fn exercise(store: &RecordStore, backend: Backend) {
         LogQuery { page: 1, page_size: 2, message_id: Some(custom.message_id.to_string()), ..LogQuery::default() };
     let page = store.logs(&of_custom).await.unwrap();
     assert_eq!((page.total, page.items.len()), (6, 2), "{backend:?}");
+
+    // Retention: records pushed before notice 100 go; receive records and logs are younger.
+    let purge = Purge { records_before_ms: start, logs_before_ms: 0 };
+    let purged = store.purge(purge).await.unwrap();
+    assert_eq!((purged.records, purged.receipts, purged.logs), (92, 0, 0), "{backend:?}");
+    assert_eq!(store.list(&q(|_| {})).await.unwrap().total, 210, "{backend:?}");
+    assert!(store.detail(custom.message_id.as_str()).await.unwrap().is_none());
+    let later = i64::MAX / 2;
+    let purged = store.purge(Purge { records_before_ms: later, logs_before_ms: later }).await.unwrap();
+    assert_eq!((purged.records, purged.receipts, purged.logs), (210, 304, 7), "{backend:?}");
+    assert_eq!(store.list(&q(|_| {})).await.unwrap().total, 0, "{backend:?}");
 }
 
 #[tokio::test]
@@ -181,4 +193,22 @@ async fn the_sql_records_store_behaves_the_same_on_every_backend() {
         drop(store);
         scratch.drop_now().await.unwrap();
     }
+}
+
+/// The same cases on MongoDB, in a database of its own that is dropped afterwards.
+#[tokio::test]
+#[cfg_attr(not(herald_mongodb), ignore = "needs a MongoDB server: set HERALD_TEST_MONGODB_URL")]
+async fn the_mongodb_records_store_behaves_the_same() {
+    let url = std::env::var("HERALD_TEST_MONGODB_URL").expect("HERALD_TEST_MONGODB_URL");
+    let client = mongodb::Client::with_uri_str(&url).await.unwrap();
+    let db = client.database(&format!("herald_test_{}", uuid::Uuid::new_v4().simple()));
+    let retention = store::records::Retention::of(&runtime::RecordsSettings::default());
+    let mongo = MongoRecords::open_in(db.clone(), retention, TimeFormat::default()).await.unwrap();
+    // Opening again with another retention changes the TTL indexes in place.
+    let shorter = store::records::Retention { logs: std::time::Duration::from_secs(86_400), ..retention };
+    MongoRecords::open_in(db.clone(), shorter, TimeFormat::default()).await.unwrap();
+    let store = RecordStore::Mongo(mongo);
+    exercise(&store, "mongodb").await;
+    assert!(store.is_ready());
+    db.drop().await.unwrap();
 }
