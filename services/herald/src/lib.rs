@@ -57,6 +57,7 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
         stores.directory.clone(),
         shutdown.clone(),
     );
+    let janitor = janitor::Janitor::start(&settings.ingest.records, records.clone(), shutdown.clone());
     let api = ingest_api::IngestApi::new(&settings.ingest, bus.clone(), stores.clone(), records)?;
     let gateway = ws_gateway::Gateway::start(&settings.gateway, &bus, stores, shutdown.clone())?;
     let bus_ready = bus.clone();
@@ -66,7 +67,7 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
         .merge(gateway.readiness())
         .merge(mobile_push_worker::readiness())
         .merge(writer.readiness())
-        .merge(janitor::readiness())
+        .merge(janitor.readiness())
         .check("bus", move || bus_ready.is_ready());
     let addr = listener.local_addr()?;
     tracing::info!(

@@ -1,0 +1,111 @@
+//! The janitor's retention passes against a real PostgreSQL: what is older than the retention
+//! goes, the rest stays, and the periodic task keeps doing it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use model::{DeliveryEvent, DeliveryEventType, MessageId, NotificationMessage, NotificationType, Priority, Sender};
+use model::{Target, TimeFormat};
+use runtime::RecordsSettings;
+use std::time::Duration;
+use store::RecordStore;
+use store::records::{DeviceInfo, LogQuery, NewRecord, RecordQuery, RecordedEvent, Retention, SqlRecords};
+use store::sql::scratch::{Backend, ScratchDatabase};
+use tokio_util::sync::CancellationToken;
+
+const DAY_NANOS: i128 = 86_400 * 1_000_000_000;
+
+/// A notice pushed `days_ago` days ago, to user 5.
+fn notice(days_ago: i128) -> NewRecord {
+    let time = TimeFormat::default();
+    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos() - days_ago * DAY_NANOS;
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap();
+    let message = NotificationMessage {
+        notification_type: NotificationType::SYSTEM_NOTICE,
+        content: format!("{days_ago} days old"),
+        data: None,
+        time: time.format(at),
+        priority: Priority::Normal,
+        target: Target::Custom,
+        target_ids: vec![5],
+        exclude_ids: Vec::new(),
+        need_confirm: false,
+        message_id: MessageId::from_parts(nanos, uuid::Uuid::new_v4()),
+        sender: Sender { id: 1, name: "admin".into() },
+    };
+    NewRecord { addressed: vec![5], message }
+}
+
+/// User 5 received `record` `days_ago` days ago.
+fn received(record: &NewRecord, days_ago: i128) -> RecordedEvent {
+    let time = TimeFormat::default();
+    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos() - days_ago * DAY_NANOS;
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap();
+    RecordedEvent {
+        event: DeliveryEvent {
+            event_id: DeliveryEvent::new_event_id(),
+            event_type: DeliveryEventType::Delivered,
+            message_id: record.message.message_id.clone(),
+            user_id: 5,
+            username: "eve".into(),
+            channel: "websocket".into(),
+            connection_id: "c-1".into(),
+            timestamp: time.format(at),
+            user_role: "user".into(),
+            push_channel: "websocket".into(),
+            client_ip: String::new(),
+            user_agent: String::new(),
+        },
+        device: DeviceInfo::default(),
+    }
+}
+
+async fn totals(records: &RecordStore) -> (u64, u64) {
+    let all = records.list(&RecordQuery { page: 1, page_size: 100, ..RecordQuery::default() }).await.unwrap();
+    let logs = records.logs(&LogQuery { page: 1, page_size: 100, ..LogQuery::default() }).await.unwrap();
+    (all.total, logs.total)
+}
+
+#[tokio::test]
+async fn old_records_and_logs_are_purged_on_schedule() {
+    let scratch = ScratchDatabase::create(Backend::Postgres).await.unwrap();
+    let records = RecordStore::Sql(SqlRecords::open(&scratch.settings, TimeFormat::default()).await.unwrap());
+    let (old, month, fresh) = (notice(45), notice(20), notice(0));
+    records.write_messages(&[old.clone(), month.clone(), fresh.clone()]).await.unwrap();
+    records
+        .apply_events(&[received(&old, 44), received(&month, 10), received(&month, 3), received(&fresh, 0)])
+        .await
+        .unwrap();
+    assert_eq!(totals(&records).await, (3, 4));
+
+    // Defaults: records 30 days, logs 7. The 45-day notice goes; of the logs only the last two stay.
+    let defaults = RecordsSettings { purge_interval_secs: 1, ..RecordsSettings::default() };
+    let shutdown = CancellationToken::new();
+    let janitor = janitor::Janitor::start(&defaults, records.clone(), shutdown.clone());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while totals(&records).await != (2, 2) {
+        assert!(tokio::time::Instant::now() < deadline, "still {:?}", totals(&records).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(janitor.readiness().is_ready());
+    let left = records.list(&RecordQuery { page: 1, page_size: 10, ..RecordQuery::default() }).await.unwrap();
+    let contents: Vec<&str> = left.items.iter().map(|r| r.content.as_str()).collect();
+    assert_eq!(contents, ["0 days old", "20 days old"]);
+
+    // The next pass, a second later, finds new old records.
+    let stale = notice(31);
+    records.write_messages(std::slice::from_ref(&stale)).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while records.detail(stale.message.message_id.as_str()).await.unwrap().is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "the periodic pass did not run");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shutdown.cancel();
+
+    // A pass with a shorter retention, by hand: only today's notice stays.
+    let short = Retention { records: Duration::from_secs(86_400), logs: Duration::from_secs(86_400) };
+    let purged = janitor::purge_once(&records, short).await.unwrap();
+    assert_eq!((purged.records, purged.logs), (1, 1));
+    assert_eq!(totals(&records).await, (1, 1));
+    drop(records);
+    scratch.drop_now().await.unwrap();
+}
