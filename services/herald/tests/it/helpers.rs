@@ -342,8 +342,7 @@ impl Leftovers {
             ..Default::default()
         };
         store::purge_prefix(&redis).await.unwrap();
-        let admin = bus::amqp::AmqpBus::start(self.bus_settings, CancellationToken::new());
-        admin.delete_topology(RECORD_WRITER_QUEUES).await.unwrap();
+        bus::amqp::AmqpBus::remove_topology(&self.bus_settings, RECORD_WRITER_QUEUES).await.unwrap();
         self.database.drop_now().await.unwrap();
     }
 }
@@ -351,6 +350,11 @@ impl Leftovers {
 impl Distributed {
     pub async fn spawn() -> Self {
         Self::spawn_with_gateways(1).await
+    }
+
+    /// The scratch database the services use (records, directory).
+    pub fn database(&self) -> runtime::DatabaseSettings {
+        self.leftovers.as_ref().map(|l| l.database.settings.clone()).expect("the app is running")
     }
 
     /// ingest-api and `replicas` ws-gateway replicas sharing one broker and Redis.
