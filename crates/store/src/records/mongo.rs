@@ -566,7 +566,11 @@ impl MongoRecords {
                     merge(&mut receipt, recorded, deliveries, now);
                     let next = ReceiveRecordDoc::new(receipt, id, created_ts, rev + 1);
                     // A document written without `rev` reads as revision 0.
-                    let read = if rev == 0 { doc! { "$in": [0_i64, Bson::Null] } } else { doc! { "$eq": rev } };
+                    let read = if rev == 0 {
+                        doc! { "$in": [0_i64, Bson::Null] }
+                    } else {
+                        doc! { "$eq": rev }
+                    };
                     let replaced = self.receipts.replace_one(doc! { "_id": id, "rev": read }, &next).await?;
                     if replaced.matched_count == 1 {
                         return Ok(());

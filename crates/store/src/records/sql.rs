@@ -1,6 +1,9 @@
 //! The SQL records store (sea-orm): SQLite, PostgreSQL, MySQL/MariaDB. Each batch is one
-//! transaction; a receive record is read with `FOR UPDATE` (PostgreSQL, MySQL) before it is
-//! merged, so two record-writers never lose each other's update.
+//! transaction of a handful of set-wise statements rather than a few per event: the events
+//! already logged are read at once, the new ones logged in one insert, the receive records they
+//! touch read at once with `FOR UPDATE` (PostgreSQL, MySQL; in id order) so two record-writers
+//! never lose each other's update, folded in memory, and written once each; then every touched
+//! notice is recounted with one grouped count and updated only if its counts changed.
 
 use super::{
     LogPage, LogQuery, NewRecord, Purge, Purged, RecordDetail, RecordPage, RecordQuery, RecordStats, RecordedEvent,
@@ -10,18 +13,28 @@ use super::{
 use crate::sql::entity::{notification_log, push_record, receive_record};
 use model::{AdminUserReceiveRecord, DeliveryEventType, NotificationLog, PushRecord, TimeFormat};
 use runtime::DatabaseSettings;
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, Func, OnConflict, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ActiveValue::Set, ActiveValue::Unchanged, ColumnTrait, Condition,
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Select, TransactionTrait,
 };
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Rows per multi-row insert: well under every backend's bound-parameter limit.
 const INSERT_CHUNK: usize = 400;
+/// Values per `IN (...)` list, and events per round of statements.
+const IN_LIST_CHUNK: usize = 500;
+
+/// A receive record being folded: `id` once stored, and whether an event changed it.
+struct Slot {
+    id: Option<i64>,
+    created_ts: i64,
+    dirty: bool,
+    receipt: AdminUserReceiveRecord,
+}
 
 /// Records in a relational database. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -116,9 +129,7 @@ impl SqlRecords {
         }
         // Events may have arrived first: count what is there.
         let ids: BTreeSet<String> = records.iter().map(|r| r.message.message_id.to_string()).collect();
-        for id in &ids {
-            self.recount(&txn, id, &now).await?;
-        }
+        self.recount(&txn, &ids, &now).await?;
         txn.commit().await
     }
 
@@ -135,96 +146,214 @@ impl SqlRecords {
         let now = self.time.now();
         let now_ms = now_millis();
         let txn = self.db.begin().await?;
-        let backend = txn.get_database_backend();
         let mut touched = BTreeSet::new();
-        for recorded in events {
-            let event = &recorded.event;
-            let message_id = event.message_id.to_string();
-            let log = notification_log::ActiveModel {
-                id: NotSet,
-                event_id: Set(event_id_of(recorded)),
-                message_id: Set(message_id.clone()),
-                user_id: Set(event.user_id),
-                username: Set(event.username.clone()),
-                event_type: Set(event.event_type.as_str().to_owned()),
-                status: Set(log_status(event.event_type).to_owned()),
-                timestamp: Set(event.timestamp.clone()),
-                ts: Set(millis_of(&self.time, &event.timestamp).unwrap_or(now_ms)),
-                created_at: Set(now.clone()),
-                error: Set(String::new()),
-                device_info: Set(device_info(recorded).map(|info| serde_json::Value::Object(info).to_string())),
-                client_ip: Set(event.client_ip.clone()),
-                user_agent: Set(event.user_agent.clone()),
-            };
-            let inserted = notification_log::Entity::insert(log)
+        for part in events.chunks(IN_LIST_CHUNK) {
+            self.apply_part(&txn, part, &now, now_ms, &mut touched).await?;
+        }
+        self.recount(&txn, &touched, &now).await?;
+        txn.commit().await
+    }
+
+    /// Applies up to [`IN_LIST_CHUNK`] events in a handful of statements: which are new, their
+    /// log entries, the receive records they touch (locked), their delivery counts; then one
+    /// write per receive record that changed.
+    async fn apply_part(
+        &self,
+        txn: &DatabaseTransaction,
+        events: &[RecordedEvent],
+        now: &str,
+        now_ms: i64,
+        touched: &mut BTreeSet<String>,
+    ) -> Result<(), DbErr> {
+        let ids: Vec<String> = events.iter().map(event_id_of).collect();
+        let mut seen: HashSet<String> = notification_log::Entity::find()
+            .select_only()
+            .column(notification_log::Column::EventId)
+            .filter(notification_log::Column::EventId.is_in(ids.iter().map(String::as_str)))
+            .into_tuple::<String>()
+            .all(txn)
+            .await?
+            .into_iter()
+            .collect();
+        // New events only: not logged before, and the first of their id in this batch.
+        let fresh: Vec<(&RecordedEvent, String)> =
+            events.iter().zip(ids).filter(|(_, id)| seen.insert(id.clone())).collect();
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let logs: Vec<notification_log::ActiveModel> =
+            fresh.iter().map(|(recorded, id)| self.log_row(recorded, id.clone(), now, now_ms)).collect();
+        for chunk in logs.chunks(INSERT_CHUNK) {
+            let inserted = notification_log::Entity::insert_many(chunk.to_vec())
                 .on_conflict(
                     OnConflict::column(notification_log::Column::EventId)
                         .do_nothing_on([notification_log::Column::EventId])
                         .to_owned(),
                 )
-                .exec_without_returning(&txn)
+                .exec_without_returning(txn)
                 .await;
             match inserted {
-                Ok(0) | Err(DbErr::RecordNotInserted) => continue, // already applied
-                Ok(_) => {}
+                // Logged by another writer meanwhile: folding it again changes nothing.
+                Ok(_) | Err(DbErr::RecordNotInserted) => {}
                 Err(err) => return Err(err),
             }
-            let mut existing = receive_record::Entity::find()
-                .filter(receive_record::Column::MessageId.eq(message_id.as_str()))
-                .filter(receive_record::Column::UserId.eq(event.user_id));
-            if backend != DbBackend::Sqlite {
-                existing = existing.lock_exclusive();
-            }
-            let current = existing.one(&txn).await?;
-            let deliveries = if event.event_type == DeliveryEventType::Delivered {
-                notification_log::Entity::find()
-                    .filter(notification_log::Column::MessageId.eq(message_id.as_str()))
-                    .filter(notification_log::Column::UserId.eq(event.user_id))
-                    .filter(notification_log::Column::EventType.eq(DeliveryEventType::Delivered.as_str()))
-                    .count(&txn)
-                    .await?
-            } else {
-                0
-            };
-            let (mut receipt, id, created_ts) = match current {
-                Some(model) => {
-                    let (id, created_ts) = (model.id, model.created_ts);
-                    (receipt_view(model), Some(id), created_ts)
-                }
-                None => (pending_receipt(&message_id, event.user_id, &now), None, now_ms),
-            };
-            merge(&mut receipt, recorded, deliveries, &now);
-            let row = receipt_row(receipt, id, created_ts);
-            if id.is_none() {
-                receive_record::Entity::insert(row).exec_without_returning(&txn).await?;
-            } else {
-                row.update(&txn).await?;
-            }
-            touched.insert(message_id);
         }
-        for id in &touched {
-            self.recount(&txn, id, &now).await?;
+
+        let messages: BTreeSet<String> = fresh.iter().map(|(r, _)| r.event.message_id.to_string()).collect();
+        let users: BTreeSet<i64> = fresh.iter().map(|(r, _)| r.event.user_id).collect();
+        let mut existing = receive_record::Entity::find()
+            .filter(receive_record::Column::MessageId.is_in(messages.iter().map(String::as_str)))
+            .filter(receive_record::Column::UserId.is_in(users.iter().copied()))
+            .order_by_asc(receive_record::Column::Id);
+        if txn.get_database_backend() != DbBackend::Sqlite {
+            // In id order, so two writers lock overlapping rows in the same order.
+            existing = existing.lock_exclusive();
         }
-        txn.commit().await
+        let mut slots: HashMap<(String, i64), Slot> = existing
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|m| {
+                let key = (m.message_id.clone(), m.user_id);
+                let slot = Slot { id: Some(m.id), created_ts: m.created_ts, dirty: false, receipt: receipt_view(m) };
+                (key, slot)
+            })
+            .collect();
+        // Deliveries logged per user and notice, this batch's included: every delivery after
+        // the first is a retry.
+        let deliveries: HashMap<(String, i64), i64> = notification_log::Entity::find()
+            .select_only()
+            .column(notification_log::Column::MessageId)
+            .column(notification_log::Column::UserId)
+            .column_as(SimpleExpr::from(Func::count(Expr::col(notification_log::Column::Id))), "n")
+            .filter(notification_log::Column::MessageId.is_in(messages.iter().map(String::as_str)))
+            .filter(notification_log::Column::UserId.is_in(users.iter().copied()))
+            .filter(notification_log::Column::EventType.eq(DeliveryEventType::Delivered.as_str()))
+            .group_by(notification_log::Column::MessageId)
+            .group_by(notification_log::Column::UserId)
+            .into_tuple::<(String, i64, i64)>()
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|(message_id, user_id, n)| ((message_id, user_id), n))
+            .collect();
+
+        for (recorded, _) in &fresh {
+            let key = (recorded.event.message_id.to_string(), recorded.event.user_id);
+            let delivered = deliveries.get(&key).copied().unwrap_or(0);
+            let slot = slots.entry(key).or_insert_with_key(|(message_id, user_id)| Slot {
+                id: None,
+                created_ts: now_ms,
+                dirty: false,
+                receipt: pending_receipt(message_id, *user_id, now),
+            });
+            merge(&mut slot.receipt, recorded, u64::try_from(delivered).unwrap_or(0), now);
+            slot.dirty = true;
+            touched.insert(recorded.event.message_id.to_string());
+        }
+        let (created, updated): (Vec<Slot>, Vec<Slot>) =
+            slots.into_values().filter(|slot| slot.dirty).partition(|slot| slot.id.is_none());
+        let created: Vec<receive_record::ActiveModel> =
+            created.into_iter().map(|slot| receipt_row(slot.receipt, None, slot.created_ts)).collect();
+        for chunk in created.chunks(INSERT_CHUNK) {
+            // No conflict clause: a row created meanwhile fails the batch, which is retried
+            // and then finds it.
+            receive_record::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
+        }
+        for slot in updated {
+            receipt_row(slot.receipt, slot.id, slot.created_ts).update(txn).await?;
+        }
+        Ok(())
     }
 
-    /// Recounts `message_id`'s receive records into its push record (if it is there yet).
-    async fn recount<C: ConnectionTrait>(&self, db: &C, message_id: &str, now: &str) -> Result<(), DbErr> {
-        let of_message = || receive_record::Entity::find().filter(receive_record::Column::MessageId.eq(message_id));
-        let total = of_message().count(db).await? as i64;
-        let delivered = of_message().filter(receive_record::Column::IsReceived.eq(true)).count(db).await? as i64;
-        let failed = of_message().filter(receive_record::Column::DeliveryStatus.eq("failed")).count(db).await? as i64;
-        let status = status_of(total, delivered, failed);
-        push_record::Entity::update_many()
-            .col_expr(push_record::Column::TotalCount, Expr::value(total))
-            .col_expr(push_record::Column::DeliveredCount, Expr::value(delivered))
-            .col_expr(push_record::Column::FailedCount, Expr::value(failed))
-            .col_expr(push_record::Column::Status, Expr::value(status))
-            .col_expr(push_record::Column::Success, Expr::value(status != "failed"))
-            .col_expr(push_record::Column::UpdatedAt, Expr::value(now))
-            .filter(push_record::Column::MessageId.eq(message_id))
-            .exec(db)
-            .await?;
+    fn log_row(
+        &self,
+        recorded: &RecordedEvent,
+        event_id: String,
+        now: &str,
+        now_ms: i64,
+    ) -> notification_log::ActiveModel {
+        let event = &recorded.event;
+        notification_log::ActiveModel {
+            id: NotSet,
+            event_id: Set(event_id),
+            message_id: Set(event.message_id.to_string()),
+            user_id: Set(event.user_id),
+            username: Set(event.username.clone()),
+            event_type: Set(event.event_type.as_str().to_owned()),
+            status: Set(log_status(event.event_type).to_owned()),
+            timestamp: Set(event.timestamp.clone()),
+            ts: Set(millis_of(&self.time, &event.timestamp).unwrap_or(now_ms)),
+            created_at: Set(now.to_owned()),
+            error: Set(String::new()),
+            device_info: Set(device_info(recorded).map(|info| serde_json::Value::Object(info).to_string())),
+            client_ip: Set(event.client_ip.clone()),
+            user_agent: Set(event.user_agent.clone()),
+        }
+    }
+
+    /// Recounts the receive records of `messages` into their push records (those that exist
+    /// yet): one grouped count, one read of the stored counts, and an update only where they
+    /// differ.
+    async fn recount<C: ConnectionTrait>(&self, db: &C, messages: &BTreeSet<String>, now: &str) -> Result<(), DbErr> {
+        let list: Vec<&str> = messages.iter().map(String::as_str).collect();
+        for chunk in list.chunks(IN_LIST_CHUNK) {
+            let mut counts: HashMap<&str, (i64, i64, i64)> = chunk.iter().map(|m| (*m, (0, 0, 0))).collect();
+            let groups: Vec<(String, bool, String, i64)> = receive_record::Entity::find()
+                .select_only()
+                .column(receive_record::Column::MessageId)
+                .column(receive_record::Column::IsReceived)
+                .column(receive_record::Column::DeliveryStatus)
+                .column_as(SimpleExpr::from(Func::count(Expr::col(receive_record::Column::Id))), "n")
+                .filter(receive_record::Column::MessageId.is_in(chunk.iter().copied()))
+                .group_by(receive_record::Column::MessageId)
+                .group_by(receive_record::Column::IsReceived)
+                .group_by(receive_record::Column::DeliveryStatus)
+                .into_tuple()
+                .all(db)
+                .await?;
+            for (message_id, received, status, n) in &groups {
+                if let Some(c) = counts.get_mut(message_id.as_str()) {
+                    c.0 += n;
+                    if *received {
+                        c.1 += n;
+                    }
+                    if status == "failed" {
+                        c.2 += n;
+                    }
+                }
+            }
+            let stored: HashMap<String, (i64, i64, i64)> = push_record::Entity::find()
+                .select_only()
+                .column(push_record::Column::MessageId)
+                .column(push_record::Column::TotalCount)
+                .column(push_record::Column::DeliveredCount)
+                .column(push_record::Column::FailedCount)
+                .filter(push_record::Column::MessageId.is_in(chunk.iter().copied()))
+                .into_tuple::<(String, i64, i64, i64)>()
+                .all(db)
+                .await?
+                .into_iter()
+                .map(|(message_id, total, delivered, failed)| (message_id, (total, delivered, failed)))
+                .collect();
+            for (message_id, (total, delivered, failed)) in counts {
+                // No record yet (its events came first), or nothing changed.
+                if stored.get(message_id).is_none_or(|s| *s == (total, delivered, failed)) {
+                    continue;
+                }
+                let status = status_of(total, delivered, failed);
+                push_record::Entity::update_many()
+                    .col_expr(push_record::Column::TotalCount, Expr::value(total))
+                    .col_expr(push_record::Column::DeliveredCount, Expr::value(delivered))
+                    .col_expr(push_record::Column::FailedCount, Expr::value(failed))
+                    .col_expr(push_record::Column::Status, Expr::value(status))
+                    .col_expr(push_record::Column::Success, Expr::value(status != "failed"))
+                    .col_expr(push_record::Column::UpdatedAt, Expr::value(now))
+                    .filter(push_record::Column::MessageId.eq(message_id))
+                    .exec(db)
+                    .await?;
+            }
+        }
         Ok(())
     }
 

@@ -104,9 +104,10 @@ async fn exercise(store: &RecordStore, backend: impl std::fmt::Debug + Copy) {
     assert!(kinds.contains(&"read") && kinds.contains(&"confirmed"), "{backend:?}: {kinds:?}");
     assert_eq!(detail.logs[0].device_info.as_ref().unwrap()["platform"], "ios", "{backend:?}");
 
-    // A broadcast's events may arrive before its record.
+    // A broadcast's events may arrive before its record; an event twice in one batch counts once.
     let broadcast = message(2, Target::All, vec![], "maintenance tonight");
-    store.apply_events(&[event(DeliveryEventType::Delivered, &broadcast, 9, "websocket")]).await.unwrap();
+    let early = event(DeliveryEventType::Delivered, &broadcast, 9, "websocket");
+    store.apply_events(&[early.clone(), early]).await.unwrap();
     store.write_messages(&[NewRecord { message: broadcast.clone(), addressed: vec![] }]).await.unwrap();
     assert_eq!(counts(store, &broadcast).await, (1, 1, 0, "delivered".into()), "{backend:?}");
     assert_eq!(store.detail("1-nothing0").await.unwrap().map(|d| d.record.id), None);
