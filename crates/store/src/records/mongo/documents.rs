@@ -1,0 +1,264 @@
+//! The documents as stored: the spec's fields (4.1-4.3) and what Herald adds to them.
+
+use super::super::{
+    NewRecord, RecordedEvent, device_info, event_id_of, log_status, millis_of, pushed_millis, status_of,
+};
+use model::{AdminUserReceiveRecord, NotificationLog, PushRecord, TimeFormat, UserId};
+use mongodb::bson::{DateTime, oid::ObjectId};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A push record as stored (spec 4.1 plus `push_ts`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct PushRecordDoc {
+    #[serde(rename = "_id", default, skip_serializing_if = "Option::is_none")]
+    pub(super) id: Option<ObjectId>,
+    pub(super) message_id: String,
+    pub(super) content: String,
+    pub(super) message_type: String,
+    pub(super) target: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) target_user_ids: Vec<UserId>,
+    pub(super) recipients_count: String,
+    pub(super) status: String,
+    pub(super) success: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(super) error: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(super) error_code: String,
+    pub(super) push_time: String,
+    pub(super) created_at: String,
+    pub(super) updated_at: String,
+    pub(super) sender_id: UserId,
+    pub(super) sender_name: String,
+    pub(super) delivered_count: i64,
+    pub(super) failed_count: i64,
+    pub(super) total_count: i64,
+    pub(super) priority: i32,
+    pub(super) need_confirm: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) extra_data: Option<Map<String, Value>>,
+    /// When it was pushed: range filters, newest-first order, TTL.
+    pub(super) push_ts: DateTime,
+}
+
+impl PushRecordDoc {
+    pub(super) fn new(record: &NewRecord, now: &str, now_ms: i64) -> Self {
+        let m = &record.message;
+        let total = record.addressed.len() as i64;
+        Self {
+            id: None,
+            message_id: m.message_id.to_string(),
+            content: m.content.clone(),
+            message_type: m.notification_type.as_str().to_owned(),
+            target: m.target.as_str().to_owned(),
+            target_user_ids: record.addressed.clone(),
+            recipients_count: m.target.recipients_count(m.explicit_recipients().count()),
+            status: status_of(total, 0, 0).to_owned(),
+            success: true,
+            error: String::new(),
+            error_code: String::new(),
+            push_time: m.time.clone(),
+            created_at: now.to_owned(),
+            updated_at: now.to_owned(),
+            sender_id: m.sender.id,
+            sender_name: m.sender.name.clone(),
+            delivered_count: 0,
+            failed_count: 0,
+            total_count: total,
+            priority: i32::from(m.priority.as_u8()),
+            need_confirm: m.need_confirm,
+            extra_data: m.data.clone(),
+            push_ts: DateTime::from_millis(pushed_millis(m, now_ms)),
+        }
+    }
+
+    pub(super) fn into_view(self) -> PushRecord {
+        PushRecord {
+            id: self.id.map(|id| id.to_hex()).unwrap_or_default(),
+            message_id: self.message_id,
+            content: self.content,
+            message_type: self.message_type,
+            target: self.target,
+            target_user_ids: self.target_user_ids,
+            recipients_count: self.recipients_count,
+            status: self.status,
+            success: self.success,
+            error: self.error,
+            error_code: self.error_code,
+            push_time: self.push_time,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            sender_id: self.sender_id,
+            sender_name: self.sender_name,
+            delivered_count: self.delivered_count,
+            failed_count: self.failed_count,
+            total_count: self.total_count,
+            priority: u8::try_from(self.priority).unwrap_or_default(),
+            need_confirm: self.need_confirm,
+            extra_data: self.extra_data,
+        }
+    }
+}
+
+/// A receive record as stored (spec 4.2 plus `created_ts` and `rev`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct ReceiveRecordDoc {
+    #[serde(rename = "_id", default, skip_serializing_if = "Option::is_none")]
+    pub(super) id: Option<ObjectId>,
+    pub(super) message_id: String,
+    pub(super) user_id: UserId,
+    pub(super) username: String,
+    pub(super) user_role: String,
+    pub(super) is_online: bool,
+    pub(super) is_received: bool,
+    pub(super) received_at: String,
+    pub(super) is_read: bool,
+    pub(super) read_at: String,
+    pub(super) is_confirmed: bool,
+    pub(super) confirmed_at: String,
+    pub(super) device_type: String,
+    pub(super) platform: String,
+    pub(super) browser: String,
+    pub(super) client_ip: String,
+    pub(super) user_agent: String,
+    pub(super) connection_id: String,
+    pub(super) push_channel: String,
+    pub(super) delivery_status: String,
+    pub(super) retry_count: i32,
+    pub(super) error_message: String,
+    pub(super) created_at: String,
+    pub(super) updated_at: String,
+    /// When it was created: TTL.
+    pub(super) created_ts: DateTime,
+    /// Bumped on every update; an update names the revision it read.
+    #[serde(default)]
+    pub(super) rev: i64,
+}
+
+impl ReceiveRecordDoc {
+    pub(super) fn new(r: AdminUserReceiveRecord, id: Option<ObjectId>, created_ts: DateTime, rev: i64) -> Self {
+        Self {
+            id,
+            message_id: r.message_id,
+            user_id: r.user_id,
+            username: r.username,
+            user_role: r.user_role,
+            is_online: r.is_online,
+            is_received: r.is_received,
+            received_at: r.received_at,
+            is_read: r.is_read,
+            read_at: r.read_at,
+            is_confirmed: r.is_confirmed,
+            confirmed_at: r.confirmed_at,
+            device_type: r.device_type,
+            platform: r.platform,
+            browser: r.browser,
+            client_ip: r.client_ip,
+            user_agent: r.user_agent,
+            connection_id: r.connection_id,
+            push_channel: r.push_channel,
+            delivery_status: r.delivery_status,
+            retry_count: r.retry_count,
+            error_message: r.error_message,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            created_ts,
+            rev,
+        }
+    }
+
+    pub(super) fn into_view(self) -> AdminUserReceiveRecord {
+        AdminUserReceiveRecord {
+            id: self.id.map(|id| id.to_hex()).unwrap_or_default(),
+            message_id: self.message_id,
+            user_id: self.user_id,
+            username: self.username,
+            user_role: self.user_role,
+            is_online: self.is_online,
+            is_received: self.is_received,
+            received_at: self.received_at,
+            is_read: self.is_read,
+            read_at: self.read_at,
+            is_confirmed: self.is_confirmed,
+            confirmed_at: self.confirmed_at,
+            device_type: self.device_type,
+            platform: self.platform,
+            browser: self.browser,
+            client_ip: self.client_ip,
+            user_agent: self.user_agent,
+            connection_id: self.connection_id,
+            push_channel: self.push_channel,
+            delivery_status: self.delivery_status,
+            retry_count: self.retry_count,
+            error_message: self.error_message,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// A log entry as stored (spec 4.3 plus `event_id` and `ts`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct NotificationLogDoc {
+    #[serde(rename = "_id", default, skip_serializing_if = "Option::is_none")]
+    pub(super) id: Option<ObjectId>,
+    /// The delivery event's id: one entry per event.
+    pub(super) event_id: String,
+    pub(super) message_id: String,
+    pub(super) user_id: UserId,
+    pub(super) username: String,
+    pub(super) event_type: String,
+    pub(super) status: String,
+    pub(super) timestamp: String,
+    pub(super) created_at: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(super) error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) device_info: Option<Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(super) client_ip: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(super) user_agent: String,
+    /// The event's time: range filters, order, TTL.
+    pub(super) ts: DateTime,
+}
+
+impl NotificationLogDoc {
+    pub(super) fn new(recorded: &RecordedEvent, time: &TimeFormat, now: &str, now_ms: i64) -> Self {
+        let e = &recorded.event;
+        Self {
+            id: None,
+            event_id: event_id_of(recorded),
+            message_id: e.message_id.to_string(),
+            user_id: e.user_id,
+            username: e.username.clone(),
+            event_type: e.event_type.as_str().to_owned(),
+            status: log_status(e.event_type).to_owned(),
+            timestamp: e.timestamp.clone(),
+            created_at: now.to_owned(),
+            error: String::new(),
+            device_info: device_info(recorded),
+            client_ip: e.client_ip.clone(),
+            user_agent: e.user_agent.clone(),
+            ts: DateTime::from_millis(millis_of(time, &e.timestamp).unwrap_or(now_ms)),
+        }
+    }
+
+    pub(super) fn into_view(self) -> NotificationLog {
+        NotificationLog {
+            id: self.id.map(|id| id.to_hex()).unwrap_or_default(),
+            message_id: self.message_id,
+            user_id: self.user_id,
+            username: self.username,
+            event_type: self.event_type,
+            status: self.status,
+            timestamp: self.timestamp,
+            created_at: self.created_at,
+            error: self.error,
+            device_info: self.device_info,
+            client_ip: self.client_ip,
+            user_agent: self.user_agent,
+        }
+    }
+}
