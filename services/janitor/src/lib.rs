@@ -89,8 +89,7 @@ impl Janitor {
 
 /// One retention pass: deletes what `retention` no longer keeps, as of now.
 pub async fn purge_once(records: &RecordStore, retention: Retention) -> Result<Purged, store::records::RecordsError> {
-    let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-    let purged = records.purge(retention.cutoffs(now_ms)).await?;
+    let purged = records.purge(retention.cutoffs_now()).await?;
     if purged != Purged::default() {
         tracing::info!(
             records = purged.records,

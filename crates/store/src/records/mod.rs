@@ -184,6 +184,11 @@ impl Retention {
             |keep: std::time::Duration| now_ms.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
         Purge { records_before_ms: before(self.records), logs_before_ms: before(self.logs) }
     }
+
+    /// The purge that applies now.
+    pub fn cutoffs_now(&self) -> Purge {
+        self.cutoffs(now_millis())
+    }
 }
 
 /// What a retention pass deletes: rows older than these instants (Unix milliseconds).

@@ -58,7 +58,6 @@ fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
 /// Records in MongoDB. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct MongoRecords {
-    db: Database,
     records: Collection<PushRecordDoc>,
     receipts: Collection<ReceiveRecordDoc>,
     logs: Collection<NotificationLogDoc>,
@@ -83,15 +82,9 @@ impl MongoRecords {
             records: db.collection(PUSH_RECORDS),
             receipts: db.collection(RECEIVE_RECORDS),
             logs: db.collection(NOTIFICATION_LOGS),
-            db,
             time,
             healthy: Arc::new(AtomicBool::new(true)),
         })
-    }
-
-    /// The database the collections are in.
-    pub fn database(&self) -> &Database {
-        &self.db
     }
 
     /// Whether the last operation succeeded.
