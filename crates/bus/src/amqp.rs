@@ -3,7 +3,14 @@
 //!
 //! The publisher keeps one connection with a confirm-mode channel, owned by a supervisor task
 //! that reconnects whenever it is lost; while it is down `publish` fails at once with
-//! [`BusError::Unavailable`] instead of hanging. Each subscription owns its own connection and
+//! [`BusError::Unavailable`] instead of hanging.
+//!
+//! Publishes on one confirm channel are serialised up to the moment their frames are queued:
+//! lapin numbers a publish (the delivery tag its confirm will carry) before it queues the
+//! frames, so two threads publishing at once could put their frames on the wire in the other
+//! order than their numbers, and each would then be answered with the other's confirm: a
+//! notice refused by a full ingress queue reported as accepted, and the accepted one as refused.
+//! Waiting for the confirm itself is not serialised. Each subscription owns its own connection and
 //! re-declares its queue and bindings every time it reconnects.
 
 use crate::{Acker, BusError, Exchange, Incoming, Lane, QueueKind, Subscription, SubscriptionSpec, Topology};
@@ -32,6 +39,15 @@ const PERSISTENT: u8 = 2;
 /// The header that carries an ingress notice's routing key.
 const ROUTING_KEY_HEADER: &str = "x-herald-routing-key";
 
+/// A confirm-mode channel with the lock that keeps its publishes numbered in wire order.
+#[derive(Clone, Debug)]
+struct ConfirmChannel {
+    channel: Channel,
+    /// Held from the moment a publish is numbered until its frames are queued (see the module
+    /// documentation).
+    order: Arc<tokio::sync::Mutex<()>>,
+}
+
 /// The RabbitMQ bus. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AmqpBus {
@@ -42,7 +58,7 @@ pub struct AmqpBus {
 struct Inner {
     settings: BusSettings,
     topology: Topology,
-    publisher: RwLock<Option<Channel>>,
+    publisher: RwLock<Option<ConfirmChannel>>,
     reconnect: Notify,
     shutdown: CancellationToken,
 }
@@ -68,7 +84,7 @@ impl AmqpBus {
 
     /// Whether the publisher is connected right now.
     pub fn is_connected(&self) -> bool {
-        self.current_channel().is_some_and(|c| c.status().connected())
+        self.current_channel().is_some_and(|c| c.channel.status().connected())
     }
 
     /// Waits until the publisher is connected, for at most `limit`.
@@ -83,15 +99,15 @@ impl AmqpBus {
         self.is_connected()
     }
 
-    fn current_channel(&self) -> Option<Channel> {
+    fn current_channel(&self) -> Option<ConfirmChannel> {
         self.inner.publisher.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Publishes persistently and waits for the broker's confirm, within the publish timeout.
     pub async fn publish(&self, exchange: Exchange, routing_key: &str, payload: Bytes) -> Result<(), BusError> {
-        let channel = self
+        let publisher = self
             .current_channel()
-            .filter(|c| c.status().connected())
+            .filter(|c| c.channel.status().connected())
             .ok_or_else(|| BusError::Unavailable("not connected; reconnecting".into()))?;
         let mut properties =
             BasicProperties::default().with_delivery_mode(PERSISTENT).with_content_type("application/json".into());
@@ -109,17 +125,40 @@ impl AmqpBus {
             other => (self.inner.topology.exchange(other), routing_key.to_owned(), false),
         };
         let options = BasicPublishOptions { mandatory, ..BasicPublishOptions::default() };
+        // Until the frames are queued nothing has left this process, so running out of time
+        // then is a true refusal. Once queued they go out even if this future is dropped: from
+        // there on only the confirm tells what became of the message.
         let timeout_ms = self.inner.settings.publish_timeout_ms;
-        let confirmed = tokio::time::timeout(Duration::from_millis(timeout_ms), async {
-            channel.basic_publish(exchange_name.into(), key.as_str().into(), options, &payload, properties).await?.await
-        })
-        .await;
-        match confirmed {
-            Err(_) => Err(BusError::Timeout(timeout_ms)),
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
+        let order = tokio::time::timeout_at(deadline, publisher.order.lock())
+            .await
+            .map_err(|_| BusError::Timeout(timeout_ms))?;
+        let published =
+            publisher.channel.basic_publish(exchange_name.into(), key.as_str().into(), options, &payload, properties);
+        let confirm = match tokio::time::timeout_at(deadline, published).await {
+            Ok(Ok(confirm)) => confirm,
             Ok(Err(err)) => {
-                // The channel or connection broke: have the supervisor start over.
+                // Refused before any frame was queued (the channel is closed): start over.
                 self.inner.reconnect.notify_one();
-                Err(BusError::Unavailable(err.to_string()))
+                return Err(BusError::Unavailable(err.to_string()));
+            }
+            Err(_) => {
+                self.inner.reconnect.notify_one();
+                return Err(BusError::Unconfirmed("the broker did not take the message in time".into()));
+            }
+        };
+        drop(order);
+        let confirm_ms = self.inner.settings.confirm_timeout_ms;
+        match tokio::time::timeout(Duration::from_millis(confirm_ms), confirm).await {
+            Err(_) => {
+                // Recycle the connection so a stuck broker does not hold every later publish.
+                self.inner.reconnect.notify_one();
+                Err(BusError::Unconfirmed(format!("no confirm within {confirm_ms} ms")))
+            }
+            Ok(Err(err)) => {
+                // The connection broke after the message was sent.
+                self.inner.reconnect.notify_one();
+                Err(BusError::Unconfirmed(err.to_string()))
             }
             // The broker nacks when a queue bounded with reject-publish is full.
             Ok(Ok(Confirmation::Nack(_))) => Err(BusError::QueueFull),
@@ -252,7 +291,7 @@ async fn supervise_publisher(inner: Arc<Inner>) {
     }
 }
 
-async fn open_publisher(inner: &Inner) -> Result<(Connection, Channel), lapin::Error> {
+async fn open_publisher(inner: &Inner) -> Result<(Connection, ConfirmChannel), lapin::Error> {
     let conn = connect(&inner.settings, &format!("{}-publisher", inner.topology.prefix())).await?;
     let channel = conn.create_channel().await?;
     channel.confirm_select(ConfirmSelectOptions::default()).await?;
@@ -261,7 +300,7 @@ async fn open_publisher(inner: &Inner) -> Result<(Connection, Channel), lapin::E
     }
     // Publishing to a queue that does not exist drops the message silently: declare it first.
     declare_queue(&channel, &inner.topology.ingress_queue(), false, Some(inner.settings.backlog)).await?;
-    Ok((conn, channel))
+    Ok((conn, ConfirmChannel { channel, order: Arc::default() }))
 }
 
 /// Declares a queue: exclusive (and auto-deleted) or durable, bounded with reject-publish when

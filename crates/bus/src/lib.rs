@@ -134,9 +134,14 @@ pub enum BusError {
     /// No connection to the broker right now; the bus is reconnecting.
     #[error("the message broker is unreachable: {0}")]
     Unavailable(String),
-    /// The broker did not confirm in time.
-    #[error("the message broker did not confirm within {0} ms")]
+    /// The message could not be handed to the broker in time; it was not sent.
+    #[error("the message broker did not take the message within {0} ms")]
     Timeout(u64),
+    /// The message reached the broker, but its confirm never came (no confirm in time, or the
+    /// connection broke first): it may or may not have been taken. The only answer that cannot
+    /// be made truthful, so it is kept rare: the confirm wait (`bus.confirm_timeout_ms`) is long.
+    #[error("the message broker did not confirm the message; it may still be delivered: {0}")]
+    Unconfirmed(String),
     /// The normal-priority backlog (the ingress queue, bounded by `bus.backlog`) is full; it
     /// accepts again once drained. Urgent notices bypass it. Nothing was delivered anywhere.
     #[error("the normal-priority backlog is full")]

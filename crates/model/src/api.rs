@@ -86,6 +86,10 @@ pub struct FailureData {
     /// The request field at fault, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The message id of a notice whose outcome is unknown (the bus took it but never
+    /// confirmed it): look it up in the records API before sending the notice again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
 }
 
 impl FailureData {
@@ -101,6 +105,7 @@ impl FailureData {
             error: error.into(),
             error_code: code.as_str().to_owned(),
             field: None,
+            message_id: None,
         }
     }
 }

@@ -126,8 +126,12 @@ pub struct BusSettings {
     /// Prefix of every exchange and queue name, so deployments and tests can share a broker.
     #[serde(deserialize_with = "string_like")]
     pub prefix: String,
-    /// Milliseconds a publish may wait for the broker's confirm before it counts as failed.
+    /// Milliseconds a publish may wait to be handed to the broker before it is refused
+    /// (nothing was sent then).
     pub publish_timeout_ms: u64,
+    /// Milliseconds a message handed to the broker may wait for its confirm. Past it the
+    /// outcome is unknown (the API says so); a healthy broker confirms in milliseconds.
+    pub confirm_timeout_ms: u64,
     /// Deliveries a consumer may hold unacknowledged.
     pub prefetch: u16,
     /// Normal-priority notices the ingress queue may hold before publishing is refused with
@@ -149,6 +153,7 @@ impl Default for BusSettings {
             url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
             prefix: "herald".to_owned(),
             publish_timeout_ms: 2000,
+            confirm_timeout_ms: 30_000,
             prefetch: 256,
             backlog: 1000,
             dispatch: true,
@@ -171,7 +176,7 @@ impl BusSettings {
         if !prefix_ok {
             return Err(ConfigError::invalid("bus.prefix", "must be 1-100 characters of a-z, A-Z, 0-9, - _ ."));
         }
-        if self.publish_timeout_ms == 0 || self.prefetch == 0 || self.backlog == 0 {
+        if self.publish_timeout_ms == 0 || self.confirm_timeout_ms == 0 || self.prefetch == 0 || self.backlog == 0 {
             return Err(ConfigError::invalid(
                 "bus.publish_timeout_ms",
                 "timeouts, prefetch and backlog must be positive",

@@ -17,6 +17,8 @@ pub struct NoticeContext {
     pub message_type: Option<String>,
     /// When the request was refused.
     pub push_time: Option<String>,
+    /// The notice's id, once it had one.
+    pub message_id: Option<String>,
 }
 
 /// Every way an ingest-api request can fail.
@@ -49,6 +51,14 @@ impl ApiError {
             ApiError::Publish(BusError::QueueFull, context) => (
                 ErrorCode::QueueFull,
                 "queue full: the normal-priority backlog is full; retry shortly (urgent notices are still accepted)"
+                    .to_owned(),
+                None,
+                context,
+            ),
+            ApiError::Publish(BusError::Unconfirmed(_), context) => (
+                ErrorCode::PushFailed,
+                "push outcome unknown: the message bus took the notice but never confirmed it, so it may still be \
+                 delivered; check the records API for its message_id before sending it again"
                     .to_owned(),
                 None,
                 context,
@@ -89,6 +99,10 @@ impl ApiError {
             target: context.target.clone(),
             message_type: context.message_type.clone(),
             field,
+            message_id: match self {
+                ApiError::Publish(BusError::Unconfirmed(_), context) => context.message_id.clone(),
+                _ => None,
+            },
             ..FailureData::new(code, message)
         };
         let retry_after = match self {

@@ -128,6 +128,7 @@ async fn accept(
         sender: Sender { id: admin.0.sub, name: admin.0.name },
     };
     tracing::Span::current().record("message_id", message.message_id.as_str());
+    context.message_id = Some(message.message_id.to_string());
 
     // Offline copies first: once the bus has the message, a recipient who is offline (or
     // reconnecting) must find it in their inbox.
@@ -192,5 +193,6 @@ fn context_of(raw: &Value) -> Box<NoticeContext> {
         target: Some(target.chars().take(40).collect()),
         message_type: Some(message_type.chars().take(64).collect()),
         push_time: None,
+        message_id: None,
     })
 }

@@ -213,3 +213,64 @@ async fn publisher_and_subscription_reconnect_after_the_broker_drops_them() {
     assert_eq!(next_payload(&mut sub).await.1, Bytes::from_static(b"after"));
     t.cleanup(&[]).await;
 }
+
+/// Publishes from many tasks on several threads into an ingress queue that a slow drainer keeps
+/// near its bound, so publishes keep crossing between accepted and refused: every publish answered
+/// `Ok` must be in the queue exactly once, and none answered `QueueFull` may be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_publishes_into_a_full_ingress_are_answered_truthfully() {
+    use std::collections::HashMap;
+    let t = TestBus::start_with_backlog(20).await;
+    let mut ingress = t.bus.subscribe(SubscriptionSpec {
+        queue: bus::INGRESS.into(),
+        kind: QueueKind::Durable,
+        exchange: Exchange::Ingress,
+        bindings: Vec::new(),
+    });
+    assert!(ingress.wait_ready(Duration::from_secs(10)).await);
+    // The drainer takes one message every few hundred microseconds: the queue stays about full.
+    let drainer = tokio::spawn(async move {
+        let mut seen: HashMap<Bytes, usize> = HashMap::new();
+        while let Ok(Some(incoming)) = tokio::time::timeout(Duration::from_secs(3), ingress.next()).await {
+            *seen.entry(incoming.payload.clone()).or_default() += 1;
+            incoming.ack().await;
+            tokio::time::sleep(Duration::from_micros(300)).await;
+        }
+        seen
+    });
+    let publishers: Vec<_> = (0..32)
+        .map(|task| {
+            let bus = t.bus.clone();
+            tokio::spawn(async move {
+                let (mut accepted, mut refused) = (Vec::new(), Vec::new());
+                for n in 0..60 {
+                    let payload = Bytes::from(format!("{task}-{n}"));
+                    match bus.publish(Exchange::Ingress, "custom.normal", payload.clone()).await {
+                        Ok(()) => accepted.push(payload),
+                        Err(bus::BusError::QueueFull) => refused.push(payload),
+                        Err(other) => panic!("unexpected failure: {other}"),
+                    }
+                }
+                (accepted, refused)
+            })
+        })
+        .collect();
+    let (mut accepted, mut refused) = (Vec::new(), Vec::new());
+    for publisher in publishers {
+        let (a, r) = publisher.await.unwrap();
+        accepted.extend(a);
+        refused.extend(r);
+    }
+    let seen = drainer.await.unwrap();
+    assert!(!refused.is_empty(), "the ingress never overflowed; the test proves nothing");
+    let lost: Vec<_> = accepted.iter().filter(|p| !seen.contains_key(*p)).collect();
+    let doubled: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    let refused_but_queued: Vec<_> = refused.iter().filter(|p| seen.contains_key(*p)).collect();
+    assert!(
+        lost.is_empty() && doubled.is_empty() && refused_but_queued.is_empty(),
+        "{} accepted, {} refused: lost {lost:?}, doubled {doubled:?}, refused but queued {refused_but_queued:?}",
+        accepted.len(),
+        refused.len()
+    );
+    t.cleanup(&[]).await;
+}

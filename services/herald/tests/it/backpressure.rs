@@ -44,3 +44,79 @@ async fn a_full_backlog_answers_queue_full_while_urgent_notices_pass_and_overtak
     shutdown.cancel();
     app.stop().await;
 }
+
+/// 32 requests in flight against a backlog of 20, each a notice to one user connected twice:
+/// every notice answered 200 reaches each connection exactly once, and none answered 503 ever
+/// arrives. (Publisher confirms crossed between concurrent publishes once made both false.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn under_overflow_every_answer_is_true() {
+    use std::collections::HashMap;
+    let app = Distributed::spawn_with_bus(1, |bus| bus.backlog = 20).await;
+    let admin = token(1, Role::Admin, "admin");
+    let alice = token(2, Role::User, "alice");
+    let mut phone = app.endpoints.ws(&alice, TokenVia::Query).await;
+    let mut laptop = app.endpoints.ws(&alice, TokenVia::Header).await;
+
+    let api = std::sync::Arc::new(app.endpoints.api.clone());
+    let posters: Vec<_> = (0..32)
+        .map(|task| {
+            let (http, api, admin) = (app.endpoints.http.clone(), api.clone(), admin.clone());
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                for n in 0..40 {
+                    let content = format!("n-{task}-{n}");
+                    let body = json!({"content": content, "target": "custom", "user_ids": [2]});
+                    let response = http
+                        .post(format!("{api}/api/admin/system/notice"))
+                        .bearer_auth(&admin)
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = response.status().as_u16();
+                    let answer: Value = response.json().await.unwrap();
+                    assert!(status == 200 || answer["data"]["error_code"] == "QUEUE_FULL", "{status} {answer}");
+                    answers.push((content, status == 200));
+                }
+                answers
+            })
+        })
+        .collect();
+    let mut accepted = Vec::new();
+    let mut refused = Vec::new();
+    for poster in posters {
+        for (content, ok) in poster.await.unwrap() {
+            if ok { accepted.push(content) } else { refused.push(content) }
+        }
+    }
+    assert!(!refused.is_empty() && !accepted.is_empty(), "{} accepted, {} refused", accepted.len(), refused.len());
+
+    // A last notice, retried until accepted, closes the stream: the backlog is delivered in order.
+    let barrier = loop {
+        let (status, _, answer) = app
+            .endpoints
+            .post_notice(Some(&admin), &json!({"content": "barrier", "target": "custom", "user_ids": [2]}))
+            .await;
+        if status == 200 {
+            break answer["data"]["message_id"].as_str().unwrap().to_owned();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    for connection in [&mut phone, &mut laptop] {
+        let mut received: HashMap<String, usize> = HashMap::new();
+        for frame in connection.frames_until(&barrier).await {
+            let frame: Value = serde_json::from_str(&frame).unwrap();
+            *received.entry(frame["content"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
+        }
+        let lost: Vec<_> = accepted.iter().filter(|c| !received.contains_key(*c)).collect();
+        let doubled: Vec<_> = received.iter().filter(|(_, n)| **n > 1).collect();
+        let refused_but_delivered: Vec<_> = refused.iter().filter(|c| received.contains_key(*c)).collect();
+        assert!(
+            lost.is_empty() && doubled.is_empty() && refused_but_delivered.is_empty(),
+            "{} accepted, {} refused: lost {lost:?}, doubled {doubled:?}, refused but delivered {refused_but_delivered:?}",
+            accepted.len(),
+            refused.len()
+        );
+    }
+    app.stop().await;
+}

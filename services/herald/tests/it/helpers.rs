@@ -365,13 +365,18 @@ impl Distributed {
     /// As `spawn_with_gateways`; with `dispatch` false no ingress dispatcher runs, so normal
     /// notices wait in the backlog (a paused consumer).
     pub async fn spawn_custom(replicas: usize, dispatch: bool) -> Self {
+        Self::spawn_with_bus(replicas, |bus| bus.dispatch = dispatch).await
+    }
+
+    /// `replicas` gateways, with the bus settings `adjust` makes (a small backlog, say).
+    pub async fn spawn_with_bus(replicas: usize, adjust: impl FnOnce(&mut BusSettings)) -> Self {
         runtime::install_crypto_provider();
-        let bus_settings = BusSettings {
+        let mut bus_settings = BusSettings {
             url: amqp_url(),
             prefix: format!("test-e2e-{}", uuid::Uuid::new_v4().simple()),
-            dispatch,
             ..BusSettings::default()
         };
+        adjust(&mut bus_settings);
         let redis = RedisSettings {
             url: redis_url(),
             key_prefix: format!("{}:", bus_settings.prefix),
