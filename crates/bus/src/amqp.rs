@@ -36,8 +36,12 @@ const HEALTH_CHECK_EVERY: Duration = Duration::from_millis(500);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// AMQP delivery mode 2: the broker writes the message to disk.
 const PERSISTENT: u8 = 2;
-/// The header that carries an ingress notice's routing key.
+/// The header that carries an ingress notice's (or a dead letter's) routing key.
 const ROUTING_KEY_HEADER: &str = "x-herald-routing-key";
+/// The header that carries why a message was dead-lettered.
+const REASON_HEADER: &str = "x-herald-reason";
+/// The header that names the queue a dead letter was taken from.
+const QUEUE_HEADER: &str = "x-herald-queue";
 
 /// A confirm-mode channel with the lock that keeps its publishes numbered in wire order.
 #[derive(Clone, Debug)]
@@ -61,6 +65,7 @@ struct Inner {
     publisher: RwLock<Option<ConfirmChannel>>,
     reconnect: Notify,
     shutdown: CancellationToken,
+    dead_lettered: std::sync::atomic::AtomicU64,
 }
 
 impl AmqpBus {
@@ -72,6 +77,7 @@ impl AmqpBus {
             publisher: RwLock::new(None),
             reconnect: Notify::new(),
             shutdown,
+            dead_lettered: Default::default(),
         });
         tokio::spawn(supervise_publisher(inner.clone()));
         Self { inner }
@@ -105,25 +111,64 @@ impl AmqpBus {
 
     /// Publishes persistently and waits for the broker's confirm, within the publish timeout.
     pub async fn publish(&self, exchange: Exchange, routing_key: &str, payload: Bytes) -> Result<(), BusError> {
+        self.publish_with(exchange, routing_key, payload, FieldTable::default()).await
+    }
+
+    /// Gives up on `incoming`: publishes it to the dead-letter queue with `reason`, then acks it;
+    /// requeues it if the dead-letter queue cannot take it.
+    pub async fn dead_letter(&self, incoming: Incoming, reason: &str) {
+        let mut headers = FieldTable::default();
+        headers.insert(REASON_HEADER.into(), AMQPValue::LongString(reason.into()));
+        headers.insert(QUEUE_HEADER.into(), AMQPValue::LongString(incoming.queue.to_string().into()));
+        let kept =
+            self.publish_with(Exchange::DeadLetters, &incoming.routing_key, incoming.payload.clone(), headers).await;
+        match kept {
+            Ok(()) => {
+                self.inner.dead_lettered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                incoming.ack().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "dead-letter queue unavailable; the message is requeued");
+                incoming.reject(true).await;
+            }
+        }
+    }
+
+    /// Messages this process dead-lettered since it started.
+    pub fn dead_lettered(&self) -> u64 {
+        self.inner.dead_lettered.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    async fn publish_with(
+        &self,
+        exchange: Exchange,
+        routing_key: &str,
+        payload: Bytes,
+        mut headers: FieldTable,
+    ) -> Result<(), BusError> {
         let publisher = self
             .current_channel()
             .filter(|c| c.channel.status().connected())
             .ok_or_else(|| BusError::Unavailable("not connected; reconnecting".into()))?;
-        let mut properties =
-            BasicProperties::default().with_delivery_mode(PERSISTENT).with_content_type("application/json".into());
-        // The ingress queue is addressed by name through the default exchange; the routing key
-        // the notice will be dispatched under travels in a header. `mandatory` makes the broker
-        // return it, rather than drop it, should the queue be missing.
+        // The ingress and dead-letter queues are addressed by name through the default
+        // exchange; the routing key travels in a header. `mandatory` makes the broker return
+        // the message, rather than drop it, should the queue be missing.
         let (exchange_name, key, mandatory) = match exchange {
-            Exchange::Ingress => {
-                let mut headers = FieldTable::default();
+            Exchange::Ingress | Exchange::DeadLetters => {
                 headers.insert(ROUTING_KEY_HEADER.into(), AMQPValue::LongString(routing_key.into()));
-                properties = properties.with_headers(headers);
-                (String::new(), self.inner.topology.ingress_queue(), true)
+                let queue = match exchange {
+                    Exchange::Ingress => self.inner.topology.ingress_queue(),
+                    _ => self.inner.topology.dead_letter_queue(),
+                };
+                (String::new(), queue, true)
             }
             // A notice no consumer is bound for (no gateway up) is not an error.
             other => (self.inner.topology.exchange(other), routing_key.to_owned(), false),
         };
+        let properties = BasicProperties::default()
+            .with_delivery_mode(PERSISTENT)
+            .with_content_type("application/json".into())
+            .with_headers(headers);
         let options = BasicPublishOptions { mandatory, ..BasicPublishOptions::default() };
         // Until the frames are queued nothing has left this process, so running out of time
         // then is a true refusal. Once queued they go out even if this future is dropped: from
@@ -162,7 +207,7 @@ impl AmqpBus {
             }
             // The broker nacks when a queue bounded with reject-publish is full.
             Ok(Ok(Confirmation::Nack(_))) => Err(BusError::QueueFull),
-            Ok(Ok(Confirmation::Ack(Some(_)))) => Err(BusError::Unavailable("the ingress queue is missing".into())),
+            Ok(Ok(Confirmation::Ack(Some(_)))) => Err(BusError::Unavailable(format!("the queue {key} is missing"))),
             Ok(Ok(Confirmation::Ack(None) | Confirmation::NotRequested)) => Ok(()),
         }
     }
@@ -196,7 +241,9 @@ impl AmqpBus {
                 channel.queue_delete(name.into(), QueueDeleteOptions::default()).await?;
             }
         }
-        channel.queue_delete(topology.ingress_queue().into(), QueueDeleteOptions::default()).await?;
+        for queue in [topology.ingress_queue(), topology.dead_letter_queue()] {
+            channel.queue_delete(queue.into(), QueueDeleteOptions::default()).await?;
+        }
         for exchange in [Exchange::Notifications, Exchange::Events] {
             let name = topology.exchange(exchange);
             channel.exchange_delete(name.into(), ExchangeDeleteOptions::default()).await?;
@@ -217,7 +264,7 @@ async fn connect(settings: &BusSettings, name: &str) -> Result<Connection, lapin
 }
 
 async fn declare_exchange(channel: &Channel, topology: &Topology, exchange: Exchange) -> Result<(), lapin::Error> {
-    if exchange == Exchange::Ingress {
+    if matches!(exchange, Exchange::Ingress | Exchange::DeadLetters) {
         return Ok(());
     }
     let options = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
@@ -300,6 +347,7 @@ async fn open_publisher(inner: &Inner) -> Result<(Connection, ConfirmChannel), l
     }
     // Publishing to a queue that does not exist drops the message silently: declare it first.
     declare_queue(&channel, &inner.topology.ingress_queue(), false, Some(inner.settings.backlog)).await?;
+    declare_queue(&channel, &inner.topology.dead_letter_queue(), false, None).await?;
     Ok((conn, ConfirmChannel { channel, order: Arc::default() }))
 }
 
@@ -361,13 +409,17 @@ async fn run_subscription(
     }
 }
 
+/// A text header of a delivery.
+fn header(delivery: &lapin::message::Delivery, name: &str) -> Option<String> {
+    match delivery.properties.headers().as_ref().and_then(|headers| headers.inner().get(name)) {
+        Some(AMQPValue::LongString(value)) => Some(value.to_string()),
+        _ => None,
+    }
+}
+
 /// The routing key a delivery stands for: the header an ingress notice carries, or its own.
 fn dispatch_key(delivery: &lapin::message::Delivery) -> String {
-    let header = delivery.properties.headers().as_ref().and_then(|headers| headers.inner().get(ROUTING_KEY_HEADER));
-    match header {
-        Some(AMQPValue::LongString(key)) => key.to_string(),
-        _ => delivery.routing_key.to_string(),
-    }
+    header(delivery, ROUTING_KEY_HEADER).unwrap_or_else(|| delivery.routing_key.to_string())
 }
 
 /// Declares and binds a lane's queue on `channel` and starts consuming it.
@@ -407,6 +459,7 @@ async fn consume(
         streams.push(consumer.map(move |delivery| (index, delivery)));
     }
     let mut deliveries = futures_util::stream::select_all(streams);
+    let queue_names: Vec<Arc<str>> = lanes.iter().map(|lane| Arc::from(format!("{queue}{}", lane.suffix))).collect();
     tracing::info!(queue, lanes = lanes.len(), "subscription consuming");
     ready.send_replace(true);
     let all_closed = async {
@@ -423,6 +476,8 @@ async fn consume(
                 Some((lane, Ok(delivery))) => {
                     let incoming = Incoming {
                         routing_key: dispatch_key(&delivery),
+                        dead_letter_reason: header(&delivery, REASON_HEADER),
+                        queue: queue_names[lane].clone(),
                         payload: Bytes::from(delivery.data),
                         redelivered: delivery.redelivered,
                         acker: Acker::Amqp(delivery.acker),

@@ -7,12 +7,16 @@
 //! Consumers see the same [`Subscription`] and [`Incoming`] either way.
 
 pub mod amqp;
+mod journal;
 pub mod memory;
 mod topic;
+
+pub use journal::{DeadLetter, Journal, JournalEntry, JournalFuture};
 
 use bytes::Bytes;
 use model::NotificationMessage;
 use runtime::BusSettings;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -29,6 +33,28 @@ pub enum Exchange {
     /// `<prefix>.ingress`: the bounded queue normal-priority notices wait in (spec 8.2) until a
     /// dispatcher moves them to `Notifications`; a full one refuses the publish as a whole.
     Ingress,
+    /// `<prefix>.dead-letters`: messages a consumer gave up on, each with the reason, for an
+    /// operator to inspect (and republish once the cause is fixed).
+    DeadLetters,
+}
+
+impl Exchange {
+    /// A stable name, for the in-process bus's journal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Exchange::Notifications => "notifications",
+            Exchange::Events => "events",
+            Exchange::Ingress => "ingress",
+            Exchange::DeadLetters => "dead-letters",
+        }
+    }
+
+    /// The exchange `as_str` named.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Exchange::Notifications, Exchange::Events, Exchange::Ingress, Exchange::DeadLetters]
+            .into_iter()
+            .find(|e| e.as_str() == name)
+    }
 }
 
 /// Exchange and queue names under one prefix, so deployments and tests can share a broker.
@@ -54,13 +80,18 @@ impl Topology {
         match exchange {
             Exchange::Notifications => format!("{}.notifications", self.prefix),
             Exchange::Events => format!("{}.events", self.prefix),
-            Exchange::Ingress => String::new(),
+            Exchange::Ingress | Exchange::DeadLetters => String::new(),
         }
     }
 
     /// The ingress queue's name, e.g. `herald.ingress`.
     pub fn ingress_queue(&self) -> String {
         self.queue(INGRESS)
+    }
+
+    /// The dead-letter queue's name, e.g. `herald.dead-letters`.
+    pub fn dead_letter_queue(&self) -> String {
+        self.queue(DEAD_LETTERS)
     }
 
     /// A queue's full name, e.g. `herald.record-writer.notifications`.
@@ -98,6 +129,8 @@ pub struct SubscriptionSpec {
 
 /// The ingress queue's name under the prefix.
 pub const INGRESS: &str = "ingress";
+/// The dead-letter queue's name under the prefix.
+pub const DEAD_LETTERS: &str = "dead-letters";
 
 /// One queue of a subscription.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,6 +157,7 @@ impl SubscriptionSpec {
             ],
             Exchange::Events => vec![Lane { suffix: "", bindings: self.bindings.clone(), max_length: None }],
             Exchange::Ingress => vec![Lane { suffix: "", bindings: Vec::new(), max_length: Some(backlog) }],
+            Exchange::DeadLetters => vec![Lane { suffix: "", bindings: Vec::new(), max_length: None }],
         }
     }
 }
@@ -160,13 +194,17 @@ pub struct Incoming {
     pub payload: Bytes,
     /// Whether the broker delivered it before (the previous consumer did not ack).
     pub redelivered: bool,
+    /// The queue it was taken from (full name).
+    pub queue: Arc<str>,
+    /// Why it was given up on, for a message read from the dead-letter queue.
+    pub dead_letter_reason: Option<String>,
     acker: Acker,
 }
 
 #[derive(Debug)]
 enum Acker {
     Amqp(lapin::Acker),
-    Memory(memory::Requeue),
+    Memory(memory::MemoryAcker),
 }
 
 impl Incoming {
@@ -179,12 +217,12 @@ impl Incoming {
                     tracing::warn!(error = %err, "ack failed; the message will be redelivered");
                 }
             }
-            Acker::Memory(_) => {}
+            Acker::Memory(acker) => acker.settle(),
         }
     }
 
     /// Refuses the message: `requeue` hands it back for redelivery, otherwise it is dropped
-    /// (or dead-lettered where the queue has a dead-letter exchange).
+    /// (use [`Bus::dead_letter`] to keep it with a reason instead).
     pub async fn reject(self, requeue: bool) {
         match self.acker {
             Acker::Amqp(acker) => {
@@ -193,11 +231,8 @@ impl Incoming {
                     tracing::warn!(error = %err, "reject failed; the message will be redelivered");
                 }
             }
-            Acker::Memory(requeue_to) => {
-                if requeue {
-                    requeue_to.send(self.routing_key, self.payload).await;
-                }
-            }
+            Acker::Memory(acker) if requeue => acker.requeue(self.routing_key, self.payload, self.queue).await,
+            Acker::Memory(acker) => acker.settle(),
         }
     }
 }
@@ -283,6 +318,14 @@ impl Bus {
         }
     }
 
+    /// The in-process bus; with a `journal` it is durable (see [`memory`]).
+    pub fn in_process(settings: &BusSettings, journal: Option<Arc<dyn Journal>>, shutdown: CancellationToken) -> Self {
+        match journal {
+            Some(journal) => Bus::Memory(memory::MemoryBus::with_journal(settings, journal, shutdown)),
+            None => Bus::Memory(memory::MemoryBus::new(settings)),
+        }
+    }
+
     /// Publishes `payload` persistently and returns once the broker confirmed it.
     pub async fn publish(&self, exchange: Exchange, routing_key: &str, payload: Bytes) -> Result<(), BusError> {
         match self {
@@ -321,7 +364,7 @@ impl Bus {
             // already prefetched; at shutdown it stays unacked and is redelivered.
             let mut delay = Duration::from_millis(100);
             loop {
-                match self.publish(Exchange::Notifications, &incoming.routing_key, incoming.payload.clone()).await {
+                match self.forward(&incoming, Exchange::Notifications).await {
                     Ok(()) => {
                         incoming.ack().await;
                         break;
@@ -336,6 +379,50 @@ impl Bus {
                     }
                 }
             }
+        }
+    }
+
+    /// Publishes a delivery's payload on to `exchange` under its routing key; in process, the
+    /// journal entry it came with then waits for the new deliveries too.
+    async fn forward(&self, incoming: &Incoming, exchange: Exchange) -> Result<(), BusError> {
+        match self {
+            Bus::Amqp(bus) => bus.publish(exchange, &incoming.routing_key, incoming.payload.clone()).await,
+            Bus::Memory(bus) => bus.forward(incoming, exchange).await,
+        }
+    }
+
+    /// Gives up on a message no consumer can process (it failed the same way too many times, or
+    /// cannot be parsed): it goes to the dead-letter queue with `reason` and is acknowledged, so
+    /// the consumer moves on. Should the dead-letter queue itself be unreachable the message is
+    /// requeued instead, never dropped.
+    pub async fn dead_letter(&self, incoming: Incoming, reason: &str) {
+        tracing::error!(
+            queue = %incoming.queue,
+            routing_key = %incoming.routing_key,
+            reason,
+            "message dead-lettered"
+        );
+        match self {
+            Bus::Amqp(bus) => bus.dead_letter(incoming, reason).await,
+            Bus::Memory(bus) => bus.dead_letter(incoming, reason).await,
+        }
+    }
+
+    /// Messages this process dead-lettered since it started.
+    pub fn dead_lettered(&self) -> u64 {
+        match self {
+            Bus::Amqp(bus) => bus.dead_lettered(),
+            Bus::Memory(bus) => bus.dead_lettered(),
+        }
+    }
+
+    /// Delivers what a journaled in-process bus kept from before a restart (nothing for
+    /// RabbitMQ, whose queues keep it themselves). Call it once every consumer has subscribed;
+    /// returns how many messages it delivered.
+    pub async fn recover(&self) -> Result<usize, BusError> {
+        match self {
+            Bus::Amqp(_) => Ok(0),
+            Bus::Memory(bus) => bus.recover().await,
         }
     }
 

@@ -1,14 +1,21 @@
 //! The in-process bus for the all-in-one binary: the same topology and topic routing as
-//! RabbitMQ, in memory. Bounded like the broker's queues; nothing survives a restart, which is
-//! the embedded mode's documented trade-off.
+//! RabbitMQ, in memory, bounded like the broker's queues.
+//!
+//! With a [`Journal`] (the embedded database; the all-in-one's default) it is durable the way
+//! the broker is: a publish returns once the message is in the journal, the entry stays until
+//! every subscription it went to has settled it, and [`MemoryBus::recover`] delivers what a
+//! stopped or killed process left unsettled. Without one (tests) nothing survives a restart.
 
+use crate::journal::{DeadLetter, Journal, Journaled, Ticket};
 use crate::topic::topic_matches;
 use crate::{Acker, BusError, Exchange, Incoming, Lane, Subscription, SubscriptionSpec, Topology};
 use bytes::Bytes;
 use runtime::BusSettings;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// The in-process bus. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -18,10 +25,13 @@ pub struct MemoryBus {
     backlog: u32,
     publish_timeout: Duration,
     subscribers: Arc<Mutex<Vec<Subscriber>>>,
+    journaled: Option<Journaled>,
+    dead_lettered: Arc<AtomicU64>,
 }
 
 #[derive(Debug)]
 struct Subscriber {
+    queue: Arc<str>,
     exchange: Exchange,
     lanes: Vec<(Lane, mpsc::Sender<Incoming>)>,
 }
@@ -29,28 +39,99 @@ struct Subscriber {
 impl Subscriber {
     /// The lane a routing key goes to, if any.
     fn lane_for(&self, routing_key: &str) -> Option<&(Lane, mpsc::Sender<Incoming>)> {
-        if self.exchange == Exchange::Ingress {
-            // The ingress queue is addressed by name and takes every routing key.
+        if matches!(self.exchange, Exchange::Ingress | Exchange::DeadLetters) {
+            // These queues are addressed by name and take every routing key.
             return self.lanes.first();
         }
         self.lanes.iter().find(|(lane, _)| lane.bindings.iter().any(|b| topic_matches(b, routing_key)))
     }
 }
 
-/// Where a rejected in-process message goes back to.
-#[derive(Clone, Debug)]
-pub struct Requeue(mpsc::Sender<Incoming>);
+/// How an in-process delivery is settled: where a rejected message goes back to, and the journal
+/// entry it counts towards.
+#[derive(Debug)]
+pub struct MemoryAcker {
+    requeue: mpsc::Sender<Incoming>,
+    ticket: Option<Arc<Ticket>>,
+}
 
-impl Requeue {
-    pub(crate) async fn send(&self, routing_key: String, payload: Bytes) {
-        let incoming = Incoming { routing_key, payload, redelivered: true, acker: Acker::Memory(self.clone()) };
-        // The subscription is gone when this fails: the message has no consumer left.
-        let _ = self.0.send(incoming).await;
+impl MemoryAcker {
+    /// The delivery is done with (acknowledged, or dropped for good).
+    pub(crate) fn settle(self) {
+        if let Some(ticket) = self.ticket {
+            ticket.settle();
+        }
+    }
+
+    /// Hands the message back to its queue; it stays unsettled.
+    pub(crate) async fn requeue(self, routing_key: String, payload: Bytes, queue: Arc<str>) {
+        let to = self.requeue.clone();
+        let incoming = Incoming {
+            routing_key,
+            payload,
+            redelivered: true,
+            queue,
+            dead_letter_reason: None,
+            acker: Acker::Memory(self),
+        };
+        // The subscription is gone when this fails: the message waits in the journal for the
+        // next start.
+        let _ = to.send(incoming).await;
+    }
+}
+
+/// How long a reservation may wait for room in an unbounded lane.
+#[derive(Clone, Copy, Debug)]
+enum Wait {
+    /// Up to the publish timeout.
+    Timeout,
+    /// As long as it takes (replaying the journal at start-up).
+    Forever,
+}
+
+/// Places reserved in every queue a message goes to: sending it can no longer fail. Take one
+/// before writing anything durable, so that a full backlog refuses the message before it exists.
+#[derive(Debug)]
+pub struct Reservation {
+    routing_key: String,
+    /// Each queue's place, its sender (where a rejected message goes back to) and its name.
+    permits: Vec<(mpsc::OwnedPermit<Incoming>, mpsc::Sender<Incoming>, Arc<str>)>,
+    journaled: Option<Journaled>,
+}
+
+impl Reservation {
+    /// Whether the message must be journaled (by the caller, with [`Journal::append`] or in a
+    /// transaction of its own) before it is sent.
+    pub fn needs_journal(&self) -> bool {
+        self.journaled.is_some()
+    }
+
+    /// Delivers `payload` to every reserved queue; `journal_id` is the journal entry it was
+    /// written under, when the bus is journaled.
+    pub fn send(self, journal_id: Option<i64>, payload: Bytes) {
+        let ticket = match (&self.journaled, journal_id) {
+            (Some(journaled), Some(id)) => Some(journaled.ticket(id, self.permits.len())),
+            _ => None,
+        };
+        self.send_with(ticket, payload);
+    }
+
+    fn send_with(self, ticket: Option<Arc<Ticket>>, payload: Bytes) {
+        for (permit, requeue, queue) in self.permits {
+            permit.send(Incoming {
+                routing_key: self.routing_key.clone(),
+                payload: payload.clone(),
+                redelivered: false,
+                queue,
+                dead_letter_reason: None,
+                acker: Acker::Memory(MemoryAcker { requeue, ticket: ticket.clone() }),
+            });
+        }
     }
 }
 
 impl MemoryBus {
-    /// An empty bus; queues hold `settings.prefetch` messages each.
+    /// An empty bus without a journal; queues hold `settings.prefetch` messages each.
     pub fn new(settings: &BusSettings) -> Self {
         Self {
             topology: Topology::new(settings.prefix.clone()),
@@ -58,7 +139,20 @@ impl MemoryBus {
             backlog: settings.backlog.max(1),
             publish_timeout: Duration::from_millis(settings.publish_timeout_ms),
             subscribers: Arc::default(),
+            journaled: None,
+            dead_lettered: Arc::default(),
         }
+    }
+
+    /// A durable bus: every message is journaled before delivery, settled entries are removed
+    /// by a task that runs until `shutdown`.
+    pub fn with_journal(settings: &BusSettings, journal: Arc<dyn Journal>, shutdown: CancellationToken) -> Self {
+        Self { journaled: Some(Journaled::start(journal, shutdown)), ..Self::new(settings) }
+    }
+
+    /// Whether messages are journaled (survive a restart).
+    pub fn is_durable(&self) -> bool {
+        self.journaled.is_some()
     }
 
     /// The names this bus uses.
@@ -66,51 +160,127 @@ impl MemoryBus {
         &self.topology
     }
 
-    /// Delivers `payload` to every matching subscription, or to none: a bounded lane that is
-    /// full refuses the whole publish with [`BusError::QueueFull`]; an unbounded one is waited on
-    /// up to the publish timeout.
-    pub async fn publish(&self, exchange: Exchange, routing_key: &str, payload: Bytes) -> Result<(), BusError> {
-        let targets: Vec<(bool, mpsc::Sender<Incoming>)> = {
+    /// Messages given up on since start.
+    pub fn dead_lettered(&self) -> u64 {
+        self.dead_lettered.load(Ordering::Relaxed)
+    }
+
+    /// Reserves a place for a message in every queue it routes to, or in none: a bounded queue
+    /// that is full refuses it with [`BusError::QueueFull`]; an unbounded one is waited on up to
+    /// the publish timeout. Nothing is delivered until [`Reservation::send`].
+    pub async fn reserve(&self, exchange: Exchange, routing_key: &str) -> Result<Reservation, BusError> {
+        self.reserve_waiting(exchange, routing_key, Wait::Timeout).await
+    }
+
+    async fn reserve_waiting(
+        &self,
+        exchange: Exchange,
+        routing_key: &str,
+        wait: Wait,
+    ) -> Result<Reservation, BusError> {
+        let targets: Vec<(bool, mpsc::Sender<Incoming>, Arc<str>)> = {
             let mut subscribers = self.subscribers.lock().unwrap_or_else(PoisonError::into_inner);
             subscribers.retain(|s| s.lanes.iter().all(|(_, tx)| !tx.is_closed()));
             subscribers
                 .iter()
                 .filter(|s| s.exchange == exchange)
-                .filter_map(|s| s.lane_for(routing_key))
-                .map(|(lane, tx)| (lane.max_length.is_some(), tx.clone()))
+                .filter_map(|s| s.lane_for(routing_key).map(|(lane, tx)| (lane, tx, s.queue.clone())))
+                .map(|(lane, tx, queue)| (lane.max_length.is_some(), tx.clone(), queue))
                 .collect()
         };
         if exchange == Exchange::Ingress && targets.is_empty() {
             // In memory nothing keeps a notice no dispatcher takes: refuse rather than drop it.
             return Err(BusError::Unavailable("no dispatcher is running".into()));
         }
-        // Reserve a place everywhere first, so a full lane refuses the message for all.
         let mut permits = Vec::with_capacity(targets.len());
-        for (bounded, tx) in &targets {
-            let permit = if *bounded {
-                match tx.try_reserve() {
+        for (bounded, tx, queue) in targets {
+            let requeue = tx.clone();
+            let permit = if bounded {
+                match tx.try_reserve_owned() {
                     Ok(permit) => permit,
-                    Err(mpsc::error::TrySendError::Full(())) => return Err(BusError::QueueFull),
-                    Err(mpsc::error::TrySendError::Closed(())) => continue,
+                    Err(mpsc::error::TrySendError::Full(_)) => return Err(BusError::QueueFull),
+                    Err(mpsc::error::TrySendError::Closed(_)) => continue,
                 }
             } else {
-                match tokio::time::timeout(self.publish_timeout, tx.reserve()).await {
-                    Ok(Ok(permit)) => permit,
-                    Ok(Err(_)) => continue,
-                    Err(_) => return Err(BusError::Timeout(self.publish_timeout.as_millis() as u64)),
+                let reserved = match wait {
+                    Wait::Timeout => tokio::time::timeout(self.publish_timeout, tx.reserve_owned())
+                        .await
+                        .map_err(|_| BusError::Timeout(self.publish_timeout.as_millis() as u64))?,
+                    Wait::Forever => tx.reserve_owned().await,
+                };
+                match reserved {
+                    Ok(permit) => permit,
+                    Err(_) => continue,
                 }
             };
-            permits.push((permit, tx.clone()));
+            permits.push((permit, requeue, queue));
         }
-        for (permit, tx) in permits {
-            permit.send(Incoming {
-                routing_key: routing_key.to_owned(),
-                payload: payload.clone(),
-                redelivered: false,
-                acker: Acker::Memory(Requeue(tx)),
-            });
-        }
+        Ok(Reservation { routing_key: routing_key.to_owned(), permits, journaled: self.journaled.clone() })
+    }
+
+    /// Delivers `payload` to every matching subscription, or to none (see [`Self::reserve`]);
+    /// a durable bus journals it first.
+    pub async fn publish(&self, exchange: Exchange, routing_key: &str, payload: Bytes) -> Result<(), BusError> {
+        let reservation = self.reserve(exchange, routing_key).await?;
+        let journal_id = self.append(exchange, routing_key, &payload).await?;
+        reservation.send(journal_id, payload);
         Ok(())
+    }
+
+    async fn append(&self, exchange: Exchange, routing_key: &str, payload: &[u8]) -> Result<Option<i64>, BusError> {
+        let Some(journaled) = &self.journaled else { return Ok(None) };
+        journaled.journal.append(exchange, routing_key, payload).await.map(Some).map_err(BusError::Unavailable)
+    }
+
+    /// Moves a delivery on to `exchange` under the same journal entry, which then also waits
+    /// for the new deliveries (the dispatcher moving a notice out of the ingress queue).
+    pub(crate) async fn forward(&self, incoming: &Incoming, exchange: Exchange) -> Result<(), BusError> {
+        let reservation = self.reserve(exchange, &incoming.routing_key).await?;
+        let ticket = match &incoming.acker {
+            Acker::Memory(acker) => acker.ticket.clone(),
+            Acker::Amqp(_) => None,
+        };
+        if let Some(ticket) = &ticket {
+            ticket.expect(reservation.permits.len());
+        }
+        reservation.send_with(ticket, incoming.payload.clone());
+        Ok(())
+    }
+
+    /// Delivers what the journal holds (left by a process that stopped before its consumers
+    /// settled it), oldest first, to the subscriptions there are now. Call it once every
+    /// consumer has subscribed; returns how many messages it delivered.
+    pub async fn recover(&self) -> Result<usize, BusError> {
+        let Some(journaled) = &self.journaled else { return Ok(0) };
+        let pending = journaled.journal.pending().await.map_err(BusError::Unavailable)?;
+        let count = pending.len();
+        for entry in pending {
+            let reservation = self.reserve_waiting(entry.exchange, &entry.routing_key, Wait::Forever).await?;
+            let ticket = journaled.ticket(entry.id, reservation.permits.len());
+            reservation.send_with(Some(ticket), entry.payload);
+        }
+        Ok(count)
+    }
+
+    /// Gives up on a delivery: kept in the journal's dead letters (when there is a journal) with
+    /// `reason`, counted, and settled.
+    pub(crate) async fn dead_letter(&self, incoming: Incoming, reason: &str) {
+        let Acker::Memory(acker) = incoming.acker else { return };
+        if let Some(journaled) = &self.journaled {
+            let letter = DeadLetter {
+                queue: incoming.queue.to_string(),
+                routing_key: incoming.routing_key.clone(),
+                payload: incoming.payload.clone(),
+                reason: reason.to_owned(),
+            };
+            if let Err(err) = journaled.journal.dead_letter(&letter).await {
+                // Unsettled, the message is delivered again after a restart.
+                tracing::error!(error = %err, "dead letter not stored; the message stays in the journal");
+                return;
+            }
+        }
+        self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        acker.settle();
     }
 
     /// A subscription to `spec`'s lanes. In memory, a durable queue is just a queue.
@@ -123,15 +293,16 @@ impl MemoryBus {
             receivers.push(rx);
             lanes.push((lane, tx));
         }
-        self.subscribers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Subscriber { exchange: spec.exchange, lanes });
+        let queue: Arc<str> = self.topology.queue(&spec.queue).into();
+        self.subscribers.lock().unwrap_or_else(PoisonError::into_inner).push(Subscriber {
+            queue,
+            exchange: spec.exchange,
+            lanes,
+        });
         let (_, ready) = tokio::sync::watch::channel(true);
         Subscription { lanes: receivers, ready }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,5 +398,146 @@ mod tests {
             bus.publish(Exchange::Notifications, "all.normal", Bytes::new()).await.unwrap();
         }
         assert!(bus.subscribers.lock().unwrap().is_empty());
+    }
+
+    /// A journal in a map, standing in for the embedded database.
+    #[derive(Debug, Default)]
+    struct MapJournal {
+        entries: Mutex<std::collections::BTreeMap<i64, crate::JournalEntry>>,
+        dead: Mutex<Vec<DeadLetter>>,
+    }
+
+    impl Journal for MapJournal {
+        fn append<'a>(
+            &'a self,
+            exchange: Exchange,
+            routing_key: &'a str,
+            payload: &'a [u8],
+        ) -> crate::JournalFuture<'a, i64> {
+            Box::pin(async move {
+                let mut entries = self.entries.lock().unwrap();
+                let id = entries.keys().last().map_or(1, |last| last + 1);
+                let entry = crate::JournalEntry {
+                    id,
+                    exchange,
+                    routing_key: routing_key.to_owned(),
+                    payload: Bytes::copy_from_slice(payload),
+                };
+                entries.insert(id, entry);
+                Ok(id)
+            })
+        }
+
+        fn remove<'a>(&'a self, ids: &'a [i64]) -> crate::JournalFuture<'a, ()> {
+            Box::pin(async move {
+                let mut entries = self.entries.lock().unwrap();
+                ids.iter().for_each(|id| {
+                    entries.remove(id);
+                });
+                Ok(())
+            })
+        }
+
+        fn pending(&self) -> crate::JournalFuture<'_, Vec<crate::JournalEntry>> {
+            Box::pin(async move { Ok(self.entries.lock().unwrap().values().cloned().collect()) })
+        }
+
+        fn dead_letter<'a>(&'a self, letter: &'a DeadLetter) -> crate::JournalFuture<'a, ()> {
+            Box::pin(async move {
+                self.dead.lock().unwrap().push(letter.clone());
+                Ok(())
+            })
+        }
+    }
+
+    fn journaled(journal: &Arc<MapJournal>, shutdown: &CancellationToken) -> Bus {
+        let settings = BusSettings { prefetch: 8, backlog: 4, publish_timeout_ms: 50, ..BusSettings::default() };
+        Bus::in_process(&settings, Some(journal.clone()), shutdown.clone())
+    }
+
+    async fn until_empty(journal: &MapJournal) {
+        for _ in 0..200 {
+            if journal.entries.lock().unwrap().is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the journal kept {:?}", journal.entries.lock().unwrap().keys().collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_journaled_message_stays_until_every_subscription_settled_it() {
+        let (journal, shutdown) = (Arc::new(MapJournal::default()), CancellationToken::new());
+        let bus = journaled(&journal, &shutdown);
+        let mut gateway = bus.subscribe(spec(Exchange::Notifications, &[]));
+        let mut writer = bus.subscribe(spec(Exchange::Notifications, &[]));
+        bus.publish(Exchange::Notifications, "all.normal", Bytes::from_static(b"1")).await.unwrap();
+        assert_eq!(journal.entries.lock().unwrap().len(), 1);
+        gateway.next().await.unwrap().ack().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(journal.entries.lock().unwrap().len(), 1, "removed before the writer settled it");
+        writer.next().await.unwrap().ack().await;
+        until_empty(&journal).await;
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn what_a_stopped_bus_left_unsettled_is_delivered_again_through_the_dispatcher() {
+        let journal = Arc::new(MapJournal::default());
+        let first = CancellationToken::new();
+        let bus = journaled(&journal, &first);
+        let mut gateway = bus.subscribe(spec(Exchange::Notifications, &[]));
+        bus.start_dispatcher(first.clone());
+        bus.publish(Exchange::Ingress, "custom.normal", Bytes::from_static(b"queued")).await.unwrap();
+        bus.publish(Exchange::Notifications, "custom.urgent", Bytes::from_static(b"urgent")).await.unwrap();
+        // Taken but never acknowledged: the process stops (is killed) first.
+        let _taken = [gateway.next().await.unwrap(), gateway.next().await.unwrap()];
+        first.cancel();
+        drop(bus);
+
+        let second = CancellationToken::new();
+        let bus = journaled(&journal, &second);
+        let mut gateway = bus.subscribe(spec(Exchange::Notifications, &[]));
+        bus.start_dispatcher(second.clone());
+        assert_eq!(bus.recover().await.unwrap(), 2);
+        let mut again = Vec::new();
+        for _ in 0..2 {
+            let incoming = gateway.next().await.unwrap();
+            again.push(incoming.payload.clone());
+            incoming.ack().await;
+        }
+        again.sort();
+        assert_eq!(again, [Bytes::from_static(b"queued"), Bytes::from_static(b"urgent")]);
+        until_empty(&journal).await;
+        second.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_dead_letter_is_kept_with_its_reason_and_settles_its_entry() {
+        let (journal, shutdown) = (Arc::new(MapJournal::default()), CancellationToken::new());
+        let bus = journaled(&journal, &shutdown);
+        let mut writer = bus.subscribe(spec(Exchange::Events, &["#"]));
+        bus.publish(Exchange::Events, "read.custom", Bytes::from_static(b"poison")).await.unwrap();
+        bus.dead_letter(writer.next().await.unwrap(), "cannot be stored").await;
+        until_empty(&journal).await;
+        let dead = journal.dead.lock().unwrap().clone();
+        assert_eq!(dead.len(), 1);
+        assert_eq!((dead[0].reason.as_str(), dead[0].queue.as_str()), ("cannot be stored", "herald.q"));
+        assert_eq!(bus.dead_lettered(), 1);
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_full_backlog_refuses_before_anything_is_journaled() {
+        let (journal, shutdown) = (Arc::new(MapJournal::default()), CancellationToken::new());
+        let bus = journaled(&journal, &shutdown);
+        let _paused = bus.subscribe(spec(Exchange::Ingress, &[]));
+        for _ in 0..4 {
+            bus.publish(Exchange::Ingress, "all.normal", Bytes::new()).await.unwrap();
+        }
+        let err = bus.publish(Exchange::Ingress, "all.normal", Bytes::new()).await.unwrap_err();
+        assert!(matches!(err, BusError::QueueFull), "{err}");
+        assert_eq!(journal.entries.lock().unwrap().len(), 4);
+        shutdown.cancel();
     }
 }

@@ -21,7 +21,9 @@ fn verify(req: &HttpRequest) -> Result<Claims, Failure> {
         Failure::new(ErrorCode::InternalError, "authentication is not configured")
     })?;
     let token = bearer_token(req).ok_or(AuthError::Missing).map_err(unauthorized)?;
-    verifier.verify(token).map_err(unauthorized)
+    let claims = verifier.verify(token).map_err(unauthorized)?;
+    crate::check_claims(&claims)?;
+    Ok(claims)
 }
 
 fn unauthorized(err: AuthError) -> Failure {

@@ -92,6 +92,7 @@ impl actix_web::Responder for Failure {
 /// Parses a request's query string into `T`, refusing a malformed or unknown parameter with a
 /// 400 `INVALID_REQUEST` that names it (actix's own `Query` answers in plain text).
 pub fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, Failure> {
+    crate::text::check_query(req.query_string())?;
     let parameters = serde_urlencoded::Deserializer::new(form_urlencoded::parse(req.query_string().as_bytes()));
     serde_path_to_error::deserialize(parameters).map_err(|err| {
         let at = err.path().to_string();

@@ -83,6 +83,9 @@ error_codes! {
     InvalidPriority = ("INVALID_PRIORITY", 20013, 400),
     /// A client frame on the WebSocket is malformed or unknown.
     InvalidFrame = ("INVALID_FRAME", 20014, 400),
+    /// A text (in the body, a query parameter or a token claim) holds a character Herald's
+    /// stores cannot keep: U+0000.
+    InvalidText = ("INVALID_TEXT", 20015, 400),
 }
 
 impl fmt::Display for ErrorCode {

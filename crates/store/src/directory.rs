@@ -117,6 +117,11 @@ impl UserDirectory {
         self.healthy.load(Ordering::Relaxed)
     }
 
+    /// Whether the database answers right now.
+    pub async fn ping(&self) -> bool {
+        self.db.ping().await.is_ok()
+    }
+
     /// Inserts or updates `users` (at most [`MAX_BATCH`]; a user listed twice counts once, the
     /// last wins). Returns how many distinct users were written.
     pub async fn upsert(&self, users: &[UserProfile], source: Source) -> Result<usize, DbError> {
@@ -227,9 +232,9 @@ impl UserDirectory {
         self.observe(ids)
     }
 
-    /// Notes the outcome of a query for `/readyz`.
+    /// Maps a query's error. Readiness comes from the probe alone: a query that fails on its
+    /// own input must not take the replica out of service.
     fn observe<T>(&self, result: Result<T, sea_orm::DbErr>) -> Result<T, DbError> {
-        self.healthy.store(result.is_ok(), Ordering::Relaxed);
         result.map_err(DbError::from)
     }
 

@@ -5,8 +5,10 @@
 //! [`ValidationError`] with a spec error code and a message that names the field.
 
 mod notice;
+mod text;
 
 pub use notice::{NoticeDraft, SystemNoticeRequest, parse_notice};
+pub use text::{check_storable, check_storable_json};
 
 use model::ErrorCode;
 

@@ -1,6 +1,7 @@
 //! `POST /api/admin/system/notice`: the request as sent and the draft it becomes.
 
 use crate::{MAX_CONTENT_CHARS, MAX_DATA_BYTES, MAX_USER_IDS, RESERVED_DATA_KEYS, ValidationError};
+use crate::{check_storable, check_storable_json};
 use model::{ErrorCode, NotificationType, Priority, Target, UserId};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -137,6 +138,7 @@ fn parse_content(raw: Option<String>) -> Result<String, ValidationError> {
     let content = raw.filter(|c| !c.trim().is_empty()).ok_or_else(|| {
         ValidationError::new(ErrorCode::MissingContent, "content", "content is required and must not be blank")
     })?;
+    check_storable("content", &content)?;
     let chars = content.chars().count();
     if chars > MAX_CONTENT_CHARS {
         return Err(ValidationError::new(
@@ -198,6 +200,10 @@ fn parse_data(raw: Option<Value>) -> Result<Option<Map<String, Value>>, Validati
             return Err(ValidationError::new(ErrorCode::InvalidData, "data", "data must be a JSON object"));
         }
     };
+    for (key, value) in &map {
+        check_storable(&format!("data key {key:?}"), key)?;
+        check_storable_json(&format!("data.{key}"), value)?;
+    }
     if let Some(key) = RESERVED_DATA_KEYS.iter().find(|k| map.contains_key(**k)) {
         return Err(ValidationError::new(
             ErrorCode::InvalidData,
@@ -336,6 +342,17 @@ mod tests {
             code_of(json!({"content": "x", "data": {"k": "v".repeat(1017)}})),
             (ErrorCode::DataTooLarge, Some("data".into()))
         );
+    }
+
+    #[test]
+    fn text_a_store_cannot_hold_is_refused_with_its_field() {
+        let nul = "before\u{0}after";
+        assert_eq!(code_of(json!({"content": nul})), (ErrorCode::InvalidText, Some("content".into())));
+        assert_eq!(
+            code_of(json!({"content": "x", "data": {"order": {"note": nul}}})),
+            (ErrorCode::InvalidText, Some("data.order.note".into()))
+        );
+        assert_eq!(code_of(json!({"content": "x", "data": {nul: 1}})).0, ErrorCode::InvalidText);
     }
 
     #[test]

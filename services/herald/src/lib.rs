@@ -47,9 +47,13 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     let stores =
         store::Stores::open(settings.ingest.stores(), shutdown.clone()).await.map_err(anyhow::Error::from_boxed)?;
     let dispatcher = ingest_api::start_dispatcher(&settings.ingest, &bus, shutdown.clone());
-    let records =
-        store::RecordStore::open(&settings.ingest.records, &settings.ingest.database, settings.ingest.time.format()?)
-            .await?;
+    let records = store::RecordStore::open(
+        &settings.ingest.records,
+        &settings.ingest.database,
+        settings.ingest.time.format()?,
+        shutdown.clone(),
+    )
+    .await?;
     let writer = record_writer::RecordWriter::start(
         &settings.writer,
         &bus,

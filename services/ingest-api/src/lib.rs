@@ -154,7 +154,8 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     let bus = Bus::start(&settings.bus, shutdown.clone());
     let stores = Stores::open(settings.stores(), shutdown.clone()).await.map_err(anyhow::Error::from_boxed)?;
     let dispatcher = start_dispatcher(&settings, &bus, shutdown.clone());
-    let records = RecordStore::open(&settings.records, &settings.database, settings.time.format()?).await?;
+    let records =
+        RecordStore::open(&settings.records, &settings.database, settings.time.format()?, shutdown.clone()).await?;
     let api = IngestApi::new(&settings, bus, stores, records)?;
     let readiness = api.readiness().merge(dispatcher);
     tracing::info!(addr = %listener.local_addr()?, "ingest-api listening");

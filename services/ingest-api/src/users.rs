@@ -66,6 +66,13 @@ impl UserInput {
         if self.user_id <= 0 {
             return Err(invalid(format!("{at}.user_id must be a positive integer, got {}", self.user_id)));
         }
+        validation::check_storable(&format!("{at}.name"), &self.name)?;
+        if let Some(tenant) = &self.tenant_id {
+            validation::check_storable(&format!("{at}.tenant_id"), tenant)?;
+        }
+        for group in &self.groups {
+            validation::check_storable(&format!("{at}.groups"), group)?;
+        }
         if self.name.chars().count() > MAX_NAME_CHARS {
             return Err(invalid(format!("{at}.name is longer than {MAX_NAME_CHARS} characters")));
         }

@@ -103,7 +103,8 @@ pub async fn purge_once(records: &RecordStore, retention: Retention) -> Result<P
 
 /// Runs janitor alone on `listener` until `shutdown`.
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let records = RecordStore::open(&settings.records, &settings.database, settings.time.format()?).await?;
+    let records =
+        RecordStore::open(&settings.records, &settings.database, settings.time.format()?, shutdown.clone()).await?;
     let janitor = Janitor::start(&settings.records, records, shutdown.clone());
     let readiness = janitor.readiness();
     tracing::info!(addr = %listener.local_addr()?, "janitor listening");

@@ -5,10 +5,15 @@
 //! (one push record per notice) and `<prefix>.records-events` on the events exchange (receipts
 //! into receive records and logs). Each consumer gathers a batch (up to `records.batch_size`,
 //! waiting at most `records.linger_ms` once it has one), writes it in one transaction, and only
-//! then acknowledges it. A write that fails is retried with backoff, unacknowledged, until it
-//! succeeds or the service stops (the broker then redelivers the batch to another replica);
-//! the store is idempotent, so a redelivered batch changes nothing. A payload that does not
-//! parse is rejected without requeueing, with a warning.
+//! then acknowledges it; the store is idempotent, so a redelivered batch changes nothing.
+//!
+//! A failed write is one of two things. While the store does not answer (it is down), the batch
+//! is retried with backoff, unacknowledged, until it succeeds or the service stops (the broker
+//! then redelivers it to another replica). When the store answers but refused the batch, one of
+//! its messages is at fault (text the database cannot hold, say): each message is then written
+//! alone, and one that fails alone [`MAX_ATTEMPTS`] times while the store answers goes to the
+//! dead-letter queue with the database's reason, so the rest keep flowing. A payload that does
+//! not parse is dead-lettered at once.
 
 mod device;
 
@@ -26,6 +31,10 @@ use tokio_util::sync::CancellationToken;
 
 /// The port record-writer listens on by default.
 pub const DEFAULT_PORT: u16 = 8083;
+
+/// How many times a message is written alone, failing while the store answers, before it is
+/// dead-lettered.
+pub const MAX_ATTEMPTS: u32 = 3;
 
 /// Everything record-writer reads from its configuration.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -102,8 +111,9 @@ impl RecordWriter {
         });
         let (notices_ready, events_ready) = (notices.readiness(), events.readiness());
         let writer = NoticeWriter { records: records.clone(), directory };
-        tokio::spawn(consume(notices, batching, shutdown.clone(), writer));
-        tokio::spawn(consume(events, batching, shutdown, EventWriter { records: records.clone() }));
+        let consumer = Consumer { bus: bus.clone(), batching, shutdown: shutdown.clone() };
+        tokio::spawn(consumer.clone().run(notices, writer));
+        tokio::spawn(consumer.run(events, EventWriter { records: records.clone() }));
         let readiness = http_server::Readiness::default()
             .check("records_subscription", move || *notices_ready.borrow())
             .check("records_events_subscription", move || *events_ready.borrow())
@@ -133,6 +143,8 @@ trait BatchWriter: Send + 'static {
     fn parse(&self, incoming: &Incoming) -> Result<Self::Item, String>;
     /// Writes a batch; an error means nothing was acknowledged and the batch is retried.
     fn write(&self, items: &[Self::Item]) -> impl std::future::Future<Output = Result<(), String>> + Send;
+    /// Whether the stores it writes to answer right now: a failure then is the batch's fault.
+    fn stores_answer(&self) -> impl std::future::Future<Output = bool> + Send;
 }
 
 struct NoticeWriter {
@@ -166,6 +178,10 @@ impl BatchWriter for NoticeWriter {
         }
         self.records.write_messages(&batch).await.map_err(|err| err.to_string())
     }
+
+    async fn stores_answer(&self) -> bool {
+        self.records.ping().await && self.directory.ping().await
+    }
 }
 
 struct EventWriter {
@@ -185,67 +201,127 @@ impl BatchWriter for EventWriter {
     async fn write(&self, items: &[RecordedEvent]) -> Result<(), String> {
         self.records.apply_events(items).await.map_err(|err| err.to_string())
     }
+
+    async fn stores_answer(&self) -> bool {
+        self.records.ping().await
+    }
 }
 
-/// Gathers batches from `subscription` and writes them with `writer` until `shutdown`.
-async fn consume<W: BatchWriter>(
-    mut subscription: Subscription,
+/// A consumer loop's surroundings: the bus (for dead letters), batching and the stop signal.
+#[derive(Clone)]
+struct Consumer {
+    bus: Bus,
     batching: Batching,
     shutdown: CancellationToken,
-    writer: W,
-) {
-    loop {
-        let Some(first) = subscription.next_until(&shutdown).await else { break };
-        let mut deliveries = vec![first];
-        let deadline = tokio::time::Instant::now() + batching.linger;
-        while deliveries.len() < batching.size {
-            match tokio::time::timeout_at(deadline, subscription.next()).await {
-                Ok(Some(incoming)) => deliveries.push(incoming),
-                Ok(None) | Err(_) => break,
-            }
-        }
-        let mut items = Vec::with_capacity(deliveries.len());
-        let mut accepted = Vec::with_capacity(deliveries.len());
-        for incoming in deliveries {
-            match writer.parse(&incoming) {
-                Ok(item) => {
-                    items.push(item);
-                    accepted.push(incoming);
-                }
-                Err(reason) => {
-                    tracing::warn!(what = W::WHAT, %reason, routing_key = %incoming.routing_key, "unreadable payload dropped");
-                    incoming.reject(false).await;
-                }
-            }
-        }
-        if !write_until_done(&writer, &items, &shutdown).await {
-            // Stopping: unacknowledged, the batch goes back to the broker.
-            break;
-        }
-        for incoming in accepted {
-            incoming.ack().await;
-        }
-    }
 }
 
-/// Writes `items`, retrying with capped backoff; false if `shutdown` came first.
-async fn write_until_done<W: BatchWriter>(writer: &W, items: &[W::Item], shutdown: &CancellationToken) -> bool {
-    if items.is_empty() {
-        return true;
-    }
-    let mut wait = Duration::from_millis(100);
-    loop {
-        match writer.write(items).await {
-            Ok(()) => return true,
-            Err(reason) => {
-                tracing::warn!(what = W::WHAT, count = items.len(), %reason, "records not written; retrying");
+/// Whether a consumer goes on after a batch.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl Consumer {
+    /// Gathers batches from `subscription` and writes them with `writer` until shutdown.
+    async fn run<W: BatchWriter>(self, mut subscription: Subscription, writer: W) {
+        loop {
+            let Some(first) = subscription.next_until(&self.shutdown).await else { break };
+            let mut deliveries = vec![first];
+            let deadline = tokio::time::Instant::now() + self.batching.linger;
+            while deliveries.len() < self.batching.size {
+                match tokio::time::timeout_at(deadline, subscription.next()).await {
+                    Ok(Some(incoming)) => deliveries.push(incoming),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            let mut items = Vec::with_capacity(deliveries.len());
+            let mut accepted = Vec::with_capacity(deliveries.len());
+            for incoming in deliveries {
+                match writer.parse(&incoming) {
+                    Ok(item) => {
+                        items.push(item);
+                        accepted.push(incoming);
+                    }
+                    Err(reason) => self.bus.dead_letter(incoming, &format!("unreadable {}: {reason}", W::WHAT)).await,
+                }
+            }
+            if let Flow::Stop = self.write_batch(&writer, items, accepted).await {
+                // Stopping: unacknowledged, the batch goes back to the broker.
+                break;
             }
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return false,
-            _ = tokio::time::sleep(wait) => {}
+    }
+
+    /// Writes a batch and acknowledges it; retries while the stores are down; when they answer
+    /// but refuse the batch, writes its messages one by one.
+    async fn write_batch<W: BatchWriter>(&self, writer: &W, items: Vec<W::Item>, deliveries: Vec<Incoming>) -> Flow {
+        if items.is_empty() {
+            return Flow::Continue;
         }
-        wait = (wait * 2).min(Duration::from_secs(5));
+        let mut wait = Duration::from_millis(100);
+        loop {
+            let reason = match writer.write(&items).await {
+                Ok(()) => {
+                    for incoming in deliveries {
+                        incoming.ack().await;
+                    }
+                    return Flow::Continue;
+                }
+                Err(reason) => reason,
+            };
+            if writer.stores_answer().await {
+                tracing::warn!(what = W::WHAT, count = items.len(), %reason, "batch refused; writing its messages one by one");
+                break;
+            }
+            tracing::warn!(what = W::WHAT, count = items.len(), %reason, "records store unavailable; retrying");
+            if !self.pause(&mut wait).await {
+                return Flow::Stop;
+            }
+        }
+        for (item, incoming) in items.into_iter().zip(deliveries) {
+            if let Flow::Stop = self.write_alone(writer, item, incoming).await {
+                return Flow::Stop;
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Writes one message; dead-letters it after [`MAX_ATTEMPTS`] failures while the stores
+    /// answer (failures while they are down do not count).
+    async fn write_alone<W: BatchWriter>(&self, writer: &W, item: W::Item, incoming: Incoming) -> Flow {
+        let item = [item];
+        let (mut attempts, mut wait) = (0, Duration::from_millis(100));
+        loop {
+            let reason = match writer.write(&item).await {
+                Ok(()) => {
+                    incoming.ack().await;
+                    return Flow::Continue;
+                }
+                Err(reason) => reason,
+            };
+            if writer.stores_answer().await {
+                attempts += 1;
+                if attempts >= MAX_ATTEMPTS {
+                    let reason = format!("the records store refused this {} {attempts} times: {reason}", W::WHAT);
+                    self.bus.dead_letter(incoming, &reason).await;
+                    return Flow::Continue;
+                }
+            }
+            tracing::warn!(what = W::WHAT, attempts, %reason, "record not written; retrying");
+            if !self.pause(&mut wait).await {
+                return Flow::Stop;
+            }
+        }
+    }
+
+    /// Waits `wait` (doubling it, up to 5 s) unless shutdown comes first; false if it did.
+    async fn pause(&self, wait: &mut Duration) -> bool {
+        tokio::select! {
+            _ = self.shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(*wait) => {}
+        }
+        *wait = (*wait * 2).min(Duration::from_secs(5));
+        true
     }
 }
 
@@ -253,7 +329,7 @@ async fn write_until_done<W: BatchWriter>(writer: &W, items: &[W::Item], shutdow
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let bus = Bus::start(&settings.bus, shutdown.clone());
     let time: TimeFormat = settings.time.format()?;
-    let records = RecordStore::open(&settings.records, &settings.database, time).await?;
+    let records = RecordStore::open(&settings.records, &settings.database, time, shutdown.clone()).await?;
     let directory = UserDirectory::open(&settings.database, shutdown.clone()).await?;
     let writer = RecordWriter::start(&settings, &bus, records, directory, shutdown.clone());
     let bus_ready = bus.clone();

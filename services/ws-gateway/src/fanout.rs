@@ -2,7 +2,7 @@
 //! each envelope serialised once into a client frame and fanned out to local connections.
 
 use crate::hub::{Hub, OutboundFrame};
-use bus::{Incoming, Subscription};
+use bus::{Bus, Incoming, Subscription};
 use bytestring::ByteString;
 use model::{DeliveryEvent, NotificationMessage, TimeFormat, WsMessage};
 use std::sync::Arc;
@@ -13,18 +13,15 @@ use tokio_util::sync::CancellationToken;
 pub enum Outcome {
     /// Done: acknowledge.
     Ack,
-    /// Never processable (a malformed envelope): drop it, logged.
-    DeadLetter,
+    /// Never processable (a malformed envelope): to the dead-letter queue, with why.
+    DeadLetter(String),
 }
 
 /// Handles one delivery: parse, build the frame once, fan out.
 pub fn handle(hub: &Hub, incoming: &Incoming) -> Outcome {
     let message: NotificationMessage = match serde_json::from_slice(&incoming.payload) {
         Ok(message) => message,
-        Err(err) => {
-            tracing::error!(error = %err, routing_key = incoming.routing_key, "malformed envelope dropped");
-            return Outcome::DeadLetter;
-        }
+        Err(err) => return Outcome::DeadLetter(format!("malformed envelope: {err}")),
     };
     let frame = Arc::new(OutboundFrame {
         message_id: Some(message.message_id.clone()),
@@ -36,11 +33,11 @@ pub fn handle(hub: &Hub, incoming: &Incoming) -> Outcome {
 }
 
 /// Consumes `subscription` until shutdown, acking each delivery after its fan-out.
-pub async fn run(hub: Arc<Hub>, mut subscription: Subscription, shutdown: CancellationToken) {
+pub async fn run(hub: Arc<Hub>, bus: Bus, mut subscription: Subscription, shutdown: CancellationToken) {
     while let Some(incoming) = subscription.next_until(&shutdown).await {
         match handle(&hub, &incoming) {
             Outcome::Ack => incoming.ack().await,
-            Outcome::DeadLetter => incoming.reject(false).await,
+            Outcome::DeadLetter(reason) => bus.dead_letter(incoming, &reason).await,
         }
     }
 }
@@ -49,6 +46,7 @@ pub async fn run(hub: Arc<Hub>, mut subscription: Subscription, shutdown: Cancel
 /// frame), so a device coming online is not shown what was already dealt with elsewhere.
 pub async fn run_sync(
     hub: Arc<Hub>,
+    bus: Bus,
     replica: Arc<str>,
     time: TimeFormat,
     mut subscription: Subscription,
@@ -71,10 +69,7 @@ pub async fn run_sync(
                 hub.send_to_user(event.user_id, origin, &frame);
                 incoming.ack().await;
             }
-            Err(err) => {
-                tracing::error!(error = %err, "malformed delivery event dropped");
-                incoming.reject(false).await;
-            }
+            Err(err) => bus.dead_letter(incoming, &format!("malformed delivery event: {err}")).await,
         }
     }
 }

@@ -70,9 +70,9 @@ impl Gateway {
         });
         let (subscribed, receipts_subscribed) = (subscription.readiness(), receipts.readiness());
         let subscribed = combine(subscribed, receipts_subscribed);
-        tokio::spawn(fanout::run(hub.clone(), subscription, shutdown.clone()));
+        tokio::spawn(fanout::run(hub.clone(), bus.clone(), subscription, shutdown.clone()));
         let time = settings.time.format()?;
-        tokio::spawn(fanout::run_sync(hub.clone(), replica.clone(), time, receipts, shutdown.clone()));
+        tokio::spawn(fanout::run_sync(hub.clone(), bus.clone(), replica.clone(), time, receipts, shutdown.clone()));
         let refresh = std::time::Duration::from_secs(settings.presence.refresh_secs);
         let reporter = presence::run(hub.clone(), stores.presence.clone(), replica.clone(), refresh, shutdown.clone());
         tokio::spawn(reporter);
@@ -166,6 +166,7 @@ async fn connect(req: HttpRequest, body: web::Payload, gateway: web::Data<Gatewa
         presented_token(&req).ok_or_else(|| Failure::new(ErrorCode::Unauthorized, AuthError::Missing.to_string()))?;
     let claims =
         gateway.verifier.verify(&token).map_err(|err| Failure::new(ErrorCode::Unauthorized, err.to_string()))?;
+    http_server::check_claims(&claims)?;
     let protocols: Vec<&str> = echo.as_deref().into_iter().collect();
     let (response, session, stream) = actix_ws::handle_with_protocols(&req, body, &protocols)
         .map_err(|err| Failure::new(ErrorCode::InvalidRequest, format!("not a WebSocket handshake: {err}")))?;

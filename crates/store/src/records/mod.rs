@@ -17,6 +17,9 @@ use model::{AdminUserReceiveRecord, NotificationLog, NotificationMessage, PushRe
 use model::{DeliveryEvent, DeliveryEventType, UserId};
 use serde_json::{Map, Value};
 
+/// Seconds between readiness probes of a records store.
+const PROBE_EVERY_SECS: u64 = 2;
+
 /// A records store failed.
 #[derive(Debug, thiserror::Error)]
 #[error("the records store is unavailable: {0}")]
@@ -223,14 +226,46 @@ pub enum RecordStore {
 impl RecordStore {
     /// The store `records.url` names: the SQL database (`database` unless the URL names
     /// another) or MongoDB. SQL databases are migrated first.
+    /// A task probes it every few seconds for `/readyz` until `shutdown`.
     pub async fn open(
         records: &runtime::RecordsSettings,
         database: &runtime::DatabaseSettings,
         time: TimeFormat,
+        shutdown: tokio_util::sync::CancellationToken,
     ) -> Result<Self, RecordsError> {
-        match records.sql_database(database) {
-            Some(sql) => Ok(RecordStore::Sql(SqlRecords::open(&sql, time).await?)),
-            None => Ok(RecordStore::Mongo(MongoRecords::open(&records.url, Retention::of(records), time).await?)),
+        let store = match records.sql_database(database) {
+            Some(sql) => RecordStore::Sql(SqlRecords::open(&sql, time).await?),
+            None => RecordStore::Mongo(MongoRecords::open(&records.url, Retention::of(records), time).await?),
+        };
+        let probe = store.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(PROBE_EVERY_SECS));
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = every.tick() => {
+                        let healthy = probe.ping().await;
+                        probe.health().store(healthy, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+        Ok(store)
+    }
+
+    /// Whether the store answers right now: the readiness probe, and how a consumer tells a
+    /// store that is down (retry) from a message the store refuses (dead-letter it).
+    pub async fn ping(&self) -> bool {
+        match self {
+            RecordStore::Sql(sql) => sql.ping().await,
+            RecordStore::Mongo(mongo) => mongo.ping().await,
+        }
+    }
+
+    fn health(&self) -> &std::sync::Arc<std::sync::atomic::AtomicBool> {
+        match self {
+            RecordStore::Sql(sql) => sql.health(),
+            RecordStore::Mongo(mongo) => mongo.health(),
         }
     }
 
@@ -284,7 +319,7 @@ impl RecordStore {
         }
     }
 
-    /// Whether the store answered its last query (for `/readyz`).
+    /// Whether the store answered its last health probe (for `/readyz`).
     pub fn is_ready(&self) -> bool {
         match self {
             RecordStore::Sql(sql) => sql.is_ready(),

@@ -13,7 +13,7 @@ use super::{
 use crate::sql::entity::{notification_log, push_record, receive_record};
 use model::{AdminUserReceiveRecord, DeliveryEventType, NotificationLog, PushRecord, TimeFormat};
 use runtime::DatabaseSettings;
-use sea_orm::sea_query::{Expr, Func, OnConflict, SimpleExpr};
+use sea_orm::sea_query::{Expr, Func, LikeExpr, OnConflict, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ActiveValue::Set, ActiveValue::Unchanged, ColumnTrait, Condition,
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait, PaginatorTrait,
@@ -22,6 +22,22 @@ use sea_orm::{
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The escape character of `LIKE` patterns: not a backslash, which MySQL string literals treat
+/// specially.
+const LIKE_ESCAPE: char = '!';
+
+/// `text` as a `LIKE` pattern that matches it literally.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_') || c == LIKE_ESCAPE {
+            escaped.push(LIKE_ESCAPE);
+        }
+        escaped.push(c);
+    }
+    escaped
+}
 
 /// Rows per multi-row insert: well under every backend's bound-parameter limit.
 const INSERT_CHUNK: usize = 400;
@@ -51,13 +67,22 @@ impl SqlRecords {
         Ok(Self { db, time, healthy: Arc::new(AtomicBool::new(true)) })
     }
 
-    /// Whether the last query succeeded.
+    /// Whether the database answered the last health probe (never the outcome of one query:
+    /// a request that fails on its own input must not take the replica out of service).
     pub fn is_ready(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
     }
 
+    /// Whether the database answers right now.
+    pub async fn ping(&self) -> bool {
+        self.db.ping().await.is_ok()
+    }
+
+    pub(super) fn health(&self) -> &Arc<AtomicBool> {
+        &self.healthy
+    }
+
     fn observe<T>(&self, result: Result<T, DbErr>) -> Result<T, RecordsError> {
-        self.healthy.store(result.is_ok(), Ordering::Relaxed);
         result.map_err(RecordsError::from)
     }
 
@@ -378,7 +403,12 @@ impl SqlRecords {
             select = select.filter(push_record::Column::PushTs.lte(to));
         }
         if let Some(text) = &query.content {
-            select = select.filter(push_record::Column::Content.contains(text.as_str()));
+            // A substring, literally: `%` and `_` in it are not wildcards.
+            let pattern = format!("%{}%", escape_like(text));
+            select = select.filter(sea_orm::sea_query::ExprTrait::like(
+                Expr::col((push_record::Entity, push_record::Column::Content)),
+                LikeExpr::new(pattern).escape(LIKE_ESCAPE),
+            ));
         }
         select
     }

@@ -156,6 +156,11 @@ async fn exercise(store: &RecordStore, backend: impl std::fmt::Debug + Copy) {
     assert_eq!(delivered.total, 2, "{backend:?}");
     let text = store.list(&q(|q| q.content = Some("notice 12".into()))).await.unwrap();
     assert_eq!(text.total, 11, "12 and 120-129 ({backend:?})");
+    // The text is matched literally: `%`, `_` and the escape character are not wildcards.
+    for literal in ["notice_12", "%", "notice%12", "!", "notice!12"] {
+        let query = RecordQuery { page: 1, page_size: 5, content: Some(literal.into()), ..RecordQuery::default() };
+        assert_eq!(store.list(&query).await.unwrap().total, 0, "{literal:?} ({backend:?})");
+    }
     let start = (1_767_225_600_i64 + 100) * 1000;
     let window = q(|q| {
         q.from_ms = Some((1_767_225_600_i64 + 100) * 1000);

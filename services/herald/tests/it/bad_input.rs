@@ -171,3 +171,54 @@ async fn an_unreachable_broker_answers_push_failed_quickly_and_reports_not_ready
     assert_eq!(ready.status().as_u16(), 503);
     shutdown.cancel();
 }
+
+/// U+0000 cannot be stored (PostgreSQL refuses it): refused where it enters, with the field named,
+/// in a notice, in the user API, in a query parameter and in a token claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_a_store_cannot_hold_is_refused_at_the_edge_naming_the_field() {
+    let app = crate::helpers::Distributed::spawn().await;
+    let api = &app.endpoints;
+    let nul = "before\u{0}after";
+    for (body, field) in [
+        (json!({"content": nul}), "content"),
+        (json!({"content": "x", "data": {"order": {"note": nul}}}), "data.order.note"),
+    ] {
+        let (status, _, answer) = api.post_notice(Some(&admin()), &body).await;
+        assert_failure(status, &answer, 400, "INVALID_TEXT");
+        assert_eq!(answer["data"]["field"], field, "{answer}");
+    }
+    let (status, answer) =
+        api.put(&admin(), "/api/admin/users", &json!({"users": [{"user_id": 5, "name": nul}]})).await;
+    assert_failure(status, &answer, 400, "INVALID_TEXT");
+    assert_eq!(answer["data"]["field"], "users[0].name");
+
+    let (status, answer) = api.get(&admin(), "/api/admin/push/records?content=%00").await;
+    assert_failure(status, &answer, 400, "INVALID_TEXT");
+    assert_eq!(answer["data"]["field"], "content");
+
+    let nul_name = token(6, Role::User, nul);
+    let mark = json!({"message_id": "1706335800123456789-abc12345"});
+    let response = api
+        .http
+        .post(format!("{}/api/admin/notification/mark-read", api.api))
+        .bearer_auth(&nul_name)
+        .json(&mark)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let answer: Value = response.json().await.unwrap();
+    assert_failure(status, &answer, 400, "INVALID_TEXT");
+    assert_eq!(answer["data"]["field"], "token claim name");
+    let refused = crate::helpers::WsClient::connect(&api.ws, &nul_name, crate::helpers::TokenVia::Query).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status().as_u16(), 400),
+        Err(other) => panic!("expected an HTTP refusal, got {other}"),
+        Ok(_) => panic!("a token with a NUL name was accepted"),
+    }
+
+    // None of it took the replica out of service.
+    let ready = api.http.get(format!("{}/readyz", api.api)).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+    app.stop().await;
+}

@@ -58,6 +58,7 @@ fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
 /// Records in MongoDB. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct MongoRecords {
+    db: Database,
     records: Collection<PushRecordDoc>,
     receipts: Collection<ReceiveRecordDoc>,
     logs: Collection<NotificationLogDoc>,
@@ -79,6 +80,7 @@ impl MongoRecords {
         db.run_command(doc! { "ping": 1 }).await?;
         ensure_indexes(&db, retention).await?;
         Ok(Self {
+            db: db.clone(),
             records: db.collection(PUSH_RECORDS),
             receipts: db.collection(RECEIVE_RECORDS),
             logs: db.collection(NOTIFICATION_LOGS),
@@ -87,13 +89,21 @@ impl MongoRecords {
         })
     }
 
-    /// Whether the last operation succeeded.
+    /// Whether the server answered the last health probe (never the outcome of one query).
     pub fn is_ready(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
     }
 
+    /// Whether the server answers right now.
+    pub async fn ping(&self) -> bool {
+        self.db.run_command(doc! { "ping": 1 }).await.is_ok()
+    }
+
+    pub(super) fn health(&self) -> &Arc<AtomicBool> {
+        &self.healthy
+    }
+
     fn observe<T>(&self, result: Result<T, RecordsError>) -> Result<T, RecordsError> {
-        self.healthy.store(result.is_ok(), Ordering::Relaxed);
         result
     }
 
