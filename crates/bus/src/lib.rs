@@ -23,6 +23,20 @@ use tokio_util::sync::CancellationToken;
 
 pub use topic::topic_matches;
 
+/// Where a notice is published, and under which routing key: urgent ones straight to the
+/// notifications exchange, any other into the bounded ingress queue (spec 8.2).
+pub fn notification_route(message: &NotificationMessage) -> (Exchange, String) {
+    let exchange =
+        if message.priority == model::Priority::Urgent { Exchange::Notifications } else { Exchange::Ingress };
+    (exchange, message.routing_key())
+}
+
+/// The envelope as published: serialised once.
+pub fn notification_payload(message: &NotificationMessage) -> Result<Bytes, BusError> {
+    // Serialising a validated envelope cannot fail; an error here would be a bug worth a 503.
+    serde_json::to_vec(message).map(Bytes::from).map_err(|err| BusError::Unavailable(err.to_string()))
+}
+
 /// Where a message is published: the two exchanges of the topology, or the ingress queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Exchange {
@@ -337,10 +351,8 @@ impl Bus {
     /// Publishes an envelope under `<target>.<priority>`: an urgent one straight to the
     /// notifications exchange, any other into the bounded ingress queue (spec 8.2).
     pub async fn publish_notification(&self, message: &NotificationMessage) -> Result<(), BusError> {
-        // Serialising a validated envelope cannot fail; an error here would be a bug worth a 503.
-        let payload = serde_json::to_vec(message).map_err(|err| BusError::Unavailable(err.to_string()))?;
-        let to = if message.priority == model::Priority::Urgent { Exchange::Notifications } else { Exchange::Ingress };
-        self.publish(to, &message.routing_key(), Bytes::from(payload)).await
+        let (exchange, routing_key) = notification_route(message);
+        self.publish(exchange, &routing_key, notification_payload(message)?).await
     }
 
     /// Starts moving notices from the ingress queue to the notifications exchange until

@@ -135,6 +135,8 @@ impl CloseCode {
     pub const GOING_AWAY: Self = Self { code: 1001, reason: "server shutting down" };
     /// 1003: the client sent a binary frame; Herald speaks JSON text only.
     pub const UNSUPPORTED_DATA: Self = Self { code: 1003, reason: "text frames only" };
+    /// 1007: a text frame that is not valid UTF-8.
+    pub const INVALID_PAYLOAD: Self = Self { code: 1007, reason: "text is not valid UTF-8" };
     /// 1008: the token expired while the connection was open.
     pub const POLICY_VIOLATION: Self = Self { code: 1008, reason: "token expired" };
     /// 1009: the client sent a frame over the size limit.
@@ -147,4 +149,7 @@ impl CloseCode {
     pub const SLOW_CLIENT: Self = Self { code: 4001, reason: "slow client: send buffer full" };
     /// 4002: the client broke the WebSocket protocol.
     pub const PROTOCOL_ERROR: Self = Self { code: 4002, reason: "protocol error" };
+    /// 4003: the user already has `ws.max_connections_per_user` connections on this replica;
+    /// close one (or wait for a dead one's heartbeat to run out) before opening another.
+    pub const TOO_MANY_CONNECTIONS: Self = Self { code: 4003, reason: "too many connections for this user" };
 }

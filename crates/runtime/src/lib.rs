@@ -11,7 +11,7 @@ pub use auth::{AuthError, Claims, JwtIssuer, JwtVerifier, Role};
 pub use config::{ConfigError, ConfigLoader};
 pub use settings::{
     BusSettings, DatabaseSettings, HttpSettings, JwtSettings, LimitSettings, LogFormat, LogSettings, OfflineSettings,
-    PresenceSettings, RecordsSettings, RedisSettings, TimeSettings,
+    PresenceSettings, RecordsSettings, RedisSettings, StateBackend, TimeSettings,
 };
 pub use shutdown::shutdown_on_signals;
 

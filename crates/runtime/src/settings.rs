@@ -241,11 +241,25 @@ impl TimeSettings {
     }
 }
 
-/// Redis (`[redis]`, `HERALD_REDIS_*`): offline inboxes now; presence and rate limits later.
+/// Where live state (offline inboxes, audiences, idempotency keys, receipts, presence) is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateBackend {
+    /// Redis (`redis.url` is a `redis://` URL): shared by every replica.
+    Redis,
+    /// The relational database (`redis.url` empty; the all-in-one's default): survives restarts,
+    /// for one process (presence is kept in that process).
+    Database,
+    /// In the process (`redis.url = memory`): lost on restart, for tests.
+    Memory,
+}
+
+/// Redis (`[redis]`, `HERALD_REDIS_*`): offline inboxes, audiences, idempotency keys, receipts,
+/// presence.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisSettings {
-    /// `redis://host:port/db`, or `memory` for the in-process twin.
+    /// `redis://host:port/db`; empty to keep live state in the relational database instead (one
+    /// process only); `memory` for the in-process twin (tests: lost on restart).
     pub url: String,
     /// Prepended to every key, so deployments and tests can share a server. Empty by default,
     /// which keeps the spec's key names (`offline_msg:{user_id}`).
@@ -262,11 +276,25 @@ impl Default for RedisSettings {
 }
 
 impl RedisSettings {
+    /// Where live state is kept, as `url` says.
+    pub fn backend(&self) -> StateBackend {
+        match self.url.as_str() {
+            "" => StateBackend::Database,
+            "memory" => StateBackend::Memory,
+            _ => StateBackend::Redis,
+        }
+    }
+
     /// Rejects an unusable Redis configuration.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let ok = self.url == "memory" || self.url.starts_with("redis://") || self.url.starts_with("rediss://");
+        let ok = matches!(self.backend(), StateBackend::Database | StateBackend::Memory)
+            || self.url.starts_with("redis://")
+            || self.url.starts_with("rediss://");
         if !ok {
-            return Err(ConfigError::invalid("redis.url", "must be `memory` or a redis:// or rediss:// URL"));
+            return Err(ConfigError::invalid(
+                "redis.url",
+                "must be a redis:// or rediss:// URL, empty (state in the database) or `memory`",
+            ));
         }
         if self.command_timeout_ms == 0 {
             return Err(ConfigError::invalid("redis.command_timeout_ms", "must be positive"));
@@ -314,11 +342,28 @@ pub struct LimitSettings {
     pub ip_per_second: u32,
     /// Notices one client IP may post in a burst.
     pub ip_burst: u32,
+    /// Urgent notices (exempt from the rate limits and the backlog) one ingest-api replica
+    /// carries at once; past it they are refused with QUEUE_FULL. Bounds the work and memory a
+    /// burst of urgent notices to large audiences can take.
+    pub urgent_in_flight: u32,
+    /// Receipts per second one user may report over REST (mark-read, confirm), sustained; 0
+    /// turns the limit off. On the WebSocket, frames are limited per connection (`ws.*`).
+    pub receipts_per_second: u32,
+    /// Receipts one user may report over REST in a burst.
+    pub receipts_burst: u32,
 }
 
 impl Default for LimitSettings {
     fn default() -> Self {
-        Self { sender_per_second: 50, sender_burst: 100, ip_per_second: 100, ip_burst: 200 }
+        Self {
+            sender_per_second: 50,
+            sender_burst: 100,
+            ip_per_second: 100,
+            ip_burst: 200,
+            urgent_in_flight: 64,
+            receipts_per_second: 20,
+            receipts_burst: 200,
+        }
     }
 }
 
@@ -333,6 +378,15 @@ impl LimitSettings {
         }
         if self.ip_per_second > 0 && self.ip_burst == 0 {
             return Err(ConfigError::invalid("limits.ip_burst", "must be positive when limits.ip_per_second is"));
+        }
+        if self.urgent_in_flight == 0 {
+            return Err(ConfigError::invalid("limits.urgent_in_flight", "must be positive"));
+        }
+        if self.receipts_per_second > 0 && self.receipts_burst == 0 {
+            return Err(ConfigError::invalid(
+                "limits.receipts_burst",
+                "must be positive when limits.receipts_per_second is",
+            ));
         }
         Ok(())
     }

@@ -97,7 +97,12 @@ impl UserDirectory {
     /// Opens (and migrates) the database `settings` names, and checks it every few seconds for
     /// `/readyz` until `shutdown`.
     pub async fn open(settings: &DatabaseSettings, shutdown: CancellationToken) -> Result<Self, DbError> {
-        let db = sql::connect(settings).await?;
+        Ok(Self::on(sql::connect(settings).await?, shutdown))
+    }
+
+    /// The directory on a pool already open (and migrated); checked every few seconds for
+    /// `/readyz` until `shutdown`.
+    pub fn on(db: DatabaseConnection, shutdown: CancellationToken) -> Self {
         let directory = Self { db, healthy: Arc::new(AtomicBool::new(true)) };
         let probe = directory.clone();
         tokio::spawn(async move {
@@ -109,7 +114,7 @@ impl UserDirectory {
                 }
             }
         });
-        Ok(directory)
+        directory
     }
 
     /// Whether the database answered the last check.

@@ -9,12 +9,14 @@
 //! In Redis an inbox is a sorted set scored by the message's creation time in microseconds
 //! (from its id); each operation is one Lua script, so trimming and counting are atomic.
 
+use crate::LiveState;
 use fred::interfaces::LuaInterface;
 use fred::prelude::*;
 use fred::types::scripts::Script;
 use model::{MessageId, OfflineMessage, UserId};
-use runtime::{OfflineSettings, RedisSettings};
+use runtime::{OfflineSettings, RedisSettings, StateBackend};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -72,6 +74,15 @@ pub enum InboxError {
     /// The configuration cannot be used.
     #[error("invalid offline inbox configuration: {0}")]
     Config(String),
+    /// The in-process inboxes hold as many entries as they may; nothing was stored.
+    #[error("the offline inboxes are full ({0} entries in this process)")]
+    Full(usize),
+}
+
+impl From<sea_orm::DbErr> for InboxError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        InboxError::Unavailable(err.to_string())
+    }
 }
 
 impl From<fred::error::Error> for InboxError {
@@ -89,12 +100,14 @@ pub struct Replay {
     pub entries: Vec<String>,
 }
 
-/// The offline inboxes, in Redis or in process. Cheap to clone.
+/// The offline inboxes, in Redis, in the database or in process. Cheap to clone.
 #[derive(Clone, Debug)]
 pub enum OfflineInbox {
     /// Redis, shared by every service.
     Redis(RedisInbox),
-    /// In process, for the all-in-one binary.
+    /// The relational database (the all-in-one without Redis): survives restarts.
+    Sql(LiveState),
+    /// In process, lost on restart: for tests.
     Memory(MemoryInbox),
 }
 
@@ -102,10 +115,12 @@ impl OfflineInbox {
     /// The inbox `redis.url` names; a Redis inbox connects in the background and reconnects by
     /// itself, and its commands fail after `redis.command_timeout_ms` while it is down.
     pub fn start(redis: &RedisSettings, offline: &OfflineSettings) -> Result<Self, InboxError> {
-        if redis.url == "memory" {
-            Ok(OfflineInbox::Memory(MemoryInbox::new(offline)))
-        } else {
-            RedisInbox::start(redis, offline).map(OfflineInbox::Redis)
+        match redis.backend() {
+            StateBackend::Memory => Ok(OfflineInbox::Memory(MemoryInbox::new(offline))),
+            StateBackend::Redis => RedisInbox::start(redis, offline).map(OfflineInbox::Redis),
+            StateBackend::Database => {
+                Err(InboxError::Config("inboxes in the database are opened with Stores::open".into()))
+            }
         }
     }
 
@@ -118,10 +133,8 @@ impl OfflineInbox {
         let id = MessageId::parse(&entry.message_id).map_err(|err| InboxError::Config(err.to_string()))?;
         match self {
             OfflineInbox::Redis(inbox) => inbox.store(recipients, &id, json).await,
-            OfflineInbox::Memory(inbox) => {
-                inbox.store(recipients, &id, json);
-                Ok(())
-            }
+            OfflineInbox::Sql(state) => Ok(state.store(recipients, &id, &json).await?),
+            OfflineInbox::Memory(inbox) => inbox.store(recipients, &id, json),
         }
     }
 
@@ -130,6 +143,7 @@ impl OfflineInbox {
     pub async fn replay(&self, user: UserId) -> Result<Replay, InboxError> {
         match self {
             OfflineInbox::Redis(inbox) => inbox.replay(user).await,
+            OfflineInbox::Sql(state) => Ok(state.replay(user).await?),
             OfflineInbox::Memory(inbox) => Ok(inbox.replay(user)),
         }
     }
@@ -138,6 +152,7 @@ impl OfflineInbox {
     pub async fn acknowledge(&self, user: UserId, message_id: &MessageId) -> Result<bool, InboxError> {
         match self {
             OfflineInbox::Redis(inbox) => inbox.acknowledge(user, message_id).await,
+            OfflineInbox::Sql(state) => Ok(state.acknowledge(user, message_id).await?),
             OfflineInbox::Memory(inbox) => Ok(inbox.acknowledge(user, message_id)),
         }
     }
@@ -148,8 +163,12 @@ impl OfflineInbox {
             OfflineInbox::Redis(inbox) => {
                 let _: i64 = inbox.client.del(vec![inbox.inbox_key(user), inbox.dropped_key(user)]).await?;
             }
+            OfflineInbox::Sql(state) => state.forget_inbox(user).await?,
             OfflineInbox::Memory(inbox) => {
-                inbox.users.lock().unwrap_or_else(PoisonError::into_inner).remove(&user);
+                let mut users = inbox.users.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(removed) = users.remove(&user) {
+                    inbox.total.fetch_sub(removed.entries.len(), Ordering::Relaxed);
+                }
             }
         }
         Ok(())
@@ -159,7 +178,7 @@ impl OfflineInbox {
     pub async fn wait_ready(&self, limit: Duration) -> bool {
         match self {
             OfflineInbox::Redis(inbox) => inbox.wait_connected(limit).await,
-            OfflineInbox::Memory(_) => true,
+            OfflineInbox::Sql(_) | OfflineInbox::Memory(_) => true,
         }
     }
 
@@ -167,7 +186,7 @@ impl OfflineInbox {
     pub fn is_ready(&self) -> bool {
         match self {
             OfflineInbox::Redis(inbox) => inbox.client.is_connected(),
-            OfflineInbox::Memory(_) => true,
+            OfflineInbox::Sql(_) | OfflineInbox::Memory(_) => true,
         }
     }
 }
@@ -177,7 +196,7 @@ fn now_micros() -> i64 {
 }
 
 /// The inbox score of a message: its creation time in microseconds, exact in an f64.
-fn score(id: &MessageId) -> i64 {
+pub(crate) fn score(id: &MessageId) -> i64 {
     (id.unix_nanos() / 1000) as i64
 }
 
@@ -268,12 +287,16 @@ impl RedisInbox {
     }
 }
 
-/// Offline inboxes in this process: the same rules over a map.
+/// The most entries the in-process inboxes hold together; past it a notice is refused.
+pub const MEMORY_INBOX_CAPACITY: usize = 100_000;
+
+/// Offline inboxes in this process: the same rules over a map, bounded as a whole.
 #[derive(Clone, Debug)]
 pub struct MemoryInbox {
     max_per_user: usize,
     ttl_micros: i64,
     users: Arc<Mutex<HashMap<UserId, UserInbox>>>,
+    total: Arc<AtomicUsize>,
 }
 
 #[derive(Debug, Default)]
@@ -298,21 +321,34 @@ impl MemoryInbox {
             max_per_user: offline.max_per_user,
             ttl_micros: (offline.ttl_secs as i64).saturating_mul(1_000_000),
             users: Arc::default(),
+            total: Arc::default(),
         }
     }
 
-    fn store(&self, recipients: &[UserId], id: &MessageId, json: String) {
+    fn store(&self, recipients: &[UserId], id: &MessageId, json: String) -> Result<(), InboxError> {
         let oldest = now_micros() - self.ttl_micros;
         let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        let total = self.total.load(Ordering::Relaxed);
+        if total + recipients.len() > MEMORY_INBOX_CAPACITY {
+            return Err(InboxError::Full(total));
+        }
         for user in recipients {
             let inbox = users.entry(*user).or_default();
+            let before = inbox.entries.len();
             inbox.entries.entry((score(id), id.to_string())).or_insert_with(|| json.clone());
             inbox.expire(oldest);
             while inbox.entries.len() > self.max_per_user {
                 inbox.entries.pop_first();
                 inbox.dropped += 1;
             }
+            let after = inbox.entries.len();
+            if after >= before {
+                self.total.fetch_add(after - before, Ordering::Relaxed);
+            } else {
+                self.total.fetch_sub(before - after, Ordering::Relaxed);
+            }
         }
+        Ok(())
     }
 
     fn replay(&self, user: UserId) -> Replay {
@@ -321,7 +357,9 @@ impl MemoryInbox {
         let Some(inbox) = users.get_mut(&user) else {
             return Replay::default();
         };
+        let before = inbox.entries.len();
         inbox.expire(oldest);
+        self.total.fetch_sub(before - inbox.entries.len(), Ordering::Relaxed);
         let replay =
             Replay { dropped: std::mem::take(&mut inbox.dropped), entries: inbox.entries.values().cloned().collect() };
         if inbox.entries.is_empty() {
@@ -332,6 +370,11 @@ impl MemoryInbox {
 
     fn acknowledge(&self, user: UserId, id: &MessageId) -> bool {
         let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
-        users.get_mut(&user).is_some_and(|inbox| inbox.entries.remove(&(score(id), id.to_string())).is_some())
+        let removed =
+            users.get_mut(&user).is_some_and(|inbox| inbox.entries.remove(&(score(id), id.to_string())).is_some());
+        if removed {
+            self.total.fetch_sub(1, Ordering::Relaxed);
+        }
+        removed
     }
 }

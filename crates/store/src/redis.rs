@@ -48,12 +48,27 @@ pub async fn wait_connected(client: &Client, limit: Duration) -> bool {
 /// blocked); returns how many. For tearing down a test run or a retired deployment prefix; an
 /// empty prefix is refused, as it would mean every key.
 pub async fn purge_prefix(settings: &RedisSettings) -> Result<u64, String> {
-    use futures_util::TryStreamExt;
     if settings.key_prefix.is_empty() {
         return Err("refusing to purge an empty key prefix".to_owned());
     }
+    // A teardown runs when the machine may be at its busiest (a test suite in parallel): be
+    // patient, and try again rather than leave keys behind.
+    let patient = RedisSettings { command_timeout_ms: settings.command_timeout_ms.max(10_000), ..settings.clone() };
+    let mut last = String::new();
+    for _ in 0..3 {
+        match purge_once(&patient).await {
+            Ok(deleted) => return Ok(deleted),
+            Err(err) => last = err,
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(last)
+}
+
+async fn purge_once(settings: &RedisSettings) -> Result<u64, String> {
+    use futures_util::TryStreamExt;
     let client = connect(settings)?;
-    if !wait_connected(&client, Duration::from_secs(10)).await {
+    if !wait_connected(&client, Duration::from_secs(30)).await {
         return Err("Redis is not reachable".to_owned());
     }
     let pattern = format!("{}*", settings.key_prefix);

@@ -1,11 +1,15 @@
-//! Herald all-in-one: every service in one process, on embedded defaults (the in-process bus),
-//! so a newcomer runs Herald with one command and no servers.
+//! Herald all-in-one: every service in one process, on embedded defaults, so a newcomer runs
+//! Herald with one command and no servers: the in-process bus, journaled in the database, and
+//! live state (offline inboxes, audiences, idempotency keys, receipts) in the same database
+//! (SQLite by default), so that a restart or a SIGKILL loses nothing accepted.
 //!
 //! ingest-api and ws-gateway share one HTTP server (default 127.0.0.1:8080); the other services
 //! run beside them. Every setting the separate services read applies here too, so
-//! `HERALD_BUS_URL=amqp://...` runs the all-in-one against RabbitMQ.
+//! `HERALD_BUS_URL=amqp://...` runs the all-in-one against RabbitMQ and `HERALD_REDIS_URL` keeps
+//! live state in Redis.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// The settings of the services the all-in-one runs, read from one configuration.
@@ -20,10 +24,10 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Loads every service's settings with the embedded defaults: bus and Redis `memory`, port 8080.
+    /// Loads every service's settings with the embedded defaults: the in-process bus, live state
+    /// in the database (no Redis), port 8080.
     pub fn load(config_file: Option<&std::path::Path>) -> anyhow::Result<Self> {
-        let mut loader =
-            runtime::ConfigLoader::new().default_value("bus.url", "memory").default_value("redis.url", "memory");
+        let mut loader = runtime::ConfigLoader::new().default_value("bus.url", "memory").default_value("redis.url", "");
         if let Some(path) = config_file {
             loader = loader.file(path);
         }
@@ -42,18 +46,27 @@ impl Settings {
 
 /// Runs every service on `listener` until `shutdown`.
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let bus = bus::Bus::start(&settings.ingest.bus, shutdown.clone());
-    // One set of stores for every service: in memory, they must share them.
+    // One set of stores for every service: in memory or in the database, they must share them.
     let stores =
         store::Stores::open(settings.ingest.stores(), shutdown.clone()).await.map_err(anyhow::Error::from_boxed)?;
+    let bus = match (&stores.live, settings.ingest.bus.url.as_str()) {
+        // The in-process bus journals in the database the live state is in: durable.
+        (Some(live), "memory") => {
+            let journal: Arc<dyn bus::Journal> = Arc::new(live.clone());
+            bus::Bus::in_process(&settings.ingest.bus, Some(journal), shutdown.clone())
+        }
+        _ => bus::Bus::start(&settings.ingest.bus, shutdown.clone()),
+    };
     let dispatcher = ingest_api::start_dispatcher(&settings.ingest, &bus, shutdown.clone());
-    let records = store::RecordStore::open(
-        &settings.ingest.records,
-        &settings.ingest.database,
-        settings.ingest.time.format()?,
-        shutdown.clone(),
-    )
-    .await?;
+    let time = settings.ingest.time.format()?;
+    let records = match settings.ingest.records.url.as_str() {
+        // Records in the same database: on the same pool, so SQLite has a single writer.
+        "" => store::RecordStore::on(stores.database().clone(), time, shutdown.clone()),
+        _ => {
+            store::RecordStore::open(&settings.ingest.records, &settings.ingest.database, time, shutdown.clone())
+                .await?
+        }
+    };
     let writer = record_writer::RecordWriter::start(
         &settings.writer,
         &bus,
@@ -62,8 +75,11 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
         shutdown.clone(),
     );
     let janitor = janitor::Janitor::start(&settings.ingest.records, records.clone(), shutdown.clone());
+    let state = stores.describe();
     let api = ingest_api::IngestApi::new(&settings.ingest, bus.clone(), stores.clone(), records)?;
     let gateway = ws_gateway::Gateway::start(&settings.gateway, &bus, stores, shutdown.clone())?;
+    // Every consumer is subscribed: what a previous run accepted and did not finish goes out now.
+    let recovered = bus.recover().await?;
     let bus_ready = bus.clone();
     let readiness = api
         .readiness()
@@ -74,9 +90,17 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
         .merge(janitor.readiness())
         .check("bus", move || bus_ready.is_ready());
     let addr = listener.local_addr()?;
+    let bus_kind = match &bus {
+        bus::Bus::Amqp(_) => "RabbitMQ",
+        bus::Bus::Memory(memory) if memory.is_durable() => "in-process, journaled in the database",
+        bus::Bus::Memory(_) => "in-process, in memory (lost on restart: for tests only)",
+    };
     tracing::info!(
         %addr,
-        bus = if bus.is_in_process() { "in-process" } else { "rabbitmq" },
+        bus = bus_kind,
+        live_state = state,
+        database = %redact(&settings.ingest.database.url),
+        recovered,
         "Herald all-in-one listening: POST http://{addr}/api/admin/system/notice, WebSocket ws://{addr}/ws"
     );
     http_server::serve(listener, &settings.ingest.http, shutdown, move |cfg| {
@@ -87,4 +111,18 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     .await?;
     tracing::info!("Herald stopped");
     Ok(())
+}
+
+/// A database URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
 }

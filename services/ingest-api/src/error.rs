@@ -42,6 +42,9 @@ pub enum ApiError {
     /// The offline inboxes could not be written, so nothing was published.
     #[error("storing offline copies failed: {0}")]
     Inbox(#[source] store::InboxError, Box<NoticeContext>),
+    /// As many urgent notices as allowed (`limits.urgent_in_flight`) are being carried out.
+    #[error("too many urgent notices in flight")]
+    UrgentFull(Box<NoticeContext>),
 }
 
 impl ApiError {
@@ -77,15 +80,34 @@ impl ApiError {
                 context,
             ),
             ApiError::RateLimited(scope, wait, context) => {
-                let who = match scope {
-                    crate::limits::LimitScope::Sender => "this sender",
-                    crate::limits::LimitScope::ClientIp => "this address",
-                };
                 let seconds = retry_after_secs(*wait);
-                let message =
-                    format!("too many notices from {who}; retry in {seconds} s (urgent notices are not limited)");
+                let message = match scope {
+                    crate::limits::LimitScope::Sender => {
+                        format!(
+                            "too many notices from this sender; retry in {seconds} s (urgent notices are not limited)"
+                        )
+                    }
+                    crate::limits::LimitScope::ClientIp => format!(
+                        "too many notices from this address; retry in {seconds} s (urgent notices are not limited)"
+                    ),
+                    crate::limits::LimitScope::Receipts => {
+                        format!("too many receipts from this user; retry in {seconds} s")
+                    }
+                };
                 (ErrorCode::RateLimitExceeded, message, None, context)
             }
+            ApiError::Inbox(store::InboxError::Full(_), context) => (
+                ErrorCode::QueueFull,
+                "queue full: the offline inboxes hold as many notices as they may; retry later".to_owned(),
+                None,
+                context,
+            ),
+            ApiError::UrgentFull(context) => (
+                ErrorCode::QueueFull,
+                "queue full: too many urgent notices are being carried out at once; retry shortly".to_owned(),
+                None,
+                context,
+            ),
             ApiError::Inbox(_, context) => (
                 ErrorCode::PushFailed,
                 "push failed: the offline message store is unavailable; nothing was sent, retry shortly".to_owned(),
@@ -106,7 +128,7 @@ impl ApiError {
             ..FailureData::new(code, message)
         };
         let retry_after = match self {
-            ApiError::Publish(..) | ApiError::Inbox(..) | ApiError::Store(..) => Some(1),
+            ApiError::Publish(..) | ApiError::Inbox(..) | ApiError::Store(..) | ApiError::UrgentFull(..) => Some(1),
             ApiError::Refused(..) => None,
             ApiError::RateLimited(_, wait, _) => Some(retry_after_secs(*wait)),
             ApiError::Validation(..) => None,
@@ -130,6 +152,9 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Publish(BusError::QueueFull, _) => tracing::warn!("notice refused: backlog full"),
             ApiError::Publish(cause, _) => tracing::error!(error = %cause, "notice not published"),
+            ApiError::Inbox(store::InboxError::Full(_), _) | ApiError::UrgentFull(_) => {
+                tracing::warn!("notice refused: in-process capacity reached")
+            }
             ApiError::Inbox(cause, _) => tracing::error!(error = %cause, "notice not published"),
             ApiError::Store(cause, _) => tracing::error!(error = %cause, "notice not published"),
             ApiError::Validation(..) | ApiError::RateLimited(..) | ApiError::Refused(..) => {}

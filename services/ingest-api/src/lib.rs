@@ -5,6 +5,7 @@
 //! gateway's); `run` serves them on their own.
 
 mod error;
+mod intake;
 mod limits;
 mod notice;
 pub mod openapi;
@@ -22,7 +23,8 @@ use model::TimeFormat;
 use runtime::JwtVerifier;
 use std::net::{IpAddr, TcpListener};
 use std::sync::Arc;
-use store::{IdempotencyStore, RecordStore, Stores};
+use std::time::Duration;
+use store::{RecordStore, Stores};
 use tokio_util::sync::CancellationToken;
 
 /// What the API's handlers share. Cheap to clone.
@@ -31,7 +33,10 @@ pub struct IngestApi {
     bus: Bus,
     stores: Stores,
     records: RecordStore,
-    idempotency: IdempotencyStore,
+    intake: intake::Intake,
+    /// How long a notice request may take, at most: its idempotency claim lapses after it.
+    request_budget: Duration,
+    urgent_slots: Arc<tokio::sync::Semaphore>,
     time: TimeFormat,
     verifier: JwtVerifier,
     max_body_bytes: usize,
@@ -42,11 +47,19 @@ pub struct IngestApi {
 impl IngestApi {
     /// The API over `bus`, `stores` and `records`, configured by `settings`.
     pub fn new(settings: &Settings, bus: Bus, stores: Stores, records: RecordStore) -> anyhow::Result<Self> {
+        let request_budget = Duration::from_millis(
+            settings.bus.publish_timeout_ms
+                + settings.bus.confirm_timeout_ms
+                + 3 * settings.redis.command_timeout_ms
+                + settings.database.connect_timeout_ms,
+        );
         Ok(Self {
+            intake: intake::Intake::choose(&bus, &stores),
             bus,
             stores,
             records,
-            idempotency: IdempotencyStore::start(&settings.redis)?,
+            request_budget,
+            urgent_slots: Arc::new(tokio::sync::Semaphore::new(settings.limits.urgent_in_flight as usize)),
             time: settings.time.format()?,
             verifier: JwtVerifier::new(&settings.jwt),
             max_body_bytes: settings.http.max_body_bytes,
@@ -107,9 +120,10 @@ impl IngestApi {
 
     /// Readiness: the bus can publish and the Redis-backed stores answer.
     pub fn readiness(&self) -> http_server::Readiness {
-        let (bus, inbox, idempotency) = (self.bus.clone(), self.stores.inbox.clone(), self.idempotency.clone());
+        let (bus, inbox, idempotency) = (self.bus.clone(), self.stores.inbox.clone(), self.stores.idempotency.clone());
         let (audience, presence) = (self.stores.audience.clone(), self.stores.presence.clone());
         let (directory, records) = (self.stores.directory.clone(), self.records.clone());
+        let receipts = self.stores.receipts.clone();
         http_server::Readiness::default()
             .check("records_store", move || records.is_ready())
             .check("bus", move || bus.is_ready())
@@ -118,6 +132,7 @@ impl IngestApi {
             .check("idempotency", move || idempotency.is_ready())
             .check("presence", move || presence.is_ready())
             .check("user_directory", move || directory.is_ready())
+            .check("receipts", move || receipts.is_ready())
     }
 }
 

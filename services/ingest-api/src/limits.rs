@@ -1,5 +1,5 @@
-//! Sending rate limits, per sender and per client IP (GCRA, via governor). Each replica
-//! enforces its own; urgent notices are exempt (spec 8.2).
+//! Rate limits (GCRA, via governor): notices per sender and per client IP (urgent notices are
+//! exempt, spec 8.2), and REST receipts per user. Each replica enforces its own.
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -15,12 +15,15 @@ pub enum LimitScope {
     Sender,
     /// Too many notices from this client address.
     ClientIp,
+    /// Too many receipts from this user.
+    Receipts,
 }
 
 /// The limiters of one replica.
 pub struct SendLimits {
     sender: Option<DefaultKeyedRateLimiter<i64>>,
     ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    receipts: Option<DefaultKeyedRateLimiter<i64>>,
     clock: DefaultClock,
 }
 
@@ -36,6 +39,7 @@ impl SendLimits {
         Self {
             sender: limiter(settings.sender_per_second, settings.sender_burst),
             ip: limiter(settings.ip_per_second, settings.ip_burst),
+            receipts: limiter(settings.receipts_per_second, settings.receipts_burst),
             clock: DefaultClock::default(),
         }
     }
@@ -53,8 +57,22 @@ impl SendLimits {
         Ok(())
     }
 
+    /// Takes one receipt from the user's allowance, or says how long to wait.
+    pub fn check_receipt(&self, user: i64) -> Result<(), (LimitScope, Duration)> {
+        match &self.receipts {
+            Some(limiter) => limiter
+                .check_key(&user)
+                .map_err(|denied| (LimitScope::Receipts, denied.wait_time_from(self.clock.now()))),
+            None => Ok(()),
+        }
+    }
+
     /// Forgets keys whose allowance is full again, so the maps do not grow without bound.
     pub fn forget_idle(&self) {
+        if let Some(limiter) = &self.receipts {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
         if let Some(limiter) = &self.sender {
             limiter.retain_recent();
             limiter.shrink_to_fit();

@@ -4,7 +4,9 @@ use crate::IngestApi;
 use crate::error::{ApiError, NoticeContext};
 use actix_web::{HttpRequest, HttpResponse, web};
 use http_server::AdminClaims;
-use model::{ApiResponse, ErrorCode, MessageId, NotificationMessage, PushResult, PushStatus, Sender, Target, UserId};
+use model::{
+    ApiResponse, ErrorCode, MessageId, NotificationMessage, Priority, PushResult, PushStatus, Sender, Target, UserId,
+};
 use serde_json::Value;
 use store::{Claim, IdempotencyStore};
 use validation::{NoticeDraft, parse_notice};
@@ -32,8 +34,9 @@ pub async fn post_notice(
     let fingerprint = IdempotencyStore::fingerprint(&raw.to_string());
     let refuse = |code: ErrorCode, message: &str| ApiError::Refused(code, message.to_owned(), context_of(&raw));
     match api
+        .stores
         .idempotency
-        .claim(&scope, &key, &fingerprint)
+        .claim(&scope, &key, &fingerprint, api.request_budget)
         .await
         .map_err(|err| ApiError::Store(err.to_string(), context_of(&raw)))?
     {
@@ -55,7 +58,7 @@ pub async fn post_notice(
     match accept(&req, admin, &api, raw).await {
         Ok(answer) => {
             let answer = serde_json::to_string(&answer).unwrap_or_default();
-            if let Err(err) = api.idempotency.complete(&scope, &key, &fingerprint, &answer).await {
+            if let Err(err) = api.stores.idempotency.complete(&scope, &key, &fingerprint, &answer).await {
                 // Accepted all the same; a repeat within the claim timeout gets 409, later ones
                 // are carried out again.
                 tracing::warn!(error = %err, "idempotent answer not recorded");
@@ -63,8 +66,8 @@ pub async fn post_notice(
             Ok(json_answer(answer, false))
         }
         Err(err) => {
-            if let Err(release) = api.idempotency.release(&scope, &key).await {
-                tracing::warn!(error = %release, "idempotency key not released; a retry waits for the claim to expire");
+            if let Err(release) = api.stores.idempotency.release(&scope, &key).await {
+                tracing::warn!(error = %release, "idempotency key not released; a retry waits for the claim to lapse");
             }
             Err(err)
         }
@@ -130,8 +133,6 @@ async fn accept(
     tracing::Span::current().record("message_id", message.message_id.as_str());
     context.message_id = Some(message.message_id.to_string());
 
-    // Offline copies first: once the bus has the message, a recipient who is offline (or
-    // reconnecting) must find it in their inbox.
     // `admin` notices go to every admin the directory knows, online or not.
     let recipients: Vec<UserId> = match message.target {
         Target::Admin => api
@@ -145,24 +146,14 @@ async fn accept(
             .collect(),
         _ => message.explicit_recipients().collect(),
     };
-    let entry = message.offline_entry(api.time.now());
-    api.stores.inbox.store(&recipients, &entry).await.map_err(|err| ApiError::Inbox(err, context.clone()))?;
-    // Who it is for, so receipts can be checked against it.
-    let audience = message.audience();
-    api.stores
-        .audience
-        .remember(&message.message_id, &audience)
-        .await
-        .map_err(|err| ApiError::Store(err.to_string(), context.clone()))?;
-    if let Err(err) = api.bus.publish_notification(&message).await {
-        // Not accepted: take the copies back so nobody is replayed a notice the sender was told
-        // failed. Best effort; a leftover copy is at worst a late delivery.
-        let withdrawals = recipients.iter().map(|user| api.stores.inbox.acknowledge(*user, &message.message_id));
-        if futures_util::future::join_all(withdrawals).await.iter().any(Result::is_err) {
-            tracing::warn!("could not withdraw every offline copy of a failed notice");
-        }
-        return Err(ApiError::Publish(err, context));
-    }
+    // Urgent notices pass the backlog and the rate limits: how many are carried out at once is
+    // bounded here instead.
+    let _urgent_slot = if message.priority == Priority::Urgent {
+        Some(api.urgent_slots.clone().try_acquire_owned().map_err(|_| ApiError::UrgentFull(context.clone()))?)
+    } else {
+        None
+    };
+    api.intake.accept(api, &message, &recipients, &context).await?;
     tracing::info!(target = %message.target, priority = %message.priority, "notice accepted");
 
     Ok(ApiResponse::ok(PushResult {

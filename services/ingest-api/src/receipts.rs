@@ -1,7 +1,9 @@
 //! `POST /api/admin/notification/mark-read` (spec 7.3) and `/api/admin/notification/confirm`:
 //! a user reports reading or confirming one of their notices over REST, as the WebSocket `read`
-//! and `confirm` frames do. The inbox entry is cleared and a delivery event published, which
-//! also tells the user's connected devices (a `sync` frame).
+//! and `confirm` frames do. The inbox entry is cleared and, the first time (per notice, user and
+//! kind; REST counts as one device), a delivery event published, which also tells the user's
+//! connected devices (a `sync` frame). A repeat answers the same and changes nothing. Receipts
+//! are rate-limited per user (`limits.receipts_per_second`).
 
 use crate::IngestApi;
 use crate::error::ApiError;
@@ -12,6 +14,10 @@ use http_server::BearerClaims;
 use model::{ApiResponse, DeliveryEvent, DeliveryEventType, ErrorCode, MAX_USER_AGENT_CHARS, MessageId};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use store::Receipt;
+
+/// The device REST receipts count as.
+const REST_DEVICE: &str = "rest";
 
 /// The body of a receipt (spec 7.3): the notice, and optionally the user, who must be the
 /// token's.
@@ -55,6 +61,7 @@ async fn record(
     api: &IngestApi,
     raw: Value,
 ) -> Result<HttpResponse, ApiError> {
+    api.limits.check_receipt(user.0.sub).map_err(|(scope, wait)| ApiError::RateLimited(scope, wait, Box::default()))?;
     let request: ReceiptRequest = serde_path_to_error::deserialize(raw)
         .map_err(|err| refused(ErrorCode::InvalidRequest, format!("invalid receipt: {err}")))?;
     let message_id = MessageId::parse(&request.message_id)
@@ -88,11 +95,23 @@ async fn record(
         client_ip: http_server::client_ip(req, &api.trusted_proxies).map(|ip| ip.to_string()).unwrap_or_default(),
         user_agent: user_agent.chars().take(MAX_USER_AGENT_CHARS).collect(),
     };
-    let payload = serde_json::to_vec(&event).unwrap_or_default();
-    api.bus
-        .publish(Exchange::Events, &event.routing_key(), payload.into())
-        .await
-        .map_err(|err| ApiError::Publish(err, Box::default()))?;
+    let receipt =
+        Receipt { message_id: &event.message_id, user_id: event.user_id, event: event_type, device: REST_DEVICE };
+    let first =
+        api.stores.receipts.first(receipt).await.map_err(|err| ApiError::Store(err.to_string(), Box::default()))?;
+    if first {
+        let published = match serde_json::to_vec(&event) {
+            Ok(payload) => api.bus.publish(Exchange::Events, &event.routing_key(), payload.into()).await,
+            Err(err) => Err(bus::BusError::Unavailable(err.to_string())),
+        };
+        if let Err(err) = published {
+            // Not recorded: a repeat must count as the first.
+            if let Err(forget) = api.stores.receipts.forget(receipt).await {
+                tracing::warn!(error = %forget, "receipt not forgotten; a repeat will not be recorded");
+            }
+            return Err(ApiError::Publish(err, Box::default()));
+        }
+    }
     let answer = json!({"message_id": event.message_id, "user_id": event.user_id, "status": event_type.as_str(), "time": event.timestamp});
     Ok(HttpResponse::Ok().json(ApiResponse::ok(answer)))
 }

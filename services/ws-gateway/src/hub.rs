@@ -91,19 +91,22 @@ pub struct Hub {
     next_id: AtomicU64,
     count: AtomicUsize,
     send_buffer: usize,
+    max_per_user: usize,
     /// Users whose connection count changed since the presence reporter last looked.
     changed_users: Mutex<HashSet<UserId>>,
     changed: Notify,
 }
 
 impl Hub {
-    /// An empty hub whose connections queue up to `send_buffer` frames.
-    pub fn new(send_buffer: usize) -> Self {
+    /// An empty hub whose connections queue up to `send_buffer` frames, at most `max_per_user`
+    /// connections a user.
+    pub fn new(send_buffer: usize, max_per_user: usize) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
             next_id: AtomicU64::new(1),
             count: AtomicUsize::new(0),
             send_buffer,
+            max_per_user,
             changed_users: Mutex::default(),
             changed: Notify::new(),
         }
@@ -113,18 +116,21 @@ impl Hub {
         &self.shards[user_id.unsigned_abs() as usize % SHARDS]
     }
 
-    /// Adds a connection of `user_id`.
-    pub fn register(&self, user_id: UserId, is_admin: bool) -> Registration {
+    /// Adds a connection of `user_id`; `None` when the user already has as many as allowed.
+    pub fn register(&self, user_id: UserId, is_admin: bool) -> Option<Registration> {
+        let mut shard = self.shard(user_id).write().unwrap_or_else(PoisonError::into_inner);
+        if shard.by_user.get(&user_id).map_or(0, Vec::len) >= self.max_per_user {
+            return None;
+        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, frames) = mpsc::channel(self.send_buffer);
         let control = Arc::new(ConnControl::default());
-        let mut shard = self.shard(user_id).write().unwrap_or_else(PoisonError::into_inner);
         shard.conns.insert(id, Conn { user_id, is_admin, tx, control: control.clone() });
         shard.by_user.entry(user_id).or_default().push(id);
         self.count.fetch_add(1, Ordering::Relaxed);
         drop(shard);
         self.mark_changed(user_id);
-        Registration { id, frames, control }
+        Some(Registration { id, frames, control })
     }
 
     /// Removes a connection; harmless if it is already gone.
@@ -276,11 +282,11 @@ mod tests {
 
     #[test]
     fn fan_out_follows_targets_and_exclusions() {
-        let hub = Hub::new(8);
-        let mut admin = hub.register(1, true);
-        let mut alice_phone = hub.register(2, false);
-        let mut alice_laptop = hub.register(2, false);
-        let mut bob = hub.register(3, false);
+        let hub = Hub::new(8, 16);
+        let mut admin = hub.register(1, true).unwrap();
+        let mut alice_phone = hub.register(2, false).unwrap();
+        let mut alice_laptop = hub.register(2, false).unwrap();
+        let mut bob = hub.register(3, false).unwrap();
         let frame = outbound();
 
         assert_eq!(hub.fan_out(&message(Target::All, vec![], vec![3]), &frame).queued, 3);
@@ -296,9 +302,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_send_buffer_closes_only_that_connection() {
-        let hub = Hub::new(2);
-        let slow = hub.register(5, false);
-        let mut fast = hub.register(6, false);
+        let hub = Hub::new(2, 16);
+        let slow = hub.register(5, false).unwrap();
+        let mut fast = hub.register(6, false).unwrap();
         let frame = outbound();
         let all = message(Target::All, vec![], vec![]);
         for _ in 0..2 {
@@ -313,9 +319,20 @@ mod tests {
     }
 
     #[test]
+    fn a_user_past_the_connection_limit_is_refused_until_one_closes() {
+        let hub = Hub::new(4, 2);
+        let first = hub.register(7, false).unwrap();
+        let _second = hub.register(7, false).unwrap();
+        assert!(hub.register(7, false).is_none());
+        assert!(hub.register(8, false).is_some(), "another user has their own allowance");
+        hub.unregister(7, first.id);
+        assert!(hub.register(7, false).is_some());
+    }
+
+    #[test]
     fn unregister_forgets_the_connection() {
-        let hub = Hub::new(4);
-        let r = hub.register(7, false);
+        let hub = Hub::new(4, 16);
+        let r = hub.register(7, false).unwrap();
         hub.unregister(7, r.id);
         hub.unregister(7, r.id);
         assert_eq!(hub.connection_count(), 0);
@@ -324,10 +341,10 @@ mod tests {
 
     #[tokio::test]
     async fn connection_counts_and_their_changes_are_reported() {
-        let hub = Hub::new(4);
-        let a = hub.register(7, false);
-        let _b = hub.register(7, false);
-        let _c = hub.register(8, false);
+        let hub = Hub::new(4, 16);
+        let a = hub.register(7, false).unwrap();
+        let _b = hub.register(7, false).unwrap();
+        let _c = hub.register(8, false).unwrap();
         let mut changed = hub.changed_users().await;
         changed.sort();
         assert_eq!(changed, vec![(7, 2), (8, 1)]);

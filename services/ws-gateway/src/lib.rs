@@ -10,6 +10,7 @@ pub mod hub;
 mod presence;
 mod session;
 mod settings;
+mod transport;
 
 pub use settings::{Settings, WsSettings};
 
@@ -54,7 +55,7 @@ impl Gateway {
     /// what their inbox kept for them replayed, are recorded in the directory and counted in
     /// presence.
     pub fn start(settings: &Settings, bus: &Bus, stores: Stores, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let hub = Arc::new(Hub::new(settings.ws.send_buffer));
+        let hub = Arc::new(Hub::new(settings.ws.send_buffer, settings.ws.max_connections_per_user));
         let subscription = bus.subscribe(SubscriptionSpec {
             queue: "gateway".into(),
             kind: QueueKind::Exclusive,
@@ -154,10 +155,12 @@ fn presented_token(req: &HttpRequest) -> Option<(String, Option<String>)> {
     let offered = req.headers().get(SEC_WEBSOCKET_PROTOCOL)?.to_str().ok()?;
     let protocols: Vec<&str> = offered.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
     let token = protocols.iter().find(|p| p.split('.').count() == 3)?;
-    // Browsers fail the handshake unless the server echoes one offered subprotocol.
+    // Browsers fail the handshake unless the server echoes one offered subprotocol: `bearer`,
+    // offered beside the token for that reason. The token itself is never echoed, so it does
+    // not travel back in a response header (and into proxies' logs).
     let echo =
-        if protocols.iter().any(|p| p.eq_ignore_ascii_case(BEARER_SUBPROTOCOL)) { BEARER_SUBPROTOCOL } else { token };
-    Some(((*token).to_owned(), Some(echo.to_owned())))
+        protocols.iter().any(|p| p.eq_ignore_ascii_case(BEARER_SUBPROTOCOL)).then(|| BEARER_SUBPROTOCOL.to_owned());
+    Some(((*token).to_owned(), echo))
 }
 
 /// `GET /ws`: authenticate, upgrade, register, and hand the socket to a session task.
@@ -168,12 +171,23 @@ async fn connect(req: HttpRequest, body: web::Payload, gateway: web::Data<Gatewa
         gateway.verifier.verify(&token).map_err(|err| Failure::new(ErrorCode::Unauthorized, err.to_string()))?;
     http_server::check_claims(&claims)?;
     let protocols: Vec<&str> = echo.as_deref().into_iter().collect();
+    let max = gateway.settings.max_frame_bytes;
+    let body = transport::gated_payload(&req, body, max)
+        .map_err(|err| Failure::new(ErrorCode::InternalError, format!("the request body cannot be read: {err}")))?;
     let (response, session, stream) = actix_ws::handle_with_protocols(&req, body, &protocols)
         .map_err(|err| Failure::new(ErrorCode::InvalidRequest, format!("not a WebSocket handshake: {err}")))?;
-    let stream = stream
-        .max_frame_size(gateway.settings.max_frame_bytes)
-        .aggregate_continuations()
-        .max_continuation_size(gateway.settings.max_frame_bytes);
+    let stream = stream.max_frame_size(max).aggregate_continuations().max_continuation_size(max);
+    let Some(registration) = gateway.hub.register(claims.sub, claims.is_admin()) else {
+        // Refused after the upgrade, so that a browser, which sees no HTTP status, gets a reason.
+        let code = model::CloseCode::TOO_MANY_CONNECTIONS;
+        tracing::warn!(user_id = claims.sub, "connection refused: too many connections for this user");
+        let reason = actix_ws::CloseReason { code: code.code.into(), description: Some(code.reason.to_owned()) };
+        actix_web::rt::spawn(async move {
+            let _ = session.close(Some(reason)).await;
+            drop(stream);
+        });
+        return Ok(response);
+    };
     gateway.seen.seen(UserProfile {
         user_id: claims.sub,
         name: claims.name.clone(),
@@ -181,12 +195,12 @@ async fn connect(req: HttpRequest, body: web::Payload, gateway: web::Data<Gatewa
         tenant_id: claims.tenant_id.clone(),
         groups: claims.groups.clone(),
     });
-    let registration = gateway.hub.register(claims.sub, claims.is_admin());
     let connection_id = format!("{}-{}", gateway.replica, registration.id);
     let context = session::SessionContext {
         hub: gateway.hub.clone(),
         inbox: gateway.stores.inbox.clone(),
         audience: gateway.stores.audience.clone(),
+        receipts: gateway.stores.receipts.clone(),
         bus: gateway.bus.clone(),
         connection_id,
         registration,

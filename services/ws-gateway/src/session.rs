@@ -3,15 +3,18 @@
 
 use crate::hub::{Hub, Registration};
 use crate::settings::WsSettings;
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, ProtocolError};
+use actix_ws::{AggregatedMessage, AggregatedMessageStream};
 use bus::{Bus, Exchange};
+use governor::clock::{Clock, DefaultClock};
+use governor::{Quota, RateLimiter};
 use model::{CloseCode, DeliveryEvent, DeliveryEventType, ErrorCode, MessageId, TimeFormat, WsMessage};
 use runtime::Claims;
 use serde::Deserialize;
 use std::collections::HashSet;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use store::{AudienceStore, OfflineInbox};
+use store::{AudienceStore, OfflineInbox, Receipt, ReceiptLedger};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +26,8 @@ pub struct SessionContext {
     pub inbox: OfflineInbox,
     /// Who each notice was for: receipts about others' notices are refused.
     pub audience: AudienceStore,
+    /// Receipts already recorded: a repeat from this connection is no new event.
+    pub receipts: ReceiptLedger,
     /// Where receipts are published as delivery events.
     pub bus: Bus,
     /// The connection's id across replicas, `<replica>-<n>`.
@@ -105,19 +110,50 @@ fn interpret(text: &str, time: &TimeFormat) -> ClientAction {
     }
 }
 
-/// Records a receipt: the inbox entry goes (nothing to replay any more), and the event is
-/// published for the record-writer and the user's other devices. Returns a message for the
-/// client when the event could not be published.
-async fn record_receipt(inbox: &OfflineInbox, bus: &Bus, event: &DeliveryEvent) -> Result<(), (ErrorCode, String)> {
+/// Records a receipt: the inbox entry goes (nothing to replay any more), and, the first time
+/// this connection reports it, the event is published for the record-writer and the user's other
+/// devices. Returns a message for the client when the event could not be recorded.
+async fn record_receipt(
+    inbox: &OfflineInbox,
+    receipts: &ReceiptLedger,
+    bus: &Bus,
+    event: &DeliveryEvent,
+) -> Result<(), (ErrorCode, String)> {
     if let Err(err) = inbox.acknowledge(event.user_id, &event.message_id).await {
         tracing::warn!(error = %err, message_id = %event.message_id, "inbox entry not cleared; the message may replay");
     }
-    let payload = serde_json::to_vec(event).unwrap_or_default();
-    bus.publish(Exchange::Events, &event.routing_key(), payload.into()).await.map_err(|err| {
-        tracing::warn!(error = %err, message_id = %event.message_id, "receipt not published");
-        let reason = format!("{} not recorded: the message bus is unavailable; send it again", event.event_type);
+    let not_recorded = || {
+        let reason = format!("{} not recorded: try again shortly", event.event_type);
         (ErrorCode::PushFailed, reason)
-    })
+    };
+    let receipt = Receipt {
+        message_id: &event.message_id,
+        user_id: event.user_id,
+        event: event.event_type,
+        device: &event.connection_id,
+    };
+    match receipts.first(receipt).await {
+        Ok(true) => {}
+        // A repeat: the event is out already.
+        Ok(false) => return Ok(()),
+        Err(err) => {
+            tracing::warn!(error = %err, message_id = %event.message_id, "receipt ledger unavailable");
+            return Err(not_recorded());
+        }
+    }
+    let published = match serde_json::to_vec(event) {
+        Ok(payload) => bus.publish(Exchange::Events, &event.routing_key(), payload.into()).await,
+        Err(err) => Err(bus::BusError::Unavailable(err.to_string())),
+    };
+    if let Err(err) = published {
+        tracing::warn!(error = %err, message_id = %event.message_id, "receipt not published");
+        // Not recorded: a repeat must count as the first.
+        if let Err(forget) = receipts.forget(receipt).await {
+            tracing::warn!(error = %forget, "receipt not forgotten; a repeat will not be recorded");
+        }
+        return Err(not_recorded());
+    }
+    Ok(())
 }
 
 /// Refuses a receipt about a notice that was not addressed to the user, or is unknown.
@@ -187,6 +223,7 @@ pub async fn run(mut session: actix_ws::Session, mut stream: AggregatedMessageSt
         hub,
         inbox,
         audience,
+        receipts,
         bus,
         connection_id,
         registration,
@@ -204,6 +241,10 @@ pub async fn run(mut session: actix_ws::Session, mut stream: AggregatedMessageSt
     let token_expiry = tokio::time::sleep(until_expiry(claims.exp));
     tokio::pin!(token_expiry);
     let mut last_seen = Instant::now();
+    let frame_allowance = RateLimiter::direct(frame_quota(&settings));
+    let throttle = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(throttle);
+    let mut throttled = false;
     tracing::debug!("session open");
     // The connection is registered before the replay, so nothing published meanwhile is missed;
     // a message may then arrive twice (replayed and live), with the same id.
@@ -230,8 +271,16 @@ pub async fn run(mut session: actix_ws::Session, mut stream: AggregatedMessageSt
                 },
                 None => break Some(CloseCode::SLOW_CLIENT),
             },
-            message = stream.recv() => {
+            _ = &mut throttle, if throttled => throttled = false,
+            message = stream.recv(), if !throttled => {
                 last_seen = Instant::now();
+                // Each client frame takes one from the connection's allowance; once it is spent
+                // the next frame is read only when there is room again (the client's socket
+                // buffers meanwhile, not the gateway).
+                if let Err(not_until) = frame_allowance.check() {
+                    throttled = true;
+                    throttle.as_mut().reset(Instant::now() + not_until.wait_time_from(DefaultClock::default().now()));
+                }
                 match message {
                     Some(Ok(AggregatedMessage::Text(text))) => match interpret(&text, &time) {
                         ClientAction::Reply(reply) => {
@@ -256,7 +305,7 @@ pub async fn run(mut session: actix_ws::Session, mut stream: AggregatedMessageSt
                                 user_agent: client.user_agent.clone(),
                             };
                             let recorded = match check_audience(&audience, &event, claims.is_admin()).await {
-                                Ok(()) => record_receipt(&inbox, &bus, &event).await,
+                                Ok(()) => record_receipt(&inbox, &receipts, &bus, &event).await,
                                 Err(refusal) => Err(refusal),
                             };
                             if let Err((code, reason)) = recorded {
@@ -275,10 +324,9 @@ pub async fn run(mut session: actix_ws::Session, mut stream: AggregatedMessageSt
                     }
                     Some(Ok(AggregatedMessage::Pong(_))) => {}
                     Some(Ok(AggregatedMessage::Close(_))) => break Some(CloseCode::NORMAL),
-                    Some(Err(ProtocolError::Overflow)) => break Some(CloseCode::MESSAGE_TOO_BIG),
                     Some(Err(err)) => {
                         tracing::debug!(error = %err, "protocol error");
-                        break Some(CloseCode::PROTOCOL_ERROR);
+                        break Some(crate::transport::close_code(&err));
                     }
                     None => break None,
                 }
@@ -301,6 +349,13 @@ pub async fn run(mut session: actix_ws::Session, mut stream: AggregatedMessageSt
         let reason = actix_ws::CloseReason { code: code.code.into(), description: Some(code.reason.to_owned()) };
         let _ = tokio::time::timeout(write_timeout, session.close(Some(reason))).await;
     }
+}
+
+/// How many frames a connection may send: `ws.client_frames_per_second`, in bursts of
+/// `ws.client_frame_burst`.
+fn frame_quota(settings: &WsSettings) -> Quota {
+    let rate = NonZeroU32::new(settings.client_frames_per_second).unwrap_or(NonZeroU32::MIN);
+    Quota::per_second(rate).allow_burst(NonZeroU32::new(settings.client_frame_burst).unwrap_or(rate))
 }
 
 fn until_expiry(exp: u64) -> Duration {

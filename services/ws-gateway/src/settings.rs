@@ -22,6 +22,13 @@ pub struct WsSettings {
     pub max_frame_bytes: usize,
     /// Milliseconds one write may wait on a client that does not read before it is closed.
     pub write_timeout_ms: u64,
+    /// Connections one user may hold on one replica; one more is closed with 4003.
+    pub max_connections_per_user: usize,
+    /// Frames per second one connection may send, sustained; past its burst the gateway reads
+    /// its frames no faster (the client's socket fills up; nothing is buffered here).
+    pub client_frames_per_second: u32,
+    /// Frames one connection may send in a burst (an ack for each of a full inbox's replay fits).
+    pub client_frame_burst: u32,
 }
 
 impl Default for WsSettings {
@@ -32,6 +39,9 @@ impl Default for WsSettings {
             heartbeat_timeout_secs: 60,
             max_frame_bytes: 16 * 1024,
             write_timeout_ms: 5000,
+            max_connections_per_user: 16,
+            client_frames_per_second: 20,
+            client_frame_burst: 300,
         }
     }
 }
@@ -46,6 +56,15 @@ impl WsSettings {
             return Err(ConfigError::invalid(
                 "ws.heartbeat_timeout_secs",
                 "must be greater than ws.heartbeat_interval_secs, which must be positive",
+            ));
+        }
+        if self.max_connections_per_user == 0 {
+            return Err(ConfigError::invalid("ws.max_connections_per_user", "must be positive"));
+        }
+        if self.client_frames_per_second == 0 || self.client_frame_burst == 0 {
+            return Err(ConfigError::invalid(
+                "ws.client_frames_per_second",
+                "must be positive (ws.client_frame_burst too)",
             ));
         }
         if self.max_frame_bytes < 256 || self.write_timeout_ms == 0 {

@@ -237,7 +237,12 @@ impl RecordStore {
             Some(sql) => RecordStore::Sql(SqlRecords::open(&sql, time).await?),
             None => RecordStore::Mongo(MongoRecords::open(&records.url, Retention::of(records), time).await?),
         };
-        let probe = store.clone();
+        store.start_probe(shutdown);
+        Ok(store)
+    }
+
+    fn start_probe(&self, shutdown: tokio_util::sync::CancellationToken) {
+        let probe = self.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(std::time::Duration::from_secs(PROBE_EVERY_SECS));
             loop {
@@ -250,7 +255,17 @@ impl RecordStore {
                 }
             }
         });
-        Ok(store)
+    }
+
+    /// The SQL store on a pool already open (and migrated), probed like [`RecordStore::open`].
+    pub fn on(
+        db: sea_orm::DatabaseConnection,
+        time: TimeFormat,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Self {
+        let store = RecordStore::Sql(SqlRecords::on(db, time));
+        store.start_probe(shutdown);
+        store
     }
 
     /// Whether the store answers right now: the readiness probe, and how a consumer tells a

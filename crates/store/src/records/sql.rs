@@ -63,8 +63,12 @@ pub struct SqlRecords {
 impl SqlRecords {
     /// Opens (and migrates) the database; times are rendered with `time`.
     pub async fn open(settings: &DatabaseSettings, time: TimeFormat) -> Result<Self, RecordsError> {
-        let db = crate::sql::connect(settings).await?;
-        Ok(Self { db, time, healthy: Arc::new(AtomicBool::new(true)) })
+        Ok(Self::on(crate::sql::connect(settings).await?, time))
+    }
+
+    /// The store on a pool already open (and migrated).
+    pub fn on(db: DatabaseConnection, time: TimeFormat) -> Self {
+        Self { db, time, healthy: Arc::new(AtomicBool::new(true)) }
     }
 
     /// Whether the database answered the last health probe (never the outcome of one query:

@@ -161,3 +161,108 @@ pub mod notification_log {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// Declares an entity of the live-state tables: no relations, default behaviour.
+macro_rules! live_state_entity {
+    ($(#[$doc:meta])* $module:ident, $table:literal, { $($body:tt)* }) => {
+        $(#[$doc])*
+        pub mod $module {
+            use sea_orm::entity::prelude::*;
+
+            /// A row.
+            #[allow(missing_docs)]
+            #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+            #[sea_orm(table_name = $table)]
+            pub struct Model { $($body)* }
+
+            /// No relations.
+            #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+            pub enum Relation {}
+
+            impl ActiveModelBehavior for ActiveModel {}
+        }
+    };
+}
+
+live_state_entity!(
+    /// `herald_inbox`: offline inbox entries (spec 5.1 JSON), scored by creation time (micros).
+    inbox_entry, "herald_inbox", {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: i64,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub message_id: String,
+        pub score: i64,
+        pub entry: String,
+    }
+);
+
+live_state_entity!(
+    /// `herald_inbox_dropped`: entries dropped from a user's inbox since their last replay.
+    inbox_dropped, "herald_inbox_dropped", {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: i64,
+        pub dropped: i64,
+    }
+);
+
+live_state_entity!(
+    /// `herald_audiences`: who each notice was for (JSON), until `expires_at` (Unix ms).
+    audience, "herald_audiences", {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub message_id: String,
+        pub audience: String,
+        pub expires_at: i64,
+    }
+);
+
+live_state_entity!(
+    /// `herald_idempotency`: idempotency keys and their claims or answers.
+    idempotency_key, "herald_idempotency", {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub scope: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub idem_key: String,
+        pub value: String,
+        pub expires_at: i64,
+    }
+);
+
+live_state_entity!(
+    /// `herald_receipts`: receipts already recorded, per message, user, event and device.
+    receipt, "herald_receipts", {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub message_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: i64,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub event: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub device: String,
+        pub expires_at: i64,
+    }
+);
+
+live_state_entity!(
+    /// `herald_bus_journal`: messages the in-process bus has not finished delivering.
+    bus_journal, "herald_bus_journal", {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub exchange: String,
+        pub routing_key: String,
+        pub payload: String,
+        pub created_at: i64,
+    }
+);
+
+live_state_entity!(
+    /// `herald_dead_letters`: messages a consumer of the in-process bus gave up on.
+    dead_letter, "herald_dead_letters", {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub queue: String,
+        pub routing_key: String,
+        pub payload: String,
+        pub reason: String,
+        pub created_at: i64,
+    }
+);

@@ -14,7 +14,7 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateUserDirectory), Box::new(CreatePushRecords)]
+        vec![Box::new(CreateUserDirectory), Box::new(CreatePushRecords), Box::new(CreateLiveState)]
     }
 
     fn migration_table_name() -> DynIden {
@@ -302,6 +302,203 @@ impl MigrationTrait for CreatePushRecords {
         for table in
             [NotificationLogs::Table.into_iden(), ReceiveRecords::Table.into_iden(), PushRecords::Table.into_iden()]
         {
+            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(DeriveIden)]
+enum HeraldInbox {
+    Table,
+    UserId,
+    MessageId,
+    Score,
+    Entry,
+}
+
+#[derive(DeriveIden)]
+enum HeraldInboxDropped {
+    Table,
+    UserId,
+    Dropped,
+}
+
+#[derive(DeriveIden)]
+enum HeraldAudiences {
+    Table,
+    MessageId,
+    Audience,
+    ExpiresAt,
+}
+
+#[derive(DeriveIden)]
+enum HeraldIdempotency {
+    Table,
+    Scope,
+    IdemKey,
+    Value,
+    ExpiresAt,
+}
+
+#[derive(DeriveIden)]
+enum HeraldReceipts {
+    Table,
+    MessageId,
+    UserId,
+    Event,
+    Device,
+    ExpiresAt,
+}
+
+#[derive(DeriveIden)]
+enum HeraldBusJournal {
+    Table,
+    Id,
+    Exchange,
+    RoutingKey,
+    Payload,
+    CreatedAt,
+}
+
+#[derive(DeriveIden)]
+enum HeraldDeadLetters {
+    Table,
+    Id,
+    Queue,
+    RoutingKey,
+    Payload,
+    Reason,
+    CreatedAt,
+}
+
+/// Live state kept in the database when there is no Redis (the all-in-one): offline inboxes and
+/// their dropped counts, notice audiences, idempotency keys, receipts already recorded, and the
+/// in-process bus's journal and dead letters. Expiry times are Unix milliseconds.
+struct CreateLiveState;
+
+impl MigrationName for CreateLiveState {
+    fn name(&self) -> &str {
+        "m20261201_000003_create_live_state"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateLiveState {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(HeraldInbox::Table)
+                    .if_not_exists()
+                    .col(big_integer(HeraldInbox::UserId))
+                    .col(string_len(HeraldInbox::MessageId, 40))
+                    .col(big_integer(HeraldInbox::Score))
+                    .col(text(HeraldInbox::Entry))
+                    .primary_key(Index::create().col(HeraldInbox::UserId).col(HeraldInbox::MessageId))
+                    .to_owned(),
+            )
+            .await?;
+        let by_score = vec![HeraldInbox::UserId.into_iden(), HeraldInbox::Score.into_iden()];
+        manager.create_index(index("idx_herald_inbox_user_score", HeraldInbox::Table, &by_score, false)).await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(HeraldInboxDropped::Table)
+                    .if_not_exists()
+                    .col(big_integer(HeraldInboxDropped::UserId).primary_key())
+                    .col(big_integer(HeraldInboxDropped::Dropped))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(HeraldAudiences::Table)
+                    .if_not_exists()
+                    .col(string_len(HeraldAudiences::MessageId, 40).primary_key())
+                    .col(text(HeraldAudiences::Audience))
+                    .col(big_integer(HeraldAudiences::ExpiresAt))
+                    .to_owned(),
+            )
+            .await?;
+        let expiry = vec![HeraldAudiences::ExpiresAt.into_iden()];
+        manager.create_index(index("idx_herald_audiences_expires", HeraldAudiences::Table, &expiry, false)).await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(HeraldIdempotency::Table)
+                    .if_not_exists()
+                    .col(string_len(HeraldIdempotency::Scope, 64))
+                    .col(string_len(HeraldIdempotency::IdemKey, 200))
+                    .col(text(HeraldIdempotency::Value))
+                    .col(big_integer(HeraldIdempotency::ExpiresAt))
+                    .primary_key(Index::create().col(HeraldIdempotency::Scope).col(HeraldIdempotency::IdemKey))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(HeraldReceipts::Table)
+                    .if_not_exists()
+                    .col(string_len(HeraldReceipts::MessageId, 40))
+                    .col(big_integer(HeraldReceipts::UserId))
+                    .col(string_len(HeraldReceipts::Event, 16))
+                    .col(string_len(HeraldReceipts::Device, 64))
+                    .col(big_integer(HeraldReceipts::ExpiresAt))
+                    .primary_key(
+                        Index::create()
+                            .col(HeraldReceipts::MessageId)
+                            .col(HeraldReceipts::UserId)
+                            .col(HeraldReceipts::Event)
+                            .col(HeraldReceipts::Device),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        let expiry = vec![HeraldReceipts::ExpiresAt.into_iden()];
+        manager.create_index(index("idx_herald_receipts_expires", HeraldReceipts::Table, &expiry, false)).await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(HeraldBusJournal::Table)
+                    .if_not_exists()
+                    .col(big_pk_auto(HeraldBusJournal::Id))
+                    .col(string_len(HeraldBusJournal::Exchange, 32))
+                    .col(string_len(HeraldBusJournal::RoutingKey, 255))
+                    .col(text(HeraldBusJournal::Payload))
+                    .col(big_integer(HeraldBusJournal::CreatedAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(HeraldDeadLetters::Table)
+                    .if_not_exists()
+                    .col(big_pk_auto(HeraldDeadLetters::Id))
+                    .col(string_len(HeraldDeadLetters::Queue, 255))
+                    .col(string_len(HeraldDeadLetters::RoutingKey, 255))
+                    .col(text(HeraldDeadLetters::Payload))
+                    .col(text(HeraldDeadLetters::Reason))
+                    .col(big_integer(HeraldDeadLetters::CreatedAt))
+                    .to_owned(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in [
+            HeraldDeadLetters::Table.into_iden(),
+            HeraldBusJournal::Table.into_iden(),
+            HeraldReceipts::Table.into_iden(),
+            HeraldIdempotency::Table.into_iden(),
+            HeraldAudiences::Table.into_iden(),
+            HeraldInboxDropped::Table.into_iden(),
+            HeraldInbox::Table.into_iden(),
+        ] {
             manager.drop_table(Table::drop().table(table).to_owned()).await?;
         }
         Ok(())

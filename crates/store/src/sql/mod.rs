@@ -41,6 +41,15 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
         if !settings.schema.is_empty() {
             options.set_schema_search_path(settings.schema.clone());
         }
+        // A SQLite file keeps a write-ahead log with `synchronous = NORMAL`: a commit is on disk
+        // (in the log) when it returns, so a killed process loses nothing committed; only a
+        // power cut or kernel crash can lose the last commits. Writers wait for the lock.
+        options.map_sqlx_sqlite_opts(|sqlite| {
+            sqlite
+                .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+        });
         options
     };
     // An in-memory SQLite database lives in its one connection: migrate through the pool itself.

@@ -1,4 +1,4 @@
-//! Audiences, on Redis and in memory.
+//! Audiences, on Redis, in the database and in memory.
 
 use model::{Audience, MessageId, Target};
 use runtime::RedisSettings;
@@ -16,7 +16,10 @@ async fn a_remembered_audience_answers_who_a_message_was_for() {
     let on_redis = AudienceStore::start(&redis).unwrap();
     assert!(on_redis.wait_ready(Duration::from_secs(10)).await);
     let in_memory = AudienceStore::start(&RedisSettings { url: "memory".into(), ..RedisSettings::default() }).unwrap();
-    for store in [on_redis, in_memory] {
+    let databases = crate::live::LiveDatabases::open(&runtime::OfflineSettings::default()).await;
+    let mut all = vec![on_redis, in_memory];
+    all.extend(databases.states.iter().map(|(_, live)| AudienceStore::Sql(live.clone())));
+    for store in all {
         let id = MessageId::generate();
         let audience = Audience { target: Target::Custom, target_ids: vec![2, 3], exclude_ids: vec![3] };
         assert_eq!(store.lookup(&id).await.unwrap(), None, "{store:?}");
@@ -25,4 +28,5 @@ async fn a_remembered_audience_answers_who_a_message_was_for() {
         assert!(found.includes(2, false) && !found.includes(3, false) && !found.includes(4, true), "{store:?}");
         store.forget(&id).await.unwrap();
     }
+    databases.drop_all().await;
 }

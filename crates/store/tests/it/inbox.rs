@@ -1,5 +1,6 @@
 //! One suite, two backends: every case runs on Redis and in memory.
 
+use crate::live::LiveDatabases;
 use model::{MessageId, NotificationMessage, NotificationType, OfflineMessage, Priority, Sender, Target};
 use runtime::{OfflineSettings, RedisSettings};
 use std::time::Duration;
@@ -12,7 +13,7 @@ fn redis_url() -> String {
     std::env::var("HERALD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-async fn backends(offline: OfflineSettings) -> Vec<(&'static str, OfflineInbox)> {
+async fn backends(offline: OfflineSettings) -> (Vec<(&'static str, OfflineInbox)>, LiveDatabases) {
     let redis = RedisSettings {
         url: redis_url(),
         key_prefix: format!("test-{}:", uuid::Uuid::new_v4().simple()),
@@ -22,7 +23,10 @@ async fn backends(offline: OfflineSettings) -> Vec<(&'static str, OfflineInbox)>
     assert!(on_redis.wait_ready(Duration::from_secs(10)).await, "Redis is not reachable at {}", redis_url());
     let in_memory =
         OfflineInbox::start(&RedisSettings { url: "memory".into(), ..RedisSettings::default() }, &offline).unwrap();
-    vec![("redis", on_redis), ("memory", in_memory)]
+    let databases = LiveDatabases::open(&offline).await;
+    let mut all = vec![("redis", on_redis), ("memory", in_memory)];
+    all.extend(databases.states.iter().map(|(name, live)| (*name, OfflineInbox::Sql(live.clone()))));
+    (all, databases)
 }
 
 async fn cleanup(inbox: &OfflineInbox) {
@@ -60,7 +64,8 @@ fn contents(entries: &[String]) -> Vec<String> {
 
 #[tokio::test]
 async fn entries_replay_oldest_first_until_acknowledged() {
-    for (backend, inbox) in backends(OfflineSettings::default()).await {
+    let (all, databases) = backends(OfflineSettings::default()).await;
+    for (backend, inbox) in all {
         let (first, second) = (entry(1), entry(2));
         inbox.store(&[USER, OTHER], &second).await.unwrap();
         inbox.store(&[USER], &first).await.unwrap();
@@ -76,11 +81,13 @@ async fn entries_replay_oldest_first_until_acknowledged() {
         assert_eq!(inbox.replay(OTHER).await.unwrap().entries.len(), 1, "{backend}: another user's inbox changed");
         cleanup(&inbox).await;
     }
+    databases.drop_all().await;
 }
 
 #[tokio::test]
 async fn storing_the_same_message_twice_keeps_one_entry() {
-    for (backend, inbox) in backends(OfflineSettings::default()).await {
+    let (all, databases) = backends(OfflineSettings::default()).await;
+    for (backend, inbox) in all {
         let once = entry(1);
         let mut again = once.clone();
         again.saved_at = "2025-01-27 10:31:00".into();
@@ -89,11 +96,13 @@ async fn storing_the_same_message_twice_keeps_one_entry() {
         assert_eq!(inbox.replay(USER).await.unwrap().entries.len(), 1, "{backend}");
         cleanup(&inbox).await;
     }
+    databases.drop_all().await;
 }
 
 #[tokio::test]
 async fn a_hundred_and_fifty_notices_leave_the_newest_hundred_and_count_the_rest() {
-    for (backend, inbox) in backends(OfflineSettings::default()).await {
+    let (all, databases) = backends(OfflineSettings::default()).await;
+    for (backend, inbox) in all {
         for n in 1..=150 {
             inbox.store(&[USER], &entry(n)).await.unwrap();
         }
@@ -104,12 +113,14 @@ async fn a_hundred_and_fifty_notices_leave_the_newest_hundred_and_count_the_rest
         assert_eq!(inbox.replay(USER).await.unwrap().dropped, 0, "{backend}: the count is told once");
         cleanup(&inbox).await;
     }
+    databases.drop_all().await;
 }
 
 #[tokio::test]
 async fn entries_older_than_the_retention_are_dropped_and_counted() {
     let offline = OfflineSettings { ttl_secs: 7 * 24 * 3600, ..OfflineSettings::default() };
-    for (backend, inbox) in backends(offline).await {
+    let (all, databases) = backends(offline).await;
+    for (backend, inbox) in all {
         inbox.store(&[USER], &entry_aged(1, Duration::from_secs(8 * 24 * 3600))).await.unwrap();
         inbox.store(&[USER], &entry(2)).await.unwrap();
         let replay = inbox.replay(USER).await.unwrap();
@@ -117,6 +128,7 @@ async fn entries_older_than_the_retention_are_dropped_and_counted() {
         assert_eq!(replay.dropped, 1, "{backend}");
         cleanup(&inbox).await;
     }
+    databases.drop_all().await;
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! Store tests. Redis-backed stores run against the real Redis at `HERALD_TEST_REDIS_URL`
 //! (default: the local server) under a unique key prefix, and the same cases against the
-//! in-process twin; the SQL stores run on a scratch SQLite file, PostgreSQL schema and MariaDB
-//! database each (`store::sql::scratch`).
+//! database-backed live state and the in-process twin; the SQL stores run on a scratch SQLite
+//! file, PostgreSQL schema and MariaDB database each (`store::sql::scratch`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,5 +9,7 @@ mod audience;
 mod directory;
 mod idempotency;
 mod inbox;
+mod live;
 mod presence;
+mod receipts;
 mod records;

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::{Child, Command};
 
-fn herald() -> Command {
+pub fn herald() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
     command
         .env("HERALD_JWT_SECRET", SECRET)

@@ -151,7 +151,7 @@ async fn an_unreachable_broker_answers_push_failed_quickly_and_reports_not_ready
     let settings = ingest_api::Settings {
         jwt: jwt_settings(),
         bus: BusSettings { url: "amqp://guest:guest@127.0.0.1:1/%2f".into(), ..BusSettings::default() },
-        redis: crate::helpers::memory_redis(),
+        redis: crate::helpers::no_redis(),
         database: crate::helpers::memory_database(),
         ..Default::default()
     };

@@ -30,9 +30,9 @@ pub fn redis_url() -> String {
     std::env::var("HERALD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-/// The in-process inbox settings.
-pub fn memory_redis() -> RedisSettings {
-    RedisSettings { url: "memory".into(), ..RedisSettings::default() }
+/// No Redis: live state in the database, as the all-in-one runs by default.
+pub fn no_redis() -> RedisSettings {
+    RedisSettings { url: String::new(), ..RedisSettings::default() }
 }
 
 /// No rate limits: tests that post many notices set their own when they test limits.
@@ -464,7 +464,8 @@ impl Drop for Distributed {
     }
 }
 
-/// The all-in-one, in this process, on the in-process bus.
+/// The all-in-one, in this process, as it runs by default: the in-process bus journaled in the
+/// database, live state in the same database (here an in-memory SQLite).
 pub struct Embedded {
     pub endpoints: Endpoints,
     pub shutdown: CancellationToken,
@@ -482,7 +483,7 @@ impl Embedded {
             ingest: ingest_api::Settings {
                 jwt: jwt_settings(),
                 bus: bus.clone(),
-                redis: memory_redis(),
+                redis: no_redis(),
                 limits: no_limits(),
                 presence: quick_presence(),
                 database: memory_database(),
@@ -491,7 +492,7 @@ impl Embedded {
             gateway: ws_gateway::Settings {
                 jwt: jwt_settings(),
                 bus: bus.clone(),
-                redis: memory_redis(),
+                redis: no_redis(),
                 presence: quick_presence(),
                 database: memory_database(),
                 ..Default::default()

@@ -8,6 +8,7 @@ mod backpressure;
 mod bad_input;
 mod directory;
 mod distributed;
+mod durability;
 mod helpers;
 mod idempotency;
 mod limits;

@@ -1,0 +1,75 @@
+//! The live state in the database on each SQL backend, for the suites that also run on Redis
+//! and in memory, and what only it does: accepting a notice in one transaction, the journal.
+
+use bus::{DeadLetter, Exchange, Journal};
+use model::{Audience, MessageId, Target};
+use runtime::OfflineSettings;
+use store::LiveState;
+use store::live::JournalRow;
+use store::sql::scratch::{Backend, ScratchDatabase};
+use tokio_util::sync::CancellationToken;
+
+/// A live state on a scratch database of each backend; dropped with `drop_all`.
+pub struct LiveDatabases {
+    pub states: Vec<(&'static str, LiveState)>,
+    scratch: Vec<ScratchDatabase>,
+    shutdown: CancellationToken,
+}
+
+impl LiveDatabases {
+    pub async fn open(offline: &OfflineSettings) -> Self {
+        let shutdown = CancellationToken::new();
+        let (mut states, mut scratch) = (Vec::new(), Vec::new());
+        for (name, backend) in
+            [("sqlite", Backend::Sqlite), ("postgres", Backend::Postgres), ("mariadb", Backend::MySql)]
+        {
+            let database = ScratchDatabase::create(backend).await.unwrap_or_else(|err| panic!("{name}: {err}"));
+            let db = store::sql::connect(&database.settings).await.unwrap();
+            states.push((name, LiveState::new(db, offline, shutdown.clone())));
+            scratch.push(database);
+        }
+        Self { states, scratch, shutdown }
+    }
+
+    pub async fn drop_all(self) {
+        self.shutdown.cancel();
+        drop(self.states);
+        for database in self.scratch {
+            database.drop_now().await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_notice_is_accepted_with_its_inbox_copies_audience_and_journal_entry_at_once() {
+    let databases = LiveDatabases::open(&OfflineSettings::default()).await;
+    for (backend, live) in &databases.states {
+        let id = MessageId::generate();
+        let audience = Audience { target: Target::Custom, target_ids: vec![5, 6], exclude_ids: vec![] };
+        let entry = format!(r#"{{"message_id":"{id}","content":"x"}}"#);
+        let journal = JournalRow { exchange: Exchange::Ingress, routing_key: "custom.normal", payload: b"{\"n\":1}" };
+        let retention = std::time::Duration::from_secs(60);
+        let journal_id = live.accept_notice(&id, &[5, 6], &entry, &audience, retention, journal).await.unwrap();
+        let pending = live.pending().await.unwrap();
+        assert_eq!(pending.len(), 1, "{backend}");
+        assert_eq!(
+            (pending[0].id, pending[0].exchange, pending[0].routing_key.as_str()),
+            (journal_id, Exchange::Ingress, "custom.normal")
+        );
+        assert_eq!(&pending[0].payload[..], b"{\"n\":1}", "{backend}");
+        let inbox = store::OfflineInbox::Sql(live.clone());
+        assert_eq!(inbox.replay(6).await.unwrap().entries, vec![entry.clone()], "{backend}");
+        let audiences = store::AudienceStore::Sql(live.clone());
+        assert!(audiences.lookup(&id).await.unwrap().unwrap().includes(5, false), "{backend}");
+        live.remove(&[journal_id]).await.unwrap();
+        assert!(live.pending().await.unwrap().is_empty(), "{backend}");
+        let letter = DeadLetter {
+            queue: "herald.records".into(),
+            routing_key: "custom.urgent".into(),
+            payload: bytes::Bytes::from_static(b"bad \0 bytes"),
+            reason: "refused".into(),
+        };
+        live.dead_letter(&letter).await.unwrap();
+    }
+    databases.drop_all().await;
+}
