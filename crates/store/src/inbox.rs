@@ -378,3 +378,23 @@ impl MemoryInbox {
         removed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_in_process_inboxes_refuse_past_their_capacity_and_free_room_as_entries_go() {
+        let inbox = MemoryInbox::new(&OfflineSettings::default());
+        let recipients: Vec<UserId> = (1..=1000).collect();
+        let ids: Vec<MessageId> = (0..MEMORY_INBOX_CAPACITY / 1000).map(|_| MessageId::generate()).collect();
+        for id in &ids {
+            inbox.store(&recipients, id, "{}".to_owned()).unwrap();
+        }
+        let one_more = MessageId::generate();
+        assert!(matches!(inbox.store(&[1], &one_more, "{}".to_owned()), Err(InboxError::Full(_))));
+        assert!(inbox.acknowledge(1, &ids[0]));
+        inbox.store(&[1], &one_more, "{}".to_owned()).unwrap();
+        assert_eq!(inbox.replay(2).entries.len(), 100);
+    }
+}

@@ -271,7 +271,14 @@ pub async fn run(mut session: actix_ws::Session, mut stream: AggregatedMessageSt
                 },
                 None => break Some(CloseCode::SLOW_CLIENT),
             },
-            _ = &mut throttle, if throttled => throttled = false,
+            // The frame that found the allowance spent was read already: it takes the first
+            // cell that comes free, and reading resumes after that.
+            _ = &mut throttle, if throttled => match frame_allowance.check() {
+                Ok(()) => throttled = false,
+                Err(not_until) => {
+                    throttle.as_mut().reset(Instant::now() + not_until.wait_time_from(DefaultClock::default().now()));
+                }
+            },
             message = stream.recv(), if !throttled => {
                 last_seen = Instant::now();
                 // Each client frame takes one from the connection's allowance; once it is spent

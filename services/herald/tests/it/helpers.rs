@@ -52,6 +52,12 @@ async fn report(name: &str, service: impl std::future::Future<Output = anyhow::R
     }
 }
 
+/// WebSocket limits that tests sending thousands of frames do not run into (the limits have
+/// tests of their own).
+pub fn generous_ws() -> ws_gateway::WsSettings {
+    ws_gateway::WsSettings { client_frames_per_second: 100_000, client_frame_burst: 100_000, ..Default::default() }
+}
+
 /// Presence that notices a vanished replica within seconds.
 pub fn quick_presence() -> PresenceSettings {
     PresenceSettings { refresh_secs: 1, ttl_secs: 3 }
@@ -362,6 +368,12 @@ impl Distributed {
         Self::spawn_custom(replicas, true).await
     }
 
+    /// One gateway; ingest-api reaches Redis at `redis` (a proxy in front of it, say) and takes
+    /// the settings `adjust` makes.
+    pub async fn spawn_with_redis(redis: String, adjust: impl FnOnce(&mut ingest_api::Settings)) -> Self {
+        Self::spawn_full(1, |_| {}, Some(redis), adjust).await
+    }
+
     /// As `spawn_with_gateways`; with `dispatch` false no ingress dispatcher runs, so normal
     /// notices wait in the backlog (a paused consumer).
     pub async fn spawn_custom(replicas: usize, dispatch: bool) -> Self {
@@ -370,6 +382,15 @@ impl Distributed {
 
     /// `replicas` gateways, with the bus settings `adjust` makes (a small backlog, say).
     pub async fn spawn_with_bus(replicas: usize, adjust: impl FnOnce(&mut BusSettings)) -> Self {
+        Self::spawn_full(replicas, adjust, None, |_| {}).await
+    }
+
+    async fn spawn_full(
+        replicas: usize,
+        adjust: impl FnOnce(&mut BusSettings),
+        api_redis: Option<String>,
+        adjust_ingest: impl FnOnce(&mut ingest_api::Settings),
+    ) -> Self {
         runtime::install_crypto_provider();
         let mut bus_settings = BusSettings {
             url: amqp_url(),
@@ -388,15 +409,16 @@ impl Distributed {
         let shutdown = CancellationToken::new();
         let api_listener = listener();
         let api_addr = api_listener.local_addr().unwrap();
-        let ingest = ingest_api::Settings {
+        let mut ingest = ingest_api::Settings {
             jwt: jwt_settings(),
             bus: bus_settings.clone(),
-            redis: redis.clone(),
+            redis: RedisSettings { url: api_redis.unwrap_or_else(redis_url), ..redis.clone() },
             limits: no_limits(),
             presence: quick_presence(),
             database: database.settings.clone(),
             ..Default::default()
         };
+        adjust_ingest(&mut ingest);
         tokio::spawn(report("ingest-api", ingest_api::run(ingest, api_listener, shutdown.clone())));
         let mut gateway_addrs = Vec::new();
         for _ in 0..replicas {
@@ -408,6 +430,7 @@ impl Distributed {
                 redis: redis.clone(),
                 presence: quick_presence(),
                 database: database.settings.clone(),
+                ws: generous_ws(),
                 ..Default::default()
             };
             tokio::spawn(report("ws-gateway", ws_gateway::run(gateway, ws_listener, shutdown.clone())));
@@ -495,6 +518,7 @@ impl Embedded {
                 redis: no_redis(),
                 presence: quick_presence(),
                 database: memory_database(),
+                ws: generous_ws(),
                 ..Default::default()
             },
             writer: record_writer::Settings { bus, database: memory_database(), ..Default::default() },
@@ -513,5 +537,62 @@ impl Embedded {
 impl Drop for Embedded {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// A TCP proxy that can stall: while paused it holds every byte in both directions (as a Redis
+/// under `CLIENT PAUSE`, or a network hiccup, would), and lets them through on resume. Only the
+/// connections of the test that made it go through it.
+pub struct StallingProxy {
+    pub addr: std::net::SocketAddr,
+    paused: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StallingProxy {
+    pub async fn start(target: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let paused = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = paused.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(&target).await else { continue };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(pump(client_read, server_write, flag.clone()));
+                tokio::spawn(pump(server_read, client_write, flag.clone()));
+            }
+        });
+        Self { addr, paused }
+    }
+
+    pub fn pause(&self) {
+        self.paused.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn resume(&self) {
+        self.paused.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` to `to`, holding each read while `paused`.
+async fn pump(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
+    paused: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        while paused.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
     }
 }

@@ -58,3 +58,43 @@ async fn a_failed_request_frees_its_key_and_a_bad_key_is_refused() {
     assert_eq!(status, 400, "{answer}");
     assert_eq!(answer["data"]["error_code"], "INVALID_REQUEST");
 }
+
+/// Redis stalls (every byte to it held for 5 s): the notice is refused with PUSH_FAILED, and once
+/// Redis answers again the same request with the same key goes through at once, although the
+/// commands sent during the stall reach Redis late. (A claim that ran late used to hold the key
+/// for 60 s: 409 REQUEST_IN_PROGRESS, and the notice was never sent.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_retry_after_a_redis_stall_goes_through() {
+    let redis = crate::helpers::redis_url();
+    let target = redis.trim_start_matches("redis://").trim_end_matches('/').to_owned();
+    let proxy = crate::helpers::StallingProxy::start(target).await;
+    let app = crate::helpers::Distributed::spawn_with_redis(format!("redis://{}", proxy.addr), |_| {}).await;
+    let admin = token(1, Role::Admin, "admin");
+    let mut alice = app.endpoints.ws(&token(2, Role::User, "alice"), TokenVia::Query).await;
+    let body = json!({"content": "after the stall", "target": "custom", "user_ids": [2]});
+    let key = [("Idempotency-Key", "stalled-1")];
+
+    proxy.pause();
+    let (status, _, refused) = app.endpoints.post_notice_with(Some(&admin), &body, &key).await;
+    assert_eq!(status, 503, "{refused}");
+    assert_eq!(refused["data"]["error_code"], "PUSH_FAILED");
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    proxy.resume();
+
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(4);
+    let accepted = loop {
+        let (status, _, answer) = app.endpoints.post_notice_with(Some(&admin), &body, &key).await;
+        if status == 200 {
+            break answer;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the retry was still refused after the stall: {status} {answer}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let id = accepted["data"]["message_id"].as_str().unwrap();
+    let frames = alice.frames_until(id).await;
+    assert_eq!(frames.iter().filter(|f| f.contains("after the stall")).count(), 1, "{frames:?}");
+    app.stop().await;
+}

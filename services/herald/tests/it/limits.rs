@@ -41,3 +41,43 @@ async fn one_address_is_limited_across_senders() {
     assert_eq!(status, 429, "{answer}");
     assert!(answer["message"].as_str().unwrap().contains("address"), "{answer}");
 }
+
+/// Urgent notices skip the backlog and the rate limits, so how many are carried out at once is
+/// bounded: with one in flight (held up by a stalled Redis), the next is refused with QUEUE_FULL
+/// at once, and accepted again once the first is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn urgent_notices_in_flight_are_bounded() {
+    let redis = crate::helpers::redis_url();
+    let proxy =
+        crate::helpers::StallingProxy::start(redis.trim_start_matches("redis://").trim_end_matches('/').into()).await;
+    let app = crate::helpers::Distributed::spawn_with_redis(format!("redis://{}", proxy.addr), |settings| {
+        settings.limits.urgent_in_flight = 1;
+    })
+    .await;
+    let admin = crate::helpers::token(1, runtime::Role::Admin, "admin");
+    let urgent = serde_json::json!({"content": "now", "priority": "urgent", "target": "custom", "user_ids": [2]});
+    proxy.pause();
+    let stuck = {
+        let (http, api, admin, urgent) =
+            (app.endpoints.http.clone(), app.endpoints.api.clone(), admin.clone(), urgent.clone());
+        tokio::spawn(async move {
+            http.post(format!("{api}/api/admin/system/notice"))
+                .bearer_auth(admin)
+                .json(&urgent)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, headers, answer) = app.endpoints.post_notice(Some(&admin), &urgent).await;
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["data"]["error_code"], "QUEUE_FULL", "{answer}");
+    assert!(headers.contains_key("retry-after"));
+    proxy.resume();
+    let _ = stuck.await.unwrap();
+    app.endpoints.notice(&admin, urgent).await;
+    app.stop().await;
+}

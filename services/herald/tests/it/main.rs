@@ -20,3 +20,4 @@ mod replicas;
 mod scenario;
 mod slow_client;
 mod websocket;
+mod ws_limits;

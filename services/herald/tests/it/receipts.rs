@@ -49,3 +49,16 @@ async fn receipts_become_delivery_events_over_rabbitmq() {
     shutdown.cancel();
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_are_recorded_once_however_often_they_are_sent_embedded() {
+    let app = Embedded::spawn().await;
+    scenario::receipts_are_recorded_once_however_often_they_are_sent(&app.endpoints).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_are_recorded_once_however_often_they_are_sent_over_rabbitmq_and_redis() {
+    let app = Distributed::spawn().await;
+    scenario::receipts_are_recorded_once_however_often_they_are_sent(&app.endpoints).await;
+    app.stop().await;
+}

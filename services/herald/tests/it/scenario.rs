@@ -204,3 +204,68 @@ pub async fn receipts_sync_the_users_other_devices(app: &Endpoints) {
     let frames = tablet.frames_until(&marker.message_id).await;
     assert!(frames.iter().all(|f| !f.contains(&first.message_id) && !f.contains(&second.message_id)), "{frames:?}");
 }
+
+/// A client acking, reading and confirming one notice a thousand times each (and over REST fifty
+/// times) writes one event of each kind per device, sends the other device one sync per kind, and
+/// leaves `retry_count` at 0.
+pub async fn receipts_are_recorded_once_however_often_they_are_sent(app: &Endpoints) {
+    let admin = token(1, Role::Admin, "admin");
+    let alice = token(2, Role::User, "alice");
+    let mut phone = app.ws(&alice, TokenVia::Query).await;
+    let mut laptop = app.ws(&alice, TokenVia::Header).await;
+    let notice = app
+        .notice(&admin, json!({"content": "say it once", "target": "custom", "user_ids": [2], "need_confirm": true}))
+        .await;
+    for device in [&mut phone, &mut laptop] {
+        device.frames_until(&notice.message_id).await;
+    }
+    for _ in 0..1000 {
+        for kind in ["ack", "read", "confirm"] {
+            phone.send_text(&json!({"type": kind, "message_id": notice.message_id}).to_string()).await;
+        }
+    }
+    // The phone's frames are handled in order: the pong comes after all of them.
+    phone.send_text(r#"{"type":"ping"}"#).await;
+    let pong = phone.next_text().await;
+    assert!(pong.contains("pong"), "the receipts' own device got {pong}");
+    let url = format!("{}/api/admin/notification/mark-read", app.api);
+    for _ in 0..50 {
+        let response = app.http.post(&url).bearer_auth(&alice).json(&json!({"message_id": notice.message_id})).send();
+        assert_eq!(response.await.unwrap().status().as_u16(), 200);
+    }
+
+    // A marker receipt on another notice, applied after everything above (events are applied
+    // in order): once it shows, the count is final.
+    let marker = app.notice(&admin, json!({"content": "marker", "target": "custom", "user_ids": [2]})).await;
+    phone.frames_until(&marker.message_id).await;
+    phone.send_text(&json!({"type": "read", "message_id": marker.message_id}).to_string()).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, detail) = app.get(&admin, &format!("/api/admin/push/records/{}", marker.message_id)).await;
+        if detail["data"]["receive_records"][0]["is_read"] == true {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the marker receipt was never recorded: {detail}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (_, detail) = app.get(&admin, &format!("/api/admin/push/records/{}", notice.message_id)).await;
+    let mut kinds: Vec<(String, String)> = detail["data"]["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|log| {
+            let channel = log["device_info"]["channel"].as_str().unwrap_or("rest").to_owned();
+            (log["event_type"].as_str().unwrap().to_owned(), channel)
+        })
+        .collect();
+    kinds.sort();
+    let expected = [("confirmed", "websocket"), ("delivered", "websocket"), ("read", "rest"), ("read", "websocket")];
+    let expected: Vec<(String, String)> = expected.iter().map(|(k, c)| ((*k).to_owned(), (*c).to_owned())).collect();
+    assert_eq!(kinds, expected, "{detail}");
+    assert_eq!(detail["data"]["receive_records"][0]["retry_count"], 0, "{detail}");
+
+    // The laptop heard once per kind and device: read (phone), confirmed (phone), read (REST).
+    let frames = laptop.frames_until(&marker.message_id).await;
+    let syncs: Vec<&String> = frames.iter().filter(|f| f.contains("\"sync\"")).collect();
+    assert_eq!(syncs.len(), 3, "{syncs:?}");
+}
