@@ -85,7 +85,9 @@ impl MemoryAcker {
 enum Wait {
     /// Up to the publish timeout.
     Timeout,
-    /// As long as it takes (replaying the journal at start-up).
+    /// As long as it takes, in bounded queues too (replaying the journal at start-up, when the
+    /// backlog may hold more than it refuses: notices already dispatched are replayed through
+    /// it again).
     Forever,
 }
 
@@ -195,7 +197,7 @@ impl MemoryBus {
         let mut permits = Vec::with_capacity(targets.len());
         for (bounded, tx, queue) in targets {
             let requeue = tx.clone();
-            let permit = if bounded {
+            let permit = if bounded && matches!(wait, Wait::Timeout) {
                 match tx.try_reserve_owned() {
                     Ok(permit) => permit,
                     Err(mpsc::error::TrySendError::Full(_)) => return Err(BusError::QueueFull),
@@ -253,11 +255,17 @@ impl MemoryBus {
     pub async fn recover(&self) -> Result<usize, BusError> {
         let Some(journaled) = &self.journaled else { return Ok(0) };
         let pending = journaled.journal.pending().await.map_err(BusError::Unavailable)?;
-        let count = pending.len();
+        let mut count = 0;
         for entry in pending {
-            let reservation = self.reserve_waiting(entry.exchange, &entry.routing_key, Wait::Forever).await?;
-            let ticket = journaled.ticket(entry.id, reservation.permits.len());
-            reservation.send_with(Some(ticket), entry.payload);
+            match self.reserve_waiting(entry.exchange, &entry.routing_key, Wait::Forever).await {
+                Ok(reservation) => {
+                    let ticket = journaled.ticket(entry.id, reservation.permits.len());
+                    reservation.send_with(Some(ticket), entry.payload);
+                    count += 1;
+                }
+                // It stays in the journal for the next start.
+                Err(err) => tracing::error!(id = entry.id, error = %err, "journaled message not recovered"),
+            }
         }
         Ok(count)
     }
@@ -510,6 +518,31 @@ mod tests {
         assert_eq!(again, [Bytes::from_static(b"queued"), Bytes::from_static(b"urgent")]);
         until_empty(&journal).await;
         second.cancel();
+    }
+
+    #[tokio::test]
+    async fn recovery_waits_for_room_when_the_journal_holds_more_than_the_backlog() {
+        let journal = Arc::new(MapJournal::default());
+        for n in 0..10_u8 {
+            journal.append(Exchange::Ingress, "custom.normal", &[n]).await.unwrap();
+        }
+        let shutdown = CancellationToken::new();
+        let bus = journaled(&journal, &shutdown);
+        let mut gateway = bus.subscribe(spec(Exchange::Notifications, &[]));
+        bus.start_dispatcher(shutdown.clone());
+        let consumer = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for _ in 0..10 {
+                let incoming = gateway.next().await.unwrap();
+                seen.push(incoming.payload[0]);
+                incoming.ack().await;
+            }
+            seen
+        });
+        assert_eq!(bus.recover().await.unwrap(), 10);
+        assert_eq!(consumer.await.unwrap(), (0..10).collect::<Vec<u8>>(), "in journal order");
+        until_empty(&journal).await;
+        shutdown.cancel();
     }
 
     #[tokio::test]

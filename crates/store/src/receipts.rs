@@ -4,9 +4,10 @@
 //! for [`RETENTION`] in Redis (`receipt:{message_id}:{user_id}:{event}:{device}`), in the database
 //! (`herald_receipts`), or in process.
 
-use crate::LiveState;
+use crate::{LiveState, OfflineInbox};
+use bus::{Bus, BusError, Exchange};
 use fred::prelude::*;
-use model::{DeliveryEventType, MessageId, UserId};
+use model::{DeliveryEvent, DeliveryEventType, MessageId, UserId};
 use runtime::{RedisSettings, StateBackend};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -32,6 +33,49 @@ impl From<sea_orm::DbErr> for ReceiptError {
     fn from(err: sea_orm::DbErr) -> Self {
         Self(err.to_string())
     }
+}
+
+/// Why a receipt was not recorded; the client should send it again.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The ledger could not say whether it is the first.
+    #[error(transparent)]
+    Ledger(#[from] ReceiptError),
+    /// Its event could not be published.
+    #[error("the receipt's event was not published: {0}")]
+    Publish(#[source] BusError),
+}
+
+/// Records a receipt, the same way wherever it came from (a WebSocket frame, the REST API): the
+/// user's inbox entry goes (nothing to replay any more) and, the first time `device` reports it,
+/// `event` is published for the record-writer and the user's other devices. An event that could
+/// not be published is forgotten again, so the client's retry counts.
+pub async fn record(
+    inbox: &OfflineInbox,
+    ledger: &ReceiptLedger,
+    bus: &Bus,
+    event: &DeliveryEvent,
+    device: &str,
+) -> Result<(), RecordError> {
+    if let Err(err) = inbox.acknowledge(event.user_id, &event.message_id).await {
+        tracing::warn!(error = %err, message_id = %event.message_id, "inbox entry not cleared; the notice may replay");
+    }
+    let receipt = Receipt { message_id: &event.message_id, user_id: event.user_id, event: event.event_type, device };
+    if !ledger.first(receipt).await? {
+        // A repeat: the event is out already.
+        return Ok(());
+    }
+    let published = match serde_json::to_vec(event) {
+        Ok(payload) => bus.publish(Exchange::Events, &event.routing_key(), payload.into()).await,
+        Err(err) => Err(BusError::Unavailable(err.to_string())),
+    };
+    if let Err(err) = published {
+        if let Err(forget) = ledger.forget(receipt).await {
+            tracing::warn!(error = %forget, "receipt not forgotten; a repeat will not be recorded");
+        }
+        return Err(RecordError::Publish(err));
+    }
+    Ok(())
 }
 
 /// One receipt: who reported what about which notice, from where.

@@ -9,12 +9,10 @@ use crate::IngestApi;
 use crate::error::ApiError;
 use actix_web::http::header::USER_AGENT;
 use actix_web::{HttpRequest, HttpResponse, web};
-use bus::Exchange;
 use http_server::BearerClaims;
 use model::{ApiResponse, DeliveryEvent, DeliveryEventType, ErrorCode, MAX_USER_AGENT_CHARS, MessageId};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use store::Receipt;
 
 /// The device REST receipts count as.
 const REST_DEVICE: &str = "rest";
@@ -77,9 +75,6 @@ async fn record(
         Ok(None) => return Err(refused(ErrorCode::NotFound, format!("no notification {message_id} is known"))),
         Err(err) => return Err(ApiError::Store(err.to_string(), Box::default())),
     }
-    if let Err(err) = api.stores.inbox.acknowledge(user.0.sub, &message_id).await {
-        tracing::warn!(error = %err, "inbox entry not cleared; the notice may replay");
-    }
     let user_agent = req.headers().get(USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let event = DeliveryEvent {
         event_id: DeliveryEvent::new_event_id(),
@@ -95,23 +90,12 @@ async fn record(
         client_ip: http_server::client_ip(req, &api.trusted_proxies).map(|ip| ip.to_string()).unwrap_or_default(),
         user_agent: user_agent.chars().take(MAX_USER_AGENT_CHARS).collect(),
     };
-    let receipt =
-        Receipt { message_id: &event.message_id, user_id: event.user_id, event: event_type, device: REST_DEVICE };
-    let first =
-        api.stores.receipts.first(receipt).await.map_err(|err| ApiError::Store(err.to_string(), Box::default()))?;
-    if first {
-        let published = match serde_json::to_vec(&event) {
-            Ok(payload) => api.bus.publish(Exchange::Events, &event.routing_key(), payload.into()).await,
-            Err(err) => Err(bus::BusError::Unavailable(err.to_string())),
-        };
-        if let Err(err) = published {
-            // Not recorded: a repeat must count as the first.
-            if let Err(forget) = api.stores.receipts.forget(receipt).await {
-                tracing::warn!(error = %forget, "receipt not forgotten; a repeat will not be recorded");
-            }
-            return Err(ApiError::Publish(err, Box::default()));
-        }
-    }
+    store::receipts::record(&api.stores.inbox, &api.stores.receipts, &api.bus, &event, REST_DEVICE).await.map_err(
+        |err| match err {
+            store::receipts::RecordError::Publish(err) => ApiError::Publish(err, Box::default()),
+            ledger => ApiError::Store(ledger.to_string(), Box::default()),
+        },
+    )?;
     let answer = json!({"message_id": event.message_id, "user_id": event.user_id, "status": event_type.as_str(), "time": event.timestamp});
     Ok(HttpResponse::Ok().json(ApiResponse::ok(answer)))
 }

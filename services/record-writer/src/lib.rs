@@ -207,6 +207,22 @@ impl BatchWriter for EventWriter {
     }
 }
 
+/// Whether a store's error is about the moment rather than the message: lock waits, deadlocks,
+/// serialisation failures and timeouts clear by themselves, so they are retried without
+/// counting towards dead-lettering.
+fn is_transient(reason: &str) -> bool {
+    const TRANSIENT: [&str; 6] = [
+        "deadlock",
+        "could not serialize",
+        "lock wait timeout",
+        "database is locked",
+        "timed out",
+        "statement timeout",
+    ];
+    let reason = reason.to_ascii_lowercase();
+    TRANSIENT.iter().any(|marker| reason.contains(marker))
+}
+
 /// A consumer loop's surroundings: the bus (for dead letters), batching and the stop signal.
 #[derive(Clone)]
 struct Consumer {
@@ -269,7 +285,7 @@ impl Consumer {
                 }
                 Err(reason) => reason,
             };
-            if writer.stores_answer().await {
+            if writer.stores_answer().await && !is_transient(&reason) {
                 tracing::warn!(what = W::WHAT, count = items.len(), %reason, "batch refused; writing its messages one by one");
                 break;
             }
@@ -299,7 +315,7 @@ impl Consumer {
                 }
                 Err(reason) => reason,
             };
-            if writer.stores_answer().await {
+            if writer.stores_answer().await && !is_transient(&reason) {
                 attempts += 1;
                 if attempts >= MAX_ATTEMPTS {
                     let reason = format!("the records store refused this {} {attempts} times: {reason}", W::WHAT);
@@ -341,4 +357,28 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     .await?;
     tracing::info!("record-writer stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_and_timeout_errors_are_transient_and_data_errors_are_not() {
+        for transient in [
+            "Execution Error: error returned from database: deadlock detected",
+            "error returned from database: could not serialize access due to concurrent update",
+            "error returned from database: 1205 (HY000): Lock wait timeout exceeded; try restarting transaction",
+            "Execution Error: error returned from database: (code: 5) database is locked",
+            "Failed to acquire connection from pool: Connection pool timed out",
+        ] {
+            assert!(is_transient(transient), "{transient}");
+        }
+        for refused in [
+            "Execution Error: error returned from database: invalid byte sequence for encoding \"UTF8\": 0x00",
+            "error returned from database: 1406 (22001): Data too long for column 'connection_id' at row 1",
+        ] {
+            assert!(!is_transient(refused), "{refused}");
+        }
+    }
 }

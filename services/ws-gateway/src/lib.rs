@@ -116,11 +116,13 @@ impl Gateway {
     pub fn readiness(&self) -> http_server::Readiness {
         let (subscribed, inbox) = (self.subscribed.clone(), self.stores.inbox.clone());
         let (presence, directory) = (self.stores.presence.clone(), self.stores.directory.clone());
+        let receipts = self.stores.receipts.clone();
         http_server::Readiness::default()
             .check("bus_subscription", move || *subscribed.borrow())
             .check("offline_inbox", move || inbox.is_ready())
             .check("presence", move || presence.is_ready())
             .check("user_directory", move || directory.is_ready())
+            .check("receipts", move || receipts.is_ready())
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::hub::{Hub, Registration};
 use crate::settings::WsSettings;
 use actix_ws::{AggregatedMessage, AggregatedMessageStream};
-use bus::{Bus, Exchange};
+use bus::Bus;
 use governor::clock::{Clock, DefaultClock};
 use governor::{Quota, RateLimiter};
 use model::{CloseCode, DeliveryEvent, DeliveryEventType, ErrorCode, MessageId, TimeFormat, WsMessage};
@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use store::{AudienceStore, OfflineInbox, Receipt, ReceiptLedger};
+use store::{AudienceStore, OfflineInbox, ReceiptLedger};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -108,52 +108,6 @@ fn interpret(text: &str, time: &TimeFormat) -> ClientAction {
             "unsupported frame: {err}; send {{\"type\":\"ping\"}} or {{\"type\":\"ack|read|confirm\",\"message_id\":\"...\"}}"
         )),
     }
-}
-
-/// Records a receipt: the inbox entry goes (nothing to replay any more), and, the first time
-/// this connection reports it, the event is published for the record-writer and the user's other
-/// devices. Returns a message for the client when the event could not be recorded.
-async fn record_receipt(
-    inbox: &OfflineInbox,
-    receipts: &ReceiptLedger,
-    bus: &Bus,
-    event: &DeliveryEvent,
-) -> Result<(), (ErrorCode, String)> {
-    if let Err(err) = inbox.acknowledge(event.user_id, &event.message_id).await {
-        tracing::warn!(error = %err, message_id = %event.message_id, "inbox entry not cleared; the message may replay");
-    }
-    let not_recorded = || {
-        let reason = format!("{} not recorded: try again shortly", event.event_type);
-        (ErrorCode::PushFailed, reason)
-    };
-    let receipt = Receipt {
-        message_id: &event.message_id,
-        user_id: event.user_id,
-        event: event.event_type,
-        device: &event.connection_id,
-    };
-    match receipts.first(receipt).await {
-        Ok(true) => {}
-        // A repeat: the event is out already.
-        Ok(false) => return Ok(()),
-        Err(err) => {
-            tracing::warn!(error = %err, message_id = %event.message_id, "receipt ledger unavailable");
-            return Err(not_recorded());
-        }
-    }
-    let published = match serde_json::to_vec(event) {
-        Ok(payload) => bus.publish(Exchange::Events, &event.routing_key(), payload.into()).await,
-        Err(err) => Err(bus::BusError::Unavailable(err.to_string())),
-    };
-    if let Err(err) = published {
-        tracing::warn!(error = %err, message_id = %event.message_id, "receipt not published");
-        // Not recorded: a repeat must count as the first.
-        if let Err(forget) = receipts.forget(receipt).await {
-            tracing::warn!(error = %forget, "receipt not forgotten; a repeat will not be recorded");
-        }
-        return Err(not_recorded());
-    }
-    Ok(())
 }
 
 /// Refuses a receipt about a notice that was not addressed to the user, or is unknown.
@@ -312,7 +266,15 @@ pub async fn run(mut session: actix_ws::Session, mut stream: AggregatedMessageSt
                                 user_agent: client.user_agent.clone(),
                             };
                             let recorded = match check_audience(&audience, &event, claims.is_admin()).await {
-                                Ok(()) => record_receipt(&inbox, &receipts, &bus, &event).await,
+                                Ok(()) => {
+                                    let recorded =
+                                        store::receipts::record(&inbox, &receipts, &bus, &event, &connection_id).await;
+                                    recorded.map_err(|err| {
+                                        tracing::warn!(error = %err, message_id = %event.message_id, "receipt not recorded");
+                                        let reason = format!("{} not recorded: try again shortly", event.event_type);
+                                        (ErrorCode::PushFailed, reason)
+                                    })
+                                }
                                 Err(refusal) => Err(refusal),
                             };
                             if let Err((code, reason)) = recorded {
