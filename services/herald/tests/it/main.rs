@@ -12,6 +12,7 @@ mod helpers;
 mod idempotency;
 mod limits;
 mod offline;
+mod openapi;
 mod receipts;
 mod records;
 mod replicas;
