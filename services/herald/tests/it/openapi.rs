@@ -109,3 +109,52 @@ async fn another_method_on_a_health_route_is_a_405_with_allow_in_the_envelope() 
     }
     app.shutdown.cancel();
 }
+
+/// Paths whose resource is still mounted with `http_server::method_not_allowed` as its default
+/// service (ingest-api's `IngestApi::configure`, ws-gateway's `Gateway::configure`) or with
+/// `App::route` (`/api/openapi.json`), so another method gets 405 without `Allow` (or 404). The
+/// fix is at the mount: drop the default service, mount `/api/openapi.json` with
+/// `web::resource(..).get(..)`; then take the path off this list (the test fails until it is).
+const AWAITING_ALLOW: [&str; 10] = [
+    "/api/admin/system/notice",
+    "/api/admin/notification/mark-read",
+    "/api/admin/notification/confirm",
+    "/api/admin/users",
+    "/api/admin/users/online",
+    "/api/admin/push/records",
+    "/api/admin/push/records/{message_id}",
+    "/api/admin/notification/logs",
+    "/api/openapi.json",
+    "/ws",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_method_a_documented_path_does_not_answer_is_a_405_allowing_the_documented_ones() {
+    let app = Embedded::spawn().await;
+    let http = &app.endpoints.http;
+    let doc: Value =
+        http.get(format!("{}/api/openapi.json", app.endpoints.api)).send().await.unwrap().json().await.unwrap();
+    let admin = token(1, Role::Admin, "admin");
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let mut documented: Vec<String> =
+            METHODS.iter().filter(|m| item.get(**m).is_some()).map(|m| m.to_uppercase()).collect();
+        documented.sort();
+        let url = format!("{}{}", app.endpoints.api, path.replace("{message_id}", "1706335800123456789-abc12345"));
+        let response = http.request("TRACE".parse().unwrap(), url).bearer_auth(&admin).send().await.unwrap();
+        let status = response.status().as_u16();
+        let allow = response.headers().get("allow").map(|v| v.to_str().unwrap().to_owned());
+        let body: Value = response.json().await.unwrap();
+        assert_schema("failure-response.schema.json", &body);
+        if AWAITING_ALLOW.contains(&path.as_str()) {
+            assert!(allow.is_none(), "TRACE {path} now answers Allow: {allow:?}; take it off AWAITING_ALLOW");
+            assert!([404, 405].contains(&status), "TRACE {path} -> {status}");
+            continue;
+        }
+        assert_eq!(status, 405, "TRACE {path}: {body}");
+        let mut allowed: Vec<String> = allow.unwrap().split(',').map(|m| m.trim().to_owned()).collect();
+        allowed.sort();
+        assert_eq!(allowed, documented, "TRACE {path}: Allow differs from the documented methods");
+        assert_eq!(body["data"]["error_code"], "METHOD_NOT_ALLOWED");
+    }
+    app.shutdown.cancel();
+}
