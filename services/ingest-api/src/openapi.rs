@@ -440,7 +440,7 @@ fn build() -> Value {
                 .description(Some(
                     "Notification push platform: REST ingestion and WebSocket delivery. Every refusal is the \
                      spec 6.2 envelope (FailureResponse); a method a path does not answer is 405 \
-                     METHOD_NOT_ALLOWED.",
+                     METHOD_NOT_ALLOWED with an Allow header (components.responses.MethodNotAllowed).",
                 ))
                 .build(),
         )
@@ -478,6 +478,17 @@ fn build() -> Value {
                     ),
                 )
                 .security_scheme(QUERY_TOKEN, SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::new("token"))))
+                // Not an answer of any operation (it is what a path gives for a method it has no
+                // operation for), so it is described once, here.
+                .response(
+                    "MethodNotAllowed",
+                    refusal("METHOD_NOT_ALLOWED: the path has no operation for this method")
+                        .header(
+                            "Allow",
+                            header(string(Some(1), None, None), "The methods the path answers, e.g. GET, PUT"),
+                        )
+                        .build(),
+                )
                 .build(),
         ))
         .build();
@@ -684,6 +695,13 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_method_a_path_does_not_answer_is_described_with_its_allow_header() {
+        let answer = &document()["components"]["responses"]["MethodNotAllowed"];
+        assert_eq!(answer["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/FailureResponse");
+        assert_eq!(answer["headers"]["Allow"]["schema"]["type"], "string");
     }
 
     #[test]
