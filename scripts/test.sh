@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# The whole test suite: makes sure the local servers are up, then runs every crate's tests.
-# Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p bus`).
+# The whole test suite: makes sure the local servers are up, runs every crate's tests, then fuzzes
+# the HTTP API against its OpenAPI document (scripts/fuzz-api.sh).
+# Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p bus`), and then only those tests
+# run, without the fuzzing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/start-local-servers.sh
-exec cargo test --workspace --locked "$@"
+if (( $# > 0 )); then
+  exec cargo test --workspace --locked "$@"
+fi
+cargo test --workspace --locked
+echo "== fuzzing the HTTP API (scripts/fuzz-api.sh)"
+scripts/fuzz-api.sh

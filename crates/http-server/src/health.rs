@@ -52,11 +52,44 @@ async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
     if ok { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
 }
 
-/// Mounts `/healthz` and `/readyz` with `readiness`.
+/// Mounts `/healthz` and `/readyz` with `readiness`. Each is a resource of its own, so another
+/// method gets actix's 405 with `Allow: GET` (in the envelope, from `serve`), not a 404.
 pub fn health_routes(readiness: Readiness) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(web::Data::new(readiness))
-            .route("/healthz", web::get().to(healthz))
-            .route("/readyz", web::get().to(readyz));
+            .service(web::resource("/healthz").get(healthz))
+            .service(web::resource("/readyz").get(readyz));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::{Method, StatusCode, header};
+    use actix_web::middleware::from_fn;
+    use actix_web::test::{TestRequest, call_service, init_service, read_body_json};
+
+    #[actix_web::test]
+    async fn another_method_on_a_health_route_is_a_405_naming_get() {
+        let app = init_service(
+            actix_web::App::new()
+                .wrap(from_fn(crate::failure_envelope))
+                .configure(health_routes(Readiness::default().check("down", || false))),
+        )
+        .await;
+        for path in ["/healthz", "/readyz"] {
+            for method in [Method::POST, Method::TRACE, Method::DELETE] {
+                let res =
+                    call_service(&app, TestRequest::default().method(method.clone()).uri(path).to_request()).await;
+                assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+                assert_eq!(res.headers().get(header::ALLOW).unwrap(), "GET", "{method} {path}");
+                let body: serde_json::Value = read_body_json(res).await;
+                assert_eq!(body["data"]["error_code"], "METHOD_NOT_ALLOWED", "{body}");
+            }
+        }
+        let res = call_service(&app, TestRequest::get().uri("/readyz").to_request()).await;
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body: serde_json::Value = read_body_json(res).await;
+        assert_eq!(body, json!({"status": "unavailable", "checks": {"down": "unavailable"}}));
     }
 }

@@ -13,7 +13,7 @@ mod text;
 
 pub use auth::{AdminClaims, BearerClaims, bearer_token};
 pub use client_ip::client_ip;
-pub use failure::{Failure, json_config, method_not_allowed, not_found, query};
+pub use failure::{Failure, failure_envelope, json_config, not_found, query};
 pub use health::{Readiness, health_routes};
 pub use serve::{bind, serve};
 pub use text::check_claims;

@@ -1,5 +1,6 @@
 //! Serving an actix app on a listener the caller bound, until a shutdown token fires.
 
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use runtime::HttpSettings;
 use std::net::TcpListener;
@@ -12,7 +13,9 @@ pub fn bind(settings: &HttpSettings) -> std::io::Result<TcpListener> {
 }
 
 /// Serves the routes `configure` mounts on `listener` until `shutdown`, then stops accepting
-/// and gives in-flight requests `settings.shutdown_timeout_secs` to finish.
+/// and gives in-flight requests `settings.shutdown_timeout_secs` to finish. Every refusal the
+/// app gives leaves in the spec's envelope ([`crate::failure_envelope`]); a path no route
+/// matches is a 404 `NOT_FOUND`.
 pub async fn serve<F>(
     listener: TcpListener,
     settings: &HttpSettings,
@@ -27,14 +30,18 @@ where
     } else {
         settings.workers
     };
-    let server =
-        HttpServer::new(move || App::new().configure(configure.clone()).default_service(web::to(crate::not_found)))
-            .workers(workers)
-            .disable_signals()
-            .shutdown_timeout(settings.shutdown_timeout_secs)
-            .client_request_timeout(Duration::from_secs(10))
-            .listen(listener)?
-            .run();
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(crate::failure_envelope))
+            .configure(configure.clone())
+            .default_service(web::to(crate::not_found))
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(settings.shutdown_timeout_secs)
+    .client_request_timeout(Duration::from_secs(10))
+    .listen(listener)?
+    .run();
     let handle = server.handle();
     let stopper = tokio::spawn(async move {
         shutdown.cancelled().await;

@@ -35,7 +35,8 @@ macro_rules! error_codes {
 error_codes! {
     /// The request is malformed: not JSON, an unknown field, a wrong type.
     InvalidRequest = ("INVALID_REQUEST", 10001, 400),
-    /// No valid token: missing, expired, forged or of an unaccepted algorithm.
+    /// No valid token: missing, expired, not yet valid, forged, of an unaccepted algorithm or
+    /// naming an unknown role.
     Unauthorized = ("UNAUTHORIZED", 10002, 401),
     /// The token is valid but its role may not do this.
     Forbidden = ("FORBIDDEN", 10003, 403),

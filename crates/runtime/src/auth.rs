@@ -113,6 +113,12 @@ pub enum AuthError {
     /// The token's `exp` has passed.
     #[error("the token has expired")]
     Expired,
+    /// The token's `nbf` is still ahead (beyond the leeway).
+    #[error("the token is not valid yet (nbf)")]
+    NotYetValid,
+    /// The token names a role Herald does not know.
+    #[error("the token's role {0:?} is unknown; Herald knows admin and user")]
+    UnknownRole(String),
     /// The token is signed with an algorithm Herald does not accept (including `none`).
     #[error("the token's algorithm is not accepted; Herald accepts HS256")]
     Algorithm,
@@ -136,6 +142,9 @@ impl JwtVerifier {
     pub fn new(settings: &JwtSettings) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = settings.leeway_secs;
+        // A token may be minted ahead of its use; it is refused until `nbf` (give or take the
+        // leeway), like an expired one after `exp`.
+        validation.validate_nbf = true;
         // `sub` is an integer here, which the library's string check would call missing; the
         // claims type requires it instead.
         validation.set_required_spec_claims(&["exp"]);
@@ -155,23 +164,43 @@ impl JwtVerifier {
         if token.is_empty() {
             return Err(AuthError::Missing);
         }
-        jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map(|data| data.claims).map_err(|err| {
-            match err.kind() {
-                ErrorKind::ExpiredSignature => AuthError::Expired,
-                ErrorKind::InvalidSignature => AuthError::Signature,
-                ErrorKind::InvalidAlgorithm
-                | ErrorKind::InvalidAlgorithmName
-                | ErrorKind::UnsupportedAlgorithm
-                | ErrorKind::MissingAlgorithm => AuthError::Algorithm,
-                ErrorKind::InvalidIssuer => AuthError::Malformed("wrong issuer".into()),
-                ErrorKind::InvalidAudience => AuthError::Malformed("wrong audience".into()),
-                ErrorKind::MissingRequiredClaim(claim) => AuthError::Malformed(format!("the {claim} claim is missing")),
-                // A header naming an algorithm the library does not know (`none`) fails to parse.
-                ErrorKind::Json(inner) if inner.to_string().contains("unknown variant") => AuthError::Algorithm,
-                ErrorKind::Json(inner) => AuthError::Malformed(inner.to_string()),
-                _ => AuthError::Malformed("not a well-formed JWT".into()),
-            }
-        })
+        // The header first, on its own: a header that fails to parse is almost always one naming
+        // an algorithm the library does not know (`none`), and must not be confused with a bad
+        // claim (an unknown role also fails as an "unknown variant").
+        jsonwebtoken::decode_header(token).map_err(|err| match err.kind() {
+            ErrorKind::Json(inner) if inner.to_string().contains("unknown variant") => AuthError::Algorithm,
+            other => refusal(other),
+        })?;
+        // The claims as JSON first, so that the signature, `exp` and `nbf` are checked before any
+        // claim is read, and a claim Herald cannot take gets its own message.
+        let raw = jsonwebtoken::decode::<serde_json::Value>(token, &self.key, &self.validation)
+            .map_err(|err| refusal(err.kind()))?
+            .claims;
+        if let Some(role) = raw.get("role")
+            && serde_json::from_value::<Role>(role.clone()).is_err()
+        {
+            let role = role.as_str().map_or_else(|| role.to_string(), str::to_owned);
+            return Err(AuthError::UnknownRole(role.chars().take(64).collect()));
+        }
+        serde_json::from_value(raw).map_err(|err| AuthError::Malformed(err.to_string()))
+    }
+}
+
+/// Why the library refused a token, in Herald's terms.
+fn refusal(kind: &ErrorKind) -> AuthError {
+    match kind {
+        ErrorKind::ExpiredSignature => AuthError::Expired,
+        ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+        ErrorKind::InvalidSignature => AuthError::Signature,
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::InvalidAlgorithmName
+        | ErrorKind::UnsupportedAlgorithm
+        | ErrorKind::MissingAlgorithm => AuthError::Algorithm,
+        ErrorKind::InvalidIssuer => AuthError::Malformed("wrong issuer".into()),
+        ErrorKind::InvalidAudience => AuthError::Malformed("wrong audience".into()),
+        ErrorKind::MissingRequiredClaim(claim) => AuthError::Malformed(format!("the {claim} claim is missing")),
+        ErrorKind::Json(inner) => AuthError::Malformed(inner.to_string()),
+        _ => AuthError::Malformed("not a well-formed JWT".into()),
     }
 }
 
@@ -261,6 +290,56 @@ mod tests {
         let verifier = JwtVerifier::new(&settings("0123456789abcdef0123"));
         assert_eq!(verifier.verify(""), Err(AuthError::Missing));
         assert!(matches!(verifier.verify("abc.def"), Err(AuthError::Malformed(_))));
+    }
+
+    fn sign(claims: &serde_json::Value) -> String {
+        let key = EncodingKey::from_secret(b"0123456789abcdef0123");
+        jsonwebtoken::encode(&Header::default(), claims, &key).unwrap()
+    }
+
+    fn now() -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    }
+
+    #[test]
+    fn a_token_with_an_unknown_role_is_refused_for_its_role() {
+        let verifier = JwtVerifier::new(&settings("0123456789abcdef0123"));
+        let token = sign(&json!({"sub": 1, "role": "superuser", "exp": 4_000_000_000u64}));
+        let refused = verifier.verify(&token).unwrap_err();
+        assert_eq!(refused, AuthError::UnknownRole("superuser".into()));
+        assert!(refused.to_string().contains("role \"superuser\" is unknown"), "{refused}");
+        assert!(!refused.to_string().contains("algorithm"), "{refused}");
+        let numeric = sign(&json!({"sub": 1, "role": 7, "exp": 4_000_000_000u64}));
+        assert_eq!(verifier.verify(&numeric), Err(AuthError::UnknownRole("7".into())));
+    }
+
+    #[test]
+    fn a_role_left_out_means_user_but_a_null_role_is_refused() {
+        let verifier = JwtVerifier::new(&settings("0123456789abcdef0123"));
+        let no_role = sign(&json!({"sub": 1, "exp": 4_000_000_000u64}));
+        assert_eq!(verifier.verify(&no_role).unwrap().role, Role::User);
+        let null_role = sign(&json!({"sub": 1, "role": null, "exp": 4_000_000_000u64}));
+        assert_eq!(verifier.verify(&null_role), Err(AuthError::UnknownRole("null".into())));
+    }
+
+    #[test]
+    fn a_token_not_yet_valid_is_refused_beyond_the_leeway() {
+        let verifier = JwtVerifier::new(&settings("0123456789abcdef0123"));
+        let later = sign(&json!({"sub": 1, "exp": 4_000_000_000u64, "nbf": now() + 3600}));
+        assert_eq!(verifier.verify(&later), Err(AuthError::NotYetValid));
+        assert_eq!(AuthError::NotYetValid.to_string(), "the token is not valid yet (nbf)");
+        // Clocks drift: a token valid a few seconds from now (inside the 30 s leeway) is taken.
+        let soon = sign(&json!({"sub": 1, "exp": 4_000_000_000u64, "nbf": now() + 10}));
+        assert_eq!(verifier.verify(&soon).unwrap().sub, 1);
+        let past = sign(&json!({"sub": 1, "exp": 4_000_000_000u64, "nbf": now() - 10}));
+        assert_eq!(verifier.verify(&past).unwrap().sub, 1);
+    }
+
+    #[test]
+    fn an_expired_token_with_an_unknown_role_is_refused_as_expired() {
+        let verifier = JwtVerifier::new(&settings("0123456789abcdef0123"));
+        let token = sign(&json!({"sub": 1, "role": "root", "exp": now() - 3600}));
+        assert_eq!(verifier.verify(&token), Err(AuthError::Expired));
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub struct JwtSettings {
     /// The HS256 secret.
     #[serde(serialize_with = "serialize_secret", deserialize_with = "deserialize_secret")]
     pub secret: SecretString,
-    /// Seconds of clock skew tolerated on `exp`.
+    /// Seconds of clock skew tolerated on `exp` and `nbf`.
     pub leeway_secs: u64,
     /// The required `iss` claim, if any.
     pub issuer: Option<String>,

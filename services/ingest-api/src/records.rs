@@ -41,6 +41,10 @@ fn paging(page: Option<u64>, page_size: Option<u64>) -> Result<(u64, u64), Failu
     if page_size == 0 || page_size > MAX_PAGE_SIZE {
         return Err(invalid(format!("page_size must be 1 to {MAX_PAGE_SIZE}")));
     }
+    // The rows skipped must fit the database's 64-bit offset.
+    if (page - 1).checked_mul(page_size).is_none_or(|offset| offset > i64::MAX as u64) {
+        return Err(invalid(format!("page {page} is past any listing (page_size {page_size})")));
+    }
     Ok((page, page_size))
 }
 

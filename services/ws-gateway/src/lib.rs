@@ -105,11 +105,8 @@ impl Gateway {
 
     /// Mounts `GET /ws`.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
-        cfg.app_data(web::Data::new(self.clone())).service(
-            web::resource("/ws")
-                .route(web::get().to(connect))
-                .default_service(web::to(http_server::method_not_allowed)),
-        );
+        // No default service: actix's own answers another method with 405 and an `Allow` header.
+        cfg.app_data(web::Data::new(self.clone())).service(web::resource("/ws").route(web::get().to(connect)));
     }
 
     /// Readiness: the replica's queue is bound and consumed, and the stores answer.

@@ -222,3 +222,17 @@ async fn text_a_store_cannot_hold_is_refused_at_the_edge_naming_the_field() {
     assert_eq!(ready.status().as_u16(), 200);
     app.stop().await;
 }
+
+/// A page so far out that the rows it skips do not fit a 64-bit offset is a 400, not a dropped
+/// connection (the offset once saturated and the SQL driver panicked binding it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_past_any_listing_is_an_invalid_request() {
+    let app = Embedded::spawn().await;
+    for path in ["/api/admin/users", "/api/admin/push/records", "/api/admin/notification/logs"] {
+        let (status, body) =
+            app.endpoints.get(&admin(), &format!("{path}?page=9223372036854775806&page_size=20")).await;
+        assert_failure(status, &body, 400, "INVALID_REQUEST");
+        let (status, _) = app.endpoints.get(&admin(), &format!("{path}?page=1000000&page_size=20")).await;
+        assert_eq!(status, 200, "{path}: a far page that fits is just empty");
+    }
+}

@@ -13,6 +13,7 @@ mod helpers;
 mod idempotency;
 mod limits;
 mod offline;
+mod openapi;
 mod poison;
 mod receipts;
 mod records;
