@@ -229,9 +229,7 @@ pub async fn run(mut session: actix_ws::Session, mut stream: AggregatedMessageSt
             // cell that comes free, and reading resumes after that.
             _ = &mut throttle, if throttled => match frame_allowance.check() {
                 Ok(()) => throttled = false,
-                Err(not_until) => {
-                    throttle.as_mut().reset(Instant::now() + not_until.wait_time_from(DefaultClock::default().now()));
-                }
+                Err(not_until) => throttle.as_mut().reset(room_at(&not_until)),
             },
             message = stream.recv(), if !throttled => {
                 last_seen = Instant::now();
@@ -240,7 +238,7 @@ pub async fn run(mut session: actix_ws::Session, mut stream: AggregatedMessageSt
                 // buffers meanwhile, not the gateway).
                 if let Err(not_until) = frame_allowance.check() {
                     throttled = true;
-                    throttle.as_mut().reset(Instant::now() + not_until.wait_time_from(DefaultClock::default().now()));
+                    throttle.as_mut().reset(room_at(&not_until));
                 }
                 match message {
                     Some(Ok(AggregatedMessage::Text(text))) => match interpret(&text, &time) {
@@ -325,6 +323,11 @@ pub async fn run(mut session: actix_ws::Session, mut stream: AggregatedMessageSt
 fn frame_quota(settings: &WsSettings) -> Quota {
     let rate = NonZeroU32::new(settings.client_frames_per_second).unwrap_or(NonZeroU32::MIN);
     Quota::per_second(rate).allow_burst(NonZeroU32::new(settings.client_frame_burst).unwrap_or(rate))
+}
+
+/// When a spent frame allowance has room again.
+fn room_at(not_until: &governor::NotUntil<<DefaultClock as Clock>::Instant>) -> Instant {
+    Instant::now() + not_until.wait_time_from(DefaultClock::default().now())
 }
 
 fn until_expiry(exp: u64) -> Duration {
