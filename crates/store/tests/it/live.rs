@@ -9,11 +9,32 @@ use store::live::JournalRow;
 use store::sql::scratch::{Backend, ScratchDatabase};
 use tokio_util::sync::CancellationToken;
 
-/// A live state on a scratch database of each backend; dropped with `drop_all`.
+/// A live state on a scratch database of each backend; dropped with `drop_all`, or when a
+/// failing test drops it.
 pub struct LiveDatabases {
     pub states: Vec<(&'static str, LiveState)>,
     scratch: Vec<ScratchDatabase>,
     shutdown: CancellationToken,
+}
+
+impl Drop for LiveDatabases {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        let scratch = std::mem::take(&mut self.scratch);
+        if scratch.is_empty() {
+            return;
+        }
+        // A test that panicked: clean up on a runtime of our own, as the test's may be gone.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                for database in scratch {
+                    let _ = database.drop_now().await;
+                }
+            });
+        })
+        .join();
+    }
 }
 
 impl LiveDatabases {
@@ -31,10 +52,10 @@ impl LiveDatabases {
         Self { states, scratch, shutdown }
     }
 
-    pub async fn drop_all(self) {
+    pub async fn drop_all(mut self) {
         self.shutdown.cancel();
-        drop(self.states);
-        for database in self.scratch {
+        self.states.clear();
+        for database in std::mem::take(&mut self.scratch) {
             database.drop_now().await.unwrap();
         }
     }

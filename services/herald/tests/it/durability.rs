@@ -73,10 +73,19 @@ async fn drain(client: &mut WsClient) -> BTreeSet<String> {
     ids
 }
 
+/// A directory removed when dropped, even by a failing test.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 async fn accepted_notices_survive(how: Stop) {
-    let dir = std::env::temp_dir().join(format!("herald-durability-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let database = format!("sqlite://{}?mode=rwc", dir.join("herald.db").display());
+    let dir = TempDir(std::env::temp_dir().join(format!("herald-durability-{}", uuid::Uuid::new_v4().simple())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let database = format!("sqlite://{}?mode=rwc", dir.0.join("herald.db").display());
     let admin = token(1, Role::Admin, "admin");
 
     let mut first = Run::start(&database).await;
@@ -155,7 +164,6 @@ async fn accepted_notices_survive(how: Stop) {
 
     let mut second = second;
     second.stop(Stop::Terminate).await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -347,9 +347,13 @@ impl Leftovers {
             key_prefix: format!("{}:", self.bus_settings.prefix),
             ..Default::default()
         };
-        store::purge_prefix(&redis).await.unwrap();
-        bus::amqp::AmqpBus::remove_topology(&self.bus_settings, RECORD_WRITER_QUEUES).await.unwrap();
-        self.database.drop_now().await.unwrap();
+        // Every step is tried even if one fails, so one hiccup does not leave the rest behind.
+        let purged = store::purge_prefix(&redis).await.map(|_| ());
+        let removed = bus::amqp::AmqpBus::remove_topology(&self.bus_settings, RECORD_WRITER_QUEUES).await;
+        let dropped = self.database.drop_now().await;
+        purged.unwrap();
+        removed.unwrap();
+        dropped.unwrap();
     }
 }
 
