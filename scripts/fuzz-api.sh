@@ -17,10 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 requirements=scripts/fuzz-api.requirements.txt
-tools_dir=${HERALD_TOOLS_DIR:-${HOME:-/tmp}/.cache/herald/tools}
-venv=$tools_dir/schemathesis
 python=${PYTHON:-python3}
-pip_quiet=(-q --disable-pip-version-check --no-input)
 max_examples=${HERALD_FUZZ_MAX_EXAMPLES:-60}
 seed=${HERALD_FUZZ_SEED:-20261201}
 # Every answer is checked for these (schemathesis names).
@@ -54,38 +51,9 @@ trap 'exit 143' TERM
 # --- Tools -----------------------------------------------------------------------------------
 
 install_tools() {
-  command -v "$python" >/dev/null 2>&1 || fail "$python not found; install python3 (or set PYTHON)"
-  local want
-  want="$("$python" -c 'import os, sys; print(os.path.realpath(sys.executable), *sys.version_info[:3])')
-$(cat "$requirements")"
-  mkdir -p "$tools_dir"
-  # Two runs at once must not build the same virtualenv over each other.
-  if command -v flock >/dev/null 2>&1; then
-    exec 8>"$tools_dir/.schemathesis.lock"
-    flock 8
-  fi
-  if [[ -f $venv/.installed && "$(cat "$venv/.installed")" == "$want" ]] \
-    && "$venv/bin/python" -c '' 2>/dev/null; then
-    return 0
-  fi
-  echo "== installing schemathesis (PyPI) into $venv"
-  rm -rf "$venv"
-  if ! "$python" -m venv "$venv" >"$work/venv.log" 2>&1; then
-    # Debian's python3 without the python3-venv package has no ensurepip: make the virtualenv
-    # without pip and let the system's pip (22.3 or newer, for --python) put pip into it.
-    rm -rf "$venv"
-    if ! { "$python" -m venv --without-pip "$venv" \
-        && "$python" -m pip "${pip_quiet[@]}" --python "$venv/bin/python" install pip; } \
-        >>"$work/venv.log" 2>&1; then
-      cat "$work/venv.log" >&2
-      rm -rf "$venv"
-      fail "cannot make a virtualenv with $python: install python3-venv (or python3-pip)"
-    fi
-  fi
-  "$venv/bin/python" -m pip "${pip_quiet[@]}" install -r "$requirements" \
-    || fail "cannot install schemathesis from PyPI (see above)"
-  # Written last: an interrupted install leaves no marker and is redone next time.
-  printf '%s' "$want" >"$venv/.installed"
+  # shellcheck source=scripts/python-tools.sh
+  source scripts/python-tools.sh
+  python_tools schemathesis "$requirements" "schemathesis" || fail "the Python tools could not be installed"
 }
 
 # --- The server ------------------------------------------------------------------------------
