@@ -317,10 +317,9 @@ impl Bus {
     /// The bus `settings.url` names (`memory` or an AMQP URL). An AMQP bus connects in the
     /// background and keeps reconnecting until `shutdown`; it never fails to start.
     pub fn start(settings: &BusSettings, shutdown: CancellationToken) -> Self {
-        if settings.url == "memory" {
-            Bus::Memory(memory::MemoryBus::new(settings))
-        } else {
-            Bus::Amqp(amqp::AmqpBus::start(settings.clone(), shutdown))
+        match settings.backend() {
+            runtime::BusBackend::InProcess => Bus::Memory(memory::MemoryBus::new(settings)),
+            runtime::BusBackend::Amqp => Bus::Amqp(amqp::AmqpBus::start(settings.clone(), shutdown)),
         }
     }
 

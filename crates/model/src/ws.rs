@@ -20,6 +20,11 @@ pub struct WsMessage {
 }
 
 impl WsMessage {
+    /// The frame as JSON text.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(self)
+    }
+
     /// An error frame: `{"type":"error","content":message,"data":{"code":code},...}`.
     pub fn error(code: &str, message: impl Into<String>, time: String) -> Self {
         let mut data = Map::new();
@@ -86,9 +91,8 @@ pub struct ClientFrame<'a> {
 
 impl ClientFrame<'_> {
     /// The frame as JSON text.
-    pub fn to_json(&self) -> String {
-        // Serialising strings, integers and a `Map<String, Value>` to a `String` cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(self)
     }
 }
 

@@ -10,8 +10,8 @@ pub mod telemetry;
 pub use auth::{AuthError, Claims, JwtIssuer, JwtVerifier, Role};
 pub use config::{ConfigError, ConfigLoader};
 pub use settings::{
-    BusSettings, DatabaseSettings, HttpSettings, JwtSettings, LimitSettings, LogFormat, LogSettings, OfflineSettings,
-    PresenceSettings, RecordsSettings, RedisSettings, StateBackend, TimeSettings,
+    BusBackend, BusSettings, DatabaseSettings, HttpSettings, JwtSettings, LimitSettings, LogFormat, LogSettings,
+    OfflineSettings, PresenceSettings, RecordsSettings, RedisSettings, StateBackend, TimeSettings,
 };
 pub use shutdown::shutdown_on_signals;
 

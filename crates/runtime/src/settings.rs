@@ -117,6 +117,15 @@ fn serialize_secret<S: Serializer>(secret: &SecretString, s: S) -> Result<S::Ok,
     s.serialize_str(secret.expose_secret())
 }
 
+/// Which message bus `bus.url` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BusBackend {
+    /// RabbitMQ (`amqp://` or `amqps://`).
+    Amqp,
+    /// The in-process bus (`memory`), for one process: the all-in-one.
+    InProcess,
+}
+
 /// The message bus (`[bus]`, `HERALD_BUS_*`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -164,10 +173,15 @@ impl Default for BusSettings {
 }
 
 impl BusSettings {
+    /// The bus `url` names (`validate` refuses anything else).
+    pub fn backend(&self) -> BusBackend {
+        if self.url == "memory" { BusBackend::InProcess } else { BusBackend::Amqp }
+    }
+
     /// Rejects an unusable bus configuration.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let memory = self.url == "memory";
-        if !memory && !self.url.starts_with("amqp://") && !self.url.starts_with("amqps://") {
+        let in_process = self.backend() == BusBackend::InProcess;
+        if !in_process && !self.url.starts_with("amqp://") && !self.url.starts_with("amqps://") {
             return Err(ConfigError::invalid("bus.url", "must be `memory` or an amqp:// or amqps:// URL"));
         }
         let prefix_ok = !self.prefix.is_empty()

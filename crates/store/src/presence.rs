@@ -9,7 +9,7 @@
 
 use fred::prelude::*;
 use model::UserId;
-use runtime::{PresenceSettings, RedisSettings};
+use runtime::{PresenceSettings, RedisSettings, StateBackend};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -65,11 +65,13 @@ impl Presence {
     /// Presence where `redis.url` says (`memory`: in process).
     pub fn start(redis: &RedisSettings, settings: &PresenceSettings) -> Result<Self, PresenceError> {
         let ttl = Duration::from_secs(settings.ttl_secs);
-        let backend = if redis.url == "memory" {
-            Backend::Memory(Arc::default())
-        } else {
-            let client = crate::redis::connect(redis).map_err(PresenceError)?;
-            Backend::Redis { client, key_prefix: redis.key_prefix.clone() }
+        let backend = match redis.backend() {
+            // Without Redis one process holds every connection: presence lives there.
+            StateBackend::Memory | StateBackend::Database => Backend::Memory(Arc::default()),
+            StateBackend::Redis => {
+                let client = crate::redis::connect(redis).map_err(PresenceError)?;
+                Backend::Redis { client, key_prefix: redis.key_prefix.clone() }
+            }
         };
         Ok(Self { backend, ttl })
     }

@@ -52,14 +52,12 @@ impl Stores {
         let stores = match settings.redis.backend() {
             StateBackend::Database => {
                 let live = LiveState::new(db.clone(), settings.offline, shutdown);
-                let memory = RedisSettings { url: "memory".into(), ..settings.redis.clone() };
                 Self {
                     inbox: OfflineInbox::Sql(live.clone()),
                     audience: AudienceStore::Sql(live.clone()),
                     idempotency: IdempotencyStore::Sql(live.clone()),
                     receipts: ReceiptLedger::Sql(live.clone()),
-                    // One process holds every connection: presence lives there.
-                    presence: Presence::start(&memory, settings.presence)?,
+                    presence: Presence::start(settings.redis, settings.presence)?,
                     directory,
                     live: Some(live),
                     db,

@@ -49,9 +49,9 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     // One set of stores for every service: in memory or in the database, they must share them.
     let stores =
         store::Stores::open(settings.ingest.stores(), shutdown.clone()).await.map_err(anyhow::Error::from_boxed)?;
-    let bus = match (&stores.live, settings.ingest.bus.url.as_str()) {
+    let bus = match (&stores.live, settings.ingest.bus.backend()) {
         // The in-process bus journals in the database the live state is in: durable.
-        (Some(live), "memory") => {
+        (Some(live), runtime::BusBackend::InProcess) => {
             let journal: Arc<dyn bus::Journal> = Arc::new(live.clone());
             bus::Bus::in_process(&settings.ingest.bus, Some(journal), shutdown.clone())
         }

@@ -28,7 +28,7 @@ pub async fn post_notice(
     let raw = body.into_inner();
     let Some(key) = idempotency_key(&req)? else {
         let answer = accept(&req, admin, &api, raw).await?;
-        return Ok(json_answer(serde_json::to_string(&answer).unwrap_or_default(), false));
+        return Ok(json_answer(answer_text(&answer)?, false));
     };
     let scope = admin.0.sub.to_string();
     let fingerprint = IdempotencyStore::fingerprint(&raw.to_string());
@@ -57,7 +57,7 @@ pub async fn post_notice(
     }
     match accept(&req, admin, &api, raw).await {
         Ok(answer) => {
-            let answer = serde_json::to_string(&answer).unwrap_or_default();
+            let answer = answer_text(&answer)?;
             if let Err(err) = api.stores.idempotency.complete(&scope, &key, &fingerprint, &answer).await {
                 // Accepted all the same; a repeat within the claim timeout gets 409, later ones
                 // are carried out again.
@@ -87,6 +87,16 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
             Box::default(),
         )),
     }
+}
+
+/// The success answer as JSON text. (Serialising it cannot fail; if it ever did, the notice was
+/// accepted all the same: the 500 says so and names it.)
+fn answer_text(answer: &ApiResponse<PushResult>) -> Result<String, ApiError> {
+    serde_json::to_string(answer).map_err(|err| {
+        tracing::error!(error = %err, message_id = answer.data.message_id, "the answer could not be serialised");
+        let message = format!("notice {} was accepted, but its answer could not be written", answer.data.message_id);
+        ApiError::Refused(ErrorCode::InternalError, message, Box::default())
+    })
 }
 
 fn json_answer(body: String, replayed: bool) -> HttpResponse {

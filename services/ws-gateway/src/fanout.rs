@@ -23,10 +23,11 @@ pub fn handle(hub: &Hub, incoming: &Incoming) -> Outcome {
         Ok(message) => message,
         Err(err) => return Outcome::DeadLetter(format!("malformed envelope: {err}")),
     };
-    let frame = Arc::new(OutboundFrame {
-        message_id: Some(message.message_id.clone()),
-        text: ByteString::from(message.client_frame().to_json()),
-    });
+    let text = match message.client_frame().to_json() {
+        Ok(text) => text,
+        Err(err) => return Outcome::DeadLetter(format!("the client frame cannot be built: {err}")),
+    };
+    let frame = Arc::new(OutboundFrame { message_id: Some(message.message_id.clone()), text: ByteString::from(text) });
     let fan_out = hub.fan_out(&message, &frame);
     tracing::debug!(message_id = %message.message_id, queued = fan_out.queued, slow = fan_out.slow, "fanned out");
     Outcome::Ack
@@ -62,12 +63,14 @@ pub async fn run_sync(
                     .and_then(|rest| rest.strip_prefix('-'))
                     .and_then(|n| n.parse().ok());
                 let sync = WsMessage::sync(event.event_type, event.message_id.as_str(), time.now());
-                let frame = Arc::new(OutboundFrame {
-                    message_id: None,
-                    text: ByteString::from(serde_json::to_string(&sync).unwrap_or_default()),
-                });
-                hub.send_to_user(event.user_id, origin, &frame);
-                incoming.ack().await;
+                match sync.to_json() {
+                    Ok(text) => {
+                        let frame = Arc::new(OutboundFrame { message_id: None, text: ByteString::from(text) });
+                        hub.send_to_user(event.user_id, origin, &frame);
+                        incoming.ack().await;
+                    }
+                    Err(err) => bus.dead_letter(incoming, &format!("the sync frame cannot be built: {err}")).await,
+                }
             }
             Err(err) => bus.dead_letter(incoming, &format!("malformed delivery event: {err}")).await,
         }

@@ -82,25 +82,21 @@ enum ClientCommand {
 #[derive(Debug, PartialEq)]
 enum ClientAction {
     /// Send this frame back.
-    Reply(String),
+    Reply(WsMessage),
     /// Record a receipt: clear the inbox entry and publish the delivery event.
     Receipt(DeliveryEventType, MessageId),
 }
 
 /// Parses a client's text frame into what to do about it.
 fn interpret(text: &str, time: &TimeFormat) -> ClientAction {
-    let error = |message: String| {
-        let frame = WsMessage::error(ErrorCode::InvalidFrame.as_str(), message, time.now());
-        ClientAction::Reply(serde_json::to_string(&frame).unwrap_or_default())
-    };
+    let error =
+        |message: String| ClientAction::Reply(WsMessage::error(ErrorCode::InvalidFrame.as_str(), message, time.now()));
     let receipt = |event: DeliveryEventType, raw: &str| match MessageId::parse(raw) {
         Ok(id) => ClientAction::Receipt(event, id),
         Err(err) => error(format!("{event}: {err}")),
     };
     match serde_json::from_str::<ClientCommand>(text) {
-        Ok(ClientCommand::Ping) => {
-            ClientAction::Reply(serde_json::to_string(&WsMessage::pong(time.now())).unwrap_or_default())
-        }
+        Ok(ClientCommand::Ping) => ClientAction::Reply(WsMessage::pong(time.now())),
         Ok(ClientCommand::Ack { message_id }) => receipt(DeliveryEventType::Delivered, &message_id),
         Ok(ClientCommand::Read { message_id }) => receipt(DeliveryEventType::Read, &message_id),
         Ok(ClientCommand::Confirm { message_id }) => receipt(DeliveryEventType::Confirmed, &message_id),
@@ -149,9 +145,7 @@ async fn replay(
         }
     };
     if replay.dropped > 0 {
-        let notice =
-            serde_json::to_string(&WsMessage::offline_overflow(replay.dropped, time.now())).unwrap_or_default();
-        session.text(notice).await.ok()?;
+        send_frame(session, &WsMessage::offline_overflow(replay.dropped, time.now())).await.ok()?;
     }
     tracing::debug!(entries = replay.entries.len(), dropped = replay.dropped, "replaying offline messages");
     let mut replayed = HashSet::with_capacity(replay.entries.len());
@@ -162,6 +156,16 @@ async fn replay(
         session.text(entry).await.ok()?;
     }
     Some(replayed)
+}
+
+/// Writes one of the gateway's own frames. `Err` ends the session: with 1011 if the frame could
+/// not be serialised (a bug, logged), without a close frame if the socket is gone.
+async fn send_frame(session: &mut actix_ws::Session, frame: &WsMessage) -> Result<(), Option<CloseCode>> {
+    let text = frame.to_json().map_err(|err| {
+        tracing::error!(error = %err, kind = frame.message_type, "a gateway frame could not be serialised");
+        Some(CloseCode::INTERNAL_ERROR)
+    })?;
+    session.text(text).await.map_err(|_| None)
 }
 
 /// The one field of a replayed entry the session needs.
@@ -243,8 +247,8 @@ pub async fn run(mut session: actix_ws::Session, mut stream: AggregatedMessageSt
                 match message {
                     Some(Ok(AggregatedMessage::Text(text))) => match interpret(&text, &time) {
                         ClientAction::Reply(reply) => {
-                            if session.text(reply).await.is_err() {
-                                break None;
+                            if let Err(close) = send_frame(&mut session, &reply).await {
+                                break close;
                             }
                         }
                         ClientAction::Receipt(event_type, message_id) => {
@@ -277,8 +281,8 @@ pub async fn run(mut session: actix_ws::Session, mut stream: AggregatedMessageSt
                             };
                             if let Err((code, reason)) = recorded {
                                 let frame = WsMessage::error(code.as_str(), reason, time.now());
-                                if session.text(serde_json::to_string(&frame).unwrap_or_default()).await.is_err() {
-                                    break None;
+                                if let Err(close) = send_frame(&mut session, &frame).await {
+                                    break close;
                                 }
                             }
                         }
@@ -343,7 +347,7 @@ mod tests {
     fn a_ping_frame_gets_a_pong_and_anything_else_an_error_frame() {
         let time = TimeFormat::default();
         let ClientAction::Reply(pong) = interpret(r#"{"type":"ping"}"#, &time) else { panic!("no reply") };
-        assert_eq!(serde_json::from_str::<WsMessage>(&pong).unwrap().message_type, "pong");
+        assert_eq!(pong.message_type, "pong");
         for bad in [
             "not json",
             r#"{"type":"dance"}"#,
@@ -353,7 +357,6 @@ mod tests {
             r#"{"type":"ack"}"#,
         ] {
             let ClientAction::Reply(reply) = interpret(bad, &time) else { panic!("{bad} was accepted") };
-            let reply: WsMessage = serde_json::from_str(&reply).unwrap();
             assert_eq!(reply.message_type, "error", "{bad}");
             assert_eq!(reply.data["code"], "INVALID_FRAME");
         }

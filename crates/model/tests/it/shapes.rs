@@ -45,12 +45,12 @@ pub fn sample_message() -> NotificationMessage {
 #[test]
 fn client_frame_reproduces_the_spec_3_2_example_byte_for_byte() {
     let expected = r#"{"type":"system_notice","content":"系统将于今晚23:00-23:30进行例行维护","data":{"priority":1,"need_confirm":false,"extra_info":"请提前保存工作"},"time":"2025-01-27 10:30:00","message_id":"1706335800123456789-abc12345"}"#;
-    assert_eq!(spec_3_2_message().client_frame().to_json(), expected);
+    assert_eq!(spec_3_2_message().client_frame().to_json().unwrap(), expected);
 }
 
 #[test]
 fn client_frame_hides_the_internal_fields() {
-    let frame: Value = serde_json::from_str(&sample_message().client_frame().to_json()).unwrap();
+    let frame: Value = serde_json::from_str(&sample_message().client_frame().to_json().unwrap()).unwrap();
     let keys: Vec<&str> = frame.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(keys, ["type", "content", "data", "time", "message_id"]);
     for hidden in ["target", "target_ids", "exclude_ids", "sender_id", "sender_name"] {
@@ -61,7 +61,7 @@ fn client_frame_hides_the_internal_fields() {
 
 #[test]
 fn client_frame_parses_as_the_owned_ws_notification() {
-    let json = spec_3_2_message().client_frame().to_json();
+    let json = spec_3_2_message().client_frame().to_json().unwrap();
     let parsed: WsNotification = serde_json::from_str(&json).unwrap();
     assert_eq!(parsed.message_id, "1706335800123456789-abc12345");
     assert_eq!(serde_json::to_string(&parsed).unwrap(), json);
