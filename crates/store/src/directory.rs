@@ -4,7 +4,7 @@
 //! API (`PUT /api/admin/users`). Stored in the relational database (`herald_users`).
 
 use crate::sql::{self, DbError, entity::user};
-use model::UserId;
+use model::{NotificationMessage, Target, UserId};
 use runtime::{DatabaseSettings, Role};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
@@ -84,6 +84,16 @@ pub struct UserPage {
     pub total: u64,
     /// This page's entries.
     pub items: Vec<DirectoryEntry>,
+}
+
+/// The users a notice is addressed to by id, the one rule every service applies: its explicit
+/// recipients (`custom`) minus the exclusions; for `admin`, every admin of `admins` (the
+/// directory's) minus the exclusions; nobody for a broadcast (it reaches whoever is online).
+pub fn addressed_users(message: &NotificationMessage, admins: &[UserId]) -> Vec<UserId> {
+    match message.target {
+        Target::Admin => admins.iter().copied().filter(|id| !message.exclude_ids.contains(id)).collect(),
+        _ => message.explicit_recipients().collect(),
+    }
 }
 
 /// The directory over the relational database. Cheap to clone.
@@ -224,6 +234,16 @@ impl UserDirectory {
         Ok(UserPage { total, items: items.into_iter().map(entry).collect() })
     }
 
+    /// The users `message` is addressed to by id (see [`addressed_users`]), asking the directory
+    /// for its admins only when the notice is for them.
+    pub async fn recipients(&self, message: &NotificationMessage) -> Result<Vec<UserId>, DbError> {
+        let admins = match message.target {
+            Target::Admin => self.admin_ids().await?,
+            _ => Vec::new(),
+        };
+        Ok(addressed_users(message, &admins))
+    }
+
     /// Every user with the admin role, in id order: whom an `admin` notice is for.
     pub async fn admin_ids(&self) -> Result<Vec<UserId>, DbError> {
         let ids = user::Entity::find()
@@ -311,5 +331,35 @@ fn entry(model: user::Model) -> DirectoryEntry {
         created_at: model.created_at.assume_utc(),
         updated_at: model.updated_at.assume_utc(),
         last_seen_at: model.last_seen_at.map(PrimitiveDateTime::assume_utc),
+    }
+}
+
+#[cfg(test)]
+mod addressed_tests {
+    use super::*;
+    use model::{MessageId, NotificationType, Priority, Sender};
+
+    fn notice(target: Target, target_ids: Vec<UserId>, exclude_ids: Vec<UserId>) -> NotificationMessage {
+        NotificationMessage {
+            notification_type: NotificationType::SYSTEM_NOTICE,
+            content: "x".into(),
+            data: None,
+            time: "2026-12-01 10:00:00".into(),
+            priority: Priority::Normal,
+            target,
+            target_ids,
+            exclude_ids,
+            need_confirm: false,
+            message_id: MessageId::generate(),
+            sender: Sender { id: 1, name: "admin".into() },
+        }
+    }
+
+    #[test]
+    fn a_notice_is_addressed_to_its_users_or_the_admins_minus_the_exclusions_and_a_broadcast_to_nobody() {
+        let admins = [1, 2, 3];
+        assert_eq!(addressed_users(&notice(Target::Custom, vec![5, 6, 7], vec![6]), &admins), [5, 7]);
+        assert_eq!(addressed_users(&notice(Target::Admin, vec![], vec![2]), &admins), [1, 3]);
+        assert!(addressed_users(&notice(Target::All, vec![], vec![]), &admins).is_empty());
     }
 }

@@ -4,9 +4,7 @@ use crate::IngestApi;
 use crate::error::{ApiError, NoticeContext};
 use actix_web::{HttpRequest, HttpResponse, web};
 use http_server::AdminClaims;
-use model::{
-    ApiResponse, ErrorCode, MessageId, NotificationMessage, Priority, PushResult, PushStatus, Sender, Target, UserId,
-};
+use model::{ApiResponse, ErrorCode, MessageId, NotificationMessage, Priority, PushResult, PushStatus, Sender};
 use serde_json::Value;
 use store::{Claim, IdempotencyStore};
 use validation::{NoticeDraft, parse_notice};
@@ -144,18 +142,12 @@ async fn accept(
     context.message_id = Some(message.message_id.to_string());
 
     // `admin` notices go to every admin the directory knows, online or not.
-    let recipients: Vec<UserId> = match message.target {
-        Target::Admin => api
-            .stores
-            .directory
-            .admin_ids()
-            .await
-            .map_err(|err| ApiError::Store(err.to_string(), context.clone()))?
-            .into_iter()
-            .filter(|id| !message.exclude_ids.contains(id))
-            .collect(),
-        _ => message.explicit_recipients().collect(),
-    };
+    let recipients = api
+        .stores
+        .directory
+        .recipients(&message)
+        .await
+        .map_err(|err| ApiError::Store(err.to_string(), context.clone()))?;
     // Urgent notices pass the backlog and the rate limits: how many are carried out at once is
     // bounded here instead.
     let _urgent_slot = if message.priority == Priority::Urgent {

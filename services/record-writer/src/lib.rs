@@ -25,6 +25,7 @@ use runtime::{BusSettings, DatabaseSettings, HttpSettings, LogSettings, RecordsS
 use serde::{Deserialize, Serialize};
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
+use store::directory::addressed_users;
 use store::records::{NewRecord, RecordedEvent};
 use store::{RecordStore, UserDirectory};
 use tokio_util::sync::CancellationToken;
@@ -161,21 +162,15 @@ impl BatchWriter for NoticeWriter {
     }
 
     async fn write(&self, items: &[NotificationMessage]) -> Result<(), String> {
-        let mut admins: Option<Vec<i64>> = None;
-        let mut batch = Vec::with_capacity(items.len());
-        for message in items {
-            let addressed = match message.target {
-                Target::Admin => {
-                    if admins.is_none() {
-                        admins = Some(self.directory.admin_ids().await.map_err(|err| err.to_string())?);
-                    }
-                    let all = admins.as_deref().unwrap_or_default();
-                    all.iter().copied().filter(|id| !message.exclude_ids.contains(id)).collect()
-                }
-                _ => message.explicit_recipients().collect(),
-            };
-            batch.push(NewRecord { message: message.clone(), addressed });
-        }
+        // The directory's admins, asked once per batch that has an `admin` notice.
+        let admins = match items.iter().any(|message| message.target == Target::Admin) {
+            true => self.directory.admin_ids().await.map_err(|err| err.to_string())?,
+            false => Vec::new(),
+        };
+        let batch: Vec<NewRecord> = items
+            .iter()
+            .map(|message| NewRecord { message: message.clone(), addressed: addressed_users(message, &admins) })
+            .collect();
         self.records.write_messages(&batch).await.map_err(|err| err.to_string())
     }
 
