@@ -58,15 +58,18 @@ install_tools() {
 
 # --- The server ------------------------------------------------------------------------------
 
-# Prints the path of the freshly built `herald` binary.
+# Prints the path of the freshly built `herald` binary. Built as `cargo test` builds it (every
+# target, so dev-dependencies' features too): after the test suite this builds nothing, where a
+# plain `cargo build -p herald` would rebuild much of the tree with other features.
 build_herald() {
-  cargo build -p herald --bin herald --locked --message-format=json-render-diagnostics \
+  cargo build --workspace --all-targets --locked --message-format=json-render-diagnostics \
     | "$python" -c '
 import json, sys
 for line in sys.stdin:
     message = json.loads(line)
     if message.get("reason") == "compiler-artifact" and message.get("executable") \
-            and message["target"]["name"] == "herald":
+            and message["target"]["name"] == "herald" and "bin" in message["target"]["kind"] \
+            and not message["profile"]["test"]:
         print(message["executable"])
 '
 }

@@ -13,6 +13,7 @@
 //! Waiting for the confirm itself is not serialised. Each subscription owns its own connection and
 //! re-declares its queue and bindings every time it reconnects.
 
+use crate::BusSettings;
 use crate::{Acker, BusError, Exchange, Incoming, Lane, QueueKind, Subscription, SubscriptionSpec, Topology};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -22,7 +23,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Event, ExchangeKind};
-use runtime::BusSettings;
+use runtime::Backoff;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, watch};
@@ -81,6 +82,11 @@ impl AmqpBus {
         });
         tokio::spawn(supervise_publisher(inner.clone()));
         Self { inner }
+    }
+
+    /// The settings the bus runs with.
+    pub fn settings(&self) -> &BusSettings {
+        &self.inner.settings
     }
 
     /// The names this bus uses.
@@ -254,7 +260,9 @@ impl AmqpBus {
 
 async fn connect(settings: &BusSettings, name: &str) -> Result<Connection, lapin::Error> {
     let properties = ConnectionProperties::default().with_connection_name(name.into());
-    match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(&settings.url, properties)).await {
+    // `Bus::start` hands this bus only an AMQP URL; `memory` would fail to parse here.
+    let url = String::from(settings.url.clone());
+    match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(&url, properties)).await {
         Ok(result) => result,
         Err(_) => Err(lapin::Error::from(lapin::ErrorKind::IOError(Arc::new(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
@@ -294,19 +302,8 @@ async fn connection_lost(conn: &Connection) {
     }
 }
 
-/// Waits `delay` unless shutdown comes first; returns whether to go on.
-async fn backoff(shutdown: &CancellationToken, delay: &mut Duration, settings: &BusSettings) -> bool {
-    tokio::select! {
-        _ = shutdown.cancelled() => return false,
-        _ = tokio::time::sleep(*delay) => {}
-    }
-    *delay = (*delay * 2).min(Duration::from_millis(settings.reconnect_max_ms));
-    true
-}
-
 async fn supervise_publisher(inner: Arc<Inner>) {
-    let min_delay = Duration::from_millis(inner.settings.reconnect_min_ms);
-    let mut delay = min_delay;
+    let mut backoff = inner.settings.reconnect_policy().start();
     loop {
         if inner.shutdown.is_cancelled() {
             break;
@@ -315,7 +312,7 @@ async fn supervise_publisher(inner: Arc<Inner>) {
             Ok((conn, channel)) => {
                 *inner.publisher.write().unwrap_or_else(PoisonError::into_inner) = Some(channel);
                 tracing::info!(prefix = inner.topology.prefix(), "bus publisher connected");
-                delay = min_delay;
+                backoff.reset();
                 let stop = tokio::select! {
                     _ = inner.shutdown.cancelled() => true,
                     _ = inner.reconnect.notified() => false,
@@ -329,10 +326,15 @@ async fn supervise_publisher(inner: Arc<Inner>) {
                 tracing::warn!("bus publisher lost its connection; reconnecting");
             }
             Err(err) => {
-                tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "bus publisher cannot connect")
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "bus publisher cannot connect");
+                if !Backoff::wait(delay, &inner.shutdown).await {
+                    break;
+                }
+                continue;
             }
         }
-        if !backoff(&inner.shutdown, &mut delay, &inner.settings).await {
+        if !backoff.pause(&inner.shutdown).await {
             break;
         }
     }
@@ -387,23 +389,25 @@ async fn run_subscription(
         QueueKind::Durable => base,
         QueueKind::Exclusive => format!("{base}.{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
     };
-    let min_delay = Duration::from_millis(inner.settings.reconnect_min_ms);
-    let mut delay = min_delay;
+    let mut backoff = inner.settings.reconnect_policy().start();
     loop {
         let outcome = consume(&inner, &spec, &queue, &lanes, &senders, &ready).await;
         ready.send_replace(false);
-        match outcome {
+        let delay = match outcome {
             Ok(Ended::Stopped) => break,
             Ok(Ended::Lost) => {
                 tracing::warn!(queue, "subscription lost its connection; reconnecting");
-                delay = min_delay;
+                backoff.reset();
+                backoff.next_delay()
             }
             Err(err) => {
-                tracing::warn!(queue, error = %err, retry_in_ms = delay.as_millis() as u64, "subscription cannot connect")
+                let delay = backoff.next_delay();
+                tracing::warn!(queue, error = %err, retry_in_ms = delay.as_millis() as u64, "subscription cannot connect");
+                delay
             }
-        }
+        };
         let closed = senders.iter().all(mpsc::Sender::is_closed);
-        if closed || !backoff(&inner.shutdown, &mut delay, &inner.settings).await {
+        if closed || !Backoff::wait(delay, &inner.shutdown).await {
             break;
         }
     }

@@ -9,19 +9,24 @@
 pub mod amqp;
 mod journal;
 pub mod memory;
+mod settings;
 mod topic;
 
 pub use journal::{DeadLetter, Journal, JournalEntry, JournalFuture};
+pub use settings::{BusSettings, BusUrl};
 
 use bytes::Bytes;
 use model::NotificationMessage;
-use runtime::BusSettings;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use topic::topic_matches;
+
+/// How the dispatcher waits before it retries moving a notice on (the broker refused or is away).
+const DISPATCH_RETRY: runtime::RetryPolicy =
+    runtime::RetryPolicy::new(Duration::from_millis(100), Duration::from_secs(2));
 
 /// Where a notice is published, and under which routing key: urgent ones straight to the
 /// notifications exchange, any other into the bounded ingress queue (spec 8.2).
@@ -317,9 +322,9 @@ impl Bus {
     /// The bus `settings.url` names (`memory` or an AMQP URL). An AMQP bus connects in the
     /// background and keeps reconnecting until `shutdown`; it never fails to start.
     pub fn start(settings: &BusSettings, shutdown: CancellationToken) -> Self {
-        match settings.backend() {
-            runtime::BusBackend::InProcess => Bus::Memory(memory::MemoryBus::new(settings)),
-            runtime::BusBackend::Amqp => Bus::Amqp(amqp::AmqpBus::start(settings.clone(), shutdown)),
+        match &settings.url {
+            BusUrl::InProcess => Bus::Memory(memory::MemoryBus::new(settings)),
+            BusUrl::Amqp(_) => Bus::Amqp(amqp::AmqpBus::start(settings.clone(), shutdown)),
         }
     }
 
@@ -373,7 +378,7 @@ impl Bus {
         while let Some(incoming) = ingress.next_until(&shutdown).await {
             // Retry in place rather than requeue, which would put the notice behind the ones
             // already prefetched; at shutdown it stays unacked and is redelivered.
-            let mut delay = Duration::from_millis(100);
+            let mut backoff = DISPATCH_RETRY.start();
             loop {
                 match self.forward(&incoming, Exchange::Notifications).await {
                     Ok(()) => {
@@ -381,12 +386,11 @@ impl Bus {
                         break;
                     }
                     Err(err) => {
+                        let delay = backoff.next_delay();
                         tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "dispatch failed; retrying");
-                        tokio::select! {
-                            _ = shutdown.cancelled() => return,
-                            _ = tokio::time::sleep(delay) => {}
+                        if !runtime::Backoff::wait(delay, &shutdown).await {
+                            return;
                         }
-                        delay = (delay * 2).min(Duration::from_secs(2));
                     }
                 }
             }
@@ -445,7 +449,16 @@ impl Bus {
         }
     }
 
-    /// Whether the bus can publish right now (for `/readyz`).
+    /// The longest a publish can take before its answer is known (`bus.publish_timeout_ms` to
+    /// hand it over, `bus.confirm_timeout_ms` for the confirm).
+    pub fn publish_budget(&self) -> Duration {
+        match self {
+            Bus::Amqp(bus) => bus.settings().publish_budget(),
+            Bus::Memory(bus) => bus.publish_budget(),
+        }
+    }
+
+    /// Whether the bus can publish right now (for `/readyz`; always, in process).
     pub fn is_ready(&self) -> bool {
         match self {
             Bus::Amqp(bus) => bus.is_connected(),

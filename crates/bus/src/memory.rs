@@ -6,11 +6,11 @@
 //! every subscription it went to has settled it, and [`MemoryBus::recover`] delivers what a
 //! stopped or killed process left unsettled. Without one (tests) nothing survives a restart.
 
+use crate::BusSettings;
 use crate::journal::{DeadLetter, Journal, Journaled, Ticket};
 use crate::topic::topic_matches;
 use crate::{Acker, BusError, Exchange, Incoming, Lane, Subscription, SubscriptionSpec, Topology};
 use bytes::Bytes;
-use runtime::BusSettings;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -24,6 +24,8 @@ pub struct MemoryBus {
     queue_capacity: usize,
     backlog: u32,
     publish_timeout: Duration,
+    /// What `Bus::publish_budget` answers.
+    publish_budget: Duration,
     subscribers: Arc<Mutex<Vec<Subscriber>>>,
     journaled: Option<Journaled>,
     dead_lettered: Arc<AtomicU64>,
@@ -140,6 +142,7 @@ impl MemoryBus {
             queue_capacity: usize::from(settings.prefetch).max(1),
             backlog: settings.backlog.max(1),
             publish_timeout: Duration::from_millis(settings.publish_timeout_ms),
+            publish_budget: settings.publish_budget(),
             subscribers: Arc::default(),
             journaled: None,
             dead_lettered: Arc::default(),
@@ -155,6 +158,11 @@ impl MemoryBus {
     /// Whether messages are journaled (survive a restart).
     pub fn is_durable(&self) -> bool {
         self.journaled.is_some()
+    }
+
+    /// The longest a publish can take before its answer is known.
+    pub fn publish_budget(&self) -> Duration {
+        self.publish_budget
     }
 
     /// The names this bus uses.

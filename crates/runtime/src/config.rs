@@ -108,9 +108,24 @@ impl ConfigLoader {
 #[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
-    use crate::{BusSettings, HttpSettings, JwtSettings};
+    use crate::{HttpSettings, JwtSettings};
     use figment::Jail;
     use serde::Deserialize;
+
+    /// A section shaped like the bus's, which lives in a crate this one does not know.
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(default)]
+    struct BusSettings {
+        url: String,
+        prefix: String,
+        publish_timeout_ms: u64,
+    }
+
+    impl Default for BusSettings {
+        fn default() -> Self {
+            Self { url: "amqp://127.0.0.1".into(), prefix: "herald".into(), publish_timeout_ms: 2000 }
+        }
+    }
 
     #[derive(Debug, Default, Serialize, Deserialize)]
     #[serde(default)]
@@ -177,8 +192,6 @@ mod tests {
     fn a_refused_value_names_its_key_and_variable() {
         let err = ConfigError::invalid("bus.url", "must be memory or amqp").to_string();
         assert!(err.contains("bus.url") && err.contains("HERALD_BUS_URL"), "{err}");
-        let bus = BusSettings { url: "redis://x".into(), ..BusSettings::default() };
-        assert!(bus.validate().unwrap_err().to_string().contains("bus.url"));
     }
 
     #[test]

@@ -3,16 +3,15 @@
 
 pub mod auth;
 pub mod config;
+pub mod retry;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
 
 pub use auth::{AuthError, Claims, JwtIssuer, JwtVerifier, Role};
 pub use config::{ConfigError, ConfigLoader};
-pub use settings::{
-    BusBackend, BusSettings, DatabaseSettings, HttpSettings, JwtSettings, LimitSettings, LogFormat, LogSettings,
-    OfflineSettings, PresenceSettings, RecordsSettings, RedisSettings, StateBackend, TimeSettings,
-};
+pub use retry::{Backoff, RetryPolicy};
+pub use settings::{HttpSettings, JwtSettings, LogFormat, LogSettings, TimeSettings, redact_url, string_like};
 pub use shutdown::shutdown_on_signals;
 
 /// Installs rustls' aws-lc-rs crypto provider for the process.

@@ -1,11 +1,15 @@
-//! The `herald` command: `herald` runs everything in one process; `herald token` mints a JWT.
+//! The `herald` command. `herald` runs every role in one process on embedded defaults (the
+//! all-in-one); `herald run <role>...` runs the roles named, on the distributed defaults
+//! (RabbitMQ, Redis); `herald token` mints a JWT.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use runtime::{Claims, JwtIssuer, Role};
+use herald::{Defaults, Role, Settings};
+use runtime::{Claims, JwtIssuer};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Herald: notifications to web clients over WebSocket, in one process.
+/// Herald: notifications to web and mobile clients. With no command, every role runs in one
+/// process on embedded defaults (no server needed).
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
@@ -18,16 +22,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run every service in one process (the default).
+    /// Run every role in one process on embedded defaults (the default command).
     Serve,
+    /// Run the roles named (at least one; `all` for every role), on the distributed defaults:
+    /// RabbitMQ and Redis on this machine, each setting overridable as usual.
+    Run {
+        /// The roles this process runs.
+        #[arg(required = true, value_enum)]
+        roles: Vec<RoleArg>,
+    },
     /// Print a token signed with the configured secret (HERALD_JWT_SECRET).
     Token {
         /// The user id (the `sub` claim).
         #[arg(long)]
         sub: i64,
         /// The role.
-        #[arg(long, value_enum, default_value_t = RoleArg::User)]
-        role: RoleArg,
+        #[arg(long, value_enum, default_value_t = UserRole::User)]
+        role: UserRole,
         /// The display name; defaults to `user<sub>`.
         #[arg(long)]
         name: Option<String>,
@@ -37,8 +48,38 @@ enum Command {
     },
 }
 
+/// A role on the command line: one of Herald's, or `all`.
 #[derive(Clone, Copy, ValueEnum)]
 enum RoleArg {
+    /// Every role.
+    All,
+    /// The REST API and the ingress dispatcher.
+    IngestApi,
+    /// The WebSocket endpoint.
+    WsGateway,
+    /// Mobile pushes.
+    MobilePushWorker,
+    /// Push records from the bus.
+    RecordWriter,
+    /// Retention passes.
+    Janitor,
+}
+
+impl RoleArg {
+    fn roles(self) -> &'static [Role] {
+        match self {
+            RoleArg::All => &Role::ALL,
+            RoleArg::IngestApi => &[Role::IngestApi],
+            RoleArg::WsGateway => &[Role::WsGateway],
+            RoleArg::MobilePushWorker => &[Role::MobilePushWorker],
+            RoleArg::RecordWriter => &[Role::RecordWriter],
+            RoleArg::Janitor => &[Role::Janitor],
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum UserRole {
     Admin,
     User,
 }
@@ -47,26 +88,32 @@ enum RoleArg {
 async fn main() -> anyhow::Result<()> {
     runtime::install_crypto_provider();
     let cli = Cli::parse();
-    let settings = herald::Settings::load(cli.config.as_deref())?;
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            runtime::telemetry::install(runtime::telemetry::build_subscriber(&settings.ingest.log));
-            runtime::warn_if_development_secret(&settings.ingest.jwt);
-            let listener = http_server::bind(&settings.ingest.http).map_err(|err| {
-                anyhow::anyhow!("cannot listen on {} (HERALD_HTTP_ADDR): {err}", settings.ingest.http.addr)
-            })?;
-            herald::run(settings, listener, runtime::shutdown_on_signals()).await
+    let command = cli.command.unwrap_or(Command::Serve);
+    let (roles, embedded) = match &command {
+        Command::Run { roles } => {
+            let mut chosen: Vec<Role> = roles.iter().flat_map(|arg| arg.roles().iter().copied()).collect();
+            chosen.sort();
+            chosen.dedup();
+            (chosen, false)
         }
-        Command::Token { sub, role, name, ttl_secs } => {
-            anyhow::ensure!(sub > 0, "--sub must be a positive user id");
-            let role = match role {
-                RoleArg::Admin => Role::Admin,
-                RoleArg::User => Role::User,
-            };
-            let name = name.unwrap_or_else(|| format!("user{sub}"));
-            let claims = Claims::new(sub, name, role, Duration::from_secs(ttl_secs));
-            println!("{}", JwtIssuer::new(&settings.ingest.jwt).issue(&claims)?);
-            Ok(())
-        }
+        Command::Serve | Command::Token { .. } => (Role::ALL.to_vec(), true),
+    };
+    let defaults = if embedded { Defaults::Embedded } else { Defaults::Roles(&roles) };
+    let settings = Settings::load(cli.config.as_deref(), defaults)?;
+    if let Command::Token { sub, role, name, ttl_secs } = command {
+        anyhow::ensure!(sub > 0, "--sub must be a positive user id");
+        let role = match role {
+            UserRole::Admin => runtime::Role::Admin,
+            UserRole::User => runtime::Role::User,
+        };
+        let name = name.unwrap_or_else(|| format!("user{sub}"));
+        let claims = Claims::new(sub, name, role, Duration::from_secs(ttl_secs));
+        println!("{}", JwtIssuer::new(&settings.jwt).issue(&claims)?);
+        return Ok(());
     }
+    runtime::telemetry::install(runtime::telemetry::build_subscriber(&settings.log));
+    runtime::warn_if_development_secret(&settings.jwt);
+    let listener = http_server::bind(&settings.http)
+        .map_err(|err| anyhow::anyhow!("cannot listen on {} (HERALD_HTTP_ADDR): {err}", settings.http.addr))?;
+    herald::run(settings, &roles, listener, runtime::shutdown_on_signals()).await
 }

@@ -41,7 +41,7 @@ pub enum ApiError {
     RateLimited(crate::limits::LimitScope, std::time::Duration, Box<NoticeContext>),
     /// The offline inboxes could not be written, so nothing was published.
     #[error("storing offline copies failed: {0}")]
-    Inbox(#[source] store::InboxError, Box<NoticeContext>),
+    Inbox(#[source] state::InboxError, Box<NoticeContext>),
     /// As many urgent notices as allowed (`limits.urgent_in_flight`) are being carried out.
     #[error("too many urgent notices in flight")]
     UrgentFull(Box<NoticeContext>),
@@ -96,7 +96,7 @@ impl ApiError {
                 };
                 (ErrorCode::RateLimitExceeded, message, None, context)
             }
-            ApiError::Inbox(store::InboxError::Full(_), context) => (
+            ApiError::Inbox(state::InboxError::Full(_), context) => (
                 ErrorCode::QueueFull,
                 "queue full: the offline inboxes hold as many notices as they may; retry later".to_owned(),
                 None,
@@ -152,7 +152,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Publish(BusError::QueueFull, _) => tracing::warn!("notice refused: backlog full"),
             ApiError::Publish(cause, _) => tracing::error!(error = %cause, "notice not published"),
-            ApiError::Inbox(store::InboxError::Full(_), _) | ApiError::UrgentFull(_) => {
+            ApiError::Inbox(state::InboxError::Full(_), _) | ApiError::UrgentFull(_) => {
                 tracing::warn!("notice refused: in-process capacity reached")
             }
             ApiError::Inbox(cause, _) => tracing::error!(error = %cause, "notice not published"),

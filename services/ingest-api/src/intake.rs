@@ -15,8 +15,8 @@ use crate::error::{ApiError, NoticeContext};
 use bus::Bus;
 use bus::memory::MemoryBus;
 use model::{NotificationMessage, UserId};
-use store::live::JournalRow;
-use store::{LiveState, Stores};
+use state::live::JournalRow;
+use state::{LiveState, Stores};
 
 /// The way notices are made durable here.
 #[derive(Clone, Debug)]
@@ -88,7 +88,7 @@ impl Intake {
                         recipients,
                         &entry,
                         &message.audience(),
-                        store::audience::RETENTION,
+                        state::audience::RETENTION,
                         journal,
                     )
                     .await

@@ -1,9 +1,10 @@
 //! ingest-api: the admin REST API. It validates notices, stamps them with a message id and the
 //! server's time, publishes them on the bus with publisher confirms, and answers per spec 6.
 //!
-//! `configure` mounts the routes on any actix app (the all-in-one binary mounts them beside the
-//! gateway's); `run` serves them on their own.
+//! Two components: [`IngestApi::component`] (the routes) and [`dispatcher`] (moves notices from
+//! the bounded ingress queue onward). The binary's `ingest-api` role runs both.
 
+pub mod dispatcher;
 mod error;
 mod intake;
 mod limits;
@@ -15,17 +16,18 @@ mod settings;
 mod users;
 
 pub use error::ApiError;
-pub use settings::Settings;
+pub use settings::LimitSettings;
 
+use ::records::RecordStore;
 use actix_web::web;
 use bus::Bus;
+use http_server::Component;
 use model::TimeFormat;
-use runtime::JwtVerifier;
-use std::net::{IpAddr, TcpListener};
+use runtime::HttpSettings;
+use state::Stores;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use store::{RecordStore, Stores};
-use tokio_util::sync::CancellationToken;
 
 /// What the API's handlers share. Cheap to clone.
 #[derive(Clone)]
@@ -38,41 +40,45 @@ pub struct IngestApi {
     request_budget: Duration,
     urgent_slots: Arc<tokio::sync::Semaphore>,
     time: TimeFormat,
-    verifier: JwtVerifier,
     max_body_bytes: usize,
     limits: Arc<limits::SendLimits>,
     trusted_proxies: Arc<[IpAddr]>,
 }
 
 impl IngestApi {
-    /// The API over `bus`, `stores` and `records`, configured by `settings`.
-    pub fn new(settings: &Settings, bus: Bus, stores: Stores, records: RecordStore) -> anyhow::Result<Self> {
-        let request_budget = Duration::from_millis(
-            settings.bus.publish_timeout_ms
-                + settings.bus.confirm_timeout_ms
-                + 3 * settings.redis.command_timeout_ms
-                + settings.database.connect_timeout_ms,
-        );
-        Ok(Self {
+    /// The API over `bus`, `stores` and `records`, with the sending `limits` and the process's
+    /// `http` settings (body limit, trusted proxies).
+    pub fn new(
+        bus: Bus,
+        stores: Stores,
+        records: RecordStore,
+        time: TimeFormat,
+        limits: &LimitSettings,
+        http: &HttpSettings,
+    ) -> Self {
+        Self {
             intake: intake::Intake::choose(&bus, &stores),
+            request_budget: bus.publish_budget() + stores.command_budget(),
             bus,
             stores,
             records,
-            request_budget,
-            urgent_slots: Arc::new(tokio::sync::Semaphore::new(settings.limits.urgent_in_flight as usize)),
-            time: settings.time.format()?,
-            verifier: JwtVerifier::new(&settings.jwt),
-            max_body_bytes: settings.http.max_body_bytes,
-            limits: start_limits(settings),
-            trusted_proxies: settings.http.trusted_proxies.clone().into(),
-        })
+            urgent_slots: Arc::new(tokio::sync::Semaphore::new(limits.urgent_in_flight as usize)),
+            time,
+            max_body_bytes: http.max_body_bytes,
+            limits: start_limits(limits),
+            trusted_proxies: http.trusted_proxies.clone().into(),
+        }
+    }
+
+    /// The API as a component of a process: its routes and readiness.
+    pub fn component(&self) -> Component {
+        let api = self.clone();
+        Component::new("ingest-api").routes(move |cfg| api.configure(cfg)).readiness(self.readiness())
     }
 
     /// Mounts the API's routes.
-    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+    fn configure(&self, cfg: &mut web::ServiceConfig) {
         cfg.app_data(web::Data::new(self.clone()))
-            .app_data(web::Data::new(self.verifier.clone()))
-            .app_data(web::Data::new(self.time))
             .app_data(http_server::json_config(self.max_body_bytes))
             .service(web::resource("/api/admin/system/notice").route(web::post().to(notice::post_notice)))
             .service(web::resource("/api/admin/notification/mark-read").route(web::post().to(receipts::mark_read)))
@@ -87,8 +93,8 @@ impl IngestApi {
             .service(web::resource("/api/openapi.json").get(openapi::serve));
     }
 
-    /// Readiness: the bus can publish and the Redis-backed stores answer.
-    pub fn readiness(&self) -> http_server::Readiness {
+    /// Readiness: the bus can publish and the stores answer.
+    fn readiness(&self) -> http_server::Readiness {
         let (bus, inbox, idempotency) = (self.bus.clone(), self.stores.inbox.clone(), self.stores.idempotency.clone());
         let (audience, presence) = (self.stores.audience.clone(), self.stores.presence.clone());
         let (directory, records) = (self.stores.directory.clone(), self.records.clone());
@@ -105,20 +111,9 @@ impl IngestApi {
     }
 }
 
-/// Starts the ingress dispatcher when `settings.bus.dispatch` says so (see `bus::Exchange::Ingress`),
-/// and returns its readiness check.
-pub fn start_dispatcher(settings: &Settings, bus: &Bus, shutdown: CancellationToken) -> http_server::Readiness {
-    if !settings.bus.dispatch {
-        tracing::info!("ingress dispatcher off (bus.dispatch = false)");
-        return http_server::Readiness::default();
-    }
-    let ready = bus.start_dispatcher(shutdown);
-    http_server::Readiness::default().check("ingress_dispatcher", move || *ready.borrow())
-}
-
 /// The rate limiters, with a task that forgets idle keys every minute for as long as they live.
-fn start_limits(settings: &Settings) -> Arc<limits::SendLimits> {
-    let limits = Arc::new(limits::SendLimits::new(&settings.limits));
+fn start_limits(settings: &LimitSettings) -> Arc<limits::SendLimits> {
+    let limits = Arc::new(limits::SendLimits::new(settings));
     let weak = Arc::downgrade(&limits);
     tokio::spawn(async move {
         let mut every_minute = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -131,22 +126,4 @@ fn start_limits(settings: &Settings) -> Arc<limits::SendLimits> {
         }
     });
     limits
-}
-
-/// Runs ingest-api alone on `listener` until `shutdown`.
-pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let bus = Bus::start(&settings.bus, shutdown.clone());
-    let stores = Stores::open(settings.stores(), shutdown.clone()).await.map_err(anyhow::Error::from_boxed)?;
-    let dispatcher = start_dispatcher(&settings, &bus, shutdown.clone());
-    let records =
-        RecordStore::open(&settings.records, &settings.database, settings.time.format()?, shutdown.clone()).await?;
-    let api = IngestApi::new(&settings, bus, stores, records)?;
-    let readiness = api.readiness().merge(dispatcher);
-    tracing::info!(addr = %listener.local_addr()?, "ingest-api listening");
-    http_server::serve(listener, &settings.http, shutdown, move |cfg| {
-        api.configure(cfg);
-        http_server::health_routes(readiness.clone())(cfg);
-    })
-    .await?;
-    Ok(())
 }

@@ -1,9 +1,9 @@
 //! Rate limits (GCRA, via governor): notices per sender and per client IP (urgent notices are
 //! exempt, spec 8.2), and REST receipts per user. Each replica enforces its own.
 
+use crate::LimitSettings;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use runtime::LimitSettings;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;

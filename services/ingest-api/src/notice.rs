@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use http_server::AdminClaims;
 use model::{ApiResponse, ErrorCode, MessageId, NotificationMessage, Priority, PushResult, PushStatus, Sender};
 use serde_json::Value;
-use store::{Claim, IdempotencyStore};
+use state::{Claim, IdempotencyStore};
 use validation::{NoticeDraft, parse_notice};
 
 /// The header that makes a notice idempotent for 24 hours.

@@ -90,9 +90,9 @@ async fn record(
         client_ip: http_server::client_ip(req, &api.trusted_proxies).map(|ip| ip.to_string()).unwrap_or_default(),
         user_agent: user_agent.chars().take(MAX_USER_AGENT_CHARS).collect(),
     };
-    store::receipts::record(&api.stores.inbox, &api.stores.receipts, &api.bus, &event, REST_DEVICE).await.map_err(
+    state::receipts::record(&api.stores.inbox, &api.stores.receipts, &api.bus, &event, REST_DEVICE).await.map_err(
         |err| match err {
-            store::receipts::RecordError::Publish(err) => ApiError::Publish(err, Box::default()),
+            state::receipts::RecordError::Publish(err) => ApiError::Publish(err, Box::default()),
             ledger => ApiError::Store(ledger.to_string(), Box::default()),
         },
     )?;

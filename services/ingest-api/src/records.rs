@@ -7,11 +7,11 @@
 //! renders; `start_time` and `end_time` are inclusive.
 
 use crate::IngestApi;
+use ::records::{LogQuery, RecordQuery, RecordStats};
 use actix_web::{HttpRequest, HttpResponse, web};
 use http_server::{AdminClaims, Failure};
 use model::{ApiResponse, ErrorCode, MessageId, NotificationLog, PushRecord, Target, TimeFormat, UserId};
 use serde::{Deserialize, Serialize};
-use store::records::{LogQuery, RecordQuery, RecordStats};
 
 /// The largest page the records and logs listings return.
 pub const MAX_PAGE_SIZE: u64 = 100;

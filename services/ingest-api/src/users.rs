@@ -10,8 +10,8 @@ use model::{ApiResponse, ErrorCode, TimeFormat, UserId};
 use runtime::Role;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use state::{DirectoryEntry, OnlineUser, Source, UserProfile, UserQuery};
 use std::collections::HashSet;
-use store::{DirectoryEntry, OnlineUser, Source, UserProfile, UserQuery};
 
 /// The largest page a listing returns.
 pub const MAX_PAGE_SIZE: u64 = 200;
@@ -106,8 +106,8 @@ pub async fn upsert(
 ) -> Result<HttpResponse, Failure> {
     let request: UpsertRequest = serde_path_to_error::deserialize(body.into_inner())
         .map_err(|err| invalid(format!("invalid user batch: {err}")))?;
-    if request.users.is_empty() || request.users.len() > store::directory::MAX_BATCH {
-        return Err(invalid(format!("users must hold 1 to {} entries", store::directory::MAX_BATCH)));
+    if request.users.is_empty() || request.users.len() > state::directory::MAX_BATCH {
+        return Err(invalid(format!("users must hold 1 to {} entries", state::directory::MAX_BATCH)));
     }
     let profiles = request
         .users

@@ -5,64 +5,17 @@
 //! `records.log_retention_days`. On MongoDB the TTL indexes expire documents on their own; the
 //! pass only makes it prompt. Replicas may overlap: a delete that finds nothing does nothing.
 
-use runtime::{DatabaseSettings, HttpSettings, LogSettings, RecordsSettings, TimeSettings};
-use serde::{Deserialize, Serialize};
-use std::net::{SocketAddr, TcpListener};
+use http_server::Component;
+use records::{Purged, RecordStore, RecordsError, RecordsSettings, Retention};
 use std::time::Duration;
-use store::RecordStore;
-use store::records::{Purged, Retention};
 use tokio_util::sync::CancellationToken;
 
-/// The port janitor listens on by default.
-pub const DEFAULT_PORT: u16 = 8084;
-
-/// Everything janitor reads from its configuration.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Settings {
-    /// Listening address.
-    pub http: HttpSettings,
-    /// Log output.
-    pub log: LogSettings,
-    /// Time rendering (the records store's).
-    pub time: TimeSettings,
-    /// The relational database: the records live there unless `records.url` says otherwise.
-    pub database: DatabaseSettings,
-    /// Where records are, and how long they are kept.
-    pub records: RecordsSettings,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        let http = HttpSettings { addr: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)), ..HttpSettings::default() };
-        Self {
-            http,
-            log: LogSettings::default(),
-            time: TimeSettings::default(),
-            database: DatabaseSettings::default(),
-            records: RecordsSettings::default(),
-        }
-    }
-}
-
-impl Settings {
-    /// Rejects values the service cannot run with; the error names the key.
-    pub fn validate(&self) -> Result<(), runtime::ConfigError> {
-        self.http.validate()?;
-        self.database.validate()?;
-        self.records.validate()?;
-        self.time.format().map(|_| ())
-    }
-}
-
-/// A running janitor: its retention task and what `/readyz` checks.
-pub struct Janitor {
-    readiness: http_server::Readiness,
-}
+/// The janitor's scheduled passes, as a component of a process.
+pub struct Janitor;
 
 impl Janitor {
     /// Starts the retention passes on `records` until `shutdown`.
-    pub fn start(settings: &RecordsSettings, records: RecordStore, shutdown: CancellationToken) -> Self {
+    pub fn start(settings: &RecordsSettings, records: RecordStore, shutdown: CancellationToken) -> Component {
         let retention = Retention::of(settings);
         let every = Duration::from_secs(settings.purge_interval_secs);
         let ready = records.clone();
@@ -77,18 +30,13 @@ impl Janitor {
                 }
             }
         });
-        let readiness = http_server::Readiness::default().check("records_store", move || ready.is_ready());
-        Self { readiness }
-    }
-
-    /// What `/readyz` checks.
-    pub fn readiness(&self) -> http_server::Readiness {
-        self.readiness.clone()
+        Component::new("janitor")
+            .readiness(http_server::Readiness::default().check("records_store", move || ready.is_ready()))
     }
 }
 
 /// One retention pass: deletes what `retention` no longer keeps, as of now.
-pub async fn purge_once(records: &RecordStore, retention: Retention) -> Result<Purged, store::records::RecordsError> {
+pub async fn purge_once(records: &RecordStore, retention: Retention) -> Result<Purged, RecordsError> {
     let purged = records.purge(retention.cutoffs_now()).await?;
     if purged != Purged::default() {
         tracing::info!(
@@ -99,19 +47,4 @@ pub async fn purge_once(records: &RecordStore, retention: Retention) -> Result<P
         );
     }
     Ok(purged)
-}
-
-/// Runs janitor alone on `listener` until `shutdown`.
-pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let records =
-        RecordStore::open(&settings.records, &settings.database, settings.time.format()?, shutdown.clone()).await?;
-    let janitor = Janitor::start(&settings.records, records, shutdown.clone());
-    let readiness = janitor.readiness();
-    tracing::info!(addr = %listener.local_addr()?, "janitor listening");
-    http_server::serve(listener, &settings.http, shutdown, move |cfg| {
-        http_server::health_routes(readiness.clone())(cfg)
-    })
-    .await?;
-    tracing::info!("janitor stopped");
-    Ok(())
 }

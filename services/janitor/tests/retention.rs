@@ -3,13 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use database::scratch::{Backend, ScratchDatabase};
 use model::{DeliveryEvent, DeliveryEventType, MessageId, NotificationMessage, NotificationType, Priority, Sender};
 use model::{Target, TimeFormat};
-use runtime::RecordsSettings;
+use records::RecordStore;
+use records::RecordsSettings;
+use records::{DeviceInfo, LogQuery, NewRecord, RecordQuery, RecordedEvent, Retention, SqlRecords};
 use std::time::Duration;
-use store::RecordStore;
-use store::records::{DeviceInfo, LogQuery, NewRecord, RecordQuery, RecordedEvent, Retention, SqlRecords};
-use store::sql::scratch::{Backend, ScratchDatabase};
 use tokio_util::sync::CancellationToken;
 
 const DAY_NANOS: i128 = 86_400 * 1_000_000_000;
@@ -86,7 +86,7 @@ async fn old_records_and_logs_are_purged_on_schedule() {
         assert!(tokio::time::Instant::now() < deadline, "still {:?}", totals(&records).await);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(janitor.readiness().is_ready());
+    assert!(janitor.is_ready());
     let left = records.list(&RecordQuery { page: 1, page_size: 10, ..RecordQuery::default() }).await.unwrap();
     let contents: Vec<&str> = left.items.iter().map(|r| r.content.as_str()).collect();
     assert_eq!(contents, ["0 days old", "20 days old"]);

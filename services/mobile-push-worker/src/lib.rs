@@ -1,49 +1,12 @@
 //! mobile-push-worker: provider sends (reqwest), push logs, retries and device error counts.
 //!
-//! A skeleton for now: it starts, serves `/healthz` and `/readyz`, and stops cleanly on
-//! shutdown. Its work lands with the issues that need it (see ARCHITECTURE.md).
+//! A skeleton for now: a component with nothing to do and nothing to depend on, so that the
+//! `mobile-push-worker` role starts, serves `/healthz` and `/readyz`, and stops cleanly. Its work
+//! lands with the mobile issue (see ARCHITECTURE.md).
 
-use runtime::{HttpSettings, LogSettings};
-use serde::{Deserialize, Serialize};
-use std::net::{SocketAddr, TcpListener};
-use tokio_util::sync::CancellationToken;
+use http_server::Component;
 
-/// The port mobile-push-worker listens on by default.
-pub const DEFAULT_PORT: u16 = 8082;
-
-/// Everything mobile-push-worker reads from its configuration.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Settings {
-    /// Listening address.
-    pub http: HttpSettings,
-    /// Log output.
-    pub log: LogSettings,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        let http = HttpSettings { addr: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)), ..HttpSettings::default() };
-        Self { http, log: LogSettings::default() }
-    }
-}
-
-impl Settings {
-    /// Rejects values the service cannot run with; the error names the key.
-    pub fn validate(&self) -> Result<(), runtime::ConfigError> {
-        self.http.validate()
-    }
-}
-
-/// What mobile-push-worker reports to `/readyz`: nothing to depend on yet.
-pub fn readiness() -> http_server::Readiness {
-    http_server::Readiness::default()
-}
-
-/// Runs mobile-push-worker alone on `listener` until `shutdown`.
-pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    tracing::info!(addr = %listener.local_addr()?, "mobile-push-worker listening");
-    http_server::serve(listener, &settings.http, shutdown, |cfg| http_server::health_routes(readiness())(cfg)).await?;
-    tracing::info!("mobile-push-worker stopped");
-    Ok(())
+/// The worker, as a component of a process.
+pub fn component() -> Component {
+    Component::new("mobile-push-worker")
 }

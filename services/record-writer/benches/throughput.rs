@@ -9,15 +9,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use bus::{Bus, Exchange};
+use bus::{BusSettings, BusUrl};
+use database::scratch::{Backend, ScratchDatabase};
 use model::{
     DeliveryEvent, DeliveryEventType, MessageId, NotificationMessage, NotificationType, Priority, Sender, Target,
     TimeFormat,
 };
-use runtime::{BusSettings, RecordsSettings};
+use records::{LogQuery, RecordQuery, RecordStore, RecordsSettings, SqlRecords};
+use state::UserDirectory;
 use std::time::{Duration, Instant};
-use store::records::{LogQuery, RecordQuery, SqlRecords};
-use store::sql::scratch::{Backend, ScratchDatabase};
-use store::{RecordStore, UserDirectory};
 use tokio_util::sync::CancellationToken;
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -48,22 +48,18 @@ async fn main() {
     let batch = env_or("BENCH_BATCH", 200);
     let amqp = std::env::var("HERALD_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
     let bus_settings = BusSettings {
-        url: amqp,
+        url: BusUrl::Amqp(amqp),
         prefix: format!("bench-rw-{}", uuid::Uuid::new_v4().simple()),
         prefetch: batch.max(1) as u16,
         ..Default::default()
     };
     let database = ScratchDatabase::create(Backend::Postgres).await.expect("PostgreSQL is needed");
     let time = TimeFormat::default();
-    let settings = record_writer::Settings {
-        bus: bus_settings.clone(),
-        database: database.settings.clone(),
-        records: RecordsSettings { batch_size: batch, ..Default::default() },
-        ..Default::default()
-    };
+    let settings = RecordsSettings { batch_size: batch, ..Default::default() };
     let open = || async {
         let records = RecordStore::Sql(SqlRecords::open(&database.settings, time).await.unwrap());
-        let directory = UserDirectory::open(&database.settings, CancellationToken::new()).await.unwrap();
+        let db = database::connect(&database.settings).await.unwrap();
+        let directory = UserDirectory::on(db, CancellationToken::new());
         (records, directory)
     };
 
@@ -73,7 +69,7 @@ async fn main() {
     let (records, directory) = open().await;
     let declare = CancellationToken::new();
     let writer = record_writer::RecordWriter::start(&settings, &bus, records, directory, declare.clone());
-    while !writer.readiness().is_ready() {
+    while !writer.is_ready() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     declare.cancel();

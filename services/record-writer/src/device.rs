@@ -1,7 +1,7 @@
 //! What a `User-Agent` says about the device, with the woothee parser (its rules are a port of
 //! the maintained multi-language woothee project).
 
-use store::records::DeviceInfo;
+use records::DeviceInfo;
 
 /// The device type (`desktop`, `mobile`, `tablet`, `bot`), platform (`windows`, `mac`, `linux`,
 /// `ios`, `android`, ...) and browser (`chrome`, `safari`, ...) of `user_agent`; empty fields

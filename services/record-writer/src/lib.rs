@@ -20,84 +20,35 @@ mod device;
 pub use device::parse_user_agent;
 
 use bus::{Bus, Exchange, Incoming, QueueKind, Subscription, SubscriptionSpec};
-use model::{DeliveryEvent, NotificationMessage, Target, TimeFormat};
-use runtime::{BusSettings, DatabaseSettings, HttpSettings, LogSettings, RecordsSettings, TimeSettings};
-use serde::{Deserialize, Serialize};
-use std::net::{SocketAddr, TcpListener};
+use http_server::Component;
+use model::{DeliveryEvent, NotificationMessage, Target};
+use records::{NewRecord, RecordStore, RecordedEvent, RecordsSettings};
+use state::UserDirectory;
+use state::directory::addressed_users;
 use std::time::Duration;
-use store::directory::addressed_users;
-use store::records::{NewRecord, RecordedEvent};
-use store::{RecordStore, UserDirectory};
 use tokio_util::sync::CancellationToken;
-
-/// The port record-writer listens on by default.
-pub const DEFAULT_PORT: u16 = 8083;
 
 /// How many times a message is written alone, failing while the store answers, before it is
 /// dead-lettered.
 pub const MAX_ATTEMPTS: u32 = 3;
 
-/// Everything record-writer reads from its configuration.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Settings {
-    /// Listening address.
-    pub http: HttpSettings,
-    /// Log output.
-    pub log: LogSettings,
-    /// The message bus.
-    pub bus: BusSettings,
-    /// Time rendering (records' `created_at`, `updated_at`).
-    pub time: TimeSettings,
-    /// The relational database: the user directory (admins of `admin` notices), and the records
-    /// unless `records.url` says otherwise.
-    pub database: DatabaseSettings,
-    /// Where records go, and batching.
-    pub records: RecordsSettings,
-}
+/// How a consumer waits before it writes again after a failure.
+const STORE_RETRY: runtime::RetryPolicy = runtime::RetryPolicy::new(Duration::from_millis(100), Duration::from_secs(5));
 
-impl Default for Settings {
-    fn default() -> Self {
-        let http = HttpSettings { addr: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)), ..HttpSettings::default() };
-        Self {
-            http,
-            log: LogSettings::default(),
-            bus: BusSettings::default(),
-            time: TimeSettings::default(),
-            database: DatabaseSettings::default(),
-            records: RecordsSettings::default(),
-        }
-    }
-}
-
-impl Settings {
-    /// Rejects values the service cannot run with; the error names the key.
-    pub fn validate(&self) -> Result<(), runtime::ConfigError> {
-        self.http.validate()?;
-        self.bus.validate()?;
-        self.database.validate()?;
-        self.records.validate()?;
-        self.time.format().map(|_| ())
-    }
-}
-
-/// A running record-writer: its consumers and what `/readyz` checks.
-pub struct RecordWriter {
-    readiness: http_server::Readiness,
-}
+/// The record-writer's consumers, as a component of a process.
+pub struct RecordWriter;
 
 impl RecordWriter {
-    /// Starts both consumers on `bus`, writing into `records`; `directory` names the admins of
-    /// `admin` notices. Runs until `shutdown`.
+    /// Starts both consumers on `bus`, writing into `records` in batches as `settings` say;
+    /// `directory` names the admins of `admin` notices. Runs until `shutdown`.
     pub fn start(
-        settings: &Settings,
+        settings: &RecordsSettings,
         bus: &Bus,
         records: RecordStore,
         directory: UserDirectory,
         shutdown: CancellationToken,
-    ) -> Self {
-        let batching =
-            Batching { size: settings.records.batch_size, linger: Duration::from_millis(settings.records.linger_ms) };
+    ) -> Component {
+        let batching = Batching { size: settings.batch_size, linger: Duration::from_millis(settings.linger_ms) };
         let notices = bus.subscribe(SubscriptionSpec {
             queue: "records".into(),
             kind: QueueKind::Durable,
@@ -110,7 +61,7 @@ impl RecordWriter {
             exchange: Exchange::Events,
             bindings: vec!["#".into()],
         });
-        let (notices_ready, events_ready) = (notices.readiness(), events.readiness());
+        let (notices_ready, events_ready, bus_ready) = (notices.readiness(), events.readiness(), bus.clone());
         let writer = NoticeWriter { records: records.clone(), directory };
         let consumer = Consumer { bus: bus.clone(), batching, shutdown: shutdown.clone() };
         tokio::spawn(consumer.clone().run(notices, writer));
@@ -118,13 +69,9 @@ impl RecordWriter {
         let readiness = http_server::Readiness::default()
             .check("records_subscription", move || *notices_ready.borrow())
             .check("records_events_subscription", move || *events_ready.borrow())
-            .check("records_store", move || records.is_ready());
-        Self { readiness }
-    }
-
-    /// What `/readyz` checks.
-    pub fn readiness(&self) -> http_server::Readiness {
-        self.readiness.clone()
+            .check("records_store", move || records.is_ready())
+            .check("bus", move || bus_ready.is_ready());
+        Component::new("record-writer").readiness(readiness)
     }
 }
 
@@ -269,7 +216,7 @@ impl Consumer {
         if items.is_empty() {
             return Flow::Continue;
         }
-        let mut wait = Duration::from_millis(100);
+        let mut backoff = STORE_RETRY.start();
         loop {
             let reason = match writer.write(&items).await {
                 Ok(()) => {
@@ -285,7 +232,7 @@ impl Consumer {
                 break;
             }
             tracing::warn!(what = W::WHAT, count = items.len(), %reason, "records store unavailable; retrying");
-            if !self.pause(&mut wait).await {
+            if !backoff.pause(&self.shutdown).await {
                 return Flow::Stop;
             }
         }
@@ -301,7 +248,7 @@ impl Consumer {
     /// answer (failures while they are down do not count).
     async fn write_alone<W: BatchWriter>(&self, writer: &W, item: W::Item, incoming: Incoming) -> Flow {
         let item = [item];
-        let (mut attempts, mut wait) = (0, Duration::from_millis(100));
+        let (mut attempts, mut backoff) = (0, STORE_RETRY.start());
         loop {
             let reason = match writer.write(&item).await {
                 Ok(()) => {
@@ -319,39 +266,11 @@ impl Consumer {
                 }
             }
             tracing::warn!(what = W::WHAT, attempts, %reason, "record not written; retrying");
-            if !self.pause(&mut wait).await {
+            if !backoff.pause(&self.shutdown).await {
                 return Flow::Stop;
             }
         }
     }
-
-    /// Waits `wait` (doubling it, up to 5 s) unless shutdown comes first; false if it did.
-    async fn pause(&self, wait: &mut Duration) -> bool {
-        tokio::select! {
-            _ = self.shutdown.cancelled() => return false,
-            _ = tokio::time::sleep(*wait) => {}
-        }
-        *wait = (*wait * 2).min(Duration::from_secs(5));
-        true
-    }
-}
-
-/// Runs record-writer alone on `listener` until `shutdown`.
-pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let bus = Bus::start(&settings.bus, shutdown.clone());
-    let time: TimeFormat = settings.time.format()?;
-    let records = RecordStore::open(&settings.records, &settings.database, time, shutdown.clone()).await?;
-    let directory = UserDirectory::open(&settings.database, shutdown.clone()).await?;
-    let writer = RecordWriter::start(&settings, &bus, records, directory, shutdown.clone());
-    let bus_ready = bus.clone();
-    let readiness = writer.readiness().check("bus", move || bus_ready.is_ready());
-    tracing::info!(addr = %listener.local_addr()?, "record-writer listening");
-    http_server::serve(listener, &settings.http, shutdown, move |cfg| {
-        http_server::health_routes(readiness.clone())(cfg)
-    })
-    .await?;
-    tracing::info!("record-writer stopped");
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! ws-gateway: the WebSocket endpoint. Each replica consumes every notification from its own
 //! exclusive queue and delivers the spec 3.2 frame to the local connections it addresses.
 //!
-//! Cut along centrifuge's lines: [`Gateway`] is the process-wide node, [`hub::Hub`] the sharded
-//! registry doing local fan-out, [`session`] one task per socket, the bus for cross-replica
-//! fan-out.
+//! Cut along centrifuge's lines: [`Gateway`] is the process-wide node (a component of the
+//! process it runs in), [`hub::Hub`] the sharded registry doing local fan-out, [`session`] one
+//! task per socket, the bus for cross-replica fan-out.
 
 mod fanout;
 pub mod hub;
@@ -12,18 +12,17 @@ mod session;
 mod settings;
 mod transport;
 
-pub use settings::{Settings, WsSettings};
+pub use settings::WsSettings;
 
 use actix_web::http::header::SEC_WEBSOCKET_PROTOCOL;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bus::{Bus, Exchange, QueueKind, SubscriptionSpec};
-use http_server::Failure;
+use http_server::{Component, Failure};
 use hub::Hub;
 use model::{ErrorCode, TimeFormat};
-use runtime::{AuthError, JwtVerifier};
-use std::net::TcpListener;
+use runtime::{AuthError, HttpSettings, JwtVerifier};
+use state::{SeenRecorder, Stores, UserProfile};
 use std::sync::Arc;
-use store::{SeenRecorder, Stores, UserProfile};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -53,9 +52,17 @@ pub struct Gateway {
 impl Gateway {
     /// Subscribes to the bus and starts fanning out; runs until `shutdown`. Connecting users get
     /// what their inbox kept for them replayed, are recorded in the directory and counted in
-    /// presence.
-    pub fn start(settings: &Settings, bus: &Bus, stores: Stores, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let hub = Arc::new(Hub::new(settings.ws.send_buffer, settings.ws.max_connections_per_user));
+    /// presence. `verifier` checks their tokens; `http` names the proxies whose
+    /// `X-Forwarded-For` is believed.
+    pub fn start(
+        settings: &WsSettings,
+        http: &HttpSettings,
+        (verifier, time): (JwtVerifier, TimeFormat),
+        bus: &Bus,
+        stores: Stores,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let hub = Arc::new(Hub::new(settings.send_buffer, settings.max_connections_per_user));
         let subscription = bus.subscribe(SubscriptionSpec {
             queue: "gateway".into(),
             kind: QueueKind::Exclusive,
@@ -72,9 +79,8 @@ impl Gateway {
         let (subscribed, receipts_subscribed) = (subscription.readiness(), receipts.readiness());
         let subscribed = combine(subscribed, receipts_subscribed);
         tokio::spawn(fanout::run(hub.clone(), bus.clone(), subscription, shutdown.clone()));
-        let time = settings.time.format()?;
         tokio::spawn(fanout::run_sync(hub.clone(), bus.clone(), replica.clone(), time, receipts, shutdown.clone()));
-        let refresh = std::time::Duration::from_secs(settings.presence.refresh_secs);
+        let refresh = stores.presence.refresh_interval();
         let reporter = presence::run(hub.clone(), stores.presence.clone(), replica.clone(), refresh, shutdown.clone());
         tokio::spawn(reporter);
         let seen = stores.directory.recorder(SEEN_BACKLOG, shutdown.clone());
@@ -83,19 +89,25 @@ impl Gateway {
             closer.1.cancelled().await;
             closer.0.close_all(model::CloseCode::GOING_AWAY);
         });
-        Ok(Self {
+        Self {
             hub,
             stores,
             seen,
             bus: bus.clone(),
             replica,
-            verifier: JwtVerifier::new(&settings.jwt),
-            trusted_proxies: settings.http.trusted_proxies.clone().into(),
+            verifier,
+            trusted_proxies: http.trusted_proxies.clone().into(),
             time,
-            settings: settings.ws.clone(),
+            settings: settings.clone(),
             shutdown,
             subscribed,
-        })
+        }
+    }
+
+    /// The gateway as a component of a process: `GET /ws` and its readiness.
+    pub fn component(&self) -> Component {
+        let gateway = self.clone();
+        Component::new("ws-gateway").routes(move |cfg| gateway.configure(cfg)).readiness(self.readiness())
     }
 
     /// Live connections on this replica.
@@ -104,18 +116,19 @@ impl Gateway {
     }
 
     /// Mounts `GET /ws`.
-    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+    fn configure(&self, cfg: &mut web::ServiceConfig) {
         // No default service: actix's own answers another method with 405 and an `Allow` header.
         cfg.app_data(web::Data::new(self.clone())).service(web::resource("/ws").route(web::get().to(connect)));
     }
 
-    /// Readiness: the replica's queue is bound and consumed, and the stores answer.
-    pub fn readiness(&self) -> http_server::Readiness {
-        let (subscribed, inbox) = (self.subscribed.clone(), self.stores.inbox.clone());
+    /// Readiness: the replica's queue is bound and consumed, the bus is up and the stores answer.
+    fn readiness(&self) -> http_server::Readiness {
+        let (subscribed, inbox, bus) = (self.subscribed.clone(), self.stores.inbox.clone(), self.bus.clone());
         let (presence, directory) = (self.stores.presence.clone(), self.stores.directory.clone());
         let receipts = self.stores.receipts.clone();
         http_server::Readiness::default()
             .check("bus_subscription", move || *subscribed.borrow())
+            .check("bus", move || bus.is_ready())
             .check("offline_inbox", move || inbox.is_ready())
             .check("presence", move || presence.is_ready())
             .check("user_directory", move || directory.is_ready())
@@ -220,20 +233,4 @@ async fn connect(req: HttpRequest, body: web::Payload, gateway: web::Data<Gatewa
     // Sessions hold the request's payload stream, which is tied to this worker's thread.
     actix_web::rt::spawn(session::run(session, stream, context));
     Ok(response)
-}
-
-/// Runs ws-gateway alone on `listener` until `shutdown`.
-pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let bus = Bus::start(&settings.bus, shutdown.clone());
-    let stores = Stores::open(settings.stores(), shutdown.clone()).await.map_err(anyhow::Error::from_boxed)?;
-    let gateway = Gateway::start(&settings, &bus, stores, shutdown.clone())?;
-    let bus_ready = bus.clone();
-    let readiness = gateway.readiness().check("bus", move || bus_ready.is_ready());
-    tracing::info!(addr = %listener.local_addr()?, "ws-gateway listening");
-    http_server::serve(listener, &settings.http, shutdown, move |cfg| {
-        gateway.configure(cfg);
-        http_server::health_routes(readiness.clone())(cfg);
-    })
-    .await?;
-    Ok(())
 }

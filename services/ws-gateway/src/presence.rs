@@ -2,9 +2,9 @@
 //! refresh every `presence.refresh_secs`, and a withdrawal on a clean shutdown.
 
 use crate::hub::Hub;
+use state::Presence;
 use std::sync::Arc;
 use std::time::Duration;
-use store::Presence;
 use tokio_util::sync::CancellationToken;
 
 /// Runs until `shutdown`, then withdraws the replica.

@@ -10,11 +10,11 @@ use governor::{Quota, RateLimiter};
 use model::{CloseCode, DeliveryEvent, DeliveryEventType, ErrorCode, MessageId, TimeFormat, WsMessage};
 use runtime::Claims;
 use serde::Deserialize;
+use state::{AudienceStore, OfflineInbox, ReceiptLedger};
 use std::collections::HashSet;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use store::{AudienceStore, OfflineInbox, ReceiptLedger};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -270,7 +270,7 @@ pub async fn run(mut session: actix_ws::Session, mut stream: AggregatedMessageSt
                             let recorded = match check_audience(&audience, &event, claims.is_admin()).await {
                                 Ok(()) => {
                                     let recorded =
-                                        store::receipts::record(&inbox, &receipts, &bus, &event, &connection_id).await;
+                                        state::receipts::record(&inbox, &receipts, &bus, &event, &connection_id).await;
                                     recorded.map_err(|err| {
                                         tracing::warn!(error = %err, message_id = %event.message_id, "receipt not recorded");
                                         let reason = format!("{} not recorded: try again shortly", event.event_type);

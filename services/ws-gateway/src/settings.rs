@@ -1,11 +1,9 @@
-//! ws-gateway's settings: `[http]`, `[jwt]`, `[bus]`, `[log]`, `[time]` and `[ws]`.
+//! ws-gateway's own settings (`[ws]`). The gateway also reads the shared sections (`[http]`,
+//! `[jwt]`, `[time]`); what it consumes and reads is configured where those live (`bus`,
+//! `state`).
 
-use runtime::{
-    BusSettings, ConfigError, DatabaseSettings, HttpSettings, JwtSettings, LogSettings, OfflineSettings,
-    PresenceSettings, RedisSettings, TimeSettings,
-};
+use runtime::ConfigError;
 use serde::{Deserialize, Serialize};
-use store::StoreSettings;
 
 /// WebSocket behaviour (`[ws]`, `HERALD_WS_*`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -74,74 +72,5 @@ impl WsSettings {
             ));
         }
         Ok(())
-    }
-}
-
-/// The port ws-gateway listens on by default (the all-in-one binary serves it on ingest-api's).
-pub const DEFAULT_PORT: u16 = 8081;
-
-/// Everything ws-gateway reads from its configuration.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Settings {
-    /// Listening address.
-    pub http: HttpSettings,
-    /// Token verification.
-    pub jwt: JwtSettings,
-    /// The message bus.
-    pub bus: BusSettings,
-    /// Log output.
-    pub log: LogSettings,
-    /// Time rendering.
-    pub time: TimeSettings,
-    /// WebSocket behaviour.
-    pub ws: WsSettings,
-    /// Redis, for offline inboxes.
-    pub redis: RedisSettings,
-    /// Offline inbox limits.
-    pub offline: OfflineSettings,
-    /// Presence timing.
-    pub presence: PresenceSettings,
-    /// The relational database (the user directory).
-    pub database: DatabaseSettings,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            http: HttpSettings {
-                addr: std::net::SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
-                ..HttpSettings::default()
-            },
-            jwt: JwtSettings::default(),
-            bus: BusSettings::default(),
-            log: LogSettings::default(),
-            time: TimeSettings::default(),
-            ws: WsSettings::default(),
-            redis: RedisSettings::default(),
-            offline: OfflineSettings::default(),
-            presence: PresenceSettings::default(),
-            database: DatabaseSettings::default(),
-        }
-    }
-}
-
-impl Settings {
-    /// Rejects values the service cannot run with; the error names the key.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.http.validate()?;
-        self.jwt.validate()?;
-        self.bus.validate()?;
-        self.ws.validate()?;
-        self.redis.validate()?;
-        self.offline.validate()?;
-        self.presence.validate()?;
-        self.database.validate()?;
-        self.time.format().map(|_| ())
-    }
-
-    /// The settings the shared stores open with.
-    pub fn stores(&self) -> StoreSettings<'_> {
-        StoreSettings { redis: &self.redis, offline: &self.offline, presence: &self.presence, database: &self.database }
     }
 }

@@ -1,8 +1,8 @@
 //! The AMQP bus: routing, durability, redelivery and failing fast without a broker.
 
 use bus::{Bus, Exchange, QueueKind, SubscriptionSpec};
+use bus::{BusSettings, BusUrl};
 use bytes::Bytes;
-use runtime::BusSettings;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +24,7 @@ impl TestBus {
     async fn start_with_backlog(backlog: u32) -> Self {
         runtime::install_crypto_provider();
         let settings = BusSettings {
-            url: amqp_url(),
+            url: BusUrl::Amqp(amqp_url()),
             prefix: format!("test-bus-{}", uuid::Uuid::new_v4().simple()),
             publish_timeout_ms: 2000,
             backlog,
@@ -155,7 +155,8 @@ async fn an_unacknowledged_message_is_redelivered_to_the_next_consumer() {
 #[tokio::test]
 async fn publishing_without_a_broker_fails_fast() {
     runtime::install_crypto_provider();
-    let settings = BusSettings { url: "amqp://guest:guest@127.0.0.1:1/%2f".into(), ..BusSettings::default() };
+    let settings =
+        BusSettings { url: BusUrl::Amqp("amqp://guest:guest@127.0.0.1:1/%2f".into()), ..BusSettings::default() };
     let shutdown = CancellationToken::new();
     let bus = Bus::start(&settings, shutdown.clone());
     let started = std::time::Instant::now();

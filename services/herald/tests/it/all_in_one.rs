@@ -79,8 +79,8 @@ async fn a_bad_setting_stops_start_up_with_a_message_naming_the_key() {
 
 #[tokio::test]
 async fn the_kubernetes_configuration_is_accepted_by_the_services_settings() {
-    // `herald token` loads and validates both ingest-api's and ws-gateway's settings, so it fails
-    // on any key in the manifests' env files that the services would refuse at start-up.
+    // `herald token` loads and validates every section's settings (the one configuration every
+    // role reads), so it fails on any key in the manifests' env files a role would refuse.
     let deploy = format!("{}/../../deploy/k8s/base", env!("CARGO_MANIFEST_DIR"));
     let mut command = herald();
     for file in ["config.env", "secrets.placeholder.env"] {

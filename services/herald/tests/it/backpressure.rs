@@ -3,7 +3,8 @@
 
 use crate::helpers::{Distributed, TokenVia, assert_schema, token};
 use bus::Bus;
-use runtime::{BusSettings, Role};
+use bus::BusSettings;
+use runtime::Role;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 

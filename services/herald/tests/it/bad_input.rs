@@ -1,8 +1,9 @@
 //! Every malformed request gets the spec's error code and a clear message, never a 500.
 
 use crate::helpers::{Embedded, Endpoints, SECRET, assert_schema, jwt_settings, listener, token};
+use bus::{BusSettings, BusUrl};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use runtime::{BusSettings, Claims, Role};
+use runtime::{Claims, Role};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -148,14 +149,14 @@ async fn an_unreachable_broker_answers_push_failed_quickly_and_reports_not_ready
     let shutdown = CancellationToken::new();
     let listener = listener();
     let addr = listener.local_addr().unwrap();
-    let settings = ingest_api::Settings {
+    let settings = herald::Settings {
         jwt: jwt_settings(),
-        bus: BusSettings { url: "amqp://guest:guest@127.0.0.1:1/%2f".into(), ..BusSettings::default() },
+        bus: BusSettings { url: BusUrl::Amqp("amqp://guest:guest@127.0.0.1:1/%2f".into()), ..BusSettings::default() },
         redis: crate::helpers::no_redis(),
         database: crate::helpers::memory_database(),
         ..Default::default()
     };
-    tokio::spawn(ingest_api::run(settings, listener, shutdown.clone()));
+    crate::helpers::spawn_roles(settings, &[herald::Role::IngestApi], listener, shutdown.clone());
     let app = Endpoints::new(addr, addr);
     let health = format!("{}/healthz", app.api);
     while app.http.get(&health).send().await.is_err() {

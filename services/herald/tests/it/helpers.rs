@@ -1,14 +1,16 @@
 //! Test apps (distributed, embedded, binary), clients, tokens and schema checks.
 
+use bus::{BusSettings, BusUrl};
+use database::DatabaseSettings;
+use database::scratch::{Backend, ScratchDatabase};
 use futures_util::{SinkExt, StreamExt};
-use runtime::{
-    BusSettings, Claims, DatabaseSettings, JwtIssuer, JwtSettings, LimitSettings, OfflineSettings, PresenceSettings,
-    RedisSettings, Role,
-};
+use herald::Settings;
+use ingest_api::LimitSettings;
+use runtime::{Claims, JwtIssuer, JwtSettings, Role};
 use serde_json::Value;
+use state::{OfflineSettings, PresenceSettings, RedisSettings};
 use std::net::TcpListener;
 use std::time::Duration;
-use store::sql::scratch::{Backend, ScratchDatabase};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -32,7 +34,7 @@ pub fn redis_url() -> String {
 
 /// No Redis: live state in the database, as the all-in-one runs by default.
 pub fn no_redis() -> RedisSettings {
-    RedisSettings { url: String::new(), ..RedisSettings::default() }
+    RedisSettings::database()
 }
 
 /// No rate limits: tests that post many notices set their own when they test limits.
@@ -44,7 +46,21 @@ pub fn amqp_url() -> String {
     std::env::var("HERALD_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
-/// Runs a service, printing why it stopped if it failed (a test then fails on readiness with
+/// Runs `roles` of Herald on `listener` with `settings` until `shutdown`, printing why it stopped
+/// if it failed.
+pub fn spawn_roles(
+    settings: Settings,
+    roles: &'static [herald::Role],
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let name = roles.iter().map(|role| role.name()).collect::<Vec<_>>().join(",");
+        report(&name, herald::run(settings, roles, listener, shutdown)).await;
+    });
+}
+
+/// Runs a process, printing why it stopped if it failed (a test then fails on readiness with
 /// the cause in its output).
 async fn report(name: &str, service: impl std::future::Future<Output = anyhow::Result<()>>) {
     if let Err(err) = service.await {
@@ -342,13 +358,10 @@ impl Leftovers {
     /// Deletes every Redis key under the deployment's prefix, its queues and exchanges, and its
     /// database schema.
     async fn remove(self) {
-        let redis = RedisSettings {
-            url: redis_url(),
-            key_prefix: format!("{}:", self.bus_settings.prefix),
-            ..Default::default()
-        };
+        let redis =
+            RedisSettings { key_prefix: format!("{}:", self.bus_settings.prefix), ..RedisSettings::redis(redis_url()) };
         // Every step is tried even if one fails, so one hiccup does not leave the rest behind.
-        let purged = store::purge_prefix(&redis).await.map(|_| ());
+        let purged = state::purge_prefix(&redis).await.map(|_| ());
         let removed = bus::amqp::AmqpBus::remove_topology(&self.bus_settings, RECORD_WRITER_QUEUES).await;
         let dropped = self.database.drop_now().await;
         purged.unwrap();
@@ -363,7 +376,7 @@ impl Distributed {
     }
 
     /// The scratch database the services use (records, directory).
-    pub fn database(&self) -> runtime::DatabaseSettings {
+    pub fn database(&self) -> DatabaseSettings {
         self.leftovers.as_ref().map(|l| l.database.settings.clone()).expect("the app is running")
     }
 
@@ -374,7 +387,7 @@ impl Distributed {
 
     /// One gateway; ingest-api reaches Redis at `redis` (a proxy in front of it, say) and takes
     /// the settings `adjust` makes.
-    pub async fn spawn_with_redis(redis: String, adjust: impl FnOnce(&mut ingest_api::Settings)) -> Self {
+    pub async fn spawn_with_redis(redis: String, adjust: impl FnOnce(&mut Settings)) -> Self {
         Self::spawn_full(1, |_| {}, Some(redis), adjust).await
     }
 
@@ -389,65 +402,60 @@ impl Distributed {
         Self::spawn_full(replicas, adjust, None, |_| {}).await
     }
 
+    /// ingest-api, `replicas` ws-gateways and a record-writer, each a process of its own role
+    /// (here: each its own `herald::run` in this test process), on one broker, Redis and
+    /// PostgreSQL schema.
     async fn spawn_full(
         replicas: usize,
         adjust: impl FnOnce(&mut BusSettings),
         api_redis: Option<String>,
-        adjust_ingest: impl FnOnce(&mut ingest_api::Settings),
+        adjust_ingest: impl FnOnce(&mut Settings),
     ) -> Self {
         runtime::install_crypto_provider();
         let mut bus_settings = BusSettings {
-            url: amqp_url(),
+            url: BusUrl::Amqp(amqp_url()),
             prefix: format!("test-e2e-{}", uuid::Uuid::new_v4().simple()),
             ..BusSettings::default()
         };
         adjust(&mut bus_settings);
-        let redis = RedisSettings {
-            url: redis_url(),
-            key_prefix: format!("{}:", bus_settings.prefix),
-            ..RedisSettings::default()
-        };
-        let inbox = store::OfflineInbox::start(&redis, &OfflineSettings::default()).unwrap();
+        let redis =
+            RedisSettings { key_prefix: format!("{}:", bus_settings.prefix), ..RedisSettings::redis(redis_url()) };
+        let inbox = state::OfflineInbox::start(&redis, &OfflineSettings::default()).unwrap();
         assert!(inbox.wait_ready(Duration::from_secs(10)).await, "Redis is not reachable at {}", redis_url());
         let database = ScratchDatabase::create(Backend::Postgres).await.expect("PostgreSQL is not reachable");
         let shutdown = CancellationToken::new();
-        let api_listener = listener();
-        let api_addr = api_listener.local_addr().unwrap();
-        let mut ingest = ingest_api::Settings {
+        // What every role of this deployment shares.
+        let base = Settings {
             jwt: jwt_settings(),
             bus: bus_settings.clone(),
-            redis: RedisSettings { url: api_redis.unwrap_or_else(redis_url), ..redis.clone() },
+            redis: redis.clone(),
             limits: no_limits(),
             presence: quick_presence(),
             database: database.settings.clone(),
+            ws: generous_ws(),
+            records: records::RecordsSettings { linger_ms: 5, ..Default::default() },
             ..Default::default()
         };
+        let api_listener = listener();
+        let api_addr = api_listener.local_addr().unwrap();
+        let mut ingest = Settings {
+            redis: RedisSettings {
+                url: state::StateBackend::Redis(api_redis.unwrap_or_else(redis_url)),
+                ..redis.clone()
+            },
+            ..base.clone()
+        };
         adjust_ingest(&mut ingest);
-        tokio::spawn(report("ingest-api", ingest_api::run(ingest, api_listener, shutdown.clone())));
+        spawn_roles(ingest, &[herald::Role::IngestApi], api_listener, shutdown.clone());
         let mut gateway_addrs = Vec::new();
         for _ in 0..replicas {
             let ws_listener = listener();
             gateway_addrs.push(ws_listener.local_addr().unwrap());
-            let gateway = ws_gateway::Settings {
-                jwt: jwt_settings(),
-                bus: bus_settings.clone(),
-                redis: redis.clone(),
-                presence: quick_presence(),
-                database: database.settings.clone(),
-                ws: generous_ws(),
-                ..Default::default()
-            };
-            tokio::spawn(report("ws-gateway", ws_gateway::run(gateway, ws_listener, shutdown.clone())));
+            spawn_roles(base.clone(), &[herald::Role::WsGateway], ws_listener, shutdown.clone());
         }
         let writer_listener = listener();
         let writer_addr = writer_listener.local_addr().unwrap();
-        let writer = record_writer::Settings {
-            bus: bus_settings.clone(),
-            database: database.settings.clone(),
-            records: runtime::RecordsSettings { linger_ms: 5, ..Default::default() },
-            ..Default::default()
-        };
-        tokio::spawn(report("record-writer", record_writer::run(writer, writer_listener, shutdown.clone())));
+        spawn_roles(base, &[herald::Role::RecordWriter], writer_listener, shutdown.clone());
         let endpoints = Endpoints::new(api_addr, gateway_addrs[0]);
         endpoints.wait_ready(&endpoints.api.clone()).await;
         endpoints.wait_ready(&format!("http://{writer_addr}")).await;
@@ -503,35 +511,23 @@ impl Embedded {
         Self::spawn_with(|_| {}).await
     }
 
-    pub async fn spawn_with(adjust: impl FnOnce(&mut herald::Settings)) -> Self {
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> Self {
         runtime::install_crypto_provider();
-        let bus = BusSettings { url: "memory".into(), ..BusSettings::default() };
-        let mut settings = herald::Settings {
-            ingest: ingest_api::Settings {
-                jwt: jwt_settings(),
-                bus: bus.clone(),
-                redis: no_redis(),
-                limits: no_limits(),
-                presence: quick_presence(),
-                database: memory_database(),
-                ..Default::default()
-            },
-            gateway: ws_gateway::Settings {
-                jwt: jwt_settings(),
-                bus: bus.clone(),
-                redis: no_redis(),
-                presence: quick_presence(),
-                database: memory_database(),
-                ws: generous_ws(),
-                ..Default::default()
-            },
-            writer: record_writer::Settings { bus, database: memory_database(), ..Default::default() },
+        let mut settings = Settings {
+            jwt: jwt_settings(),
+            bus: BusSettings::in_process(),
+            redis: no_redis(),
+            limits: no_limits(),
+            presence: quick_presence(),
+            database: memory_database(),
+            ws: generous_ws(),
+            ..Default::default()
         };
         adjust(&mut settings);
         let shutdown = CancellationToken::new();
         let listener = listener();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(report("herald", herald::run(settings, listener, shutdown.clone())));
+        spawn_roles(settings, &herald::Role::ALL, listener, shutdown.clone());
         let endpoints = Endpoints::new(addr, addr);
         endpoints.wait_ready(&endpoints.api.clone()).await;
         Self { endpoints, shutdown }

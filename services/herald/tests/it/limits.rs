@@ -7,8 +7,8 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sender_over_its_limit_gets_429_with_retry_after_but_urgent_notices_pass() {
     let app = Embedded::spawn_with(|s| {
-        s.ingest.limits.sender_per_second = 1;
-        s.ingest.limits.sender_burst = 2;
+        s.limits.sender_per_second = 1;
+        s.limits.sender_burst = 2;
     })
     .await;
     let (admin, other) = (token(1, Role::Admin, "admin"), token(5, Role::Admin, "other"));
@@ -30,8 +30,8 @@ async fn a_sender_over_its_limit_gets_429_with_retry_after_but_urgent_notices_pa
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_is_limited_across_senders() {
     let app = Embedded::spawn_with(|s| {
-        s.ingest.limits.ip_per_second = 1;
-        s.ingest.limits.ip_burst = 2;
+        s.limits.ip_per_second = 1;
+        s.limits.ip_burst = 2;
     })
     .await;
     app.endpoints.notice(&token(1, Role::Admin, "a"), json!({"content": "1"})).await;

@@ -188,9 +188,9 @@ fn seeded() -> Vec<Seeded> {
 }
 
 /// Writes the seeded notices and their outcomes straight into the records store.
-async fn seed(database: &runtime::DatabaseSettings, notices: &[Seeded]) {
+async fn seed(database: &database::DatabaseSettings, notices: &[Seeded]) {
     use model::{DeliveryEvent, DeliveryEventType, MessageId, NotificationMessage, NotificationType, Sender, Target};
-    use store::records::{DeviceInfo, NewRecord, RecordedEvent, SqlRecords};
+    use records::{DeviceInfo, NewRecord, RecordedEvent, SqlRecords};
     let records = SqlRecords::open(database, model::TimeFormat::default()).await.unwrap();
     let mut batch = Vec::new();
     let mut events = Vec::new();

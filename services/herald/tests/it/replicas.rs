@@ -1,10 +1,10 @@
 //! Several ws-gateway replicas behind one API: each replica delivers to its own connections.
 
 use crate::helpers::{Distributed, TokenVia, WsClient, token};
-use runtime::DatabaseSettings;
+use database::DatabaseSettings;
+use database::scratch::{Backend, ScratchDatabase};
 use runtime::Role;
 use serde_json::{Value, json};
-use store::sql::scratch::{Backend, ScratchDatabase};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_on_two_replicas_gets_each_message_once_per_connection() {
@@ -149,13 +149,12 @@ async fn a_replica_killed_mid_stream_loses_nothing_that_was_accepted() {
     // Clean up what the replicas left on the shared servers, once nothing writes there.
     survivor.start_kill().unwrap();
     survivor.wait().await.unwrap();
-    let redis = runtime::RedisSettings {
-        url: crate::helpers::redis_url(),
+    let redis = state::RedisSettings {
         key_prefix: format!("{prefix}:"),
-        ..Default::default()
+        ..state::RedisSettings::redis(crate::helpers::redis_url())
     };
-    store::purge_prefix(&redis).await.unwrap();
-    let bus = runtime::BusSettings { url: crate::helpers::amqp_url(), prefix, ..Default::default() };
+    state::purge_prefix(&redis).await.unwrap();
+    let bus = bus::BusSettings { url: bus::BusUrl::Amqp(crate::helpers::amqp_url()), prefix, ..Default::default() };
     bus::amqp::AmqpBus::remove_topology(&bus, crate::helpers::RECORD_WRITER_QUEUES).await.unwrap();
     database.drop_now().await.unwrap();
 }

@@ -49,11 +49,11 @@ fn close_code(bytes: &[u8]) -> Option<u16> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_closed_as_slow_while_others_keep_receiving() {
     let app = Embedded::spawn_with(|s| {
-        s.gateway.ws.send_buffer = 16;
-        s.gateway.ws.write_timeout_ms = 500;
+        s.ws.send_buffer = 16;
+        s.ws.write_timeout_ms = 500;
         // Long enough that only slowness can explain a disconnect.
-        s.gateway.ws.heartbeat_interval_secs = 300;
-        s.gateway.ws.heartbeat_timeout_secs = 600;
+        s.ws.heartbeat_interval_secs = 300;
+        s.ws.heartbeat_timeout_secs = 600;
     })
     .await;
     let admin = token(1, Role::Admin, "admin");

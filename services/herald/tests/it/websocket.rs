@@ -62,8 +62,8 @@ async fn an_oversize_frame_closes_with_1009() {
 async fn a_client_that_never_answers_pings_is_closed_for_heartbeat_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = Embedded::spawn_with(|s| {
-        s.gateway.ws.heartbeat_interval_secs = 1;
-        s.gateway.ws.heartbeat_timeout_secs = 2;
+        s.ws.heartbeat_interval_secs = 1;
+        s.ws.heartbeat_timeout_secs = 2;
     })
     .await;
     // A raw client: it completes the handshake, then never reads or answers a ping, the way a

@@ -162,7 +162,7 @@ async fn a_fragmented_message_over_the_limit_closes_with_1009_and_bad_utf8_with_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_past_the_connection_limit_is_closed_with_4003() {
-    let app = Embedded::spawn_with(|settings| settings.gateway.ws.max_connections_per_user = 3).await;
+    let app = Embedded::spawn_with(|settings| settings.ws.max_connections_per_user = 3).await;
     let alice = token(2, Role::User, "alice");
     let mut held = Vec::new();
     for _ in 0..3 {
@@ -188,8 +188,8 @@ async fn a_user_past_the_connection_limit_is_closed_with_4003() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_past_its_frame_allowance_is_read_no_faster() {
     let app = Embedded::spawn_with(|settings| {
-        settings.gateway.ws.client_frames_per_second = 4;
-        settings.gateway.ws.client_frame_burst = 4;
+        settings.ws.client_frames_per_second = 4;
+        settings.ws.client_frame_burst = 4;
     })
     .await;
     let mut ws = app.endpoints.ws(&token(2, Role::User, "alice"), TokenVia::Query).await;

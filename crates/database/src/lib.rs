@@ -1,0 +1,100 @@
+//! The relational database (sea-orm): one connection pool per process, migrated at start-up,
+//! on SQLite, PostgreSQL or MySQL/MariaDB (chosen by the URL scheme). Every table Herald keeps
+//! there is defined here ([`entity`]) and created by one sequence of migrations ([`Migrator`]),
+//! whichever crate reads it: the user directory and the live state (`state`), the push records
+//! (`records`).
+
+pub mod entity;
+mod migration;
+#[cfg(feature = "test-util")]
+pub mod scratch;
+mod settings;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+use sea_orm_migration::MigratorTrait;
+pub use settings::DatabaseSettings;
+use std::time::Duration;
+
+pub use migration::Migrator;
+
+/// The database could not be reached or migrated.
+#[derive(Debug, thiserror::Error)]
+#[error("the database is unavailable: {0}")]
+pub struct DbError(pub String);
+
+impl From<sea_orm::DbErr> for DbError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        Self(err.to_string())
+    }
+}
+
+/// Connects to `settings.url`, creates `settings.schema` (PostgreSQL) if missing, and applies
+/// every pending migration.
+pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbError> {
+    let url = settings.url.replacen("mariadb://", "mysql://", 1);
+    if !settings.schema.is_empty() && !url.starts_with("postgres") {
+        return Err(DbError("database.schema applies to PostgreSQL only".to_owned()));
+    }
+    let timeout = Duration::from_millis(settings.connect_timeout_ms);
+    let options = |max_connections: Option<u32>| {
+        let mut options = ConnectOptions::new(url.clone());
+        options.connect_timeout(timeout).acquire_timeout(timeout).sqlx_logging(false);
+        if let Some(max) = max_connections {
+            options.max_connections(max);
+        }
+        if !settings.schema.is_empty() {
+            options.set_schema_search_path(settings.schema.clone());
+        }
+        // A SQLite file keeps a write-ahead log with `synchronous = NORMAL`: a commit is on disk
+        // (in the log) when it returns, so a killed process loses nothing committed; only a
+        // power cut or kernel crash can lose the last commits. Writers wait for the lock.
+        options.map_sqlx_sqlite_opts(|sqlite| {
+            sqlite
+                .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+        });
+        options
+    };
+    // An in-memory SQLite database lives in its one connection: migrate through the pool itself.
+    if url.starts_with("sqlite:") && url.contains(":memory:") {
+        let db = Database::connect(options(Some(1))).await?;
+        migrate(&db, &settings.schema).await?;
+        return Ok(db);
+    }
+    // Replicas start together: each migrates on one connection under a database-wide lock, so
+    // exactly one applies what is pending and the others find it done.
+    let migrator = Database::connect(options(Some(1))).await?;
+    let migrated = migrate(&migrator, &settings.schema).await;
+    migrator.close().await?;
+    migrated?;
+    // SQLite serialises writers anyway: one connection unless the operator asks for more.
+    let pool_size = (!url.starts_with("sqlite:") || settings.max_connections > 1).then_some(settings.max_connections);
+    Ok(Database::connect(options(pool_size)).await?)
+}
+
+/// Applies pending migrations on `db` (one connection) under the backend's lock.
+async fn migrate(db: &DatabaseConnection, schema: &str) -> Result<(), DbError> {
+    let backend = db.get_database_backend();
+    let (lock, unlock) = match backend {
+        DbBackend::Postgres => ("SELECT pg_advisory_lock(7305208841)", "SELECT pg_advisory_unlock(7305208841)"),
+        DbBackend::MySql => ("SELECT GET_LOCK('herald_migrations', 60)", "SELECT RELEASE_LOCK('herald_migrations')"),
+        _ => ("", ""),
+    };
+    if !lock.is_empty() {
+        db.execute_raw(Statement::from_string(backend, lock)).await?;
+    }
+    let mut result = Ok(());
+    if !schema.is_empty() {
+        // `schema` is validated to letters, digits and `_` (DatabaseSettings::validate).
+        let create = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
+        result = db.execute_raw(Statement::from_string(backend, create)).await.map(|_| ());
+    }
+    if result.is_ok() {
+        result = Migrator::up(db, None).await;
+    }
+    if !unlock.is_empty() {
+        db.execute_raw(Statement::from_string(backend, unlock)).await?;
+    }
+    Ok(result?)
+}

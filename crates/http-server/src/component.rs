@@ -1,0 +1,114 @@
+//! A process is a list of components served together ([`serve`]): each service exposes one or
+//! more (routes, what `/readyz` checks for it; its background tasks already running until the
+//! process's shutdown), and the binary picks the ones its roles name.
+
+use crate::{Readiness, health_routes};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use model::TimeFormat;
+use runtime::{HttpSettings, JwtVerifier};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+type Routes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+
+/// One part of a process: its routes, if it serves any, and its readiness checks.
+#[derive(Clone)]
+pub struct Component {
+    name: &'static str,
+    routes: Option<Routes>,
+    readiness: Readiness,
+}
+
+impl Component {
+    /// A component with no routes and no checks yet.
+    pub fn new(name: &'static str) -> Self {
+        Self { name, routes: None, readiness: Readiness::default() }
+    }
+
+    /// Mounts these routes (the function runs once per HTTP worker).
+    pub fn routes(mut self, routes: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static) -> Self {
+        self.routes = Some(Arc::new(routes));
+        self
+    }
+
+    /// What `/readyz` checks for this component.
+    pub fn readiness(mut self, readiness: Readiness) -> Self {
+        self.readiness = self.readiness.merge(readiness);
+        self
+    }
+
+    /// Whether every check of this component passes right now.
+    pub fn is_ready(&self) -> bool {
+        self.readiness.is_ready()
+    }
+
+    /// The component's name, for logs.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+/// What every handler of a process may ask for, whichever component mounted it: registered once
+/// by [`serve`] as app data, so that any route can take `AdminClaims`, `BearerClaims` or the time
+/// format without a component having to provide them.
+#[derive(Clone)]
+pub struct Shared {
+    /// Verifies bearer tokens.
+    pub verifier: JwtVerifier,
+    /// How times are rendered.
+    pub time: TimeFormat,
+}
+
+/// Binds `settings.addr` (port 0 picks a free port; read it back from the listener).
+pub fn bind(settings: &HttpSettings) -> std::io::Result<TcpListener> {
+    TcpListener::bind(settings.addr)
+}
+
+/// Serves `components` on `listener` until `shutdown`, then stops accepting and gives in-flight
+/// requests `settings.shutdown_timeout_secs` to finish. Beside the components' routes: `/healthz`,
+/// and `/readyz` with every component's checks. Every refusal the app gives leaves in the spec's
+/// envelope ([`crate::failure_envelope`]); a path no route matches is a 404 `NOT_FOUND`.
+pub async fn serve(
+    listener: TcpListener,
+    settings: &HttpSettings,
+    shared: Shared,
+    components: Vec<Component>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let workers = if settings.workers == 0 {
+        std::thread::available_parallelism().map_or(2, usize::from)
+    } else {
+        settings.workers
+    };
+    let readiness = components.iter().fold(Readiness::default(), |all, c| all.merge(c.readiness.clone()));
+    let routes: Vec<Routes> = components.iter().filter_map(|c| c.routes.clone()).collect();
+    let (verifier, time) = (web::Data::new(shared.verifier), web::Data::new(shared.time));
+    let server = HttpServer::new(move || {
+        let mut app = App::new()
+            .wrap(from_fn(crate::failure_envelope))
+            .app_data(verifier.clone())
+            .app_data(time.clone())
+            .configure(health_routes(readiness.clone()));
+        for mount in &routes {
+            app = app.configure(|cfg| mount(cfg));
+        }
+        app.default_service(web::to(crate::not_found))
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(settings.shutdown_timeout_secs)
+    .client_request_timeout(Duration::from_secs(10))
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    let stopper = tokio::spawn(async move {
+        shutdown.cancelled().await;
+        handle.stop(true).await;
+    });
+    let result = server.await;
+    stopper.abort();
+    result
+}

@@ -1,0 +1,649 @@
+//! The SQL records store (sea-orm): SQLite, PostgreSQL, MySQL/MariaDB. Each batch is one
+//! transaction of a handful of set-wise statements rather than a few per event: the events
+//! already logged are read at once, the new ones logged in one insert, the receive records they
+//! touch read at once with `FOR UPDATE` (PostgreSQL, MySQL; in id order) so two record-writers
+//! never lose each other's update, folded in memory, and written once each; then every touched
+//! notice is recounted with one grouped count and updated only if its counts changed.
+
+use super::{
+    LogPage, LogQuery, NewRecord, Purge, Purged, RecordDetail, RecordPage, RecordQuery, RecordStats, RecordedEvent,
+    RecordsError, device_info, event_id_of, log_status, merge, millis_of, now_millis, pending_receipt, pushed_millis,
+    status_of,
+};
+use database::DatabaseSettings;
+use database::entity::{notification_log, push_record, receive_record};
+use model::{AdminUserReceiveRecord, DeliveryEventType, NotificationLog, PushRecord, TimeFormat};
+use sea_orm::sea_query::{Expr, Func, LikeExpr, OnConflict, SimpleExpr};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::NotSet, ActiveValue::Set, ActiveValue::Unchanged, ColumnTrait, Condition,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Select, TransactionTrait,
+};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The escape character of `LIKE` patterns: not a backslash, which MySQL string literals treat
+/// specially.
+const LIKE_ESCAPE: char = '!';
+
+/// `text` as a `LIKE` pattern that matches it literally.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_') || c == LIKE_ESCAPE {
+            escaped.push(LIKE_ESCAPE);
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// Rows per multi-row insert: well under every backend's bound-parameter limit.
+const INSERT_CHUNK: usize = 400;
+/// Values per `IN (...)` list, and events per round of statements.
+const IN_LIST_CHUNK: usize = 500;
+
+/// A receive record being folded: `id` once stored, and whether an event changed it.
+struct Slot {
+    id: Option<i64>,
+    created_ts: i64,
+    dirty: bool,
+    receipt: AdminUserReceiveRecord,
+}
+
+/// Records in a relational database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct SqlRecords {
+    db: DatabaseConnection,
+    time: TimeFormat,
+    healthy: Arc<AtomicBool>,
+}
+
+impl SqlRecords {
+    /// Opens (and migrates) the database; times are rendered with `time`.
+    pub async fn open(settings: &DatabaseSettings, time: TimeFormat) -> Result<Self, RecordsError> {
+        Ok(Self::on(database::connect(settings).await?, time))
+    }
+
+    /// The store on a pool already open (and migrated).
+    pub fn on(db: DatabaseConnection, time: TimeFormat) -> Self {
+        Self { db, time, healthy: Arc::new(AtomicBool::new(true)) }
+    }
+
+    /// Whether the database answered the last health probe (never the outcome of one query:
+    /// a request that fails on its own input must not take the replica out of service).
+    pub fn is_ready(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Whether the database answers right now.
+    pub async fn ping(&self) -> bool {
+        self.db.ping().await.is_ok()
+    }
+
+    pub(super) fn health(&self) -> &Arc<AtomicBool> {
+        &self.healthy
+    }
+
+    fn observe<T>(&self, result: Result<T, DbErr>) -> Result<T, RecordsError> {
+        result.map_err(RecordsError::from)
+    }
+
+    /// See [`super::RecordStore::write_messages`].
+    pub async fn write_messages(&self, records: &[NewRecord]) -> Result<(), RecordsError> {
+        let result = self.write_messages_in_txn(records).await;
+        self.observe(result)
+    }
+
+    async fn write_messages_in_txn(&self, records: &[NewRecord]) -> Result<(), DbErr> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let now = self.time.now();
+        let now_ms = now_millis();
+        let txn = self.db.begin().await?;
+        for chunk in records.chunks(INSERT_CHUNK) {
+            let rows = chunk.iter().map(|r| {
+                let m = &r.message;
+                push_record::ActiveModel {
+                    id: NotSet,
+                    message_id: Set(m.message_id.to_string()),
+                    content: Set(m.content.clone()),
+                    message_type: Set(m.notification_type.as_str().to_owned()),
+                    target: Set(m.target.as_str().to_owned()),
+                    target_user_ids: Set(serde_json::to_string(&r.addressed).unwrap_or_else(|_| "[]".into())),
+                    recipients_count: Set(m.target.recipients_count(m.explicit_recipients().count())),
+                    status: Set(status_of(r.addressed.len() as i64, 0, 0).to_owned()),
+                    success: Set(true),
+                    error: Set(String::new()),
+                    error_code: Set(String::new()),
+                    push_time: Set(m.time.clone()),
+                    push_ts: Set(pushed_millis(m, now_ms)),
+                    created_at: Set(now.clone()),
+                    updated_at: Set(now.clone()),
+                    sender_id: Set(m.sender.id),
+                    sender_name: Set(m.sender.name.clone()),
+                    delivered_count: Set(0),
+                    failed_count: Set(0),
+                    total_count: Set(r.addressed.len() as i64),
+                    priority: Set(i16::from(m.priority.as_u8())),
+                    need_confirm: Set(m.need_confirm),
+                    extra_data: Set(m.data.as_ref().map(|d| serde_json::Value::Object(d.clone()).to_string())),
+                }
+            });
+            push_record::Entity::insert_many(rows)
+                .on_conflict(
+                    OnConflict::column(push_record::Column::MessageId)
+                        .do_nothing_on([push_record::Column::MessageId])
+                        .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        let pending: Vec<receive_record::ActiveModel> = records
+            .iter()
+            .flat_map(|r| r.addressed.iter().map(move |user| (r.message.message_id.to_string(), *user)))
+            .map(|(message_id, user_id)| receipt_row(pending_receipt(&message_id, user_id, &now), None, now_ms))
+            .collect();
+        for chunk in pending.chunks(INSERT_CHUNK) {
+            receive_record::Entity::insert_many(chunk.to_vec())
+                .on_conflict(
+                    OnConflict::columns([receive_record::Column::MessageId, receive_record::Column::UserId])
+                        .do_nothing_on([receive_record::Column::MessageId])
+                        .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        // Events may have arrived first: count what is there.
+        let ids: BTreeSet<String> = records.iter().map(|r| r.message.message_id.to_string()).collect();
+        self.recount(&txn, &ids, &now).await?;
+        txn.commit().await
+    }
+
+    /// See [`super::RecordStore::apply_events`].
+    pub async fn apply_events(&self, events: &[RecordedEvent]) -> Result<(), RecordsError> {
+        let result = self.apply_events_in_txn(events).await;
+        self.observe(result)
+    }
+
+    async fn apply_events_in_txn(&self, events: &[RecordedEvent]) -> Result<(), DbErr> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let now = self.time.now();
+        let now_ms = now_millis();
+        let txn = self.db.begin().await?;
+        let mut touched = BTreeSet::new();
+        for part in events.chunks(IN_LIST_CHUNK) {
+            self.apply_part(&txn, part, &now, now_ms, &mut touched).await?;
+        }
+        self.recount(&txn, &touched, &now).await?;
+        txn.commit().await
+    }
+
+    /// Applies up to [`IN_LIST_CHUNK`] events in a handful of statements: which are new, their
+    /// log entries, the receive records they touch (locked), their delivery counts; then one
+    /// write per receive record that changed.
+    async fn apply_part(
+        &self,
+        txn: &DatabaseTransaction,
+        events: &[RecordedEvent],
+        now: &str,
+        now_ms: i64,
+        touched: &mut BTreeSet<String>,
+    ) -> Result<(), DbErr> {
+        let ids: Vec<String> = events.iter().map(event_id_of).collect();
+        let mut seen: HashSet<String> = notification_log::Entity::find()
+            .select_only()
+            .column(notification_log::Column::EventId)
+            .filter(notification_log::Column::EventId.is_in(ids.iter().map(String::as_str)))
+            .into_tuple::<String>()
+            .all(txn)
+            .await?
+            .into_iter()
+            .collect();
+        // New events only: not logged before, and the first of their id in this batch.
+        let fresh: Vec<(&RecordedEvent, String)> =
+            events.iter().zip(ids).filter(|(_, id)| seen.insert(id.clone())).collect();
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let logs: Vec<notification_log::ActiveModel> =
+            fresh.iter().map(|(recorded, id)| self.log_row(recorded, id.clone(), now, now_ms)).collect();
+        for chunk in logs.chunks(INSERT_CHUNK) {
+            let inserted = notification_log::Entity::insert_many(chunk.to_vec())
+                .on_conflict(
+                    OnConflict::column(notification_log::Column::EventId)
+                        .do_nothing_on([notification_log::Column::EventId])
+                        .to_owned(),
+                )
+                .exec_without_returning(txn)
+                .await;
+            match inserted {
+                // Logged by another writer meanwhile: folding it again changes nothing.
+                Ok(_) | Err(DbErr::RecordNotInserted) => {}
+                Err(err) => return Err(err),
+            }
+        }
+
+        let messages: BTreeSet<String> = fresh.iter().map(|(r, _)| r.event.message_id.to_string()).collect();
+        let users: BTreeSet<i64> = fresh.iter().map(|(r, _)| r.event.user_id).collect();
+        let mut existing = receive_record::Entity::find()
+            .filter(receive_record::Column::MessageId.is_in(messages.iter().map(String::as_str)))
+            .filter(receive_record::Column::UserId.is_in(users.iter().copied()))
+            .order_by_asc(receive_record::Column::Id);
+        if txn.get_database_backend() != DbBackend::Sqlite {
+            // In id order, so two writers lock overlapping rows in the same order.
+            existing = existing.lock_exclusive();
+        }
+        let mut slots: HashMap<(String, i64), Slot> = existing
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|m| {
+                let key = (m.message_id.clone(), m.user_id);
+                let slot = Slot { id: Some(m.id), created_ts: m.created_ts, dirty: false, receipt: receipt_view(m) };
+                (key, slot)
+            })
+            .collect();
+        // Deliveries logged per user and notice, this batch's included: every delivery after
+        // the first is a retry.
+        let deliveries: HashMap<(String, i64), i64> = notification_log::Entity::find()
+            .select_only()
+            .column(notification_log::Column::MessageId)
+            .column(notification_log::Column::UserId)
+            .column_as(SimpleExpr::from(Func::count(Expr::col(notification_log::Column::Id))), "n")
+            .filter(notification_log::Column::MessageId.is_in(messages.iter().map(String::as_str)))
+            .filter(notification_log::Column::UserId.is_in(users.iter().copied()))
+            .filter(notification_log::Column::EventType.eq(DeliveryEventType::Delivered.as_str()))
+            .group_by(notification_log::Column::MessageId)
+            .group_by(notification_log::Column::UserId)
+            .into_tuple::<(String, i64, i64)>()
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|(message_id, user_id, n)| ((message_id, user_id), n))
+            .collect();
+
+        for (recorded, _) in &fresh {
+            let key = (recorded.event.message_id.to_string(), recorded.event.user_id);
+            let delivered = deliveries.get(&key).copied().unwrap_or(0);
+            let slot = slots.entry(key).or_insert_with_key(|(message_id, user_id)| Slot {
+                id: None,
+                created_ts: now_ms,
+                dirty: false,
+                receipt: pending_receipt(message_id, *user_id, now),
+            });
+            merge(&mut slot.receipt, recorded, u64::try_from(delivered).unwrap_or(0), now);
+            slot.dirty = true;
+            touched.insert(recorded.event.message_id.to_string());
+        }
+        let (created, updated): (Vec<Slot>, Vec<Slot>) =
+            slots.into_values().filter(|slot| slot.dirty).partition(|slot| slot.id.is_none());
+        let created: Vec<receive_record::ActiveModel> =
+            created.into_iter().map(|slot| receipt_row(slot.receipt, None, slot.created_ts)).collect();
+        for chunk in created.chunks(INSERT_CHUNK) {
+            // No conflict clause: a row created meanwhile fails the batch, which is retried
+            // and then finds it.
+            receive_record::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
+        }
+        for slot in updated {
+            receipt_row(slot.receipt, slot.id, slot.created_ts).update(txn).await?;
+        }
+        Ok(())
+    }
+
+    fn log_row(
+        &self,
+        recorded: &RecordedEvent,
+        event_id: String,
+        now: &str,
+        now_ms: i64,
+    ) -> notification_log::ActiveModel {
+        let event = &recorded.event;
+        notification_log::ActiveModel {
+            id: NotSet,
+            event_id: Set(event_id),
+            message_id: Set(event.message_id.to_string()),
+            user_id: Set(event.user_id),
+            username: Set(event.username.clone()),
+            event_type: Set(event.event_type.as_str().to_owned()),
+            status: Set(log_status(event.event_type).to_owned()),
+            timestamp: Set(event.timestamp.clone()),
+            ts: Set(millis_of(&self.time, &event.timestamp).unwrap_or(now_ms)),
+            created_at: Set(now.to_owned()),
+            error: Set(String::new()),
+            device_info: Set(device_info(recorded).map(|info| serde_json::Value::Object(info).to_string())),
+            client_ip: Set(event.client_ip.clone()),
+            user_agent: Set(event.user_agent.clone()),
+        }
+    }
+
+    /// Recounts the receive records of `messages` into their push records (those that exist
+    /// yet): one grouped count, one read of the stored counts, and an update only where they
+    /// differ.
+    async fn recount<C: ConnectionTrait>(&self, db: &C, messages: &BTreeSet<String>, now: &str) -> Result<(), DbErr> {
+        let list: Vec<&str> = messages.iter().map(String::as_str).collect();
+        for chunk in list.chunks(IN_LIST_CHUNK) {
+            let mut counts: HashMap<&str, (i64, i64, i64)> = chunk.iter().map(|m| (*m, (0, 0, 0))).collect();
+            let groups: Vec<(String, bool, String, i64)> = receive_record::Entity::find()
+                .select_only()
+                .column(receive_record::Column::MessageId)
+                .column(receive_record::Column::IsReceived)
+                .column(receive_record::Column::DeliveryStatus)
+                .column_as(SimpleExpr::from(Func::count(Expr::col(receive_record::Column::Id))), "n")
+                .filter(receive_record::Column::MessageId.is_in(chunk.iter().copied()))
+                .group_by(receive_record::Column::MessageId)
+                .group_by(receive_record::Column::IsReceived)
+                .group_by(receive_record::Column::DeliveryStatus)
+                .into_tuple()
+                .all(db)
+                .await?;
+            for (message_id, received, status, n) in &groups {
+                if let Some(c) = counts.get_mut(message_id.as_str()) {
+                    c.0 += n;
+                    if *received {
+                        c.1 += n;
+                    }
+                    if status == "failed" {
+                        c.2 += n;
+                    }
+                }
+            }
+            let stored: HashMap<String, (i64, i64, i64)> = push_record::Entity::find()
+                .select_only()
+                .column(push_record::Column::MessageId)
+                .column(push_record::Column::TotalCount)
+                .column(push_record::Column::DeliveredCount)
+                .column(push_record::Column::FailedCount)
+                .filter(push_record::Column::MessageId.is_in(chunk.iter().copied()))
+                .into_tuple::<(String, i64, i64, i64)>()
+                .all(db)
+                .await?
+                .into_iter()
+                .map(|(message_id, total, delivered, failed)| (message_id, (total, delivered, failed)))
+                .collect();
+            for (message_id, (total, delivered, failed)) in counts {
+                // No record yet (its events came first), or nothing changed.
+                if stored.get(message_id).is_none_or(|s| *s == (total, delivered, failed)) {
+                    continue;
+                }
+                let status = status_of(total, delivered, failed);
+                push_record::Entity::update_many()
+                    .col_expr(push_record::Column::TotalCount, Expr::value(total))
+                    .col_expr(push_record::Column::DeliveredCount, Expr::value(delivered))
+                    .col_expr(push_record::Column::FailedCount, Expr::value(failed))
+                    .col_expr(push_record::Column::Status, Expr::value(status))
+                    .col_expr(push_record::Column::Success, Expr::value(status != "failed"))
+                    .col_expr(push_record::Column::UpdatedAt, Expr::value(now))
+                    .filter(push_record::Column::MessageId.eq(message_id))
+                    .exec(db)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn filtered(query: &RecordQuery) -> Select<push_record::Entity> {
+        let mut select = push_record::Entity::find();
+        if let Some(t) = &query.message_type {
+            select = select.filter(push_record::Column::MessageType.eq(t.as_str()));
+        }
+        if let Some(t) = &query.target {
+            select = select.filter(push_record::Column::Target.eq(t.as_str()));
+        }
+        if let Some(s) = &query.status {
+            select = select.filter(push_record::Column::Status.eq(s.as_str()));
+        }
+        if let Some(id) = query.sender_id {
+            select = select.filter(push_record::Column::SenderId.eq(id));
+        }
+        if let Some(from) = query.from_ms {
+            select = select.filter(push_record::Column::PushTs.gte(from));
+        }
+        if let Some(to) = query.to_ms {
+            select = select.filter(push_record::Column::PushTs.lte(to));
+        }
+        if let Some(text) = &query.content {
+            // A substring, literally: `%` and `_` in it are not wildcards.
+            let pattern = format!("%{}%", escape_like(text));
+            select = select.filter(sea_orm::sea_query::ExprTrait::like(
+                Expr::col((push_record::Entity, push_record::Column::Content)),
+                LikeExpr::new(pattern).escape(LIKE_ESCAPE),
+            ));
+        }
+        select
+    }
+
+    /// See [`super::RecordStore::list`].
+    pub async fn list(&self, query: &RecordQuery) -> Result<RecordPage, RecordsError> {
+        let result = async {
+            let total = Self::filtered(query).count(&self.db).await?;
+            let failed_records =
+                Self::filtered(query).filter(push_record::Column::Status.eq("failed")).count(&self.db).await?;
+            // Sums, added up here: SUM's type differs between backends (MySQL: DECIMAL).
+            let counts: Vec<(i64, i64, i64)> = Self::filtered(query)
+                .select_only()
+                .column(push_record::Column::TotalCount)
+                .column(push_record::Column::DeliveredCount)
+                .column(push_record::Column::FailedCount)
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            let page_size = query.page_size.max(1);
+            let items = Self::filtered(query)
+                .order_by_desc(push_record::Column::PushTs)
+                .order_by_desc(push_record::Column::Id)
+                .offset(query.page.saturating_sub(1).saturating_mul(page_size))
+                .limit(page_size)
+                .all(&self.db)
+                .await?;
+            let stats = RecordStats {
+                total_records: total,
+                success_records: total - failed_records,
+                failed_records,
+                total_recipients: counts.iter().map(|c| c.0).sum(),
+                delivered_count: counts.iter().map(|c| c.1).sum(),
+                failed_count: counts.iter().map(|c| c.2).sum(),
+            };
+            Ok::<_, DbErr>(RecordPage { total, items: items.into_iter().map(push_view).collect(), stats })
+        }
+        .await;
+        self.observe(result)
+    }
+
+    /// See [`super::RecordStore::detail`].
+    pub async fn detail(&self, message_id: &str) -> Result<Option<RecordDetail>, RecordsError> {
+        let result = async {
+            let Some(record) =
+                push_record::Entity::find().filter(push_record::Column::MessageId.eq(message_id)).one(&self.db).await?
+            else {
+                return Ok(None);
+            };
+            let receipts = receive_record::Entity::find()
+                .filter(receive_record::Column::MessageId.eq(message_id))
+                .order_by_asc(receive_record::Column::UserId)
+                .all(&self.db)
+                .await?;
+            let logs = notification_log::Entity::find()
+                .filter(notification_log::Column::MessageId.eq(message_id))
+                .order_by_asc(notification_log::Column::Ts)
+                .order_by_asc(notification_log::Column::Id)
+                .all(&self.db)
+                .await?;
+            Ok::<_, DbErr>(Some(RecordDetail {
+                record: push_view(record),
+                receipts: receipts.into_iter().map(receipt_view).collect(),
+                logs: logs.into_iter().map(log_view).collect(),
+            }))
+        }
+        .await;
+        self.observe(result)
+    }
+
+    /// See [`super::RecordStore::logs`].
+    pub async fn logs(&self, query: &LogQuery) -> Result<LogPage, RecordsError> {
+        let mut condition = Condition::all();
+        if let Some(id) = &query.message_id {
+            condition = condition.add(notification_log::Column::MessageId.eq(id.as_str()));
+        }
+        if let Some(user) = query.user_id {
+            condition = condition.add(notification_log::Column::UserId.eq(user));
+        }
+        if let Some(kind) = &query.event_type {
+            condition = condition.add(notification_log::Column::EventType.eq(kind.as_str()));
+        }
+        if let Some(from) = query.from_ms {
+            condition = condition.add(notification_log::Column::Ts.gte(from));
+        }
+        if let Some(to) = query.to_ms {
+            condition = condition.add(notification_log::Column::Ts.lte(to));
+        }
+        let result = async {
+            let select = notification_log::Entity::find().filter(condition);
+            let total = select.clone().count(&self.db).await?;
+            let page_size = query.page_size.max(1);
+            let items = select
+                .order_by_desc(notification_log::Column::Ts)
+                .order_by_desc(notification_log::Column::Id)
+                .offset(query.page.saturating_sub(1).saturating_mul(page_size))
+                .limit(page_size)
+                .all(&self.db)
+                .await?;
+            Ok::<_, DbErr>(LogPage { total, items: items.into_iter().map(log_view).collect() })
+        }
+        .await;
+        self.observe(result)
+    }
+
+    /// See [`super::RecordStore::purge`]. Each table is cut by its own time column, so a long
+    /// retention pass never holds one big transaction.
+    pub async fn purge(&self, purge: Purge) -> Result<Purged, RecordsError> {
+        let result = async {
+            let records = push_record::Entity::delete_many()
+                .filter(push_record::Column::PushTs.lt(purge.records_before_ms))
+                .exec(&self.db)
+                .await?
+                .rows_affected;
+            let receipts = receive_record::Entity::delete_many()
+                .filter(receive_record::Column::CreatedTs.lt(purge.records_before_ms))
+                .exec(&self.db)
+                .await?
+                .rows_affected;
+            let logs = notification_log::Entity::delete_many()
+                .filter(notification_log::Column::Ts.lt(purge.logs_before_ms))
+                .exec(&self.db)
+                .await?
+                .rows_affected;
+            Ok::<_, DbErr>(Purged { records, receipts, logs })
+        }
+        .await;
+        self.observe(result)
+    }
+}
+
+/// The row of a receive record: `id` for one already stored, `created_ts` its creation time.
+fn receipt_row(r: AdminUserReceiveRecord, id: Option<i64>, created_ts: i64) -> receive_record::ActiveModel {
+    receive_record::ActiveModel {
+        id: id.map_or(NotSet, Unchanged),
+        message_id: Set(r.message_id),
+        user_id: Set(r.user_id),
+        username: Set(r.username),
+        user_role: Set(r.user_role),
+        is_online: Set(r.is_online),
+        is_received: Set(r.is_received),
+        received_at: Set(r.received_at),
+        is_read: Set(r.is_read),
+        read_at: Set(r.read_at),
+        is_confirmed: Set(r.is_confirmed),
+        confirmed_at: Set(r.confirmed_at),
+        device_type: Set(r.device_type),
+        platform: Set(r.platform),
+        browser: Set(r.browser),
+        client_ip: Set(r.client_ip),
+        user_agent: Set(r.user_agent),
+        connection_id: Set(r.connection_id),
+        push_channel: Set(r.push_channel),
+        delivery_status: Set(r.delivery_status),
+        retry_count: Set(r.retry_count),
+        error_message: Set(r.error_message),
+        created_at: Set(r.created_at),
+        updated_at: Set(r.updated_at),
+        created_ts: Set(created_ts),
+    }
+}
+
+fn push_view(m: push_record::Model) -> PushRecord {
+    PushRecord {
+        id: m.id.to_string(),
+        message_id: m.message_id,
+        content: m.content,
+        message_type: m.message_type,
+        target: m.target,
+        target_user_ids: serde_json::from_str(&m.target_user_ids).unwrap_or_default(),
+        recipients_count: m.recipients_count,
+        status: m.status,
+        success: m.success,
+        error: m.error,
+        error_code: m.error_code,
+        push_time: m.push_time,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+        sender_id: m.sender_id,
+        sender_name: m.sender_name,
+        delivered_count: m.delivered_count,
+        failed_count: m.failed_count,
+        total_count: m.total_count,
+        priority: u8::try_from(m.priority).unwrap_or_default(),
+        need_confirm: m.need_confirm,
+        extra_data: m.extra_data.and_then(|raw| serde_json::from_str(&raw).ok()),
+    }
+}
+
+fn receipt_view(m: receive_record::Model) -> AdminUserReceiveRecord {
+    AdminUserReceiveRecord {
+        id: m.id.to_string(),
+        message_id: m.message_id,
+        user_id: m.user_id,
+        username: m.username,
+        user_role: m.user_role,
+        is_online: m.is_online,
+        is_received: m.is_received,
+        received_at: m.received_at,
+        is_read: m.is_read,
+        read_at: m.read_at,
+        is_confirmed: m.is_confirmed,
+        confirmed_at: m.confirmed_at,
+        device_type: m.device_type,
+        platform: m.platform,
+        browser: m.browser,
+        client_ip: m.client_ip,
+        user_agent: m.user_agent,
+        connection_id: m.connection_id,
+        push_channel: m.push_channel,
+        delivery_status: m.delivery_status,
+        retry_count: m.retry_count,
+        error_message: m.error_message,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+    }
+}
+
+fn log_view(m: notification_log::Model) -> NotificationLog {
+    NotificationLog {
+        id: m.id.to_string(),
+        message_id: m.message_id,
+        user_id: m.user_id,
+        username: m.username,
+        event_type: m.event_type,
+        status: m.status,
+        timestamp: m.timestamp,
+        created_at: m.created_at,
+        error: m.error,
+        device_info: m.device_info.and_then(|raw| serde_json::from_str(&raw).ok()),
+        client_ip: m.client_ip,
+        user_agent: m.user_agent,
+    }
+}

@@ -1,0 +1,510 @@
+//! Live state in the relational database, for a Herald without Redis (the all-in-one's default):
+//! offline inboxes, notice audiences, idempotency keys, receipts already recorded, and the
+//! in-process bus's journal and dead letters, all in the one database the directory uses, so
+//! that a restart (or a SIGKILL) loses none of it.
+//!
+//! The same rules as the Redis stores (limits, expiry, atomicity), expressed as transactions.
+//! [`LiveState::accept_notice`] writes a notice's inbox copies, its audience and its bus journal
+//! entry in one transaction: once the API answers, all three exist or none does.
+
+use crate::inbox::{Replay, score};
+use crate::settings::OfflineSettings;
+use bus::{DeadLetter, Exchange, Journal, JournalEntry, JournalFuture};
+use bytes::Bytes;
+use database::entity::{audience, bus_journal, dead_letter, idempotency_key, inbox_dropped, inbox_entry, receipt};
+use model::{Audience, MessageId, UserId};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, SqlErr, TransactionTrait,
+};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Rows per multi-row insert: under every backend's bound-parameter limit.
+const INSERT_CHUNK: usize = 200;
+/// How often expired audiences, keys and receipts are deleted.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
+
+/// Unix milliseconds now.
+pub(crate) fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The live state over one database connection pool. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct LiveState {
+    db: DatabaseConnection,
+    max_per_user: usize,
+    ttl: Duration,
+}
+
+/// The journal entry a notice is accepted with.
+#[derive(Clone, Copy, Debug)]
+pub struct JournalRow<'a> {
+    /// Where the notice is published.
+    pub exchange: Exchange,
+    /// Its routing key.
+    pub routing_key: &'a str,
+    /// The envelope.
+    pub payload: &'a [u8],
+}
+
+impl LiveState {
+    /// The live state in `db` (already migrated), with `offline`'s inbox limits; expired rows are
+    /// deleted every hour until `shutdown`.
+    pub fn new(db: DatabaseConnection, offline: &OfflineSettings, shutdown: CancellationToken) -> Self {
+        let state = Self { db, max_per_user: offline.max_per_user, ttl: Duration::from_secs(offline.ttl_secs) };
+        tokio::spawn(state.clone().housekeeping(shutdown));
+        state
+    }
+
+    /// Whether the database answers right now.
+    pub async fn ping(&self) -> bool {
+        self.db.ping().await.is_ok()
+    }
+
+    fn oldest_score(&self) -> i64 {
+        now_ms().saturating_mul(1000) - self.ttl.as_micros() as i64
+    }
+
+    // Offline inboxes ------------------------------------------------------------------------
+
+    /// Keeps `entry` (spec 5.1 JSON) for each of `recipients`, trimming by age and count.
+    pub(crate) async fn store(&self, recipients: &[UserId], id: &MessageId, entry: &str) -> Result<(), DbErr> {
+        let txn = self.db.begin().await?;
+        self.store_in(&txn, recipients, id, entry).await?;
+        txn.commit().await
+    }
+
+    async fn store_in<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        recipients: &[UserId],
+        id: &MessageId,
+        entry: &str,
+    ) -> Result<(), DbErr> {
+        let oldest = self.oldest_score();
+        for users in recipients.chunks(INSERT_CHUNK) {
+            let rows = users.iter().map(|user| inbox_entry::ActiveModel {
+                user_id: Set(*user),
+                message_id: Set(id.to_string()),
+                score: Set(score(id)),
+                entry: Set(entry.to_owned()),
+            });
+            inbox_entry::Entity::insert_many(rows)
+                .on_conflict_do_nothing_on([inbox_entry::Column::UserId, inbox_entry::Column::MessageId])
+                .exec_without_returning(db)
+                .await?;
+            let mut dropped: HashMap<UserId, i64> = HashMap::new();
+            // Too old: what a Redis inbox's trimming drops.
+            let expired: Vec<(i64, i64)> = inbox_entry::Entity::find()
+                .select_only()
+                .column(inbox_entry::Column::UserId)
+                .column_as(inbox_entry::Column::MessageId.count(), "n")
+                .filter(inbox_entry::Column::UserId.is_in(users.iter().copied()))
+                .filter(inbox_entry::Column::Score.lt(oldest))
+                .group_by(inbox_entry::Column::UserId)
+                .into_tuple()
+                .all(db)
+                .await?;
+            if !expired.is_empty() {
+                inbox_entry::Entity::delete_many()
+                    .filter(inbox_entry::Column::UserId.is_in(expired.iter().map(|(user, _)| *user)))
+                    .filter(inbox_entry::Column::Score.lt(oldest))
+                    .exec(db)
+                    .await?;
+                dropped.extend(expired);
+            }
+            // Too many: the oldest go.
+            let counts: Vec<(i64, i64)> = inbox_entry::Entity::find()
+                .select_only()
+                .column(inbox_entry::Column::UserId)
+                .column_as(inbox_entry::Column::MessageId.count(), "n")
+                .filter(inbox_entry::Column::UserId.is_in(users.iter().copied()))
+                .group_by(inbox_entry::Column::UserId)
+                .into_tuple()
+                .all(db)
+                .await?;
+            for (user, count) in counts {
+                let over = count - self.max_per_user as i64;
+                if over <= 0 {
+                    continue;
+                }
+                let oldest_ids: Vec<String> = inbox_entry::Entity::find()
+                    .select_only()
+                    .column(inbox_entry::Column::MessageId)
+                    .filter(inbox_entry::Column::UserId.eq(user))
+                    .order_by_asc(inbox_entry::Column::Score)
+                    .order_by_asc(inbox_entry::Column::MessageId)
+                    .limit(over as u64)
+                    .into_tuple()
+                    .all(db)
+                    .await?;
+                inbox_entry::Entity::delete_many()
+                    .filter(inbox_entry::Column::UserId.eq(user))
+                    .filter(inbox_entry::Column::MessageId.is_in(oldest_ids))
+                    .exec(db)
+                    .await?;
+                *dropped.entry(user).or_default() += over;
+            }
+            for (user, count) in dropped {
+                add_dropped(db, user, count).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// What `user` has not acknowledged, oldest first, and how many were dropped since the last
+    /// replay (the count is reset).
+    pub(crate) async fn replay(&self, user: UserId) -> Result<Replay, DbErr> {
+        let txn = self.db.begin().await?;
+        let expired = inbox_entry::Entity::delete_many()
+            .filter(inbox_entry::Column::UserId.eq(user))
+            .filter(inbox_entry::Column::Score.lt(self.oldest_score()))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        let counted = inbox_dropped::Entity::find_by_id(user).one(&txn).await?.map_or(0, |row| row.dropped);
+        inbox_dropped::Entity::delete_by_id(user).exec(&txn).await?;
+        let entries: Vec<String> = inbox_entry::Entity::find()
+            .select_only()
+            .column(inbox_entry::Column::Entry)
+            .filter(inbox_entry::Column::UserId.eq(user))
+            .order_by_asc(inbox_entry::Column::Score)
+            .order_by_asc(inbox_entry::Column::MessageId)
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(Replay { dropped: expired + counted.max(0) as u64, entries })
+    }
+
+    /// Removes `user`'s entry for `id`; returns whether there was one.
+    pub(crate) async fn acknowledge(&self, user: UserId, id: &MessageId) -> Result<bool, DbErr> {
+        let removed = inbox_entry::Entity::delete_many()
+            .filter(inbox_entry::Column::UserId.eq(user))
+            .filter(inbox_entry::Column::MessageId.eq(id.as_str()))
+            .exec(&self.db)
+            .await?;
+        Ok(removed.rows_affected == 1)
+    }
+
+    /// Deletes everything kept for `user`.
+    pub(crate) async fn forget_inbox(&self, user: UserId) -> Result<(), DbErr> {
+        inbox_entry::Entity::delete_many().filter(inbox_entry::Column::UserId.eq(user)).exec(&self.db).await?;
+        inbox_dropped::Entity::delete_by_id(user).exec(&self.db).await?;
+        Ok(())
+    }
+
+    // Audiences ------------------------------------------------------------------------------
+
+    /// Remembers who `id` was for, for `retention`.
+    pub(crate) async fn remember(&self, id: &MessageId, who: &Audience, retention: Duration) -> Result<(), DbErr> {
+        remember_in(&self.db, id, who, retention).await
+    }
+
+    /// Who `id` was for, unless unknown or expired.
+    pub(crate) async fn lookup(&self, id: &MessageId) -> Result<Option<Audience>, DbErr> {
+        let row = audience::Entity::find_by_id(id.to_string())
+            .filter(audience::Column::ExpiresAt.gt(now_ms()))
+            .one(&self.db)
+            .await?;
+        Ok(row.and_then(|row| serde_json::from_str(&row.audience).ok()))
+    }
+
+    /// Forgets `id`.
+    pub(crate) async fn forget_audience(&self, id: &MessageId) -> Result<(), DbErr> {
+        audience::Entity::delete_by_id(id.to_string()).exec(&self.db).await.map(|_| ())
+    }
+
+    // Idempotency keys -----------------------------------------------------------------------
+
+    /// The stored value of a key, unless expired.
+    pub(crate) async fn key_value(&self, scope: &str, key: &str) -> Result<Option<String>, DbErr> {
+        let row = idempotency_key::Entity::find_by_id((scope.to_owned(), key.to_owned()))
+            .filter(idempotency_key::Column::ExpiresAt.gt(now_ms()))
+            .one(&self.db)
+            .await?;
+        Ok(row.map(|row| row.value))
+    }
+
+    /// Sets a key's value for `ttl` if it holds `expected` (`None`: if it is absent or expired);
+    /// returns whether it did.
+    pub(crate) async fn swap_key(
+        &self,
+        scope: &str,
+        key: &str,
+        expected: Option<&str>,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<bool, DbErr> {
+        let now = now_ms();
+        let expires_at = now + ttl.as_millis() as i64;
+        let update = idempotency_key::Entity::update_many()
+            .col_expr(idempotency_key::Column::Value, Expr::value(value))
+            .col_expr(idempotency_key::Column::ExpiresAt, Expr::value(expires_at))
+            .filter(idempotency_key::Column::Scope.eq(scope))
+            .filter(idempotency_key::Column::IdemKey.eq(key));
+        let updated = match expected {
+            Some(expected) => update.filter(idempotency_key::Column::Value.eq(expected)).exec(&self.db).await?,
+            None => {
+                // An expired row counts as absent: take it over, else insert.
+                let taken = update.filter(idempotency_key::Column::ExpiresAt.lte(now)).exec(&self.db).await?;
+                if taken.rows_affected == 1 {
+                    return Ok(true);
+                }
+                let row = idempotency_key::ActiveModel {
+                    scope: Set(scope.to_owned()),
+                    idem_key: Set(key.to_owned()),
+                    value: Set(value.to_owned()),
+                    expires_at: Set(expires_at),
+                };
+                return inserted_unless_present(
+                    idempotency_key::Entity::insert(row).exec_without_returning(&self.db).await,
+                );
+            }
+        };
+        Ok(updated.rows_affected == 1)
+    }
+
+    /// Sets a key's value for `ttl` whatever it held.
+    pub(crate) async fn put_key(&self, scope: &str, key: &str, value: &str, ttl: Duration) -> Result<(), DbErr> {
+        let row = idempotency_key::ActiveModel {
+            scope: Set(scope.to_owned()),
+            idem_key: Set(key.to_owned()),
+            value: Set(value.to_owned()),
+            expires_at: Set(now_ms() + ttl.as_millis() as i64),
+        };
+        let keys = OnConflict::columns([idempotency_key::Column::Scope, idempotency_key::Column::IdemKey])
+            .update_columns([idempotency_key::Column::Value, idempotency_key::Column::ExpiresAt])
+            .to_owned();
+        idempotency_key::Entity::insert(row).on_conflict(keys).exec_without_returning(&self.db).await.map(|_| ())
+    }
+
+    /// Deletes a key.
+    pub(crate) async fn delete_key(&self, scope: &str, key: &str) -> Result<(), DbErr> {
+        idempotency_key::Entity::delete_by_id((scope.to_owned(), key.to_owned())).exec(&self.db).await.map(|_| ())
+    }
+
+    // Receipts -------------------------------------------------------------------------------
+
+    /// Records that `user` reported `event` about `id` from `device`, for `retention`; returns
+    /// whether it is the first such report.
+    pub(crate) async fn first_receipt(
+        &self,
+        id: &MessageId,
+        user: UserId,
+        event: &str,
+        device: &str,
+        retention: Duration,
+    ) -> Result<bool, DbErr> {
+        let row = receipt::ActiveModel {
+            message_id: Set(id.to_string()),
+            user_id: Set(user),
+            event: Set(event.to_owned()),
+            device: Set(device.to_owned()),
+            expires_at: Set(now_ms() + retention.as_millis() as i64),
+        };
+        inserted_unless_present(receipt::Entity::insert(row).exec_without_returning(&self.db).await)
+    }
+
+    /// Forgets a receipt (its event could not be published, so a repeat must count again).
+    pub(crate) async fn forget_receipt(
+        &self,
+        id: &MessageId,
+        user: UserId,
+        event: &str,
+        device: &str,
+    ) -> Result<(), DbErr> {
+        receipt::Entity::delete_by_id((id.to_string(), user, event.to_owned(), device.to_owned()))
+            .exec(&self.db)
+            .await
+            .map(|_| ())
+    }
+
+    // Accepting a notice ---------------------------------------------------------------------
+
+    /// Writes a notice's inbox copies (`entry` for each of `recipients`), its audience and its
+    /// bus journal entry in one transaction; returns the journal entry's id.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn accept_notice(
+        &self,
+        id: &MessageId,
+        recipients: &[UserId],
+        entry: &str,
+        who: &Audience,
+        audience_retention: Duration,
+        journal: JournalRow<'_>,
+    ) -> Result<i64, DbErr> {
+        let txn = self.db.begin().await?;
+        self.store_in(&txn, recipients, id, entry).await?;
+        remember_in(&txn, id, who, audience_retention).await?;
+        let journal_id = append_in(&txn, journal.exchange, journal.routing_key, journal.payload).await?;
+        txn.commit().await?;
+        Ok(journal_id)
+    }
+
+    // Housekeeping ---------------------------------------------------------------------------
+
+    /// Deletes expired audiences, keys and receipts, and inbox entries past their age.
+    pub async fn delete_expired(&self) -> Result<u64, DbErr> {
+        let now = now_ms();
+        let mut deleted = 0;
+        deleted += audience::Entity::delete_many()
+            .filter(audience::Column::ExpiresAt.lte(now))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        deleted += idempotency_key::Entity::delete_many()
+            .filter(idempotency_key::Column::ExpiresAt.lte(now))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        deleted += receipt::Entity::delete_many()
+            .filter(receipt::Column::ExpiresAt.lte(now))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        deleted += inbox_entry::Entity::delete_many()
+            .filter(inbox_entry::Column::Score.lt(self.oldest_score()))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        Ok(deleted)
+    }
+
+    async fn housekeeping(self, shutdown: CancellationToken) {
+        let mut every = tokio::time::interval(HOUSEKEEPING_EVERY);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = every.tick() => match self.delete_expired().await {
+                    Ok(deleted) => tracing::debug!(deleted, "expired live state deleted"),
+                    Err(err) => tracing::warn!(error = %err, "expired live state not deleted"),
+                },
+            }
+        }
+    }
+}
+
+/// Whether a plain insert (outside a transaction) inserted its row: a unique violation means the
+/// row was there. (Not `ON CONFLICT DO NOTHING`: MySQL's stand-in for it reports a found row as
+/// affected, so the two cannot be told apart there.)
+fn inserted_unless_present<T>(result: Result<T, DbErr>) -> Result<bool, DbErr> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+async fn add_dropped<C: ConnectionTrait>(db: &C, user: UserId, count: i64) -> Result<(), DbErr> {
+    let row = inbox_dropped::ActiveModel { user_id: Set(user), dropped: Set(count) };
+    let on_conflict = OnConflict::column(inbox_dropped::Column::UserId)
+        .value(
+            inbox_dropped::Column::Dropped,
+            sea_orm::sea_query::ExprTrait::add(
+                Expr::col((inbox_dropped::Entity, inbox_dropped::Column::Dropped)),
+                count,
+            ),
+        )
+        .to_owned();
+    inbox_dropped::Entity::insert(row).on_conflict(on_conflict).exec_without_returning(db).await.map(|_| ())
+}
+
+async fn remember_in<C: ConnectionTrait>(
+    db: &C,
+    id: &MessageId,
+    who: &Audience,
+    retention: Duration,
+) -> Result<(), DbErr> {
+    let row = audience::ActiveModel {
+        message_id: Set(id.to_string()),
+        audience: Set(serde_json::to_string(who).map_err(|err| DbErr::Custom(err.to_string()))?),
+        expires_at: Set(now_ms() + retention.as_millis() as i64),
+    };
+    let on_conflict = OnConflict::column(audience::Column::MessageId)
+        .update_columns([audience::Column::Audience, audience::Column::ExpiresAt])
+        .to_owned();
+    audience::Entity::insert(row).on_conflict(on_conflict).exec_without_returning(db).await.map(|_| ())
+}
+
+async fn append_in<C: ConnectionTrait>(
+    db: &C,
+    exchange: Exchange,
+    routing_key: &str,
+    payload: &[u8],
+) -> Result<i64, DbErr> {
+    let row = bus_journal::ActiveModel {
+        exchange: Set(exchange.as_str().to_owned()),
+        routing_key: Set(routing_key.to_owned()),
+        payload: Set(String::from_utf8_lossy(payload).into_owned()),
+        created_at: Set(now_ms()),
+        ..Default::default()
+    };
+    Ok(bus_journal::Entity::insert(row).exec(db).await?.last_insert_id)
+}
+
+impl Journal for LiveState {
+    fn append<'a>(&'a self, exchange: Exchange, routing_key: &'a str, payload: &'a [u8]) -> JournalFuture<'a, i64> {
+        Box::pin(
+            async move { append_in(&self.db, exchange, routing_key, payload).await.map_err(|err| err.to_string()) },
+        )
+    }
+
+    fn remove<'a>(&'a self, ids: &'a [i64]) -> JournalFuture<'a, ()> {
+        Box::pin(async move {
+            bus_journal::Entity::delete_many()
+                .filter(bus_journal::Column::Id.is_in(ids.iter().copied()))
+                .exec(&self.db)
+                .await
+                .map(|_| ())
+                .map_err(|err| err.to_string())
+        })
+    }
+
+    fn pending(&self) -> JournalFuture<'_, Vec<JournalEntry>> {
+        Box::pin(async move {
+            let rows = bus_journal::Entity::find()
+                .order_by_asc(bus_journal::Column::Id)
+                .all(&self.db)
+                .await
+                .map_err(|err| err.to_string())?;
+            let mut entries = Vec::with_capacity(rows.len());
+            for row in rows {
+                let Some(exchange) = Exchange::parse(&row.exchange) else {
+                    tracing::error!(
+                        id = row.id,
+                        exchange = row.exchange,
+                        "journal entry for an unknown exchange skipped"
+                    );
+                    continue;
+                };
+                entries.push(JournalEntry {
+                    id: row.id,
+                    exchange,
+                    routing_key: row.routing_key,
+                    payload: Bytes::from(row.payload),
+                });
+            }
+            Ok(entries)
+        })
+    }
+
+    fn dead_letter<'a>(&'a self, letter: &'a DeadLetter) -> JournalFuture<'a, ()> {
+        Box::pin(async move {
+            let row = dead_letter::ActiveModel {
+                queue: Set(letter.queue.clone()),
+                routing_key: Set(letter.routing_key.clone()),
+                // Whatever it holds, a dead letter must be storable: it may be here for a NUL.
+                payload: Set(String::from_utf8_lossy(&letter.payload).replace('\0', "\u{FFFD}")),
+                reason: Set(letter.reason.replace('\0', "\u{FFFD}")),
+                created_at: Set(now_ms()),
+                ..Default::default()
+            };
+            dead_letter::Entity::insert(row).exec(&self.db).await.map(|_| ()).map_err(|err| err.to_string())
+        })
+    }
+}

@@ -1,0 +1,146 @@
+//! One suite, two backends: every case runs on Redis and in memory.
+
+use crate::live::LiveDatabases;
+use model::{MessageId, NotificationMessage, NotificationType, OfflineMessage, Priority, Sender, Target};
+use state::{InboxError, OfflineInbox};
+use state::{OfflineSettings, RedisSettings};
+use std::time::Duration;
+
+const USER: i64 = 4242;
+const OTHER: i64 = 4343;
+
+fn redis_url() -> String {
+    std::env::var("HERALD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+async fn backends(offline: OfflineSettings) -> (Vec<(&'static str, OfflineInbox)>, LiveDatabases) {
+    let redis = RedisSettings {
+        url: state::StateBackend::Redis(redis_url()),
+        key_prefix: format!("test-{}:", uuid::Uuid::new_v4().simple()),
+        ..RedisSettings::default()
+    };
+    let on_redis = OfflineInbox::start(&redis, &offline).unwrap();
+    assert!(on_redis.wait_ready(Duration::from_secs(10)).await, "Redis is not reachable at {}", redis_url());
+    let in_memory = OfflineInbox::start(&RedisSettings::in_process(), &offline).unwrap();
+    let databases = LiveDatabases::open(&offline).await;
+    let mut all = vec![("redis", on_redis), ("memory", in_memory)];
+    all.extend(databases.states.iter().map(|(name, live)| (*name, OfflineInbox::Sql(live.clone()))));
+    (all, databases)
+}
+
+async fn cleanup(inbox: &OfflineInbox) {
+    for user in [USER, OTHER] {
+        inbox.forget(user).await.unwrap();
+    }
+}
+
+/// An entry for a message created `age` ago, numbered `n` in its content.
+fn entry_aged(n: usize, age: Duration) -> OfflineMessage {
+    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos() - age.as_nanos() as i128 + n as i128 * 1000;
+    let message = NotificationMessage {
+        notification_type: NotificationType::SYSTEM_NOTICE,
+        content: format!("notice {n}"),
+        data: None,
+        time: "2025-01-27 10:30:00".into(),
+        priority: Priority::Normal,
+        target: Target::Custom,
+        target_ids: vec![USER],
+        exclude_ids: vec![],
+        need_confirm: false,
+        message_id: MessageId::from_parts(nanos, uuid::Uuid::new_v4()),
+        sender: Sender { id: 1, name: "admin".into() },
+    };
+    message.offline_entry("2025-01-27 10:30:01".into())
+}
+
+fn entry(n: usize) -> OfflineMessage {
+    entry_aged(n, Duration::ZERO)
+}
+
+fn contents(entries: &[String]) -> Vec<String> {
+    entries.iter().map(|raw| serde_json::from_str::<OfflineMessage>(raw).unwrap().content).collect()
+}
+
+#[tokio::test]
+async fn entries_replay_oldest_first_until_acknowledged() {
+    let (all, databases) = backends(OfflineSettings::default()).await;
+    for (backend, inbox) in all {
+        let (first, second) = (entry(1), entry(2));
+        inbox.store(&[USER, OTHER], &second).await.unwrap();
+        inbox.store(&[USER], &first).await.unwrap();
+        let replay = inbox.replay(USER).await.unwrap();
+        assert_eq!(contents(&replay.entries), ["[离线消息] notice 1", "[离线消息] notice 2"], "{backend}");
+        assert_eq!(replay.dropped, 0, "{backend}");
+        assert_eq!(serde_json::from_str::<OfflineMessage>(&replay.entries[0]).unwrap(), first, "{backend}");
+
+        let id = MessageId::parse(&first.message_id).unwrap();
+        assert!(inbox.acknowledge(USER, &id).await.unwrap(), "{backend}");
+        assert!(!inbox.acknowledge(USER, &id).await.unwrap(), "{backend}: acknowledged twice");
+        assert_eq!(contents(&inbox.replay(USER).await.unwrap().entries), ["[离线消息] notice 2"], "{backend}");
+        assert_eq!(inbox.replay(OTHER).await.unwrap().entries.len(), 1, "{backend}: another user's inbox changed");
+        cleanup(&inbox).await;
+    }
+    databases.drop_all().await;
+}
+
+#[tokio::test]
+async fn storing_the_same_message_twice_keeps_one_entry() {
+    let (all, databases) = backends(OfflineSettings::default()).await;
+    for (backend, inbox) in all {
+        let once = entry(1);
+        let mut again = once.clone();
+        again.saved_at = "2025-01-27 10:31:00".into();
+        inbox.store(&[USER], &once).await.unwrap();
+        inbox.store(&[USER], &again).await.unwrap();
+        assert_eq!(inbox.replay(USER).await.unwrap().entries.len(), 1, "{backend}");
+        cleanup(&inbox).await;
+    }
+    databases.drop_all().await;
+}
+
+#[tokio::test]
+async fn a_hundred_and_fifty_notices_leave_the_newest_hundred_and_count_the_rest() {
+    let (all, databases) = backends(OfflineSettings::default()).await;
+    for (backend, inbox) in all {
+        for n in 1..=150 {
+            inbox.store(&[USER], &entry(n)).await.unwrap();
+        }
+        let replay = inbox.replay(USER).await.unwrap();
+        let expected: Vec<String> = (51..=150).map(|n| format!("[离线消息] notice {n}")).collect();
+        assert_eq!(contents(&replay.entries), expected, "{backend}");
+        assert_eq!(replay.dropped, 50, "{backend}");
+        assert_eq!(inbox.replay(USER).await.unwrap().dropped, 0, "{backend}: the count is told once");
+        cleanup(&inbox).await;
+    }
+    databases.drop_all().await;
+}
+
+#[tokio::test]
+async fn entries_older_than_the_retention_are_dropped_and_counted() {
+    let offline = OfflineSettings { ttl_secs: 7 * 24 * 3600, ..OfflineSettings::default() };
+    let (all, databases) = backends(offline).await;
+    for (backend, inbox) in all {
+        inbox.store(&[USER], &entry_aged(1, Duration::from_secs(8 * 24 * 3600))).await.unwrap();
+        inbox.store(&[USER], &entry(2)).await.unwrap();
+        let replay = inbox.replay(USER).await.unwrap();
+        assert_eq!(contents(&replay.entries), ["[离线消息] notice 2"], "{backend}");
+        assert_eq!(replay.dropped, 1, "{backend}");
+        cleanup(&inbox).await;
+    }
+    databases.drop_all().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_fails_fast() {
+    let redis = RedisSettings {
+        url: state::StateBackend::Redis("redis://127.0.0.1:1".into()),
+        command_timeout_ms: 300,
+        ..RedisSettings::default()
+    };
+    let inbox = OfflineInbox::start(&redis, &OfflineSettings::default()).unwrap();
+    let started = std::time::Instant::now();
+    let err = inbox.store(&[USER], &entry(1)).await.unwrap_err();
+    assert!(matches!(err, InboxError::Unavailable(_)), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    assert!(!inbox.is_ready());
+}
