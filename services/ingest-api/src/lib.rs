@@ -12,6 +12,7 @@ mod notice;
 pub mod openapi;
 mod receipts;
 mod records;
+mod routes;
 mod settings;
 mod users;
 
@@ -78,19 +79,8 @@ impl IngestApi {
 
     /// Mounts the API's routes.
     fn configure(&self, cfg: &mut web::ServiceConfig) {
-        cfg.app_data(web::Data::new(self.clone()))
-            .app_data(http_server::json_config(self.max_body_bytes))
-            .service(web::resource("/api/admin/system/notice").route(web::post().to(notice::post_notice)))
-            .service(web::resource("/api/admin/notification/mark-read").route(web::post().to(receipts::mark_read)))
-            .service(web::resource("/api/admin/notification/confirm").route(web::post().to(receipts::confirm)))
-            .service(
-                web::resource("/api/admin/users").route(web::put().to(users::upsert)).route(web::get().to(users::list)),
-            )
-            .service(web::resource("/api/admin/push/records").route(web::get().to(records::list)))
-            .service(web::resource("/api/admin/push/records/{message_id}").route(web::get().to(records::detail)))
-            .service(web::resource("/api/admin/notification/logs").route(web::get().to(records::logs)))
-            .service(web::resource("/api/admin/users/online").route(web::get().to(users::online)))
-            .service(web::resource("/api/openapi.json").get(openapi::serve));
+        cfg.app_data(web::Data::new(self.clone())).app_data(http_server::json_config(self.max_body_bytes));
+        routes::mount(cfg);
     }
 
     /// Readiness: the bus can publish and the stores answer.

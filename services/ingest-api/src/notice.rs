@@ -2,6 +2,7 @@
 
 use crate::IngestApi;
 use crate::error::{ApiError, NoticeContext};
+use crate::openapi;
 use actix_web::{HttpRequest, HttpResponse, web};
 use http_server::AdminClaims;
 use model::{ApiResponse, ErrorCode, MessageId, NotificationMessage, Priority, PushResult, PushStatus, Sender};
@@ -16,6 +17,57 @@ pub const IDEMPOTENT_REPLAYED: &str = "Idempotent-Replayed";
 
 /// Accepts a notice from an admin and publishes it. With an `Idempotency-Key`, a repeat of the
 /// same request by the same sender within 24 hours gets the first answer and publishes nothing.
+#[utoipa::path(
+    post,
+    path = "/api/admin/system/notice",
+    operation_id = "postSystemNotice",
+    tag = "notifications",
+    summary = "Send a notification",
+    description = "Validates the notice (spec 1.1, 8.1), stamps it with a message id and the server's time, and \
+        publishes it. Answers once the message bus confirmed it: `status` is `queued`, and delivery to \
+        connected clients follows within milliseconds. Admin role.",
+    security(("bearer" = [])),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, nullable = false,
+            min_length = 1, max_length = 200, pattern = "^[!-~]{1,200}$",
+            description = "1-200 visible ASCII characters. A repeat of the same request by the same sender within \
+                24 hours gets the first answer (header Idempotent-Replayed: true) and delivers nothing again."),
+    ),
+    request_body = openapi::NoticeRequest,
+    responses(
+        (status = 200, description = "Accepted: the message bus confirmed the notice", body = openapi::PushSuccessResponse,
+            headers(("Idempotent-Replayed" = inline(openapi::ReplayedFlag),
+                description = "Present when the answer repeats an earlier one for the same Idempotency-Key")),
+            // What a client does next with the notice's id (and what lets a fuzzer follow it).
+            links(
+                ("GetPushRecord" = (operation_id = "getPushRecord",
+                    parameters(("message_id" = "$response.body#/data/message_id")))),
+                ("ListItsLogs" = (operation_id = "listNotificationLogs",
+                    parameters(("message_id" = "$response.body#/data/message_id")))),
+                ("MarkItRead" = (operation_id = "markRead",
+                    request_body = json!({"message_id": "$response.body#/data/message_id"}))),
+                ("ConfirmIt" = (operation_id = "confirm",
+                    request_body = json!({"message_id": "$response.body#/data/message_id"}))),
+            )),
+        (status = 400, body = openapi::FailureResponse,
+            description = "The notice breaks a rule (INVALID_TARGET, MISSING_USER_IDS, CONTENT_TOO_LONG, MISSING_CONTENT, \
+                INVALID_USER_IDS, TOO_MANY_USER_IDS, DATA_TOO_LARGE, INVALID_DATA, INVALID_TYPE, INVALID_PRIORITY), \
+                or the body or Idempotency-Key is malformed (INVALID_REQUEST)"),
+        openapi::AdminRefusals,
+        (status = 409, description = "REQUEST_IN_PROGRESS: the same Idempotency-Key is still being processed",
+            body = openapi::FailureResponse),
+        (status = 422, description = "IDEMPOTENCY_KEY_REUSED: the Idempotency-Key was used for a different request",
+            body = openapi::FailureResponse),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED: too many notices from this sender or address",
+            body = openapi::FailureResponse,
+            headers(("Retry-After" = inline(openapi::RetrySeconds), description = "Whole seconds to wait before trying again"))),
+        (status = 503, body = openapi::FailureResponse,
+            description = "PUSH_FAILED (the message bus or a store is unavailable; nothing was sent, or the outcome is \
+                unknown and data.message_id names the notice) or QUEUE_FULL (the normal-priority backlog is full)",
+            headers(("Retry-After" = inline(openapi::RetrySeconds), description = "Whole seconds to wait before trying again"))),
+        openapi::BodyRefusals,
+    ),
+)]
 #[tracing::instrument(name = "post_notice", skip_all, fields(sender = admin.0.sub, message_id))]
 pub async fn post_notice(
     req: HttpRequest,

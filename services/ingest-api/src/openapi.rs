@@ -1,53 +1,87 @@
 //! The OpenAPI 3.1 document served at `/api/openapi.json`.
 //!
-//! Paths are described with utoipa's builder; the schemas are the files of `proto-schemas/`,
-//! embedded verbatim (OpenAPI 3.1 speaks JSON Schema 2020-12), so the document and the schemas
-//! the tests check real output against are one and the same.
+//! Each operation is generated from the `#[utoipa::path]` attribute on its handler (`notice.rs`,
+//! `receipts.rs`, `users.rs`, `records.rs`, and `serve` below), and the query parameters of a
+//! listing from the handler's own parameter struct (`IntoParams`), so a parameter the handler
+//! accepts cannot be left out. `#[derive(OpenApi)]` on [`HeraldApi`] collects them. `GET /ws`
+//! (ws-gateway) and `/healthz` `/readyz` (http-server) are served beside these routes by the same
+//! process; they are described by functions here that only carry their attribute.
+//!
+//! The schemas are the files of `proto-schemas/`, embedded verbatim (OpenAPI 3.1 speaks JSON
+//! Schema 2020-12), so the document and the schemas the tests check real output against are one
+//! and the same. The attributes name them through the types of [`SCHEMAS`], whose placeholder
+//! schema `build` replaces with the file.
 //!
 //! The document is complete enough for a fuzzer (`scripts/fuzz-api.sh` runs schemathesis over
 //! it): every parameter has a schema that says exactly what its handler accepts (type, bounds,
 //! the closed set where there is one), every operation lists each status it can answer with its
-//! body and headers, and declares its security. The tests below pin that.
+//! body and headers, and declares its security. The tests below pin that, and that the document
+//! describes every route of the route table (`routes.rs`) and nothing it does not mount (but the
+//! neighbours above).
 
 use actix_web::HttpResponse;
-use model::Target;
+use actix_web::web::Bytes;
+use http_server::Failure;
+use model::{ErrorCode, Target};
 use serde_json::{Value, json};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use utoipa::openapi::header::{Header, HeaderBuilder};
-use utoipa::openapi::link::LinkBuilder;
-use utoipa::openapi::path::{
-    HttpMethod, Operation, OperationBuilder, Parameter, ParameterBuilder, ParameterIn, PathItem,
-};
-use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
-use utoipa::openapi::security::{
-    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
-};
-use utoipa::openapi::{
-    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApiBuilder, PathsBuilder, Ref, Required, Response,
-    ResponseBuilder,
-};
+use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, Schema, SchemaFormat, Type};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, InfoBuilder, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::{IntoResponses, OpenApi, PartialSchema, ToSchema};
 
-/// The schemas embedded from `proto-schemas/`, by component name.
-const SCHEMAS: [(&str, &str); 17] = [
-    ("NoticeRequest", include_str!("../../../proto-schemas/notice-request.schema.json")),
-    ("PushSuccessResponse", include_str!("../../../proto-schemas/push-success-response.schema.json")),
-    ("FailureResponse", include_str!("../../../proto-schemas/failure-response.schema.json")),
-    ("WsNotification", include_str!("../../../proto-schemas/ws-notification.schema.json")),
-    ("WsMessage", include_str!("../../../proto-schemas/ws-message.schema.json")),
-    ("NotificationMessage", include_str!("../../../proto-schemas/bus-envelope.schema.json")),
-    ("ReceiptRequest", include_str!("../../../proto-schemas/receipt-request.schema.json")),
-    ("ReceiptResponse", include_str!("../../../proto-schemas/receipt-response.schema.json")),
-    ("UserUpsertRequest", include_str!("../../../proto-schemas/user-upsert-request.schema.json")),
-    ("UserUpsertResponse", include_str!("../../../proto-schemas/user-upsert-response.schema.json")),
-    ("UserPageResponse", include_str!("../../../proto-schemas/user-page-response.schema.json")),
-    ("OnlineUsersResponse", include_str!("../../../proto-schemas/online-users-response.schema.json")),
-    ("PushRecordsResponse", include_str!("../../../proto-schemas/push-records-response.schema.json")),
-    ("PushRecordDetailResponse", include_str!("../../../proto-schemas/push-record-detail-response.schema.json")),
-    ("NotificationLogsResponse", include_str!("../../../proto-schemas/notification-logs-response.schema.json")),
-    ("HealthResponse", include_str!("../../../proto-schemas/health-response.schema.json")),
-    ("ReadinessResponse", include_str!("../../../proto-schemas/readiness-response.schema.json")),
-];
+/// Declares the types that stand for the schemas of `proto-schemas/` in the handlers'
+/// attributes, and [`SCHEMAS`], the files by component name.
+macro_rules! proto_schemas {
+    ($($name:ident => $file:literal,)*) => {
+        $(
+            #[doc = concat!("The component `", stringify!($name), "`: `proto-schemas/", $file, "`.")]
+            #[allow(dead_code, reason = "the WebSocket frames' components are named by no operation")]
+            pub(crate) struct $name;
+
+            impl PartialSchema for $name {
+                fn schema() -> RefOr<Schema> {
+                    // A placeholder: `build` puts the file in its place.
+                    RefOr::T(Schema::Object(Object::new()))
+                }
+            }
+
+            impl ToSchema for $name {
+                fn name() -> Cow<'static, str> {
+                    Cow::Borrowed(stringify!($name))
+                }
+            }
+        )*
+
+        /// The schemas embedded from `proto-schemas/`, by component name.
+        const SCHEMAS: &[(&str, &str)] = &[
+            $((stringify!($name), include_str!(concat!("../../../proto-schemas/", $file))),)*
+        ];
+    };
+}
+
+proto_schemas! {
+    NoticeRequest => "notice-request.schema.json",
+    PushSuccessResponse => "push-success-response.schema.json",
+    FailureResponse => "failure-response.schema.json",
+    WsNotification => "ws-notification.schema.json",
+    WsMessage => "ws-message.schema.json",
+    NotificationMessage => "bus-envelope.schema.json",
+    ReceiptRequest => "receipt-request.schema.json",
+    ReceiptResponse => "receipt-response.schema.json",
+    UserUpsertRequest => "user-upsert-request.schema.json",
+    UserUpsertResponse => "user-upsert-response.schema.json",
+    UserPageResponse => "user-page-response.schema.json",
+    OnlineUsersResponse => "online-users-response.schema.json",
+    PushRecordsResponse => "push-records-response.schema.json",
+    PushRecordDetailResponse => "push-record-detail-response.schema.json",
+    NotificationLogsResponse => "notification-logs-response.schema.json",
+    HealthResponse => "health-response.schema.json",
+    ReadinessResponse => "readiness-response.schema.json",
+}
 
 /// A message id: `{unix_nanos}-{8 letters or digits}` (`model::MessageId::parse`).
 const MESSAGE_ID_PATTERN: &str = "^[0-9]{1,20}-[0-9A-Za-z]{8}$";
@@ -57,20 +91,11 @@ const TIME_PATTERN: &str =
     "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]) ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$";
 /// A notification type: lower_snake_case, at most 64 characters (`model::NotificationType::parse`).
 const TYPE_PATTERN: &str = "^[a-z][a-z0-9]*(_[a-z0-9]+)*$";
-/// `Idempotency-Key`: 1-200 visible ASCII characters.
-const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]{1,200}$";
-
-/// The targets a push record can have (what `records::list` accepts as a filter).
-const TARGETS: [Target; 5] = [Target::All, Target::Admin, Target::Custom, Target::User, Target::Group];
 
 /// The security of an operation any valid token may call.
 const BEARER: &str = "bearer";
 /// The WebSocket's `?token=`, for clients that cannot set a header.
 const QUERY_TOKEN: &str = "queryToken";
-
-fn json_ref(name: &str) -> utoipa::openapi::Content {
-    ContentBuilder::new().schema(Some(Ref::from_schema_name(name))).build()
-}
 
 /// An integer from `minimum` to `maximum`; `int64` when it fits one (`page` is a `u64`).
 fn integer(minimum: u64, maximum: u64) -> ObjectBuilder {
@@ -88,37 +113,55 @@ fn one_of(values: &[&str]) -> ObjectBuilder {
     ObjectBuilder::new().schema_type(Type::String).enum_values(Some(values.iter().copied()))
 }
 
-/// A parameter with a schema and a description.
-fn parameter(name: &str, at: ParameterIn, required: bool, schema: ObjectBuilder, description: &str) -> Parameter {
-    ParameterBuilder::new()
-        .name(name)
-        .parameter_in(at)
-        .required(if required { Required::True } else { Required::False })
-        .schema(Some(schema))
-        .description(Some(description))
-        .build()
+/// Declares types that stand for an inline schema (of a parameter, a header or a body) in the
+/// handlers' attributes, each built from the handlers' own constants.
+macro_rules! inline_schemas {
+    ($($(#[$doc:meta])* $name:ident = $schema:expr;)*) => {
+        $(
+            $(#[$doc])*
+            pub(crate) struct $name;
+
+            impl PartialSchema for $name {
+                fn schema() -> RefOr<Schema> {
+                    RefOr::T(Schema::Object($schema.build()))
+                }
+            }
+
+            impl ToSchema for $name {}
+        )*
+    };
 }
 
-fn query(name: &str, schema: ObjectBuilder, description: &str) -> Parameter {
-    parameter(name, ParameterIn::Query, false, schema, description)
-}
-
-/// `page` and `page_size` of a listing whose pages hold at most `max_page_size` entries, and
-/// `default_page_size` when none is asked for.
-fn paging(max_page_size: u64, default_page_size: u64) -> [Parameter; 2] {
-    [
-        query("page", integer(1, u64::MAX).default(Some(json!(1))), "1-based page (default 1)"),
-        query(
-            "page_size",
-            integer(1, max_page_size).default(Some(json!(default_page_size))),
-            &format!("Entries per page, 1 to {max_page_size} (default {default_page_size})"),
-        ),
-    ]
-}
-
-/// The roles a token or a directory entry can have.
-fn roles() -> ObjectBuilder {
-    one_of(&[runtime::Role::Admin.as_str(), runtime::Role::User.as_str()])
+inline_schemas! {
+    /// `page`: 1-based, 1 when none is asked for.
+    PageNumber = integer(1, u64::MAX).default(Some(json!(1)));
+    /// `page_size` of the user listings.
+    UserPageSize = integer(1, crate::users::MAX_PAGE_SIZE).default(Some(json!(crate::users::DEFAULT_PAGE_SIZE)));
+    /// `page_size` of the records listings.
+    RecordPageSize =
+        integer(1, crate::records::MAX_PAGE_SIZE).default(Some(json!(crate::records::DEFAULT_PAGE_SIZE)));
+    /// The roles a token or a directory entry can have.
+    RoleName = one_of(&[runtime::Role::Admin.as_str(), runtime::Role::User.as_str()]);
+    /// A notification type (`model::NotificationType::parse`).
+    NotificationTypeName = string(Some(1), Some(64), Some(TYPE_PATTERN));
+    /// The targets a push record can have.
+    TargetName = one_of(&crate::records::TARGETS.map(Target::as_str));
+    /// The statuses a push record can have.
+    RecordStatus = one_of(&crate::records::STATUSES);
+    /// The event types a log entry can have.
+    EventTypeName = one_of(&crate::records::EVENT_TYPES);
+    /// A user id: a positive 64-bit integer.
+    PositiveId = integer(1, i64::MAX as u64);
+    /// A time in filters.
+    FilterTime = string(None, None, Some(TIME_PATTERN));
+    /// A message id.
+    MessageIdText = string(None, None, Some(MESSAGE_ID_PATTERN));
+    /// `Retry-After`: whole seconds.
+    RetrySeconds = integer(1, 3600);
+    /// `Idempotent-Replayed`: present and `true`, or absent.
+    ReplayedFlag = one_of(&["true"]);
+    /// Any JSON object (this document, as far as the document itself says).
+    AnyObject = ObjectBuilder::new().schema_type(Type::Object);
 }
 
 /// A response header with a schema and a description.
@@ -128,12 +171,10 @@ fn header(schema: ObjectBuilder, description: &str) -> Header {
 
 /// A refusal in the spec 6.2 envelope, to add headers to.
 fn refusal(description: &str) -> ResponseBuilder {
-    ResponseBuilder::new().description(description).content("application/json", json_ref("FailureResponse"))
-}
-
-/// A refusal in the spec 6.2 envelope.
-fn failure(description: &str) -> Response {
-    refusal(description).build()
+    ResponseBuilder::new().description(description).content(
+        "application/json",
+        ContentBuilder::new().schema(Some(Ref::from_schema_name("FailureResponse"))).build(),
+    )
 }
 
 /// A refusal that says when to try again.
@@ -149,354 +190,183 @@ fn unauthorized() -> Response {
         .build()
 }
 
-/// A success whose body is the component `schema`, to add headers to.
-fn success(description: &str, schema: &str) -> ResponseBuilder {
-    ResponseBuilder::new().description(description).content("application/json", json_ref(schema))
+fn responses(list: impl IntoIterator<Item = (&'static str, Response)>) -> BTreeMap<String, RefOr<Response>> {
+    list.into_iter().map(|(status, response)| (status.to_owned(), RefOr::T(response))).collect()
 }
 
-fn ok(description: &str, schema: &str) -> Response {
-    success(description, schema).build()
+/// 401 for an operation that needs a valid bearer token.
+pub(crate) struct Unauthorized;
+
+impl IntoResponses for Unauthorized {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        responses([("401", unauthorized())])
+    }
 }
 
-fn json_body(schema: &str) -> utoipa::openapi::request_body::RequestBody {
-    RequestBodyBuilder::new().content("application/json", json_ref(schema)).required(Some(Required::True)).build()
+/// 401 and 403 for an operation on the admin API: a bearer token with the admin role.
+pub(crate) struct AdminRefusals;
+
+impl IntoResponses for AdminRefusals {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        responses([("401", unauthorized()), ("403", refusal("FORBIDDEN: the token is not an admin's").build())])
+    }
 }
 
-/// An operation on the admin API: a bearer token with the admin role.
-fn admin(id: &str, tag: &str, summary: &str, description: &str) -> OperationBuilder {
-    OperationBuilder::new()
-        .operation_id(Some(id))
-        .tag(tag)
-        .summary(Some(summary))
-        .description(Some(description))
-        .security(SecurityRequirement::new(BEARER, Vec::<String>::new()))
-        .response("401", unauthorized())
-        .response("403", failure("FORBIDDEN: the token is not an admin's"))
-}
+/// The refusals of an operation that reads a JSON body, before its handler runs.
+pub(crate) struct BodyRefusals;
 
-/// The refusals of an operation that reads a JSON body.
-fn with_body_refusals(op: OperationBuilder) -> OperationBuilder {
-    op.response("413", failure("PAYLOAD_TOO_LARGE: the body is over http.max_body_bytes"))
-        .response("415", failure("UNSUPPORTED_MEDIA_TYPE: the body is not sent as application/json"))
-}
-
-/// A public operation (no token).
-fn public(id: &str, summary: &str) -> OperationBuilder {
-    OperationBuilder::new()
-        .operation_id(Some(id))
-        .tag("operations")
-        .summary(Some(summary))
-        .securities(Some(Vec::<SecurityRequirement>::new()))
-}
-
-fn notice() -> Operation {
-    // What a client does next with the notice's id (and what lets a fuzzer follow it).
-    let message_id = "$response.body#/data/message_id";
-    let receipt_link =
-        |id: &str| LinkBuilder::new().operation_id(id).request_body(Some(json!({ "message_id": message_id }))).build();
-    let accepted = success("Accepted: the message bus confirmed the notice", "PushSuccessResponse")
-        .header(
-            "Idempotent-Replayed",
-            header(one_of(&["true"]), "Present when the answer repeats an earlier one for the same Idempotency-Key"),
-        )
-        .link(
-            "GetPushRecord",
-            LinkBuilder::new().operation_id("getPushRecord").parameter("message_id", message_id).build(),
-        )
-        .link(
-            "ListItsLogs",
-            LinkBuilder::new().operation_id("listNotificationLogs").parameter("message_id", message_id).build(),
-        )
-        .link("MarkItRead", receipt_link("markRead"))
-        .link("ConfirmIt", receipt_link("confirm"))
-        .build();
-    let op = admin(
-        "postSystemNotice",
-        "notifications",
-        "Send a notification",
-        "Validates the notice (spec 1.1, 8.1), stamps it with a message id and the server's time, and \
-         publishes it. Answers once the message bus confirmed it: `status` is `queued`, and delivery to \
-         connected clients follows within milliseconds. Admin role.",
-    )
-    .parameter(parameter(
-        "Idempotency-Key",
-        ParameterIn::Header,
-        false,
-        string(Some(1), Some(200), Some(IDEMPOTENCY_KEY_PATTERN)),
-        "1-200 visible ASCII characters. A repeat of the same request by the same sender within 24 hours \
-         gets the first answer (header Idempotent-Replayed: true) and delivers nothing again.",
-    ))
-    .request_body(Some(json_body("NoticeRequest")))
-    .response("200", accepted)
-    .response(
-        "400",
-        failure(
-            "The notice breaks a rule (INVALID_TARGET, MISSING_USER_IDS, CONTENT_TOO_LONG, MISSING_CONTENT, \
-             INVALID_USER_IDS, TOO_MANY_USER_IDS, DATA_TOO_LARGE, INVALID_DATA, INVALID_TYPE, INVALID_PRIORITY), \
-             or the body or Idempotency-Key is malformed (INVALID_REQUEST)",
-        ),
-    )
-    .response("409", failure("REQUEST_IN_PROGRESS: the same Idempotency-Key is still being processed"))
-    .response("422", failure("IDEMPOTENCY_KEY_REUSED: the Idempotency-Key was used for a different request"))
-    .response("429", failure_retry("RATE_LIMIT_EXCEEDED: too many notices from this sender or address"))
-    .response(
-        "503",
-        failure_retry(
-            "PUSH_FAILED (the message bus or a store is unavailable; nothing was sent, or the outcome is \
-             unknown and data.message_id names the notice) or QUEUE_FULL (the normal-priority backlog is full)",
-        ),
-    );
-    with_body_refusals(op).build()
-}
-
-fn receipt(id: &str, summary: &str) -> Operation {
-    let op = OperationBuilder::new()
-        .operation_id(Some(id))
-        .tag("receipts")
-        .summary(Some(summary))
-        .description(Some(
-            "Clears the notice from the user's offline inbox, publishes a delivery event and sends a sync \
-             frame to the user's other connected devices. Any valid token; a user marks only notices \
-             addressed to them.",
-        ))
-        .security(SecurityRequirement::new(BEARER, Vec::<String>::new()))
-        .request_body(Some(json_body("ReceiptRequest")))
-        .response("200", ok("Recorded", "ReceiptResponse"))
-        .response("400", failure("INVALID_REQUEST: a malformed body or message_id"))
-        .response("401", unauthorized())
-        .response("403", failure("FORBIDDEN: user_id is not the token's, or the notice was not addressed to them"))
-        .response("404", failure("NOT_FOUND: no notice with this message_id is known (or it is over 30 days old)"))
-        .response("503", failure_retry("PUSH_FAILED: the message bus or a store is unavailable; send it again"));
-    with_body_refusals(op).build()
-}
-
-fn upsert_users() -> Operation {
-    let op = admin(
-        "upsertUsers",
-        "users",
-        "Add or update users of the directory",
-        "Batch upsert of 1 to 1000 users. The directory is how `admin` notices reach admins who are offline; \
-         users are also recorded from their token when they connect (the token's role wins then). Admin role.",
-    )
-    .request_body(Some(json_body("UserUpsertRequest")))
-    .response("200", ok("Upserted", "UserUpsertResponse"))
-    .response("400", failure("INVALID_REQUEST: a malformed batch; the message names the entry and field"))
-    .response("503", failure_retry("SERVICE_UNAVAILABLE: the database is unavailable; retry"));
-    with_body_refusals(op).build()
-}
-
-fn list_users() -> Operation {
-    admin("listUsers", "users", "List the user directory", "In user id order, each user with presence. Admin role.")
-        .parameters(Some(paging(crate::users::MAX_PAGE_SIZE, crate::users::DEFAULT_PAGE_SIZE)))
-        .parameter(query("role", roles(), "Only users of this role"))
-        .parameter(query("tenant_id", string(None, None, None), "Only this tenant's users"))
-        .response("200", ok("A page", "UserPageResponse"))
-        .response("400", failure("INVALID_REQUEST: a bad or unknown parameter, named in the message"))
-        .response("503", failure_retry("SERVICE_UNAVAILABLE: the database or presence is unavailable; retry"))
-        .build()
-}
-
-fn online_users() -> Operation {
-    admin(
-        "onlineUsers",
-        "users",
-        "Who is online, on which gateway replicas",
-        "Users with a live WebSocket connection, in user id order, with their connection count. Admin role.",
-    )
-    .parameters(Some(paging(crate::users::MAX_PAGE_SIZE, crate::users::DEFAULT_PAGE_SIZE)))
-    .response("200", ok("A page", "OnlineUsersResponse"))
-    .response("400", failure("INVALID_REQUEST: a bad or unknown parameter, named in the message"))
-    .response("503", failure_retry("SERVICE_UNAVAILABLE: presence is unavailable; retry"))
-    .build()
+impl IntoResponses for BodyRefusals {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        responses([
+            ("413", refusal("PAYLOAD_TOO_LARGE: the body is over http.max_body_bytes").build()),
+            ("415", refusal("UNSUPPORTED_MEDIA_TYPE: the body is not sent as application/json").build()),
+        ])
+    }
 }
 
 /// The refusals of a records read.
-fn records_refusals(op: OperationBuilder) -> OperationBuilder {
-    op.response("400", failure("INVALID_REQUEST: a bad or unknown parameter, named in the message"))
-        .response("503", failure_retry("SERVICE_UNAVAILABLE: the records store is unavailable; retry"))
+pub(crate) struct RecordsRefusals;
+
+impl IntoResponses for RecordsRefusals {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        responses([
+            ("400", refusal("INVALID_REQUEST: a bad or unknown parameter, named in the message").build()),
+            ("503", failure_retry("SERVICE_UNAVAILABLE: the records store is unavailable; retry")),
+        ])
+    }
 }
 
-fn time_filter(name: &str, bound: &str) -> Parameter {
-    query(
-        name,
-        string(None, None, Some(TIME_PATTERN)),
-        &format!("{bound}: YYYY-MM-DD HH:MM:SS at the server's time.utc_offset, inclusive"),
-    )
+/// `GET /ws`, served by ws-gateway beside this API.
+#[utoipa::path(
+    get,
+    path = "/ws",
+    operation_id = "connectWebSocket",
+    tag = "websocket",
+    summary = "Open the notification WebSocket",
+    description = "A WebSocket handshake (RFC 6455: Upgrade, Connection, Sec-WebSocket-Key, Sec-WebSocket-Version \
+        13). The token goes in `?token=`, the Authorization header, or the Sec-WebSocket-Protocol header \
+        (`bearer, <token>`; the server then echoes `bearer`). After the upgrade the server sends \
+        WsNotification frames (spec 3.2) and its own WsMessage frames (spec 3.1); see those components.",
+    security(("bearer" = []), ("queryToken" = [])),
+    params(
+        ("Sec-WebSocket-Protocol" = Option<String>, Header, nullable = false,
+            description = "Subprotocols; `bearer, <token>` carries the token for browsers"),
+    ),
+    responses(
+        (status = 101, description = "Switching protocols; frames follow"),
+        (status = 400, description = "INVALID_REQUEST: not a WebSocket handshake", body = FailureResponse),
+        Unauthorized,
+    ),
+)]
+#[expect(dead_code, reason = "it only carries the operation's attribute: ws-gateway serves /ws")]
+fn websocket() {}
+
+/// `GET /healthz`, served by http-server beside this API.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    summary = "Liveness",
+    security(),
+    responses((status = 200, description = "Alive", body = HealthResponse)),
+)]
+#[expect(dead_code, reason = "it only carries the operation's attribute: http-server serves /healthz")]
+fn healthz() {}
+
+/// `GET /readyz`, served by http-server beside this API.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "operations",
+    summary = "Readiness: every dependency reachable",
+    security(),
+    responses(
+        (status = 200, description = "Ready", body = ReadinessResponse),
+        (status = 503, description = "A dependency is unavailable; the report names it", body = ReadinessResponse),
+    ),
+)]
+#[expect(dead_code, reason = "it only carries the operation's attribute: http-server serves /readyz")]
+fn readyz() {}
+
+/// The document's operations, generated from the handlers' attributes.
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        crate::notice::post_notice,
+        crate::receipts::mark_read,
+        crate::receipts::confirm,
+        crate::users::upsert,
+        crate::users::list,
+        crate::users::online,
+        crate::records::list,
+        crate::records::detail,
+        crate::records::logs,
+        websocket,
+        healthz,
+        readyz,
+        serve,
+    ),
+    modifiers(&DocumentLevel),
+)]
+pub struct HeraldApi;
+
+/// What belongs to the document rather than to an operation: its info, the security schemes the
+/// operations name, and the answer to a method a path has no operation for.
+struct DocumentLevel;
+
+impl utoipa::Modify for DocumentLevel {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi.info = InfoBuilder::new()
+            .title("Herald")
+            .version(env!("CARGO_PKG_VERSION"))
+            .description(Some(
+                "Notification push platform: REST ingestion and WebSocket delivery. Every refusal is the \
+                 spec 6.2 envelope (FailureResponse); a method a path does not answer is 405 \
+                 METHOD_NOT_ALLOWED with an Allow header (components.responses.MethodNotAllowed).",
+            ))
+            .build();
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("An HS256 JWT: sub (user id), role (admin or user), exp, nbf"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(QUERY_TOKEN, SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::new("token"))));
+        // Not an answer of any operation (it is what a path gives for a method it has no
+        // operation for), so it is described once, here.
+        components.responses.insert(
+            "MethodNotAllowed".to_owned(),
+            RefOr::T(
+                refusal("METHOD_NOT_ALLOWED: the path has no operation for this method")
+                    .header("Allow", header(string(Some(1), None, None), "The methods the path answers, e.g. GET, PUT"))
+                    .build(),
+            ),
+        );
+    }
 }
 
-fn push_records() -> Operation {
-    let kind = || string(Some(1), Some(64), Some(TYPE_PATTERN));
-    let op = admin(
-        "listPushRecords",
-        "records",
-        "Push records (spec 6.3)",
-        "Newest first (ties broken by id, so pages never overlap), with statistics over every matching \
-         record. Admin role.",
-    )
-    .parameters(Some(paging(crate::records::MAX_PAGE_SIZE, crate::records::DEFAULT_PAGE_SIZE)))
-    .parameter(query("message_type", kind(), "Only this notification type"))
-    .parameter(query("type", kind(), "Alias of message_type (give one of the two)"))
-    .parameter(query("target", one_of(&TARGETS.map(Target::as_str)), "Only this target"))
-    .parameter(query("status", one_of(&crate::records::STATUSES), "Only this status"))
-    .parameter(query("sender_id", integer(1, i64::MAX as u64), "Only this sender"))
-    .parameter(time_filter("start_time", "From"))
-    .parameter(time_filter("end_time", "Until"))
-    .parameter(query("content", string(None, None, None), "Content containing this text"))
-    .response("200", ok("A page", "PushRecordsResponse"));
-    records_refusals(op).build()
+/// Why the document could not be built (a schema file that is not JSON, say).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the OpenAPI document could not be built: {0}")]
+pub struct DocumentError(String);
+
+/// The document as JSON, and its text as served.
+struct Built {
+    value: Value,
+    text: Bytes,
 }
 
-fn push_record() -> Operation {
-    let op = admin(
-        "getPushRecord",
-        "records",
-        "One push record with its receive records and log",
-        "404 NOT_FOUND when Herald has no record of the message (yet: records are written \
-         asynchronously). Admin role.",
-    )
-    .parameter(parameter(
-        "message_id",
-        ParameterIn::Path,
-        true,
-        string(None, None, Some(MESSAGE_ID_PATTERN)),
-        "The notice's message id, as its acceptance answered",
-    ))
-    .response("200", ok("Found", "PushRecordDetailResponse"))
-    .response("404", failure("NOT_FOUND: no record of this message"));
-    records_refusals(op).build()
-}
-
-fn notification_logs() -> Operation {
-    let op = admin(
-        "listNotificationLogs",
-        "records",
-        "Notification logs (spec 4.3)",
-        "Delivery events (delivered, read, confirmed, ...) per user, newest first. Admin role.",
-    )
-    .parameters(Some(paging(crate::records::MAX_PAGE_SIZE, crate::records::DEFAULT_PAGE_SIZE)))
-    .parameter(query("message_id", string(None, None, Some(MESSAGE_ID_PATTERN)), "Only this notice"))
-    .parameter(query("user_id", integer(1, i64::MAX as u64), "Only this user"))
-    .parameter(query("event_type", one_of(&crate::records::EVENT_TYPES), "Only this kind of event"))
-    .parameter(time_filter("start_time", "From"))
-    .parameter(time_filter("end_time", "Until"))
-    .response("200", ok("A page", "NotificationLogsResponse"));
-    records_refusals(op).build()
-}
-
-fn websocket() -> Operation {
-    OperationBuilder::new()
-        .operation_id(Some("connectWebSocket"))
-        .tag("websocket")
-        .summary(Some("Open the notification WebSocket"))
-        .description(Some(
-            "A WebSocket handshake (RFC 6455: Upgrade, Connection, Sec-WebSocket-Key, Sec-WebSocket-Version \
-             13). The token goes in `?token=`, the Authorization header, or the Sec-WebSocket-Protocol header \
-             (`bearer, <token>`; the server then echoes `bearer`). After the upgrade the server sends \
-             WsNotification frames (spec 3.2) and its own WsMessage frames (spec 3.1); see those components.",
-        ))
-        .securities(Some([
-            SecurityRequirement::new(BEARER, Vec::<String>::new()),
-            SecurityRequirement::new(QUERY_TOKEN, Vec::<String>::new()),
-        ]))
-        .parameter(parameter(
-            "Sec-WebSocket-Protocol",
-            ParameterIn::Header,
-            false,
-            string(None, None, None),
-            "Subprotocols; `bearer, <token>` carries the token for browsers",
-        ))
-        .response("101", ResponseBuilder::new().description("Switching protocols; frames follow").build())
-        .response("400", failure("INVALID_REQUEST: not a WebSocket handshake"))
-        .response("401", unauthorized())
-        .build()
-}
-
-fn build() -> Value {
-    let mut users = PathItem::new(HttpMethod::Put, upsert_users());
-    users.get = Some(list_users());
-    let healthz = public("healthz", "Liveness").response("200", ok("Alive", "HealthResponse")).build();
-    let readyz = public("readyz", "Readiness: every dependency reachable")
-        .response("200", ok("Ready", "ReadinessResponse"))
-        .response("503", ok("A dependency is unavailable; the report names it", "ReadinessResponse"))
-        .build();
-    let document = public("openApiDocument", "This document")
-        .response(
-            "200",
-            ResponseBuilder::new()
-                .description("OpenAPI 3.1")
-                .content(
-                    "application/json",
-                    ContentBuilder::new().schema(Some(ObjectBuilder::new().schema_type(Type::Object))).build(),
-                )
-                .build(),
-        )
-        .build();
-
-    let doc = OpenApiBuilder::new()
-        .info(
-            InfoBuilder::new()
-                .title("Herald")
-                .version(env!("CARGO_PKG_VERSION"))
-                .description(Some(
-                    "Notification push platform: REST ingestion and WebSocket delivery. Every refusal is the \
-                     spec 6.2 envelope (FailureResponse); a method a path does not answer is 405 \
-                     METHOD_NOT_ALLOWED with an Allow header (components.responses.MethodNotAllowed).",
-                ))
-                .build(),
-        )
-        .paths(
-            PathsBuilder::new()
-                .path("/api/admin/system/notice", PathItem::new(HttpMethod::Post, notice()))
-                .path(
-                    "/api/admin/notification/mark-read",
-                    PathItem::new(HttpMethod::Post, receipt("markRead", "Mark a notification read (spec 7.3)")),
-                )
-                .path(
-                    "/api/admin/notification/confirm",
-                    PathItem::new(HttpMethod::Post, receipt("confirm", "Confirm a notification that asked for it")),
-                )
-                .path("/api/admin/users", users)
-                .path("/api/admin/users/online", PathItem::new(HttpMethod::Get, online_users()))
-                .path("/api/admin/push/records", PathItem::new(HttpMethod::Get, push_records()))
-                .path("/api/admin/push/records/{message_id}", PathItem::new(HttpMethod::Get, push_record()))
-                .path("/api/admin/notification/logs", PathItem::new(HttpMethod::Get, notification_logs()))
-                .path("/ws", PathItem::new(HttpMethod::Get, websocket()))
-                .path("/healthz", PathItem::new(HttpMethod::Get, healthz))
-                .path("/readyz", PathItem::new(HttpMethod::Get, readyz))
-                .path("/api/openapi.json", PathItem::new(HttpMethod::Get, document)),
-        )
-        .components(Some(
-            ComponentsBuilder::new()
-                .security_scheme(
-                    BEARER,
-                    SecurityScheme::Http(
-                        HttpBuilder::new()
-                            .scheme(HttpAuthScheme::Bearer)
-                            .bearer_format("JWT")
-                            .description(Some("An HS256 JWT: sub (user id), role (admin or user), exp, nbf"))
-                            .build(),
-                    ),
-                )
-                .security_scheme(QUERY_TOKEN, SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::new("token"))))
-                // Not an answer of any operation (it is what a path gives for a method it has no
-                // operation for), so it is described once, here.
-                .response(
-                    "MethodNotAllowed",
-                    refusal("METHOD_NOT_ALLOWED: the path has no operation for this method")
-                        .header(
-                            "Allow",
-                            header(string(Some(1), None, None), "The methods the path answers, e.g. GET, PUT"),
-                        )
-                        .build(),
-                )
-                .build(),
-        ))
-        .build();
-
-    let mut value = serde_json::to_value(&doc).unwrap_or_default();
-    value["openapi"] = Value::String("3.1.0".into());
+fn build() -> Result<Built, serde_json::Error> {
+    let mut value = serde_json::to_value(HeraldApi::openapi())?;
     for (name, raw) in SCHEMAS {
-        let mut schema: Value = serde_json::from_str(raw).unwrap_or_default();
+        let mut schema: Value = serde_json::from_str(raw)?;
         if let Some(object) = schema.as_object_mut() {
             // `$id` and `$schema` would re-base references inside the component; the document's
             // own dialect is already 2020-12.
@@ -505,9 +375,10 @@ fn build() -> Value {
         }
         // A schema's own `#/$defs/...` references now live under its component.
         rebase_refs(&mut schema, &format!("#/components/schemas/{name}/$defs/"));
-        value["components"]["schemas"][name] = schema;
+        value["components"]["schemas"][*name] = schema;
     }
-    value
+    let text = Bytes::from(serde_json::to_vec(&value)?);
+    Ok(Built { value, text })
 }
 
 /// Rewrites every `#/$defs/` reference in `value` to start with `base` instead.
@@ -531,21 +402,46 @@ fn rebase_refs(value: &mut Value, base: &str) {
 }
 
 /// The document, built once.
-pub fn document() -> &'static Value {
-    static DOC: LazyLock<Value> = LazyLock::new(build);
-    &DOC
+static DOCUMENT: LazyLock<Result<Built, DocumentError>> = LazyLock::new(|| {
+    build().map_err(|err| {
+        tracing::error!(error = %err, "the OpenAPI document could not be built");
+        DocumentError(err.to_string())
+    })
+});
+
+/// The document, built once (the tests and `serve` read the same one).
+pub fn document() -> Result<&'static Value, DocumentError> {
+    DOCUMENT.as_ref().map(|built| &built.value).map_err(Clone::clone)
 }
 
-/// `GET /api/openapi.json`.
-pub async fn serve() -> HttpResponse {
-    HttpResponse::Ok().json(document())
+/// `GET /api/openapi.json`: the document's text, serialised once. Should it ever fail to build,
+/// the answer is a 500 in the spec 6.2 envelope, never an empty document.
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    operation_id = "openApiDocument",
+    tag = "operations",
+    summary = "This document",
+    security(),
+    responses((status = 200, description = "OpenAPI 3.1", body = inline(AnyObject))),
+)]
+pub async fn serve() -> Result<HttpResponse, Failure> {
+    match DOCUMENT.as_ref() {
+        Ok(built) => Ok(HttpResponse::Ok().content_type("application/json").body(built.text.clone())),
+        Err(_) => Err(Failure::new(ErrorCode::InternalError, "the OpenAPI document is unavailable")),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+
+    fn document() -> &'static Value {
+        super::document().unwrap()
+    }
 
     fn refs(value: &Value, found: &mut Vec<String>) {
         match value {
@@ -573,6 +469,44 @@ mod tests {
             }
         }
         found
+    }
+
+    #[test]
+    fn every_route_ingest_api_mounts_is_described_and_nothing_else_is_but_its_neighbours() {
+        let mounted: BTreeSet<(String, String)> = crate::routes::ROUTES
+            .iter()
+            .map(|(method, path, _)| (method.as_str().to_lowercase(), (*path).to_owned()))
+            .collect();
+        let mut described: BTreeSet<(String, String)> =
+            operations().into_iter().map(|(method, path, _)| (method.to_owned(), path)).collect();
+        // Served by the same process, but mounted by ws-gateway and http-server.
+        for neighbour in ["/ws", "/healthz", "/readyz"] {
+            assert!(described.remove(&("get".to_owned(), neighbour.to_owned())), "get {neighbour} undescribed");
+        }
+        assert_eq!(described, mounted, "the document and IngestApi::configure's routes differ");
+    }
+
+    #[actix_web::test]
+    async fn the_document_is_served_as_the_text_built_once() {
+        let response = serve().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers().get("content-type").unwrap(), "application/json");
+        let body = actix_web::body::to_bytes(response.into_body()).await.unwrap();
+        assert_eq!(body, DOCUMENT.as_ref().unwrap().text);
+        assert_eq!(&serde_json::from_slice::<Value>(&body).unwrap(), document());
+    }
+
+    #[test]
+    fn the_component_schemas_are_the_files_of_proto_schemas() {
+        let schemas = document()["components"]["schemas"].as_object().unwrap();
+        let names: BTreeSet<&str> = schemas.keys().map(String::as_str).collect();
+        assert_eq!(names, SCHEMAS.iter().map(|(name, _)| *name).collect());
+        for (name, raw) in SCHEMAS {
+            let file: Value = serde_json::from_str(raw).unwrap();
+            assert_eq!(schemas[*name]["title"], file["title"], "{name}");
+            assert_eq!(schemas[*name]["type"], file["type"], "{name}");
+            assert!(schemas[*name].as_object().unwrap().len() >= file.as_object().unwrap().len() - 2, "{name}");
+        }
     }
 
     #[test]
@@ -655,6 +589,7 @@ mod tests {
                 assert!(responses.contains_key("403"), "{at}: an admin operation without 403");
             }
             if op.get("requestBody").is_some() {
+                assert_eq!(op["requestBody"]["required"], true, "{at}: an optional body");
                 for status in ["400", "413", "415"] {
                     assert!(responses.contains_key(status), "{at}: a body but no {status}");
                 }
@@ -715,10 +650,12 @@ mod tests {
 
     #[test]
     fn the_closed_sets_and_bounds_are_the_handlers_own() {
-        let param = |path: &str, name: &str| -> Value {
-            let op = &document()["paths"][path]["get"];
-            op["parameters"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap()["schema"].clone()
+        let parameter_of = |method: &str, path: &str, name: &str| -> Value {
+            let op = &document()["paths"][path][method];
+            op["parameters"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap().clone()
         };
+        let parameter = |path: &str, name: &str| parameter_of("get", path, name);
+        let param = |path: &str, name: &str| parameter(path, name)["schema"].clone();
         assert_eq!(param("/api/admin/push/records", "status")["enum"], json!(crate::records::STATUSES));
         assert_eq!(
             param("/api/admin/push/records", "target")["enum"],
@@ -726,12 +663,27 @@ mod tests {
         );
         assert_eq!(param("/api/admin/notification/logs", "event_type")["enum"], json!(crate::records::EVENT_TYPES));
         assert_eq!(param("/api/admin/users", "role")["enum"], json!(["admin", "user"]));
-        assert_eq!(param("/api/admin/users", "page_size")["maximum"], crate::users::MAX_PAGE_SIZE);
-        assert_eq!(param("/api/admin/users/online", "page_size")["maximum"], crate::users::MAX_PAGE_SIZE);
-        assert_eq!(param("/api/admin/push/records", "page_size")["maximum"], crate::records::MAX_PAGE_SIZE);
-        assert_eq!(param("/api/admin/notification/logs", "page_size")["maximum"], crate::records::MAX_PAGE_SIZE);
+        for (path, max, default) in [
+            ("/api/admin/users", crate::users::MAX_PAGE_SIZE, crate::users::DEFAULT_PAGE_SIZE),
+            ("/api/admin/users/online", crate::users::MAX_PAGE_SIZE, crate::users::DEFAULT_PAGE_SIZE),
+            ("/api/admin/push/records", crate::records::MAX_PAGE_SIZE, crate::records::DEFAULT_PAGE_SIZE),
+            ("/api/admin/notification/logs", crate::records::MAX_PAGE_SIZE, crate::records::DEFAULT_PAGE_SIZE),
+        ] {
+            let page_size = parameter(path, "page_size");
+            assert_eq!(page_size["schema"]["maximum"], max, "{path}");
+            assert_eq!(page_size["schema"]["default"], default, "{path}");
+            assert_eq!(
+                page_size["description"],
+                format!("Entries per page, 1 to {max} (default {default})"),
+                "{path}: the description says other bounds than the schema"
+            );
+            assert_eq!(page_size["required"], false, "{path}");
+        }
         let id = param("/api/admin/push/records/{message_id}", "message_id");
         assert_eq!(id["pattern"], MESSAGE_ID_PATTERN);
         assert!(model::MessageId::parse(&model::MessageId::generate().to_string()).is_ok());
+        let key = parameter_of("post", "/api/admin/system/notice", "Idempotency-Key");
+        assert_eq!(key["schema"]["maxLength"], 200);
+        assert_eq!(key["required"], false);
     }
 }

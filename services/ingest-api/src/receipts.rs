@@ -7,6 +7,7 @@
 
 use crate::IngestApi;
 use crate::error::ApiError;
+use crate::openapi;
 use actix_web::http::header::USER_AGENT;
 use actix_web::{HttpRequest, HttpResponse, web};
 use http_server::BearerClaims;
@@ -27,7 +28,35 @@ struct ReceiptRequest {
     user_id: Option<i64>,
 }
 
+/// What both receipts do, for the OpenAPI document.
+const RECEIPT_DESCRIPTION: &str = "Clears the notice from the user's offline inbox, publishes a delivery event and \
+    sends a sync frame to the user's other connected devices. Any valid token; a user marks only notices \
+    addressed to them.";
+
 /// `POST /api/admin/notification/mark-read`.
+#[utoipa::path(
+    post,
+    path = "/api/admin/notification/mark-read",
+    operation_id = "markRead",
+    summary = "Mark a notification read (spec 7.3)",
+    tag = "receipts",
+    description = RECEIPT_DESCRIPTION,
+    security(("bearer" = [])),
+    request_body = openapi::ReceiptRequest,
+    responses(
+        (status = 200, description = "Recorded", body = openapi::ReceiptResponse),
+        (status = 400, description = "INVALID_REQUEST: a malformed body or message_id", body = openapi::FailureResponse),
+        openapi::Unauthorized,
+        (status = 403, body = openapi::FailureResponse,
+            description = "FORBIDDEN: user_id is not the token's, or the notice was not addressed to them"),
+        (status = 404, body = openapi::FailureResponse,
+            description = "NOT_FOUND: no notice with this message_id is known (or it is over 30 days old)"),
+        (status = 503, body = openapi::FailureResponse,
+            description = "PUSH_FAILED: the message bus or a store is unavailable; send it again",
+            headers(("Retry-After" = inline(openapi::RetrySeconds), description = "Whole seconds to wait before trying again"))),
+        openapi::BodyRefusals,
+    ),
+)]
 pub async fn mark_read(
     req: HttpRequest,
     user: BearerClaims,
@@ -38,6 +67,29 @@ pub async fn mark_read(
 }
 
 /// `POST /api/admin/notification/confirm`.
+#[utoipa::path(
+    post,
+    path = "/api/admin/notification/confirm",
+    operation_id = "confirm",
+    summary = "Confirm a notification that asked for it",
+    tag = "receipts",
+    description = RECEIPT_DESCRIPTION,
+    security(("bearer" = [])),
+    request_body = openapi::ReceiptRequest,
+    responses(
+        (status = 200, description = "Recorded", body = openapi::ReceiptResponse),
+        (status = 400, description = "INVALID_REQUEST: a malformed body or message_id", body = openapi::FailureResponse),
+        openapi::Unauthorized,
+        (status = 403, body = openapi::FailureResponse,
+            description = "FORBIDDEN: user_id is not the token's, or the notice was not addressed to them"),
+        (status = 404, body = openapi::FailureResponse,
+            description = "NOT_FOUND: no notice with this message_id is known (or it is over 30 days old)"),
+        (status = 503, body = openapi::FailureResponse,
+            description = "PUSH_FAILED: the message bus or a store is unavailable; send it again",
+            headers(("Retry-After" = inline(openapi::RetrySeconds), description = "Whole seconds to wait before trying again"))),
+        openapi::BodyRefusals,
+    ),
+)]
 pub async fn confirm(
     req: HttpRequest,
     user: BearerClaims,

@@ -7,11 +7,13 @@
 //! renders; `start_time` and `end_time` are inclusive.
 
 use crate::IngestApi;
+use crate::openapi;
 use ::records::{LogQuery, RecordQuery, RecordStats};
 use actix_web::{HttpRequest, HttpResponse, web};
 use http_server::{AdminClaims, Failure};
 use model::{ApiResponse, ErrorCode, MessageId, NotificationLog, PushRecord, Target, TimeFormat, UserId};
 use serde::{Deserialize, Serialize};
+use utoipa::IntoParams;
 
 /// The largest page the records and logs listings return.
 pub const MAX_PAGE_SIZE: u64 = 100;
@@ -19,6 +21,8 @@ pub const MAX_PAGE_SIZE: u64 = 100;
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
 /// The statuses a record can have.
 pub const STATUSES: [&str; 4] = ["queued", "partial", "delivered", "failed"];
+/// The targets a push record can have.
+pub const TARGETS: [Target; 5] = [Target::All, Target::Admin, Target::Custom, Target::User, Target::Group];
 /// The event types a log entry can have.
 pub const EVENT_TYPES: [&str; 5] = ["sent", "delivered", "failed", "read", "confirmed"];
 
@@ -68,18 +72,38 @@ fn window(time: &TimeFormat, start: Option<&str>, end: Option<&str>) -> Result<(
     Ok((from, to.map(|to| to + 999)))
 }
 
-#[derive(Debug, Deserialize)]
+/// The query of `GET /api/admin/push/records`; it is also what the OpenAPI document says it is
+/// (`type`, the alias, is added by `list`'s attribute).
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct RecordParams {
+    /// 1-based page (default 1)
+    #[param(value_type = Option<openapi::PageNumber>, inline)]
     page: Option<u64>,
+    /// Entries per page, 1 to 100 (default 20)
+    #[param(value_type = Option<openapi::RecordPageSize>, inline)]
     page_size: Option<u64>,
+    /// Only this notification type
     #[serde(alias = "type")]
+    #[param(value_type = Option<openapi::NotificationTypeName>, inline)]
     message_type: Option<String>,
+    /// Only this target
+    #[param(value_type = Option<openapi::TargetName>, inline)]
     target: Option<String>,
+    /// Only this status
+    #[param(value_type = Option<openapi::RecordStatus>, inline)]
     status: Option<String>,
+    /// Only this sender
+    #[param(value_type = Option<openapi::PositiveId>, inline)]
     sender_id: Option<UserId>,
+    /// From: YYYY-MM-DD HH:MM:SS at the server's time.utc_offset, inclusive
+    #[param(value_type = Option<openapi::FilterTime>, inline)]
     start_time: Option<String>,
+    /// Until: YYYY-MM-DD HH:MM:SS at the server's time.utc_offset, inclusive
+    #[param(value_type = Option<openapi::FilterTime>, inline)]
     end_time: Option<String>,
+    /// Content containing this text
     content: Option<String>,
 }
 
@@ -94,10 +118,29 @@ struct RecordList {
 }
 
 /// `GET /api/admin/push/records`.
+#[utoipa::path(
+    get,
+    path = "/api/admin/push/records",
+    operation_id = "listPushRecords",
+    tag = "records",
+    summary = "Push records (spec 6.3)",
+    description = "Newest first (ties broken by id, so pages never overlap), with statistics over every matching \
+        record. Admin role.",
+    security(("bearer" = [])),
+    params(
+        RecordParams,
+        ("type" = inline(Option<openapi::NotificationTypeName>), Query,
+            description = "Alias of message_type (give one of the two)"),
+    ),
+    responses(
+        (status = 200, description = "A page", body = openapi::PushRecordsResponse),
+        openapi::AdminRefusals,
+        openapi::RecordsRefusals,
+    ),
+)]
 pub async fn list(req: HttpRequest, _admin: AdminClaims, api: web::Data<IngestApi>) -> Result<HttpResponse, Failure> {
     let params: RecordParams = http_server::query(&req)?;
     let (page, page_size) = paging(params.page, params.page_size)?;
-    const TARGETS: [Target; 5] = [Target::All, Target::Admin, Target::Custom, Target::User, Target::Group];
     if let Some(target) = &params.target
         && !TARGETS.iter().any(|t| t.as_str() == target)
     {
@@ -134,6 +177,26 @@ pub async fn list(req: HttpRequest, _admin: AdminClaims, api: web::Data<IngestAp
 }
 
 /// `GET /api/admin/push/records/{message_id}`.
+#[utoipa::path(
+    get,
+    path = "/api/admin/push/records/{message_id}",
+    operation_id = "getPushRecord",
+    tag = "records",
+    summary = "One push record with its receive records and log",
+    description = "404 NOT_FOUND when Herald has no record of the message (yet: records are written \
+        asynchronously). Admin role.",
+    security(("bearer" = [])),
+    params(
+        ("message_id" = inline(openapi::MessageIdText), Path,
+            description = "The notice's message id, as its acceptance answered"),
+    ),
+    responses(
+        (status = 200, description = "Found", body = openapi::PushRecordDetailResponse),
+        openapi::AdminRefusals,
+        (status = 404, description = "NOT_FOUND: no record of this message", body = openapi::FailureResponse),
+        openapi::RecordsRefusals,
+    ),
+)]
 pub async fn detail(
     _admin: AdminClaims,
     api: web::Data<IngestApi>,
@@ -151,15 +214,32 @@ pub async fn detail(
     Ok(HttpResponse::Ok().json(ApiResponse::ok(data)))
 }
 
-#[derive(Debug, Deserialize)]
+/// The query of `GET /api/admin/notification/logs`; it is also what the OpenAPI document says it
+/// is.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct LogParams {
+    /// 1-based page (default 1)
+    #[param(value_type = Option<openapi::PageNumber>, inline)]
     page: Option<u64>,
+    /// Entries per page, 1 to 100 (default 20)
+    #[param(value_type = Option<openapi::RecordPageSize>, inline)]
     page_size: Option<u64>,
+    /// Only this notice
+    #[param(value_type = Option<openapi::MessageIdText>, inline)]
     message_id: Option<String>,
+    /// Only this user
+    #[param(value_type = Option<openapi::PositiveId>, inline)]
     user_id: Option<UserId>,
+    /// Only this kind of event
+    #[param(value_type = Option<openapi::EventTypeName>, inline)]
     event_type: Option<String>,
+    /// From: YYYY-MM-DD HH:MM:SS at the server's time.utc_offset, inclusive
+    #[param(value_type = Option<openapi::FilterTime>, inline)]
     start_time: Option<String>,
+    /// Until: YYYY-MM-DD HH:MM:SS at the server's time.utc_offset, inclusive
+    #[param(value_type = Option<openapi::FilterTime>, inline)]
     end_time: Option<String>,
 }
 
@@ -172,6 +252,21 @@ struct LogList {
 }
 
 /// `GET /api/admin/notification/logs`.
+#[utoipa::path(
+    get,
+    path = "/api/admin/notification/logs",
+    operation_id = "listNotificationLogs",
+    tag = "records",
+    summary = "Notification logs (spec 4.3)",
+    description = "Delivery events (delivered, read, confirmed, ...) per user, newest first. Admin role.",
+    security(("bearer" = [])),
+    params(LogParams),
+    responses(
+        (status = 200, description = "A page", body = openapi::NotificationLogsResponse),
+        openapi::AdminRefusals,
+        openapi::RecordsRefusals,
+    ),
+)]
 pub async fn logs(req: HttpRequest, _admin: AdminClaims, api: web::Data<IngestApi>) -> Result<HttpResponse, Failure> {
     let params: LogParams = http_server::query(&req)?;
     let (page, page_size) = paging(params.page, params.page_size)?;

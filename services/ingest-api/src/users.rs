@@ -4,6 +4,7 @@
 //! - `GET /api/admin/users/online`: who is online, on which gateway replicas.
 
 use crate::IngestApi;
+use crate::openapi;
 use actix_web::{HttpRequest, HttpResponse, web};
 use http_server::{AdminClaims, Failure};
 use model::{ApiResponse, ErrorCode, TimeFormat, UserId};
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use state::{DirectoryEntry, OnlineUser, Source, UserProfile, UserQuery};
 use std::collections::HashSet;
+use utoipa::IntoParams;
 
 /// The largest page a listing returns.
 pub const MAX_PAGE_SIZE: u64 = 200;
@@ -99,6 +101,27 @@ impl UserInput {
 
 /// `PUT /api/admin/users`: inserts or updates up to 1000 users. A user listed twice counts once
 /// (the last entry wins); a name left out or empty is stored empty.
+#[utoipa::path(
+    put,
+    path = "/api/admin/users",
+    operation_id = "upsertUsers",
+    tag = "users",
+    summary = "Add or update users of the directory",
+    description = "Batch upsert of 1 to 1000 users. The directory is how `admin` notices reach admins who are \
+        offline; users are also recorded from their token when they connect (the token's role wins then). Admin role.",
+    security(("bearer" = [])),
+    request_body = openapi::UserUpsertRequest,
+    responses(
+        (status = 200, description = "Upserted", body = openapi::UserUpsertResponse),
+        (status = 400, body = openapi::FailureResponse,
+            description = "INVALID_REQUEST: a malformed batch; the message names the entry and field"),
+        openapi::AdminRefusals,
+        (status = 503, description = "SERVICE_UNAVAILABLE: the database is unavailable; retry",
+            body = openapi::FailureResponse,
+            headers(("Retry-After" = inline(openapi::RetrySeconds), description = "Whole seconds to wait before trying again"))),
+        openapi::BodyRefusals,
+    ),
+)]
 pub async fn upsert(
     _admin: AdminClaims,
     api: web::Data<IngestApi>,
@@ -120,15 +143,24 @@ pub async fn upsert(
     Ok(HttpResponse::Ok().json(ApiResponse::ok(serde_json::json!({ "upserted": upserted }))))
 }
 
-#[derive(Debug, Deserialize)]
+/// The query of `GET /api/admin/users`; it is also what the OpenAPI document says it is.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// 1-based page (default 1)
     #[serde(default)]
+    #[param(value_type = Option<openapi::PageNumber>, inline)]
     page: Option<u64>,
+    /// Entries per page, 1 to 200 (default 20)
     #[serde(default)]
+    #[param(value_type = Option<openapi::UserPageSize>, inline)]
     page_size: Option<u64>,
+    /// Only users of this role
     #[serde(default)]
+    #[param(value_type = Option<openapi::RoleName>, inline)]
     role: Option<Role>,
+    /// Only this tenant's users
     #[serde(default)]
     tenant_id: Option<String>,
 }
@@ -190,6 +222,25 @@ fn paging(page: Option<u64>, page_size: Option<u64>) -> Result<(u64, u64), Failu
 }
 
 /// `GET /api/admin/users?page=&page_size=&role=&tenant_id=`: the directory in user id order.
+#[utoipa::path(
+    get,
+    path = "/api/admin/users",
+    operation_id = "listUsers",
+    tag = "users",
+    summary = "List the user directory",
+    description = "In user id order, each user with presence. Admin role.",
+    security(("bearer" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page", body = openapi::UserPageResponse),
+        (status = 400, description = "INVALID_REQUEST: a bad or unknown parameter, named in the message",
+            body = openapi::FailureResponse),
+        openapi::AdminRefusals,
+        (status = 503, description = "SERVICE_UNAVAILABLE: the database or presence is unavailable; retry",
+            body = openapi::FailureResponse,
+            headers(("Retry-After" = inline(openapi::RetrySeconds), description = "Whole seconds to wait before trying again"))),
+    ),
+)]
 pub async fn list(req: HttpRequest, _admin: AdminClaims, api: web::Data<IngestApi>) -> Result<HttpResponse, Failure> {
     let params: ListParams = http_server::query(&req)?;
     let (page, page_size) = paging(params.page, params.page_size)?;
@@ -201,17 +252,42 @@ pub async fn list(req: HttpRequest, _admin: AdminClaims, api: web::Data<IngestAp
     Ok(HttpResponse::Ok().json(ApiResponse::ok(Page { page, page_size, total: found.total, items })))
 }
 
-#[derive(Debug, Deserialize)]
+/// The query of `GET /api/admin/users/online`; it is also what the OpenAPI document says it is.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct OnlineParams {
+    /// 1-based page (default 1)
     #[serde(default)]
+    #[param(value_type = Option<openapi::PageNumber>, inline)]
     page: Option<u64>,
+    /// Entries per page, 1 to 200 (default 20)
     #[serde(default)]
+    #[param(value_type = Option<openapi::UserPageSize>, inline)]
     page_size: Option<u64>,
 }
 
 /// `GET /api/admin/users/online?page=&page_size=`: online users in user id order, with their
 /// connection count and the gateway replicas holding them.
+#[utoipa::path(
+    get,
+    path = "/api/admin/users/online",
+    operation_id = "onlineUsers",
+    tag = "users",
+    summary = "Who is online, on which gateway replicas",
+    description = "Users with a live WebSocket connection, in user id order, with their connection count. Admin role.",
+    security(("bearer" = [])),
+    params(OnlineParams),
+    responses(
+        (status = 200, description = "A page", body = openapi::OnlineUsersResponse),
+        (status = 400, description = "INVALID_REQUEST: a bad or unknown parameter, named in the message",
+            body = openapi::FailureResponse),
+        openapi::AdminRefusals,
+        (status = 503, description = "SERVICE_UNAVAILABLE: presence is unavailable; retry",
+            body = openapi::FailureResponse,
+            headers(("Retry-After" = inline(openapi::RetrySeconds), description = "Whole seconds to wait before trying again"))),
+    ),
+)]
 pub async fn online(req: HttpRequest, _admin: AdminClaims, api: web::Data<IngestApi>) -> Result<HttpResponse, Failure> {
     let params: OnlineParams = http_server::query(&req)?;
     let (page, page_size) = paging(params.page, params.page_size)?;

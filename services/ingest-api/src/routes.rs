@@ -1,0 +1,42 @@
+//! The route table: every route ingest-api mounts, in one place. `IngestApi::configure` mounts
+//! them, and a test in `openapi.rs` checks that the OpenAPI document describes each (and nothing
+//! more).
+
+use crate::{notice, openapi, receipts, records, users};
+use actix_web::http::Method;
+use actix_web::{Route, web};
+
+/// Gives a route, already guarded by its method, its handler.
+type Handler = fn(Route) -> Route;
+
+/// Every route ingest-api mounts: method, path and handler.
+pub(crate) const ROUTES: [(Method, &str, Handler); 10] = [
+    (Method::POST, "/api/admin/system/notice", |route| route.to(notice::post_notice)),
+    (Method::POST, "/api/admin/notification/mark-read", |route| route.to(receipts::mark_read)),
+    (Method::POST, "/api/admin/notification/confirm", |route| route.to(receipts::confirm)),
+    (Method::PUT, "/api/admin/users", |route| route.to(users::upsert)),
+    (Method::GET, "/api/admin/users", |route| route.to(users::list)),
+    (Method::GET, "/api/admin/push/records", |route| route.to(records::list)),
+    (Method::GET, "/api/admin/push/records/{message_id}", |route| route.to(records::detail)),
+    (Method::GET, "/api/admin/notification/logs", |route| route.to(records::logs)),
+    (Method::GET, "/api/admin/users/online", |route| route.to(users::online)),
+    (Method::GET, "/api/openapi.json", |route| route.to(openapi::serve)),
+];
+
+/// Mounts [`ROUTES`]: one resource per path, holding a route per method and no default service
+/// of its own, so that another method gets 405 with `Allow` (ARCHITECTURE.md, "Refusals and their
+/// bodies").
+pub(crate) fn mount(cfg: &mut web::ServiceConfig) {
+    let mut paths: Vec<&str> = Vec::new();
+    for (_, path, _) in &ROUTES {
+        if !paths.contains(path) {
+            paths.push(path);
+        }
+    }
+    for path in paths {
+        let routes = ROUTES.iter().filter(|(_, at, _)| *at == path);
+        cfg.service(routes.fold(web::resource(path), |resource, (method, _, handler)| {
+            resource.route(handler(web::route().method(method.clone())))
+        }));
+    }
+}
