@@ -5,7 +5,8 @@
 //! and the stores, feeds the machine what happens, and carries out the actions it answers: it
 //! writes frames (a queued one within `ws.write_timeout_ms`), replays the offline inbox on
 //! connect, checks receipts against their notice's audience and records them. One timer serves
-//! the whole session, reset to the machine's next deadline; nothing is allocated per queued frame.
+//! the whole session, re-armed at the machine's next deadline; a queued frame costs the session
+//! no allocation (its text is shared, the machine only looks its id up).
 
 mod machine;
 
@@ -106,8 +107,9 @@ pub async fn run(mut session: actix_ws::Session, mut stream: AggregatedMessageSt
     tokio::pin!(timer);
 
     let ending: Ending = 'session: loop {
+        // Re-armed only when the deadline moved (or the timer fired), not for every frame.
         let deadline = machine.next_deadline();
-        if timer.deadline() != deadline {
+        if timer.deadline() != deadline || timer.is_elapsed() {
             timer.as_mut().reset(deadline);
         }
         let reading = machine.reads_paused_until().is_none();

@@ -338,6 +338,9 @@ impl SessionMachine {
                 Ok(()) => None,
                 Err(not_until) => Some(self.room_at(&not_until)),
             };
+            // The end of a pause is a tick of its own: a frame waiting in the client's socket is
+            // read before an overdue heartbeat judges the silence.
+            return None;
         }
         if now >= self.next_heartbeat {
             // Like a tokio interval that bursts: a late heartbeat does not shift the next ones.

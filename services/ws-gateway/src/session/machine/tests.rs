@@ -311,3 +311,19 @@ async fn heartbeats_continue_while_reads_are_paused() {
     assert_eq!(session.next_deadline(), start + 20 * SECOND);
     assert!(is_ping(&tick_at_deadline(&mut session).await));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_end_of_a_pause_is_a_tick_of_its_own_so_a_waiting_frame_is_read_before_the_heartbeat() {
+    let start = Instant::now();
+    let fast =
+        Timing { heartbeat_interval: SECOND, heartbeat_timeout: 2 * SECOND, frames_per_second: 1, frame_burst: 1 };
+    let mut session = session(fast, HOUR);
+    client(&mut session, ClientEvent::Pong);
+    client(&mut session, ClientEvent::Pong);
+    assert_eq!(session.reads_paused_until(), Some(start + SECOND));
+    assert_eq!(session.next_deadline(), start + SECOND, "the pause and the heartbeat end together");
+    assert!(tick_at_deadline(&mut session).await.is_none(), "reads resume first");
+    assert_eq!(session.reads_paused_until(), None);
+    assert_eq!(session.next_deadline(), start + SECOND, "the heartbeat is still due");
+    assert!(is_ping(&session.handle(Instant::now(), Input::Tick)));
+}
