@@ -16,7 +16,7 @@ pub use journal::{DeadLetter, Journal, JournalEntry, JournalFuture};
 pub use settings::{BusSettings, BusUrl};
 
 use bytes::Bytes;
-use model::NotificationMessage;
+use model::{DeliveryEvent, NotificationMessage};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -357,6 +357,15 @@ impl Bus {
     pub async fn publish_notification(&self, message: &NotificationMessage) -> Result<(), BusError> {
         let (exchange, routing_key) = notification_route(message);
         self.publish(exchange, &routing_key, notification_payload(message)?).await
+    }
+
+    /// Publishes a delivery event on the events exchange under its routing key
+    /// (`<event>.<user_id>`), for the record-writer and the gateways.
+    pub async fn publish_event(&self, event: &DeliveryEvent) -> Result<(), BusError> {
+        // Serialising an event cannot fail; if it ever did, the receipt is refused, never sent empty.
+        let payload =
+            serde_json::to_vec(event).map(Bytes::from).map_err(|err| BusError::Unavailable(err.to_string()))?;
+        self.publish(Exchange::Events, &event.routing_key(), payload).await
     }
 
     /// Starts moving notices from the ingress queue to the notifications exchange until

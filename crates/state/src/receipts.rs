@@ -6,7 +6,7 @@
 
 use crate::settings::{RedisSettings, StateBackend};
 use crate::{LiveState, OfflineInbox};
-use bus::{Bus, BusError, Exchange};
+use bus::{Bus, BusError};
 use fred::prelude::*;
 use model::{DeliveryEvent, DeliveryEventType, MessageId, UserId};
 use std::collections::HashMap;
@@ -65,11 +65,7 @@ pub async fn record(
         // A repeat: the event is out already.
         return Ok(());
     }
-    let published = match serde_json::to_vec(event) {
-        Ok(payload) => bus.publish(Exchange::Events, &event.routing_key(), payload.into()).await,
-        Err(err) => Err(BusError::Unavailable(err.to_string())),
-    };
-    if let Err(err) = published {
+    if let Err(err) = bus.publish_event(event).await {
         if let Err(forget) = ledger.forget(receipt).await {
             tracing::warn!(error = %forget, "receipt not forgotten; a repeat will not be recorded");
         }

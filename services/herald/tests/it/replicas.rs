@@ -105,9 +105,10 @@ async fn a_replica_killed_mid_stream_loses_nothing_that_was_accepted() {
         got
     });
 
-    // 120 notices, killed at the 40th: what stays unacknowledged fits the inbox (100 per user).
+    // 100 notices, killed at the 40th: whatever alice had acknowledged before the kill (on a
+    // loaded machine, perhaps nothing), what stays unacknowledged fits the inbox (100 per user).
     let mut accepted = Vec::new();
-    for n in 0..120 {
+    for n in 0..100 {
         if n == 40 {
             doomed.start_kill().unwrap();
             doomed.wait().await.unwrap();
