@@ -323,6 +323,7 @@ impl MemoryBus {
 mod tests {
     use super::*;
     use crate::{Bus, QueueKind};
+    use runtime::testing::{eventually, holds};
 
     fn bus() -> MemoryBus {
         MemoryBus::new(&BusSettings { prefetch: 2, backlog: 2, publish_timeout_ms: 50, ..BusSettings::default() })
@@ -472,13 +473,11 @@ mod tests {
     }
 
     async fn until_empty(journal: &MapJournal) {
-        for _ in 0..200 {
-            if journal.entries.lock().unwrap().is_empty() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        panic!("the journal kept {:?}", journal.entries.lock().unwrap().keys().collect::<Vec<_>>());
+        eventually("the journal to be empty", Duration::from_secs(1), || async {
+            let entries = journal.entries.lock().unwrap();
+            holds(entries.is_empty(), format_args!("it kept {:?}", entries.keys().collect::<Vec<_>>()))
+        })
+        .await;
     }
 
     #[tokio::test]
@@ -490,6 +489,8 @@ mod tests {
         bus.publish(Exchange::Notifications, "all.normal", Bytes::from_static(b"1")).await.unwrap();
         assert_eq!(journal.entries.lock().unwrap().len(), 1);
         gateway.next().await.unwrap().ack().await;
+        // Proving that something does not happen: a removal would follow the ack within these
+        // 20 ms (it takes microseconds in process).
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(journal.entries.lock().unwrap().len(), 1, "removed before the writer settled it");
         writer.next().await.unwrap().ack().await;

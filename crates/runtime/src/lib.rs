@@ -7,6 +7,8 @@ pub mod retry;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 
 pub use auth::{AuthError, Claims, JwtIssuer, JwtVerifier, Role};
 pub use config::{ConfigError, ConfigLoader};

@@ -340,6 +340,7 @@ mod tests {
         let budget = Duration::from_millis(50);
         assert_eq!(store.claim("1", "k", "fp", budget).await.unwrap(), Claim::New);
         assert_eq!(store.claim("1", "k", "fp", budget).await.unwrap(), Claim::InProgress);
+        // Letting the 50 ms budget pass is the point (the store keeps `std` instants).
         tokio::time::sleep(Duration::from_millis(80)).await;
         assert_eq!(store.claim("1", "k", "fp", budget).await.unwrap(), Claim::New);
         store.complete("1", "k", "fp", "answer").await.unwrap();

@@ -7,7 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
+use runtime::testing::{eventually, holds};
 use runtime::{Claims, JwtIssuer, JwtSettings, Role};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,9 +61,11 @@ async fn main() {
         .unwrap();
     let pid = server.id().unwrap();
     let http = reqwest::Client::new();
-    while http.get(format!("http://{addr}/readyz")).send().await.is_err() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("herald to become ready", Duration::from_secs(60), || async {
+        let response = http.get(format!("http://{addr}/readyz")).send().await.map_err(|err| err.to_string())?;
+        holds(response.status().is_success(), response.status())
+    })
+    .await;
     let (_, rss_idle) = usage(pid);
 
     let issuer = JwtIssuer::new(&JwtSettings { secret: SECRET.to_owned().into(), ..JwtSettings::default() });
@@ -74,6 +77,15 @@ async fn main() {
     for n in 0..connections {
         let url = format!("ws://{addr}/ws?token={}", token(n as i64 + 10, Role::User));
         let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect (raise ulimit -n?)");
+        // Connected means live: the gateway answers a ping once the session is registered.
+        ws.send(Message::text(r#"{"type":"ping"}"#)).await.unwrap();
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) if text.contains("pong") => break,
+                Some(Ok(_)) => {}
+                other => panic!("connection ended before its pong: {other:?}"),
+            }
+        }
         let (latencies, received) = (latencies.clone(), received.clone());
         readers.push(tokio::spawn(async move {
             let mut mine = Vec::with_capacity(notices);
@@ -93,7 +105,6 @@ async fn main() {
             latencies.lock().await.extend(mine);
         }));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let (cpu_before, rss_connected) = usage(pid);
 
     let admin = token(1, Role::Admin);

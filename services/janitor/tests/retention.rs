@@ -9,6 +9,7 @@ use model::{Target, TimeFormat};
 use records::RecordStore;
 use records::RecordsSettings;
 use records::{DeviceInfo, LogQuery, NewRecord, RecordQuery, RecordedEvent, Retention, SqlRecords};
+use runtime::testing::{eventually, holds};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -81,11 +82,11 @@ async fn old_records_and_logs_are_purged_on_schedule() {
     let defaults = RecordsSettings { purge_interval_secs: 1, ..RecordsSettings::default() };
     let shutdown = CancellationToken::new();
     let janitor = janitor::Janitor::start(&defaults, records.clone(), shutdown.clone());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while totals(&records).await != (2, 2) {
-        assert!(tokio::time::Instant::now() < deadline, "still {:?}", totals(&records).await);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("the first pass to purge", Duration::from_secs(10), || async {
+        let totals = totals(&records).await;
+        holds(totals == (2, 2), format_args!("still {totals:?}"))
+    })
+    .await;
     assert!(janitor.is_ready());
     let left = records.list(&RecordQuery { page: 1, page_size: 10, ..RecordQuery::default() }).await.unwrap();
     let contents: Vec<&str> = left.items.iter().map(|r| r.content.as_str()).collect();
@@ -94,11 +95,11 @@ async fn old_records_and_logs_are_purged_on_schedule() {
     // The next pass, a second later, finds new old records.
     let stale = notice(31);
     records.write_messages(std::slice::from_ref(&stale)).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while records.detail(stale.message.message_id.as_str()).await.unwrap().is_some() {
-        assert!(tokio::time::Instant::now() < deadline, "the periodic pass did not run");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("the periodic pass to purge the stale record", Duration::from_secs(10), || async {
+        let kept = records.detail(stale.message.message_id.as_str()).await.unwrap().is_some();
+        holds(!kept, "the stale record is still there")
+    })
+    .await;
     shutdown.cancel();
 
     // A pass with a shorter retention, by hand: only today's notice stays.

@@ -16,6 +16,7 @@ use model::{
     TimeFormat,
 };
 use records::{LogQuery, RecordQuery, RecordStore, RecordsSettings, SqlRecords};
+use runtime::testing::{eventually, holds};
 use state::UserDirectory;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -39,6 +40,15 @@ fn event(kind: DeliveryEventType, message: &NotificationMessage, user: i64) -> D
         client_ip: "10.0.0.7".into(),
         user_agent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36".into(),
     }
+}
+
+/// Waits until a writer whose shutdown fired stopped consuming: its two subscriptions end on
+/// that one token, and it reports not ready once they have.
+async fn until_stopped(writer: &http_server::Component) {
+    eventually("the record-writer to stop consuming", Duration::from_secs(30), || async {
+        holds(!writer.is_ready(), "still ready")
+    })
+    .await;
 }
 
 #[tokio::main]
@@ -69,11 +79,12 @@ async fn main() {
     let (records, directory) = open().await;
     let declare = CancellationToken::new();
     let writer = record_writer::RecordWriter::start(&settings, &bus, records, directory, declare.clone());
-    while !writer.is_ready() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the record-writer to declare its queues", Duration::from_secs(30), || async {
+        holds(writer.is_ready(), "not ready")
+    })
+    .await;
     declare.cancel();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    until_stopped(&writer).await;
 
     let notices: Vec<NotificationMessage> = (0..notices_n)
         .map(|n| NotificationMessage {
@@ -108,20 +119,18 @@ async fn main() {
     let (records, directory) = open().await;
     let check = records.clone();
     let started = Instant::now();
-    let _writer = record_writer::RecordWriter::start(&settings, &bus, records, directory, shutdown.clone());
+    let writer = record_writer::RecordWriter::start(&settings, &bus, records, directory, shutdown.clone());
     let all_logs = LogQuery { page: 1, page_size: 1, ..LogQuery::default() };
     let one = RecordQuery { page: 1, page_size: 1, ..RecordQuery::default() };
-    loop {
+    eventually("the backlog to be written", Duration::from_secs(600), || async {
         let logs = check.logs(&all_logs).await.unwrap().total as usize;
         let stats = check.list(&one).await.unwrap().stats;
-        if logs == events_n
+        let written = logs == events_n
             && stats.total_records as usize == notices_n
-            && stats.delivered_count == 2 * notices_n as i64
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+            && stats.delivered_count == 2 * notices_n as i64;
+        holds(written, format_args!("{logs} logs, {stats:?}"))
+    })
+    .await;
     let elapsed = started.elapsed().as_secs_f64();
     println!(
         "record-writer on PostgreSQL, batch {batch}: drained {notices_n} notices and {events_n} events in {elapsed:.2} s"
@@ -131,7 +140,7 @@ async fn main() {
     println!("  messages/s (both queues): {:.0}", (events_n + notices_n) as f64 / elapsed);
 
     shutdown.cancel();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until_stopped(&writer).await;
     bus::amqp::AmqpBus::remove_topology(&bus_settings, &["records", "records-events"]).await.unwrap();
     drop(check);
     database.drop_now().await.unwrap();

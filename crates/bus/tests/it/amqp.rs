@@ -3,6 +3,9 @@
 use bus::{Bus, Exchange, QueueKind, SubscriptionSpec};
 use bus::{BusSettings, BusUrl};
 use bytes::Bytes;
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use runtime::testing::{eventually, holds};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -52,10 +55,43 @@ impl TestBus {
 
     async fn cleanup(self, durable_queues: &[&str]) {
         let Bus::Amqp(amqp) = &self.bus else { unreachable!() };
-        // Stop first: a running subscription whose queue is deleted reconnects and declares it again.
+        // Stop first: a running subscription whose queue is deleted reconnects and declares it
+        // again. (Exclusive queues go with their subscriptions' connections.)
         self.shutdown.cancel();
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        for queue in durable_queues {
+            self.until_unconsumed(queue).await;
+        }
         amqp.delete_topology(durable_queues).await.unwrap();
+    }
+
+    /// Waits until the broker counts no consumer on the durable queue `queue` (nor on its
+    /// urgent lane).
+    async fn until_unconsumed(&self, queue: &str) {
+        eventually(&format!("no consumer on {queue}"), Duration::from_secs(10), || async {
+            let consumers = self.consumers(queue).await?;
+            holds(consumers == 0, format_args!("{consumers} consumers"))
+        })
+        .await;
+    }
+
+    /// How many consumers the broker counts on the durable queue `queue` and its urgent lane (a
+    /// queue that is not there has none).
+    async fn consumers(&self, queue: &str) -> Result<u32, String> {
+        let properties = lapin::ConnectionProperties::default();
+        let conn = lapin::Connection::connect(&amqp_url(), properties).await.map_err(|err| err.to_string())?;
+        let base = self.bus.topology().queue(queue);
+        let mut consumers = 0;
+        for name in [format!("{base}.urgent"), base] {
+            // A passive declaration only looks; on a missing queue it closes the channel, so
+            // each look has a channel of its own.
+            let channel = conn.create_channel().await.map_err(|err| err.to_string())?;
+            let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+            if let Ok(found) = channel.queue_declare(name.into(), passive, FieldTable::default()).await {
+                consumers += found.consumer_count();
+            }
+        }
+        let _ = conn.close(200, "done".into()).await;
+        Ok(consumers)
     }
 }
 
@@ -122,7 +158,7 @@ async fn a_durable_queue_keeps_messages_while_its_consumer_is_away() {
     let mut first = t.bus.subscribe(t.spec("writer", QueueKind::Durable, &["#"]));
     assert!(first.wait_ready(Duration::from_secs(10)).await);
     drop(first);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    t.until_unconsumed("writer").await;
 
     t.bus.publish(Exchange::Notifications, "admin.high", Bytes::from_static(b"kept")).await.unwrap();
     let mut second = t.bus.subscribe(t.spec("writer", QueueKind::Durable, &["#"]));
@@ -200,17 +236,15 @@ async fn publisher_and_subscription_reconnect_after_the_broker_drops_them() {
     assert_eq!(close_connections_named(t.bus.topology().prefix()), 2, "publisher and subscription connections");
     let Bus::Amqp(amqp) = &t.bus else { unreachable!() };
     // Both sides notice the loss and come back by themselves.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        if amqp.is_connected() && sub.is_ready() {
-            let published = t.bus.publish(Exchange::Notifications, "all.normal", Bytes::from_static(b"after")).await;
-            if published.is_ok() {
-                break;
-            }
+    eventually("the bus to recover", Duration::from_secs(15), || async {
+        let (connected, ready) = (amqp.is_connected(), sub.is_ready());
+        if !(connected && ready) {
+            return Err(format!("publisher connected: {connected}, subscription ready: {ready}"));
         }
-        assert!(tokio::time::Instant::now() < deadline, "the bus did not recover");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let published = t.bus.publish(Exchange::Notifications, "all.normal", Bytes::from_static(b"after")).await;
+        published.map_err(|err| format!("a publish failed: {err}"))
+    })
+    .await;
     assert_eq!(next_payload(&mut sub).await.1, Bytes::from_static(b"after"));
     t.cleanup(&[]).await;
 }
@@ -235,6 +269,7 @@ async fn concurrent_publishes_into_a_full_ingress_are_answered_truthfully() {
         while let Ok(Some(incoming)) = tokio::time::timeout(Duration::from_secs(3), ingress.next()).await {
             *seen.entry(incoming.payload.clone()).or_default() += 1;
             incoming.ack().await;
+            // Pacing, not waiting: a slow drainer is the scenario.
             tokio::time::sleep(Duration::from_micros(300)).await;
         }
         seen

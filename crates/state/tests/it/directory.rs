@@ -2,6 +2,7 @@
 
 use database::scratch::{Backend, ScratchDatabase};
 use runtime::Role;
+use runtime::testing::{eventually, holds};
 use state::{Source, UserDirectory, UserProfile, UserQuery};
 use tokio_util::sync::CancellationToken;
 
@@ -88,15 +89,11 @@ async fn users_seen_on_connect_are_recorded_in_batches() {
     for id in 1..=2500 {
         recorder.seen(profile(id, "", if id == 5 { Role::Admin } else { Role::User }));
     }
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
+    eventually("all 2500 users to be recorded", std::time::Duration::from_secs(10), || async {
         let page = directory.list(&UserQuery { page: 1, page_size: 1, ..UserQuery::default() }).await.unwrap();
-        if page.total == 2500 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "only {} of 2500 recorded", page.total);
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+        holds(page.total == 2500, format_args!("only {} of 2500 recorded", page.total))
+    })
+    .await;
     assert_eq!(directory.admin_ids().await.unwrap(), vec![5]);
     assert!(directory.get(2500).await.unwrap().unwrap().last_seen_at.is_some());
     shutdown.cancel();

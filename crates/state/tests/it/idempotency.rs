@@ -68,6 +68,7 @@ async fn a_claim_lapses_with_its_request_and_a_late_first_step_does_not_hold_the
         let short = Duration::from_millis(300);
         assert_eq!(store.claim("7", "k3", &body, short).await.unwrap(), Claim::New, "{backend}");
         assert_eq!(store.claim("7", "k3", &body, short).await.unwrap(), Claim::InProgress, "{backend}");
+        // Letting the claim's 300 ms pass is the point: it lapses on the store's own clock.
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert_eq!(store.claim("7", "k3", &body, BUDGET).await.unwrap(), Claim::New, "{backend}: the claim lapsed");
         store.release("7", "k3").await.unwrap();

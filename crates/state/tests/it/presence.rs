@@ -31,6 +31,8 @@ async fn presence_merges_replicas_and_forgets_those_that_stop_refreshing() {
         assert!(presence.is_online(2).await.unwrap(), "{what}");
 
         // `a` keeps refreshing, `b` stops (as if killed): after the TTL only `a` counts.
+        // Real time passing is the point: `b`'s entry lapses on the store's clock (Redis TTLs),
+        // while `a` refreshes a little more often than its refresh interval.
         for _ in 0..3 {
             tokio::time::sleep(Duration::from_millis(900)).await;
             presence.refresh("a", &[(2, 1)]).await.unwrap();

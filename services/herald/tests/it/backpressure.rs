@@ -5,6 +5,7 @@ use crate::helpers::{Distributed, TokenVia, assert_schema, token};
 use bus::Bus;
 use bus::BusSettings;
 use runtime::Role;
+use runtime::testing::eventually;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -93,16 +94,14 @@ async fn under_overflow_every_answer_is_true() {
     assert!(!refused.is_empty() && !accepted.is_empty(), "{} accepted, {} refused", accepted.len(), refused.len());
 
     // A last notice, retried until accepted, closes the stream: the backlog is delivered in order.
-    let barrier = loop {
+    let barrier = eventually("the barrier notice to be accepted", std::time::Duration::from_secs(30), || async {
         let (status, _, answer) = app
             .endpoints
             .post_notice(Some(&admin), &json!({"content": "barrier", "target": "custom", "user_ids": [2]}))
             .await;
-        if status == 200 {
-            break answer["data"]["message_id"].as_str().unwrap().to_owned();
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+        if status == 200 { Ok(answer["data"]["message_id"].as_str().unwrap().to_owned()) } else { Err(answer) }
+    })
+    .await;
     for connection in [&mut phone, &mut laptop] {
         let mut received: HashMap<String, usize> = HashMap::new();
         for frame in connection.frames_until(&barrier).await {

@@ -1,8 +1,9 @@
 //! Every malformed request gets the spec's error code and a clear message, never a 500.
 
-use crate::helpers::{Embedded, Endpoints, SECRET, assert_schema, jwt_settings, listener, token};
+use crate::helpers::{Embedded, Endpoints, PATIENCE, SECRET, assert_schema, jwt_settings, listener, token};
 use bus::{BusSettings, BusUrl};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use runtime::testing::eventually;
 use runtime::{Claims, Role};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -159,9 +160,9 @@ async fn an_unreachable_broker_answers_push_failed_quickly_and_reports_not_ready
     crate::helpers::spawn_roles(settings, &[herald::Role::IngestApi], listener, shutdown.clone());
     let app = Endpoints::new(addr, addr);
     let health = format!("{}/healthz", app.api);
-    while app.http.get(&health).send().await.is_err() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Not `/readyz`: without a broker it never is.
+    eventually("ingest-api to answer /healthz", PATIENCE, || async { app.http.get(&health).send().await.map(drop) })
+        .await;
     let started = std::time::Instant::now();
     let (status, headers, answer) = app.post_notice(Some(&admin()), &json!({"content": "lost?"})).await;
     assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());

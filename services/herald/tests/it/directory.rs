@@ -4,21 +4,18 @@
 
 use crate::helpers::{Distributed, Embedded, Endpoints, TokenVia, assert_schema, token};
 use runtime::Role;
+use runtime::testing::eventually;
 use serde_json::{Value, json};
 use std::time::Duration;
 
 /// Polls `path` until `done` holds for the answer's items; returns the answer.
 async fn wait_for(app: &Endpoints, admin: &str, path: &str, done: impl Fn(&[Value]) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
+    eventually(&format!("{path} to show what was expected"), Duration::from_secs(15), || async {
         let (status, body) = app.get(admin, path).await;
         assert_eq!(status, 200, "{body}");
-        if done(body["data"]["items"].as_array().unwrap()) {
-            return body;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{path} never showed what was expected: {body}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        if done(body["data"]["items"].as_array().unwrap()) { Ok(body) } else { Err(body) }
+    })
+    .await
 }
 
 fn ids(items: &[Value]) -> Vec<i64> {

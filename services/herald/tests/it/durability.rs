@@ -4,11 +4,13 @@
 //! live before the stop or replayed after it, with a push record, and receipts about it work.
 
 use crate::all_in_one::herald;
-use crate::helpers::{Endpoints, TokenVia, WsClient, listener, token};
+use crate::helpers::{Endpoints, PATIENCE, TokenVia, WsClient, listener, token};
 use runtime::Role;
+use runtime::testing::{eventually, holds};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::process::{Child, Command};
 
@@ -63,6 +65,8 @@ impl Run {
 /// also whether an overflow frame came (none may: fewer than 100 notices are sent).
 async fn drain(client: &mut WsClient) -> BTreeSet<String> {
     let mut ids = BTreeSet::new();
+    // "Nothing more arrives", as a bounded wait: 2 s without a frame ends it (a stopped process
+    // ends it at once, by closing the connection).
     while let Ok(Some(frame)) = tokio::time::timeout(Duration::from_secs(2), client.try_next_text()).await {
         let frame: Value = serde_json::from_str(&frame).unwrap();
         assert_ne!(frame["type"], "offline_overflow", "no notice may be dropped here: {frame}");
@@ -93,9 +97,11 @@ async fn accepted_notices_survive(how: Stop) {
     let live = tokio::spawn(async move { drain(&mut online).await });
     // Three posters, half the notices urgent (straight to the exchange), half through the
     // backlog; the process is stopped while they post.
+    let answered_200 = std::sync::Arc::new(AtomicUsize::new(0));
     let posters: Vec<_> = (0..3)
         .map(|task| {
             let (http, api, admin) = (first.endpoints.http.clone(), first.endpoints.api.clone(), admin.clone());
+            let answered_200 = answered_200.clone();
             tokio::spawn(async move {
                 let mut accepted = Vec::new();
                 for n in 0..30 {
@@ -111,13 +117,20 @@ async fn accepted_notices_survive(how: Stop) {
                     }
                     let Ok(answer) = response.json::<Value>().await else { break };
                     accepted.push(answer["data"]["message_id"].as_str().unwrap().to_owned());
+                    answered_200.fetch_add(1, Ordering::SeqCst);
+                    // Pacing, not waiting: the posts spread over time so the stop falls among them.
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 accepted
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    // Stop once a good part of the 90 notices was accepted, while the rest are being posted.
+    eventually("20 notices to be accepted before the stop", PATIENCE, || async {
+        let answered = answered_200.load(Ordering::SeqCst);
+        holds(answered >= 20, format!("{answered} accepted"))
+    })
+    .await;
     first.stop(how).await;
     let mut accepted = BTreeSet::new();
     for poster in posters {
@@ -141,15 +154,11 @@ async fn accepted_notices_survive(how: Stop) {
     // Every accepted notice gets its record; a receipt about one from before the stop works.
     let admin_token = admin.clone();
     for id in &accepted {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            let (status, _) = api.get(&admin_token, &format!("/api/admin/push/records/{id}")).await;
-            if status == 200 {
-                break;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "{how:?}: {id} has no push record");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        eventually(&format!("{how:?}: a push record of {id}"), Duration::from_secs(15), || async {
+            let (status, body) = api.get(&admin_token, &format!("/api/admin/push/records/{id}")).await;
+            holds(status == 200, format_args!("{status} {body}"))
+        })
+        .await;
     }
     let some = accepted.iter().next().unwrap();
     let response = api

@@ -6,6 +6,7 @@ use database::scratch::{Backend, ScratchDatabase};
 use futures_util::{SinkExt, StreamExt};
 use herald::Settings;
 use ingest_api::LimitSettings;
+use runtime::testing::eventually;
 use runtime::{Claims, JwtIssuer, JwtSettings, Role};
 use serde_json::Value;
 use state::{OfflineSettings, PresenceSettings, RedisSettings};
@@ -47,17 +48,17 @@ pub fn amqp_url() -> String {
 }
 
 /// Runs `roles` of Herald on `listener` with `settings` until `shutdown`, printing why it stopped
-/// if it failed.
+/// if it failed. The handle finishes once the process has stopped.
 pub fn spawn_roles(
     settings: Settings,
     roles: &'static [herald::Role],
     listener: TcpListener,
     shutdown: CancellationToken,
-) {
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let name = roles.iter().map(|role| role.name()).collect::<Vec<_>>().join(",");
         report(&name, herald::run(settings, roles, listener, shutdown)).await;
-    });
+    })
 }
 
 /// Runs a process, printing why it stopped if it failed (a test then fails on readiness with
@@ -175,16 +176,14 @@ impl Endpoints {
 
     /// Waits until `/readyz` at `base` answers 200.
     pub async fn wait_ready(&self, base: &str) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(response) = self.http.get(format!("{base}/readyz")).send().await
-                && response.status().is_success()
-            {
-                return;
+        eventually(&format!("{base} to become ready"), Duration::from_secs(30), || async {
+            match self.http.get(format!("{base}/readyz")).send().await {
+                Ok(response) if response.status().is_success() => Ok(()),
+                Ok(response) => Err(format!("{} {}", response.status(), response.text().await.unwrap_or_default())),
+                Err(err) => Err(err.to_string()),
             }
-            assert!(tokio::time::Instant::now() < deadline, "{base} never became ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await;
     }
 
     /// Opens a WebSocket presenting `token` the way `via` says.
@@ -341,6 +340,8 @@ pub struct Distributed {
     /// Every gateway replica's WebSocket URL; `endpoints.ws` is the first.
     pub gateway_ws: Vec<String>,
     shutdown: CancellationToken,
+    /// The processes (`herald::run` tasks), which finish once they have stopped.
+    processes: Vec<tokio::task::JoinHandle<()>>,
     bus_settings: BusSettings,
     leftovers: Option<Leftovers>,
 }
@@ -446,16 +447,16 @@ impl Distributed {
             ..base.clone()
         };
         adjust_ingest(&mut ingest);
-        spawn_roles(ingest, &[herald::Role::IngestApi], api_listener, shutdown.clone());
+        let mut processes = vec![spawn_roles(ingest, &[herald::Role::IngestApi], api_listener, shutdown.clone())];
         let mut gateway_addrs = Vec::new();
         for _ in 0..replicas {
             let ws_listener = listener();
             gateway_addrs.push(ws_listener.local_addr().unwrap());
-            spawn_roles(base.clone(), &[herald::Role::WsGateway], ws_listener, shutdown.clone());
+            processes.push(spawn_roles(base.clone(), &[herald::Role::WsGateway], ws_listener, shutdown.clone()));
         }
         let writer_listener = listener();
         let writer_addr = writer_listener.local_addr().unwrap();
-        spawn_roles(base, &[herald::Role::RecordWriter], writer_listener, shutdown.clone());
+        processes.push(spawn_roles(base, &[herald::Role::RecordWriter], writer_listener, shutdown.clone()));
         let endpoints = Endpoints::new(api_addr, gateway_addrs[0]);
         endpoints.wait_ready(&endpoints.api.clone()).await;
         endpoints.wait_ready(&format!("http://{writer_addr}")).await;
@@ -465,7 +466,7 @@ impl Distributed {
         let gateway_base = format!("http://{}", gateway_addrs[0]);
         let gateway_ws = gateway_addrs.iter().map(|addr| format!("ws://{addr}/ws")).collect();
         let leftovers = Some(Leftovers { bus_settings: bus_settings.clone(), database });
-        Self { endpoints, gateway_base, gateway_ws, shutdown, bus_settings, leftovers }
+        Self { endpoints, gateway_base, gateway_ws, shutdown, processes, bus_settings, leftovers }
     }
 
     /// The bus settings the services run with (same broker, same prefix).
@@ -477,8 +478,12 @@ impl Distributed {
     /// `stop`, as a failing test does, cleans up too.)
     pub async fn stop(mut self) {
         self.shutdown.cancel();
-        // Let the services close their pools before the schema goes.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Let the services stop, closing their pools, before the schema goes. One that does not
+        // stop in time is reported, and cleaned up after all.
+        let processes = futures_util::future::join_all(std::mem::take(&mut self.processes));
+        if tokio::time::timeout(PATIENCE, processes).await.is_err() {
+            eprintln!("the services had not stopped {PATIENCE:?} after the shutdown; cleaning up anyway");
+        }
         if let Some(leftovers) = self.leftovers.take() {
             leftovers.remove().await;
         }
@@ -545,41 +550,57 @@ impl Drop for Embedded {
 /// connections of the test that made it go through it.
 pub struct StallingProxy {
     pub addr: std::net::SocketAddr,
-    paused: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    paused: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+    /// What the clients sent while paused, held back (lossy UTF-8): what a test waits on to know
+    /// a request got as far as the stalled server.
+    held: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl StallingProxy {
     pub async fn start(target: String) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let paused = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = paused.clone();
+        let paused = std::sync::Arc::new(tokio::sync::watch::Sender::new(false));
+        let held = std::sync::Arc::<std::sync::Mutex<String>>::default();
+        let (flag, log) = (paused.clone(), held.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = TcpStream::connect(&target).await else { continue };
                 let (client_read, client_write) = client.into_split();
                 let (server_read, server_write) = server.into_split();
-                tokio::spawn(pump(client_read, server_write, flag.clone()));
-                tokio::spawn(pump(server_read, client_write, flag.clone()));
+                tokio::spawn(pump(client_read, server_write, flag.subscribe(), Some(log.clone())));
+                tokio::spawn(pump(server_read, client_write, flag.subscribe(), None));
             }
         });
-        Self { addr, paused }
+        Self { addr, paused, held }
     }
 
     pub fn pause(&self) {
-        self.paused.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.paused.send_replace(true);
     }
 
     pub fn resume(&self) {
-        self.paused.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.held.lock().unwrap().clear();
+        self.paused.send_replace(false);
+    }
+
+    /// Waits until a client has sent any of `texts` (a key name, a script, say) since the proxy
+    /// was paused.
+    pub async fn until_holding(&self, texts: &[&str]) {
+        eventually(&format!("the stalled proxy to hold any of {texts:?}"), PATIENCE, || async {
+            let held = self.held.lock().unwrap();
+            if texts.iter().any(|text| held.contains(text)) { Ok(()) } else { Err(format!("{held:?}")) }
+        })
+        .await;
     }
 }
 
-/// Copies `from` to `to`, holding each read while `paused`.
+/// Copies `from` to `to`, holding each read while `paused` (and noting it in `held`).
 async fn pump(
     mut from: impl tokio::io::AsyncRead + Unpin,
     mut to: impl tokio::io::AsyncWrite + Unpin,
-    paused: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    mut paused: tokio::sync::watch::Receiver<bool>,
+    held: Option<std::sync::Arc<std::sync::Mutex<String>>>,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = vec![0; 16 * 1024];
@@ -588,8 +609,12 @@ async fn pump(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        while paused.load(std::sync::atomic::Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        if *paused.borrow_and_update() {
+            if let Some(held) = &held {
+                held.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+            // Resumed, or the proxy is gone: either way the bytes go on.
+            let _ = paused.wait_for(|paused| !paused).await;
         }
         if to.write_all(&buf[..n]).await.is_err() {
             break;

@@ -71,7 +71,10 @@ async fn urgent_notices_in_flight_are_bounded() {
                 .as_u16()
         })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The first is in flight, holding the one slot, once its offline copy waits at the stalled
+    // Redis (the slot is taken before the copy is written): the inbox's script being loaded,
+    // or run on the inbox's key.
+    proxy.until_holding(&["redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])", "offline_msg:2"]).await;
     let (status, headers, answer) = app.endpoints.post_notice(Some(&admin), &urgent).await;
     assert_eq!(status, 503, "{answer}");
     assert_eq!(answer["data"]["error_code"], "QUEUE_FULL", "{answer}");

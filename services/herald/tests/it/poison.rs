@@ -6,6 +6,7 @@ use bus::{Bus, Exchange, QueueKind, SubscriptionSpec};
 use bytes::Bytes;
 use model::{DeliveryEvent, DeliveryEventType, MessageId, NotificationMessage, NotificationType, Priority, Sender};
 use runtime::Role;
+use runtime::testing::eventually;
 use serde_json::json;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -45,15 +46,11 @@ fn poisoned_event(message_id: MessageId) -> DeliveryEvent {
 
 /// Waits until the records API knows `message_id`.
 async fn until_recorded(app: &Distributed, admin: &str, message_id: &str) -> serde_json::Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    eventually(&format!("{message_id} to be recorded"), Duration::from_secs(20), || async {
         let (status, body) = app.endpoints.get(admin, &format!("/api/admin/push/records/{message_id}")).await;
-        if status == 200 {
-            return body;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{message_id} was never recorded: {status} {body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        if status == 200 { Ok(body) } else { Err(format!("{status} {body}")) }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,22 +4,22 @@
 
 use crate::helpers::{Distributed, Embedded, Endpoints, TokenVia, assert_schema, token};
 use runtime::Role;
+use runtime::testing::eventually;
 use serde_json::{Value, json};
 use std::time::Duration;
 
 /// Polls the record of `message_id` until `done` holds; returns the detail's `data`.
 async fn wait_for_record(app: &Endpoints, admin: &str, message_id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
+    eventually(&format!("the record of {message_id}"), Duration::from_secs(15), || async {
         let (status, body) = app.get(admin, &format!("/api/admin/push/records/{message_id}")).await;
         if status == 200 && done(&body["data"]) {
             assert_schema("push-record-detail-response.schema.json", &body);
-            return body["data"].clone();
+            return Ok(body["data"].clone());
         }
         assert!(status == 200 || status == 404, "{body}");
-        assert!(tokio::time::Instant::now() < deadline, "the record never got there: {body}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        Err(body)
+    })
+    .await
 }
 
 fn counts(data: &Value) -> (i64, i64, i64) {

@@ -4,6 +4,7 @@ use crate::helpers::{Distributed, TokenVia, WsClient, token};
 use database::DatabaseSettings;
 use database::scratch::{Backend, ScratchDatabase};
 use runtime::Role;
+use runtime::testing::eventually;
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,15 +163,11 @@ async fn a_replica_killed_mid_stream_loses_nothing_that_was_accepted() {
 
 /// Polls `GET /api/admin/users/online` until `done` holds for its items; returns them.
 async fn wait_for_online(app: &crate::helpers::Endpoints, admin: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
+    eventually("presence to show what was expected", std::time::Duration::from_secs(15), || async {
         let (status, body) = app.get(admin, "/api/admin/users/online?page_size=200").await;
         assert_eq!(status, 200, "{body}");
         let items = body["data"]["items"].as_array().unwrap().clone();
-        if done(&items) {
-            return items;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "presence never showed what was expected: {items:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+        if done(&items) { Ok(items) } else { Err(format!("{items:?}")) }
+    })
+    .await
 }

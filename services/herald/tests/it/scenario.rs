@@ -3,6 +3,7 @@
 
 use crate::helpers::{Endpoints, TokenVia, assert_schema, expected_frame, token};
 use runtime::Role;
+use runtime::testing::eventually;
 use serde_json::{Value, json};
 
 pub async fn each_connection_receives_exactly_its_frames(app: &Endpoints) {
@@ -239,15 +240,11 @@ pub async fn receipts_are_recorded_once_however_often_they_are_sent(app: &Endpoi
     let marker = app.notice(&admin, json!({"content": "marker", "target": "custom", "user_ids": [2]})).await;
     phone.frames_until(&marker.message_id).await;
     phone.send_text(&json!({"type": "read", "message_id": marker.message_id}).to_string()).await;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
+    eventually("the marker receipt to be recorded", std::time::Duration::from_secs(20), || async {
         let (_, detail) = app.get(&admin, &format!("/api/admin/push/records/{}", marker.message_id)).await;
-        if detail["data"]["receive_records"][0]["is_read"] == true {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the marker receipt was never recorded: {detail}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+        if detail["data"]["receive_records"][0]["is_read"] == true { Ok(()) } else { Err(detail) }
+    })
+    .await;
     let (_, detail) = app.get(&admin, &format!("/api/admin/push/records/{}", notice.message_id)).await;
     let mut kinds: Vec<(String, String)> = detail["data"]["logs"]
         .as_array()

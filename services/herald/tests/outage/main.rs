@@ -12,6 +12,7 @@ mod helpers;
 
 use helpers::{Distributed, TokenVia, token};
 use runtime::Role;
+use runtime::testing::{eventually, holds};
 use serde_json::{Value, json};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -50,27 +51,24 @@ async fn notices_accepted_before_and_after_a_broker_outage_are_all_delivered() {
 
     let outage = BrokerStopped::stop();
     // While the broker is down the API refuses quickly and says why; nothing hangs.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let (status, answer) = loop {
+    let (status, answer) = eventually("a notice to be refused during the outage", Duration::from_secs(20), || async {
         let started = Instant::now();
         let (status, _, answer) = app.endpoints.post_notice(Some(&admin), &json!({"content": "during"})).await;
         assert!(started.elapsed() < Duration::from_secs(5), "a publish during the outage took {:?}", started.elapsed());
-        if status != 200 || Instant::now() > deadline {
-            break (status, answer);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        if status != 200 { Ok((status, answer)) } else { Err(answer) }
+    })
+    .await;
     assert_eq!(status, 503, "{answer}");
     assert_eq!(answer["data"]["error_code"], "PUSH_FAILED");
     assert!(!ready(&app, &app.endpoints.api).await, "ingest-api reported ready without a broker");
 
     drop(outage);
     // Every service comes back by itself.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !(ready(&app, &app.endpoints.api).await && ready(&app, &app.gateway_base).await) {
-        assert!(Instant::now() < deadline, "the services did not recover after the broker came back");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually("the services to recover after the broker came back", Duration::from_secs(60), || async {
+        let (api, gateway) = (ready(&app, &app.endpoints.api).await, ready(&app, &app.gateway_base).await);
+        holds(api && gateway, format_args!("ingest-api ready: {api}, ws-gateway ready: {gateway}"))
+    })
+    .await;
 
     // The WebSocket survived the outage, and delivery resumed on it.
     let after = app.endpoints.notice(&admin, json!({"content": "after the outage"})).await;
