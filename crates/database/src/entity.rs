@@ -57,11 +57,13 @@ pub mod push_record {
         pub success: bool,
         pub error: String,
         pub error_code: String,
-        pub push_time: String,
-        /// `push_time` as Unix milliseconds, for ordering and filters.
+        /// When it was pushed (the message id's time), Unix milliseconds: the spec's
+        /// `push_time`, rendered when read.
         pub push_ts: i64,
-        pub created_at: String,
-        pub updated_at: String,
+        /// `created_at`, Unix milliseconds.
+        pub created_ts: i64,
+        /// `updated_at`, Unix milliseconds.
+        pub updated_ts: i64,
         pub sender_id: i64,
         pub sender_name: String,
         pub delivered_count: i64,
@@ -97,11 +99,14 @@ pub mod receive_record {
         pub user_role: String,
         pub is_online: bool,
         pub is_received: bool,
-        pub received_at: String,
+        /// `received_at`, Unix milliseconds; none until received.
+        pub received_ts: Option<i64>,
         pub is_read: bool,
-        pub read_at: String,
+        /// `read_at`, Unix milliseconds; none until read.
+        pub read_ts: Option<i64>,
         pub is_confirmed: bool,
-        pub confirmed_at: String,
+        /// `confirmed_at`, Unix milliseconds; none until confirmed.
+        pub confirmed_ts: Option<i64>,
         pub device_type: String,
         pub platform: String,
         pub browser: String,
@@ -112,10 +117,10 @@ pub mod receive_record {
         pub delivery_status: String,
         pub retry_count: i32,
         pub error_message: String,
-        pub created_at: String,
-        pub updated_at: String,
-        /// When the row was created, Unix milliseconds (retention).
+        /// `created_at`, Unix milliseconds (and retention).
         pub created_ts: i64,
+        /// `updated_at`, Unix milliseconds.
+        pub updated_ts: i64,
     }
 
     /// No relations.
@@ -144,10 +149,10 @@ pub mod notification_log {
         pub username: String,
         pub event_type: String,
         pub status: String,
-        pub timestamp: String,
-        /// `timestamp` as Unix milliseconds.
+        /// The event's `timestamp`, Unix milliseconds.
         pub ts: i64,
-        pub created_at: String,
+        /// `created_at`, Unix milliseconds.
+        pub created_ts: i64,
         pub error: String,
         /// JSON object, if any.
         pub device_info: Option<String>,

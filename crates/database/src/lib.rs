@@ -31,6 +31,11 @@ impl From<sea_orm::DbErr> for DbError {
 /// Connects to `settings.url`, creates `settings.schema` (PostgreSQL) if missing, and applies
 /// every pending migration.
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbError> {
+    connect_migrated(settings, None).await
+}
+
+/// [`connect`], applying only the first `steps` migrations when given (tests of a migration).
+async fn connect_migrated(settings: &DatabaseSettings, steps: Option<u32>) -> Result<DatabaseConnection, DbError> {
     let url = settings.url.replacen("mariadb://", "mysql://", 1);
     if !settings.schema.is_empty() && !url.starts_with("postgres") {
         return Err(DbError("database.schema applies to PostgreSQL only".to_owned()));
@@ -59,13 +64,13 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
     // An in-memory SQLite database lives in its one connection: migrate through the pool itself.
     if url.starts_with("sqlite:") && url.contains(":memory:") {
         let db = Database::connect(options(Some(1))).await?;
-        migrate(&db, &settings.schema).await?;
+        migrate(&db, &settings.schema, steps).await?;
         return Ok(db);
     }
     // Replicas start together: each migrates on one connection under a database-wide lock, so
     // exactly one applies what is pending and the others find it done.
     let migrator = Database::connect(options(Some(1))).await?;
-    let migrated = migrate(&migrator, &settings.schema).await;
+    let migrated = migrate(&migrator, &settings.schema, steps).await;
     migrator.close().await?;
     migrated?;
     // SQLite serialises writers anyway: one connection unless the operator asks for more.
@@ -74,7 +79,7 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
 }
 
 /// Applies pending migrations on `db` (one connection) under the backend's lock.
-async fn migrate(db: &DatabaseConnection, schema: &str) -> Result<(), DbError> {
+async fn migrate(db: &DatabaseConnection, schema: &str, steps: Option<u32>) -> Result<(), DbError> {
     let backend = db.get_database_backend();
     let (lock, unlock) = match backend {
         DbBackend::Postgres => ("SELECT pg_advisory_lock(7305208841)", "SELECT pg_advisory_unlock(7305208841)"),
@@ -91,7 +96,7 @@ async fn migrate(db: &DatabaseConnection, schema: &str) -> Result<(), DbError> {
         result = db.execute_raw(Statement::from_string(backend, create)).await.map(|_| ());
     }
     if result.is_ok() {
-        result = Migrator::up(db, None).await;
+        result = Migrator::up(db, steps).await;
     }
     if !unlock.is_empty() {
         db.execute_raw(Statement::from_string(backend, unlock)).await?;

@@ -70,6 +70,12 @@ impl ScratchDatabase {
         Ok(Self { settings, backend, name, server })
     }
 
+    /// Opens it with only the first `steps` migrations applied, as a database written by an
+    /// older Herald: what a test of a later migration starts from.
+    pub async fn connect_at(&self, steps: u32) -> Result<sea_orm::DatabaseConnection, DbError> {
+        crate::connect_migrated(&self.settings, Some(steps)).await
+    }
+
     /// Removes the database and everything in it.
     pub async fn drop_now(self) -> Result<(), DbError> {
         match self.backend {

@@ -24,18 +24,19 @@ impl<T> ApiResponse<T> {
     }
 }
 
-/// What happened to a notification, as far as the API can tell when it answers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PushStatus {
-    /// Durably accepted by the bus; delivery follows.
-    Queued,
-    /// Delivered to every recipient.
-    Delivered,
-    /// Delivered to some recipients.
-    Partial,
-    /// Not delivered.
-    Failed,
+crate::closed_set! {
+    /// What happened to a notification: as far as the API can tell when it answers (spec 6.1),
+    /// and a push record's status as its receipts arrive (spec 4.1).
+    pub enum PushStatus {
+        /// Durably accepted by the bus; delivery follows.
+        Queued = "queued",
+        /// Delivered to some recipients.
+        Partial = "partial",
+        /// Delivered to every recipient.
+        Delivered = "delivered",
+        /// Not delivered.
+        Failed = "failed",
+    }
 }
 
 /// The data of a successful push (spec 6.1).

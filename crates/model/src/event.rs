@@ -1,42 +1,42 @@
 //! Delivery events (brief section 2.4): what became of a notice for one user, published on the
 //! events exchange under `<event_type>.<user_id>` for the record-writer and the gateways.
 
-use crate::{MessageId, UserId};
+use crate::{MessageId, Role, UserId};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
-/// What happened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryEventType {
-    /// Handed to a connection or an inbox.
-    Sent,
-    /// The client acknowledged receipt.
-    Delivered,
-    /// Could not be delivered.
-    Failed,
-    /// The user read it.
-    Read,
-    /// The user confirmed it (for `need_confirm` notices).
-    Confirmed,
-}
-
-impl DeliveryEventType {
-    /// The name used on the wire and in routing keys.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryEventType::Sent => "sent",
-            DeliveryEventType::Delivered => "delivered",
-            DeliveryEventType::Failed => "failed",
-            DeliveryEventType::Read => "read",
-            DeliveryEventType::Confirmed => "confirmed",
-        }
+crate::closed_set! {
+    /// What happened.
+    pub enum DeliveryEventType {
+        /// Handed to a connection or an inbox.
+        Sent = "sent",
+        /// The client acknowledged receipt.
+        Delivered = "delivered",
+        /// Could not be delivered.
+        Failed = "failed",
+        /// The user read it.
+        Read = "read",
+        /// The user confirmed it (for `need_confirm` notices).
+        Confirmed = "confirmed",
     }
 }
 
-impl fmt::Display for DeliveryEventType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+crate::closed_set! {
+    /// How a receipt was reported.
+    pub enum ReportChannel {
+        /// A client frame on a WebSocket.
+        Websocket = "websocket",
+        /// A call to the REST API.
+        Rest = "rest",
+    }
+}
+
+crate::closed_set! {
+    /// How a notice reached a connection.
+    pub enum PushChannel {
+        /// Live: the user was online when it was pushed.
+        Websocket = "websocket",
+        /// Replayed from the offline inbox on connect.
+        Offline = "offline",
     }
 }
 
@@ -59,19 +59,21 @@ pub struct DeliveryEvent {
     #[serde(default)]
     pub username: String,
     /// How it was reported: `websocket` (a client frame) or `rest` (an API call).
-    pub channel: String,
+    pub channel: ReportChannel,
     /// The WebSocket connection it came from (`<replica>-<n>`), when it came from one.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub connection_id: String,
     /// When, `YYYY-MM-DD HH:MM:SS`.
     pub timestamp: String,
-    /// The user's role, from their token (`admin` or `user`).
-    #[serde(default)]
-    pub user_role: String,
+    /// The user's role, from their token (`admin` or `user`); written `""` when unknown, and an
+    /// empty or unknown role reads back as unknown.
+    #[serde(default, with = "crate::closed::or_empty")]
+    pub user_role: Option<Role>,
     /// How the notice reached this connection: `websocket` (live, the user was online when it
-    /// was pushed) or `offline` (replayed from the inbox on connect). Empty when unknown (REST).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub push_channel: String,
+    /// was pushed) or `offline` (replayed from the inbox on connect). Absent when unknown (REST);
+    /// an empty or unknown value reads back as unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::closed::or_empty")]
+    pub push_channel: Option<PushChannel>,
     /// The client's address, as the gateway saw it (`X-Forwarded-For` from trusted proxies).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub client_ip: String,

@@ -2,6 +2,7 @@
 //! records, offline messages, API envelopes and the error-code table of the message-format spec.
 
 pub mod api;
+pub mod closed;
 pub mod error_code;
 pub mod event;
 pub mod message_id;
@@ -10,19 +11,22 @@ pub mod notification_type;
 pub mod offline;
 pub mod priority;
 pub mod record;
+pub mod role;
 pub mod target;
 pub mod time_format;
 pub mod ws;
 
 pub use api::{ApiResponse, FailureData, PushRecordItem, PushRecordPage, PushRecordStats, PushResult, PushStatus};
+pub use closed::ClosedSet;
 pub use error_code::ErrorCode;
-pub use event::{DeliveryEvent, DeliveryEventType, MAX_USER_AGENT_CHARS};
+pub use event::{DeliveryEvent, DeliveryEventType, MAX_USER_AGENT_CHARS, PushChannel, ReportChannel};
 pub use message_id::{MessageId, MessageIdError};
 pub use notification::{Audience, NotificationMessage, Sender};
 pub use notification_type::{NotificationType, NotificationTypeError};
 pub use offline::OfflineMessage;
 pub use priority::Priority;
-pub use record::{AdminUserReceiveRecord, NotificationLog, PushRecord};
+pub use record::{AdminUserReceiveRecord, DeliveryStatus, LogStatus, NotificationLog, PushRecord};
+pub use role::Role;
 pub use target::Target;
 pub use time_format::TimeFormat;
 pub use ws::{ClientFrame, CloseCode, WsMessage, WsNotification};

@@ -1,11 +1,37 @@
 //! Push records, receive records and notification logs (spec 4.1-4.3), as JSON.
 
-use crate::UserId;
+use crate::{DeliveryEventType, PushChannel, PushStatus, Role, Target, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+crate::closed_set! {
+    /// Where one user's copy of a notice stands (spec 4.2 `delivery_status`).
+    #[derive(Default)]
+    pub enum DeliveryStatus {
+        /// Addressed to the user; nothing heard yet.
+        #[default]
+        Pending = "pending",
+        /// The user received it.
+        Delivered = "delivered",
+        /// It could not be delivered to the user.
+        Failed = "failed",
+    }
+}
+
+crate::closed_set! {
+    /// How an event in a notice's life went (spec 4.3 `status`).
+    #[derive(Default)]
+    pub enum LogStatus {
+        /// Anything but a failure.
+        #[default]
+        Success = "success",
+        /// A failed delivery.
+        Failed = "failed",
+    }
+}
+
 /// One notification and what became of it (spec 4.1).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PushRecord {
     /// The store's id.
     pub id: String,
@@ -15,15 +41,15 @@ pub struct PushRecord {
     pub content: String,
     /// The notification type.
     pub message_type: String,
-    /// The target name.
-    pub target: String,
+    /// The target.
+    pub target: Target,
     /// The addressed users, for custom targets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub target_user_ids: Vec<UserId>,
     /// A description of the recipients, e.g. `all_online_users`.
     pub recipients_count: String,
-    /// `queued`, `delivered`, `partial` or `failed`.
-    pub status: String,
+    /// `queued`, `partial`, `delivered` or `failed`.
+    pub status: PushStatus,
     /// Whether the push succeeded.
     pub success: bool,
     /// The error, if it failed.
@@ -68,8 +94,9 @@ pub struct AdminUserReceiveRecord {
     pub user_id: UserId,
     /// The user's name.
     pub username: String,
-    /// The user's role.
-    pub user_role: String,
+    /// The user's role: `admin`, `user`, or `""` until an event names it.
+    #[serde(default, with = "crate::closed::or_empty")]
+    pub user_role: Option<Role>,
     /// Whether the user was online at push time.
     pub is_online: bool,
     /// Whether the user received it.
@@ -96,10 +123,11 @@ pub struct AdminUserReceiveRecord {
     pub user_agent: String,
     /// The WebSocket connection id.
     pub connection_id: String,
-    /// `websocket` or `offline`.
-    pub push_channel: String,
-    /// `delivered`, `failed` or `pending`.
-    pub delivery_status: String,
+    /// `websocket` or `offline`, or `""` until it was received.
+    #[serde(default, with = "crate::closed::or_empty")]
+    pub push_channel: Option<PushChannel>,
+    /// `pending`, `delivered` or `failed`.
+    pub delivery_status: DeliveryStatus,
     /// How many retries it took.
     pub retry_count: i32,
     /// The error, if any.
@@ -111,7 +139,7 @@ pub struct AdminUserReceiveRecord {
 }
 
 /// One event in a notification's life (spec 4.3).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NotificationLog {
     /// The store's id.
     pub id: String,
@@ -122,9 +150,9 @@ pub struct NotificationLog {
     /// The user's name.
     pub username: String,
     /// `sent`, `delivered`, `failed`, `read` or `confirmed`.
-    pub event_type: String,
-    /// The status after the event.
-    pub status: String,
+    pub event_type: DeliveryEventType,
+    /// How the event went: `success` or `failed`.
+    pub status: LogStatus,
     /// When the event happened.
     pub timestamp: String,
     /// When the log entry was created.

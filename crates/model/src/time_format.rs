@@ -46,6 +46,18 @@ impl TimeFormat {
         at.to_offset(self.offset).format(FORMAT).unwrap_or_else(|_| at.unix_timestamp().to_string())
     }
 
+    /// Renders an instant given in Unix milliseconds (what the stores keep).
+    pub fn format_millis(&self, unix_ms: i64) -> String {
+        let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        self.format(at)
+    }
+
+    /// Parses a rendered time back into Unix milliseconds, interpreting it in this format's offset.
+    pub fn parse_millis(&self, raw: &str) -> Result<i64, time::error::Parse> {
+        self.parse(raw).map(|at| at.unix_timestamp() * 1000)
+    }
+
     /// The current time, rendered.
     pub fn now(&self) -> String {
         self.format(OffsetDateTime::now_utc())
@@ -80,6 +92,13 @@ mod tests {
         let format = TimeFormat::new(TimeFormat::parse_offset("-05:30").unwrap());
         let at = datetime!(2025-01-27 10:30:00 UTC);
         assert_eq!(format.parse(&format.format(at)).unwrap(), at);
+    }
+
+    #[test]
+    fn renders_milliseconds_within_their_second_and_parses_them_back_to_it() {
+        let format = TimeFormat::new(TimeFormat::parse_offset("+08:00").unwrap());
+        assert_eq!(format.format_millis(1_737_973_800_999), "2025-01-27 18:30:00");
+        assert_eq!(format.parse_millis("2025-01-27 18:30:00").unwrap(), 1_737_973_800_000);
     }
 
     #[test]

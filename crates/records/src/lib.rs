@@ -16,7 +16,8 @@ pub use settings::{RecordsBackend, RecordsSettings};
 pub use sql::SqlRecords;
 
 use model::{AdminUserReceiveRecord, NotificationLog, NotificationMessage, PushRecord, TimeFormat};
-use model::{DeliveryEvent, DeliveryEventType, UserId};
+use model::{DeliveryEvent, DeliveryEventType, DeliveryStatus, LogStatus, NotificationType, PushChannel, PushStatus};
+use model::{Role, Target, UserId};
 use serde_json::{Map, Value};
 
 /// Seconds between readiness probes of a records store.
@@ -82,11 +83,11 @@ pub struct RecordQuery {
     /// Records per page.
     pub page_size: u64,
     /// Only this notification type.
-    pub message_type: Option<String>,
+    pub message_type: Option<NotificationType>,
     /// Only this target.
-    pub target: Option<String>,
-    /// Only this status (`queued`, `partial`, `delivered`, `failed`).
-    pub status: Option<String>,
+    pub target: Option<Target>,
+    /// Only this status.
+    pub status: Option<PushStatus>,
     /// Only this sender.
     pub sender_id: Option<UserId>,
     /// Pushed at or after, Unix milliseconds.
@@ -148,7 +149,7 @@ pub struct LogQuery {
     /// Only this user.
     pub user_id: Option<UserId>,
     /// Only this event type.
-    pub event_type: Option<String>,
+    pub event_type: Option<DeliveryEventType>,
     /// At or after, Unix milliseconds.
     pub from_ms: Option<i64>,
     /// At or before, Unix milliseconds.
@@ -350,15 +351,15 @@ impl RecordStore {
 
 /// A record's status from its counts: `queued` until someone received it, `partial` while some
 /// have, `delivered` once all have, `failed` when it failed for everyone.
-pub fn status_of(total: i64, delivered: i64, failed: i64) -> &'static str {
+pub fn status_of(total: i64, delivered: i64, failed: i64) -> PushStatus {
     if total > 0 && failed == total {
-        "failed"
+        PushStatus::Failed
     } else if total > 0 && delivered >= total {
-        "delivered"
+        PushStatus::Delivered
     } else if delivered > 0 {
-        "partial"
+        PushStatus::Partial
     } else {
-        "queued"
+        PushStatus::Queued
     }
 }
 
@@ -389,10 +390,10 @@ pub(crate) fn event_id_of(recorded: &RecordedEvent) -> String {
 }
 
 /// A log entry's `status`: `failed` for failures, `success` otherwise.
-pub(crate) fn log_status(event_type: DeliveryEventType) -> &'static str {
+pub(crate) fn log_status(event_type: DeliveryEventType) -> LogStatus {
     match event_type {
-        DeliveryEventType::Failed => "failed",
-        _ => "success",
+        DeliveryEventType::Failed => LogStatus::Failed,
+        _ => LogStatus::Success,
     }
 }
 
@@ -412,59 +413,124 @@ pub(crate) fn device_info(recorded: &RecordedEvent) -> Option<Map<String, Value>
     Some(info)
 }
 
+/// A receive record as the stores fold it: times are instants (Unix milliseconds), rendered
+/// in `time.utc_offset` only when the record is read ([`Receipt::view`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Receipt {
+    pub(crate) message_id: String,
+    pub(crate) user_id: UserId,
+    pub(crate) username: String,
+    pub(crate) user_role: Option<Role>,
+    pub(crate) is_online: bool,
+    pub(crate) is_received: bool,
+    pub(crate) received_ms: Option<i64>,
+    pub(crate) is_read: bool,
+    pub(crate) read_ms: Option<i64>,
+    pub(crate) is_confirmed: bool,
+    pub(crate) confirmed_ms: Option<i64>,
+    pub(crate) device_type: String,
+    pub(crate) platform: String,
+    pub(crate) browser: String,
+    pub(crate) client_ip: String,
+    pub(crate) user_agent: String,
+    pub(crate) connection_id: String,
+    pub(crate) push_channel: Option<PushChannel>,
+    pub(crate) delivery_status: DeliveryStatus,
+    pub(crate) retry_count: i32,
+    pub(crate) error_message: String,
+    pub(crate) created_ms: i64,
+    pub(crate) updated_ms: i64,
+}
+
+impl Receipt {
+    /// The spec 4.2 record, its times rendered by `time` (empty until the event happened).
+    pub(crate) fn view(self, id: String, time: &TimeFormat) -> AdminUserReceiveRecord {
+        let render = |ms: Option<i64>| ms.map(|ms| time.format_millis(ms)).unwrap_or_default();
+        AdminUserReceiveRecord {
+            id,
+            message_id: self.message_id,
+            user_id: self.user_id,
+            username: self.username,
+            user_role: self.user_role,
+            is_online: self.is_online,
+            is_received: self.is_received,
+            received_at: render(self.received_ms),
+            is_read: self.is_read,
+            read_at: render(self.read_ms),
+            is_confirmed: self.is_confirmed,
+            confirmed_at: render(self.confirmed_ms),
+            device_type: self.device_type,
+            platform: self.platform,
+            browser: self.browser,
+            client_ip: self.client_ip,
+            user_agent: self.user_agent,
+            connection_id: self.connection_id,
+            push_channel: self.push_channel,
+            delivery_status: self.delivery_status,
+            retry_count: self.retry_count,
+            error_message: self.error_message,
+            created_at: time.format_millis(self.created_ms),
+            updated_at: time.format_millis(self.updated_ms),
+        }
+    }
+}
+
 /// The receive record of a user a notice is addressed to, before anything happened to it.
-pub(crate) fn pending_receipt(message_id: &str, user_id: UserId, now: &str) -> AdminUserReceiveRecord {
-    AdminUserReceiveRecord {
+pub(crate) fn pending_receipt(message_id: &str, user_id: UserId, now_ms: i64) -> Receipt {
+    Receipt {
         message_id: message_id.to_owned(),
         user_id,
-        delivery_status: "pending".to_owned(),
-        created_at: now.to_owned(),
-        updated_at: now.to_owned(),
-        ..AdminUserReceiveRecord::default()
+        delivery_status: DeliveryStatus::Pending,
+        created_ms: now_ms,
+        updated_ms: now_ms,
+        ..Receipt::default()
     }
 }
 
 /// Folds one event into a receive record; `deliveries` is how many `delivered` events the user
 /// has logged for the notice, this one included. Receipt flags only ever go from false to true
-/// and keep their first time, so applying events in any order gives the same record.
-pub(crate) fn merge(row: &mut AdminUserReceiveRecord, recorded: &RecordedEvent, deliveries: u64, now: &str) {
+/// and keep their first time, so applying events in any order gives the same record. The
+/// event's time is its `timestamp` read at `time`'s offset (the one it was rendered at), or
+/// `now_ms` when it is not one.
+pub(crate) fn merge(row: &mut Receipt, recorded: &RecordedEvent, deliveries: u64, time: &TimeFormat, now_ms: i64) {
     let e = &recorded.event;
+    let at = millis_of(time, &e.timestamp).unwrap_or(now_ms);
     if !e.username.is_empty() {
         row.username.clone_from(&e.username);
     }
-    if !e.user_role.is_empty() {
-        row.user_role.clone_from(&e.user_role);
+    if e.user_role.is_some() {
+        row.user_role = e.user_role;
     }
     let received =
         matches!(e.event_type, DeliveryEventType::Delivered | DeliveryEventType::Read | DeliveryEventType::Confirmed);
     if received {
         if !row.is_received {
             row.is_received = true;
-            row.received_at.clone_from(&e.timestamp);
+            row.received_ms = Some(at);
             // Online at push time: it reached a connection live rather than from the inbox.
-            row.is_online = e.push_channel == "websocket";
-            if !e.push_channel.is_empty() {
-                row.push_channel.clone_from(&e.push_channel);
+            row.is_online = e.push_channel == Some(PushChannel::Websocket);
+            if e.push_channel.is_some() {
+                row.push_channel = e.push_channel;
             }
         }
-        row.delivery_status = "delivered".to_owned();
+        row.delivery_status = DeliveryStatus::Delivered;
         row.error_message.clear();
     }
     match e.event_type {
         DeliveryEventType::Read if !row.is_read => {
             row.is_read = true;
-            row.read_at.clone_from(&e.timestamp);
+            row.read_ms = Some(at);
         }
         DeliveryEventType::Confirmed if !row.is_confirmed => {
             row.is_confirmed = true;
-            row.confirmed_at.clone_from(&e.timestamp);
+            row.confirmed_ms = Some(at);
         }
         DeliveryEventType::Delivered => {
             // Every delivery after the first (another device, a replay) is a retry.
             row.retry_count = i32::try_from(deliveries.saturating_sub(1)).unwrap_or(i32::MAX);
         }
         DeliveryEventType::Failed if !row.is_received => {
-            row.delivery_status = "failed".to_owned();
+            row.delivery_status = DeliveryStatus::Failed;
         }
         _ => {}
     }
@@ -477,12 +543,12 @@ pub(crate) fn merge(row: &mut AdminUserReceiveRecord, recorded: &RecordedEvent, 
         row.platform.clone_from(&d.platform);
         row.browser.clone_from(&d.browser);
     }
-    row.updated_at = now.to_owned();
+    row.updated_ms = now_ms;
 }
 
 /// Unix milliseconds of a spec time string at `time`'s offset, if it parses.
 pub(crate) fn millis_of(time: &TimeFormat, raw: &str) -> Option<i64> {
-    time.parse(raw).ok().map(|at| (at.unix_timestamp_nanos() / 1_000_000) as i64)
+    time.parse_millis(raw).ok()
 }
 
 #[cfg(test)]
@@ -491,11 +557,11 @@ mod tests {
 
     #[test]
     fn status_follows_the_counts() {
-        assert_eq!(status_of(0, 0, 0), "queued");
-        assert_eq!(status_of(3, 0, 0), "queued");
-        assert_eq!(status_of(3, 2, 0), "partial");
-        assert_eq!(status_of(3, 3, 0), "delivered");
-        assert_eq!(status_of(3, 0, 3), "failed");
-        assert_eq!(status_of(3, 2, 1), "partial");
+        assert_eq!(status_of(0, 0, 0).as_str(), "queued");
+        assert_eq!(status_of(3, 0, 0).as_str(), "queued");
+        assert_eq!(status_of(3, 2, 0).as_str(), "partial");
+        assert_eq!(status_of(3, 3, 0).as_str(), "delivered");
+        assert_eq!(status_of(3, 0, 3).as_str(), "failed");
+        assert_eq!(status_of(3, 2, 1).as_str(), "partial");
     }
 }

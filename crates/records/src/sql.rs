@@ -6,13 +6,13 @@
 //! notice is recounted with one grouped count and updated only if its counts changed.
 
 use super::{
-    LogPage, LogQuery, NewRecord, Purge, Purged, RecordDetail, RecordPage, RecordQuery, RecordStats, RecordedEvent,
-    RecordsError, device_info, event_id_of, log_status, merge, millis_of, now_millis, pending_receipt, pushed_millis,
-    status_of,
+    LogPage, LogQuery, NewRecord, Purge, Purged, Receipt, RecordDetail, RecordPage, RecordQuery, RecordStats,
+    RecordedEvent, RecordsError, device_info, event_id_of, log_status, merge, millis_of, now_millis, pending_receipt,
+    pushed_millis, status_of,
 };
 use database::DatabaseSettings;
 use database::entity::{notification_log, push_record, receive_record};
-use model::{AdminUserReceiveRecord, DeliveryEventType, NotificationLog, PushRecord, TimeFormat};
+use model::{ClosedSet, DeliveryEventType, DeliveryStatus, NotificationLog, PushRecord, PushStatus, TimeFormat};
 use sea_orm::sea_query::{Expr, Func, LikeExpr, OnConflict, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ActiveValue::Set, ActiveValue::Unchanged, ColumnTrait, Condition,
@@ -47,9 +47,8 @@ const IN_LIST_CHUNK: usize = 500;
 /// A receive record being folded: `id` once stored, and whether an event changed it.
 struct Slot {
     id: Option<i64>,
-    created_ts: i64,
     dirty: bool,
-    receipt: AdminUserReceiveRecord,
+    receipt: Receipt,
 }
 
 /// Records in a relational database. Cheap to clone.
@@ -100,7 +99,6 @@ impl SqlRecords {
         if records.is_empty() {
             return Ok(());
         }
-        let now = self.time.now();
         let now_ms = now_millis();
         let txn = self.db.begin().await?;
         for chunk in records.chunks(INSERT_CHUNK) {
@@ -114,14 +112,13 @@ impl SqlRecords {
                     target: Set(m.target.as_str().to_owned()),
                     target_user_ids: Set(serde_json::to_string(&r.addressed).unwrap_or_else(|_| "[]".into())),
                     recipients_count: Set(m.target.recipients_count(m.explicit_recipients().count())),
-                    status: Set(status_of(r.addressed.len() as i64, 0, 0).to_owned()),
+                    status: Set(status_of(r.addressed.len() as i64, 0, 0).as_str().to_owned()),
                     success: Set(true),
                     error: Set(String::new()),
                     error_code: Set(String::new()),
-                    push_time: Set(m.time.clone()),
                     push_ts: Set(pushed_millis(m, now_ms)),
-                    created_at: Set(now.clone()),
-                    updated_at: Set(now.clone()),
+                    created_ts: Set(now_ms),
+                    updated_ts: Set(now_ms),
                     sender_id: Set(m.sender.id),
                     sender_name: Set(m.sender.name.clone()),
                     delivered_count: Set(0),
@@ -144,7 +141,7 @@ impl SqlRecords {
         let pending: Vec<receive_record::ActiveModel> = records
             .iter()
             .flat_map(|r| r.addressed.iter().map(move |user| (r.message.message_id.to_string(), *user)))
-            .map(|(message_id, user_id)| receipt_row(pending_receipt(&message_id, user_id, &now), None, now_ms))
+            .map(|(message_id, user_id)| receipt_row(pending_receipt(&message_id, user_id, now_ms), None))
             .collect();
         for chunk in pending.chunks(INSERT_CHUNK) {
             receive_record::Entity::insert_many(chunk.to_vec())
@@ -158,7 +155,7 @@ impl SqlRecords {
         }
         // Events may have arrived first: count what is there.
         let ids: BTreeSet<String> = records.iter().map(|r| r.message.message_id.to_string()).collect();
-        self.recount(&txn, &ids, &now).await?;
+        self.recount(&txn, &ids, now_ms).await?;
         txn.commit().await
     }
 
@@ -172,14 +169,13 @@ impl SqlRecords {
         if events.is_empty() {
             return Ok(());
         }
-        let now = self.time.now();
         let now_ms = now_millis();
         let txn = self.db.begin().await?;
         let mut touched = BTreeSet::new();
         for part in events.chunks(IN_LIST_CHUNK) {
-            self.apply_part(&txn, part, &now, now_ms, &mut touched).await?;
+            self.apply_part(&txn, part, now_ms, &mut touched).await?;
         }
-        self.recount(&txn, &touched, &now).await?;
+        self.recount(&txn, &touched, now_ms).await?;
         txn.commit().await
     }
 
@@ -190,7 +186,6 @@ impl SqlRecords {
         &self,
         txn: &DatabaseTransaction,
         events: &[RecordedEvent],
-        now: &str,
         now_ms: i64,
         touched: &mut BTreeSet<String>,
     ) -> Result<(), DbErr> {
@@ -211,7 +206,7 @@ impl SqlRecords {
             return Ok(());
         }
         let logs: Vec<notification_log::ActiveModel> =
-            fresh.iter().map(|(recorded, id)| self.log_row(recorded, id.clone(), now, now_ms)).collect();
+            fresh.iter().map(|(recorded, id)| self.log_row(recorded, id.clone(), now_ms)).collect();
         for chunk in logs.chunks(INSERT_CHUNK) {
             let inserted = notification_log::Entity::insert_many(chunk.to_vec())
                 .on_conflict(
@@ -244,10 +239,10 @@ impl SqlRecords {
             .into_iter()
             .map(|m| {
                 let key = (m.message_id.clone(), m.user_id);
-                let slot = Slot { id: Some(m.id), created_ts: m.created_ts, dirty: false, receipt: receipt_view(m) };
-                (key, slot)
+                let slot = Slot { id: Some(m.id), dirty: false, receipt: receipt_of(m)? };
+                Ok((key, slot))
             })
-            .collect();
+            .collect::<Result<_, DbErr>>()?;
         // Deliveries logged per user and notice, this batch's included: every delivery after
         // the first is a retry.
         let deliveries: HashMap<(String, i64), i64> = notification_log::Entity::find()
@@ -272,36 +267,29 @@ impl SqlRecords {
             let delivered = deliveries.get(&key).copied().unwrap_or(0);
             let slot = slots.entry(key).or_insert_with_key(|(message_id, user_id)| Slot {
                 id: None,
-                created_ts: now_ms,
                 dirty: false,
-                receipt: pending_receipt(message_id, *user_id, now),
+                receipt: pending_receipt(message_id, *user_id, now_ms),
             });
-            merge(&mut slot.receipt, recorded, u64::try_from(delivered).unwrap_or(0), now);
+            merge(&mut slot.receipt, recorded, u64::try_from(delivered).unwrap_or(0), &self.time, now_ms);
             slot.dirty = true;
             touched.insert(recorded.event.message_id.to_string());
         }
         let (created, updated): (Vec<Slot>, Vec<Slot>) =
             slots.into_values().filter(|slot| slot.dirty).partition(|slot| slot.id.is_none());
         let created: Vec<receive_record::ActiveModel> =
-            created.into_iter().map(|slot| receipt_row(slot.receipt, None, slot.created_ts)).collect();
+            created.into_iter().map(|slot| receipt_row(slot.receipt, None)).collect();
         for chunk in created.chunks(INSERT_CHUNK) {
             // No conflict clause: a row created meanwhile fails the batch, which is retried
             // and then finds it.
             receive_record::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
         }
         for slot in updated {
-            receipt_row(slot.receipt, slot.id, slot.created_ts).update(txn).await?;
+            receipt_row(slot.receipt, slot.id).update(txn).await?;
         }
         Ok(())
     }
 
-    fn log_row(
-        &self,
-        recorded: &RecordedEvent,
-        event_id: String,
-        now: &str,
-        now_ms: i64,
-    ) -> notification_log::ActiveModel {
+    fn log_row(&self, recorded: &RecordedEvent, event_id: String, now_ms: i64) -> notification_log::ActiveModel {
         let event = &recorded.event;
         notification_log::ActiveModel {
             id: NotSet,
@@ -310,10 +298,9 @@ impl SqlRecords {
             user_id: Set(event.user_id),
             username: Set(event.username.clone()),
             event_type: Set(event.event_type.as_str().to_owned()),
-            status: Set(log_status(event.event_type).to_owned()),
-            timestamp: Set(event.timestamp.clone()),
+            status: Set(log_status(event.event_type).as_str().to_owned()),
             ts: Set(millis_of(&self.time, &event.timestamp).unwrap_or(now_ms)),
-            created_at: Set(now.to_owned()),
+            created_ts: Set(now_ms),
             error: Set(String::new()),
             device_info: Set(device_info(recorded).map(|info| serde_json::Value::Object(info).to_string())),
             client_ip: Set(event.client_ip.clone()),
@@ -324,7 +311,7 @@ impl SqlRecords {
     /// Recounts the receive records of `messages` into their push records (those that exist
     /// yet): one grouped count, one read of the stored counts, and an update only where they
     /// differ.
-    async fn recount<C: ConnectionTrait>(&self, db: &C, messages: &BTreeSet<String>, now: &str) -> Result<(), DbErr> {
+    async fn recount<C: ConnectionTrait>(&self, db: &C, messages: &BTreeSet<String>, now_ms: i64) -> Result<(), DbErr> {
         let list: Vec<&str> = messages.iter().map(String::as_str).collect();
         for chunk in list.chunks(IN_LIST_CHUNK) {
             let mut counts: HashMap<&str, (i64, i64, i64)> = chunk.iter().map(|m| (*m, (0, 0, 0))).collect();
@@ -347,7 +334,7 @@ impl SqlRecords {
                     if *received {
                         c.1 += n;
                     }
-                    if status == "failed" {
+                    if status == DeliveryStatus::Failed.as_str() {
                         c.2 += n;
                     }
                 }
@@ -375,9 +362,9 @@ impl SqlRecords {
                     .col_expr(push_record::Column::TotalCount, Expr::value(total))
                     .col_expr(push_record::Column::DeliveredCount, Expr::value(delivered))
                     .col_expr(push_record::Column::FailedCount, Expr::value(failed))
-                    .col_expr(push_record::Column::Status, Expr::value(status))
-                    .col_expr(push_record::Column::Success, Expr::value(status != "failed"))
-                    .col_expr(push_record::Column::UpdatedAt, Expr::value(now))
+                    .col_expr(push_record::Column::Status, Expr::value(status.as_str()))
+                    .col_expr(push_record::Column::Success, Expr::value(status != PushStatus::Failed))
+                    .col_expr(push_record::Column::UpdatedTs, Expr::value(now_ms))
                     .filter(push_record::Column::MessageId.eq(message_id))
                     .exec(db)
                     .await?;
@@ -421,8 +408,10 @@ impl SqlRecords {
     pub async fn list(&self, query: &RecordQuery) -> Result<RecordPage, RecordsError> {
         let result = async {
             let total = Self::filtered(query).count(&self.db).await?;
-            let failed_records =
-                Self::filtered(query).filter(push_record::Column::Status.eq("failed")).count(&self.db).await?;
+            let failed_records = Self::filtered(query)
+                .filter(push_record::Column::Status.eq(PushStatus::Failed.as_str()))
+                .count(&self.db)
+                .await?;
             // Sums, added up here: SUM's type differs between backends (MySQL: DECIMAL).
             let counts: Vec<(i64, i64, i64)> = Self::filtered(query)
                 .select_only()
@@ -448,7 +437,8 @@ impl SqlRecords {
                 delivered_count: counts.iter().map(|c| c.1).sum(),
                 failed_count: counts.iter().map(|c| c.2).sum(),
             };
-            Ok::<_, DbErr>(RecordPage { total, items: items.into_iter().map(push_view).collect(), stats })
+            let items = items.into_iter().map(|m| push_view(m, &self.time)).collect::<Result<_, _>>()?;
+            Ok::<_, DbErr>(RecordPage { total, items, stats })
         }
         .await;
         self.observe(result)
@@ -474,9 +464,9 @@ impl SqlRecords {
                 .all(&self.db)
                 .await?;
             Ok::<_, DbErr>(Some(RecordDetail {
-                record: push_view(record),
-                receipts: receipts.into_iter().map(receipt_view).collect(),
-                logs: logs.into_iter().map(log_view).collect(),
+                record: push_view(record, &self.time)?,
+                receipts: receipts.into_iter().map(|m| receipt_view(m, &self.time)).collect::<Result<_, _>>()?,
+                logs: logs.into_iter().map(|m| log_view(m, &self.time)).collect::<Result<_, _>>()?,
             }))
         }
         .await;
@@ -512,7 +502,8 @@ impl SqlRecords {
                 .limit(page_size)
                 .all(&self.db)
                 .await?;
-            Ok::<_, DbErr>(LogPage { total, items: items.into_iter().map(log_view).collect() })
+            let items = items.into_iter().map(|m| log_view(m, &self.time)).collect::<Result<_, _>>()?;
+            Ok::<_, DbErr>(LogPage { total, items })
         }
         .await;
         self.observe(result)
@@ -544,53 +535,58 @@ impl SqlRecords {
     }
 }
 
-/// The row of a receive record: `id` for one already stored, `created_ts` its creation time.
-fn receipt_row(r: AdminUserReceiveRecord, id: Option<i64>, created_ts: i64) -> receive_record::ActiveModel {
+/// The row of a receive record: `id` for one already stored.
+fn receipt_row(r: Receipt, id: Option<i64>) -> receive_record::ActiveModel {
     receive_record::ActiveModel {
         id: id.map_or(NotSet, Unchanged),
         message_id: Set(r.message_id),
         user_id: Set(r.user_id),
         username: Set(r.username),
-        user_role: Set(r.user_role),
+        user_role: Set(r.user_role.map_or("", |role| role.as_str()).to_owned()),
         is_online: Set(r.is_online),
         is_received: Set(r.is_received),
-        received_at: Set(r.received_at),
+        received_ts: Set(r.received_ms),
         is_read: Set(r.is_read),
-        read_at: Set(r.read_at),
+        read_ts: Set(r.read_ms),
         is_confirmed: Set(r.is_confirmed),
-        confirmed_at: Set(r.confirmed_at),
+        confirmed_ts: Set(r.confirmed_ms),
         device_type: Set(r.device_type),
         platform: Set(r.platform),
         browser: Set(r.browser),
         client_ip: Set(r.client_ip),
         user_agent: Set(r.user_agent),
         connection_id: Set(r.connection_id),
-        push_channel: Set(r.push_channel),
-        delivery_status: Set(r.delivery_status),
+        push_channel: Set(r.push_channel.map_or("", |channel| channel.as_str()).to_owned()),
+        delivery_status: Set(r.delivery_status.as_str().to_owned()),
         retry_count: Set(r.retry_count),
         error_message: Set(r.error_message),
-        created_at: Set(r.created_at),
-        updated_at: Set(r.updated_at),
-        created_ts: Set(created_ts),
+        created_ts: Set(r.created_ms),
+        updated_ts: Set(r.updated_ms),
     }
 }
 
-fn push_view(m: push_record::Model) -> PushRecord {
-    PushRecord {
+/// A closed set's member as stored in `column`: a name Herald did not write is a store error.
+fn stored<T: ClosedSet>(column: &str, raw: &str) -> Result<T, DbErr> {
+    T::parse(raw).ok_or_else(|| DbErr::Type(format!("{column} holds {raw:?}, which Herald does not write")))
+}
+
+/// A push record as the API shows it: its times rendered by `time`.
+fn push_view(m: push_record::Model, time: &TimeFormat) -> Result<PushRecord, DbErr> {
+    Ok(PushRecord {
         id: m.id.to_string(),
         message_id: m.message_id,
         content: m.content,
         message_type: m.message_type,
-        target: m.target,
+        target: stored("push_records.target", &m.target)?,
         target_user_ids: serde_json::from_str(&m.target_user_ids).unwrap_or_default(),
         recipients_count: m.recipients_count,
-        status: m.status,
+        status: stored("push_records.status", &m.status)?,
         success: m.success,
         error: m.error,
         error_code: m.error_code,
-        push_time: m.push_time,
-        created_at: m.created_at,
-        updated_at: m.updated_at,
+        push_time: time.format_millis(m.push_ts),
+        created_at: time.format_millis(m.created_ts),
+        updated_at: time.format_millis(m.updated_ts),
         sender_id: m.sender_id,
         sender_name: m.sender_name,
         delivered_count: m.delivered_count,
@@ -599,51 +595,59 @@ fn push_view(m: push_record::Model) -> PushRecord {
         priority: u8::try_from(m.priority).unwrap_or_default(),
         need_confirm: m.need_confirm,
         extra_data: m.extra_data.and_then(|raw| serde_json::from_str(&raw).ok()),
-    }
+    })
 }
 
-fn receipt_view(m: receive_record::Model) -> AdminUserReceiveRecord {
-    AdminUserReceiveRecord {
-        id: m.id.to_string(),
+/// A stored receive record, to fold events into.
+fn receipt_of(m: receive_record::Model) -> Result<Receipt, DbErr> {
+    Ok(Receipt {
         message_id: m.message_id,
         user_id: m.user_id,
         username: m.username,
-        user_role: m.user_role,
+        // Empty until an event names them.
+        user_role: model::Role::parse(&m.user_role),
         is_online: m.is_online,
         is_received: m.is_received,
-        received_at: m.received_at,
+        received_ms: m.received_ts,
         is_read: m.is_read,
-        read_at: m.read_at,
+        read_ms: m.read_ts,
         is_confirmed: m.is_confirmed,
-        confirmed_at: m.confirmed_at,
+        confirmed_ms: m.confirmed_ts,
         device_type: m.device_type,
         platform: m.platform,
         browser: m.browser,
         client_ip: m.client_ip,
         user_agent: m.user_agent,
         connection_id: m.connection_id,
-        push_channel: m.push_channel,
-        delivery_status: m.delivery_status,
+        push_channel: model::PushChannel::parse(&m.push_channel),
+        delivery_status: stored("receive_records.delivery_status", &m.delivery_status)?,
         retry_count: m.retry_count,
         error_message: m.error_message,
-        created_at: m.created_at,
-        updated_at: m.updated_at,
-    }
+        created_ms: m.created_ts,
+        updated_ms: m.updated_ts,
+    })
 }
 
-fn log_view(m: notification_log::Model) -> NotificationLog {
-    NotificationLog {
+/// A receive record as the API shows it.
+fn receipt_view(m: receive_record::Model, time: &TimeFormat) -> Result<model::AdminUserReceiveRecord, DbErr> {
+    let id = m.id.to_string();
+    Ok(receipt_of(m)?.view(id, time))
+}
+
+/// A log entry as the API shows it.
+fn log_view(m: notification_log::Model, time: &TimeFormat) -> Result<NotificationLog, DbErr> {
+    Ok(NotificationLog {
         id: m.id.to_string(),
         message_id: m.message_id,
         user_id: m.user_id,
         username: m.username,
-        event_type: m.event_type,
-        status: m.status,
-        timestamp: m.timestamp,
-        created_at: m.created_at,
+        event_type: stored("notification_logs.event_type", &m.event_type)?,
+        status: stored("notification_logs.status", &m.status)?,
+        timestamp: time.format_millis(m.ts),
+        created_at: time.format_millis(m.created_ts),
         error: m.error,
         device_info: m.device_info.and_then(|raw| serde_json::from_str(&raw).ok()),
         client_ip: m.client_ip,
         user_agent: m.user_agent,
-    }
+    })
 }

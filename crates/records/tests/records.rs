@@ -43,11 +43,11 @@ fn event(kind: DeliveryEventType, message: &NotificationMessage, user: i64, chan
             message_id: message.message_id.clone(),
             user_id: user,
             username: format!("user{user}"),
-            channel: "websocket".into(),
+            channel: model::ReportChannel::Websocket,
             connection_id: format!("abc-{user}"),
             timestamp: TimeFormat::default().now(),
-            user_role: "user".into(),
-            push_channel: channel.into(),
+            user_role: Some(model::Role::User),
+            push_channel: model::PushChannel::parse(channel),
             client_ip: "203.0.113.7".into(),
             user_agent: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)".into(),
         },
@@ -58,7 +58,7 @@ fn event(kind: DeliveryEventType, message: &NotificationMessage, user: i64, chan
 async fn counts(store: &RecordStore, message: &NotificationMessage) -> (i64, i64, i64, String) {
     let detail = store.detail(message.message_id.as_str()).await.unwrap().unwrap();
     let r = detail.record;
-    (r.total_count, r.delivered_count, r.failed_count, r.status)
+    (r.total_count, r.delivered_count, r.failed_count, r.status.as_str().to_owned())
 }
 
 async fn exercise(store: &RecordStore, backend: impl std::fmt::Debug + Copy) {
@@ -94,10 +94,10 @@ async fn exercise(store: &RecordStore, backend: impl std::fmt::Debug + Copy) {
     assert_eq!((two.user_id, two.is_read, two.is_confirmed, two.retry_count), (2, true, true, 1), "{backend:?}");
     assert!(two.is_online && !two.read_at.is_empty() && !two.received_at.is_empty(), "{backend:?}: {two:?}");
     assert_eq!((two.device_type.as_str(), two.platform.as_str(), two.browser.as_str()), ("mobile", "ios", "safari"));
-    assert_eq!((two.client_ip.as_str(), two.push_channel.as_str()), ("203.0.113.7", "websocket"));
+    assert_eq!((two.client_ip.as_str(), two.push_channel.map_or("", |c| c.as_str())), ("203.0.113.7", "websocket"));
     let four = &detail.receipts[2];
     assert_eq!(
-        (four.is_online, four.push_channel.as_str(), four.delivery_status.as_str()),
+        (four.is_online, four.push_channel.map_or("", |c| c.as_str()), four.delivery_status.as_str()),
         (false, "offline", "delivered")
     );
     assert_eq!(detail.logs.len(), 6, "one log entry per distinct event ({backend:?})");
@@ -148,13 +148,14 @@ async fn exercise(store: &RecordStore, backend: impl std::fmt::Debug + Copy) {
         f(&mut query);
         query
     };
-    let admin = store.list(&q(|q| q.target = Some("admin".into()))).await.unwrap();
+    let admin = store.list(&q(|q| q.target = Some(Target::Admin))).await.unwrap();
     assert_eq!(admin.total, 60, "{backend:?}");
-    let orders = store.list(&q(|q| q.message_type = Some("order_completed".into()))).await.unwrap();
+    let orders =
+        store.list(&q(|q| q.message_type = Some(NotificationType::parse("order_completed").unwrap()))).await.unwrap();
     assert_eq!(orders.total, 151, "{backend:?}");
     let by_sender = store.list(&q(|q| q.sender_id = Some(1))).await.unwrap();
     assert_eq!(by_sender.total, 100, "{backend:?}");
-    let delivered = store.list(&q(|q| q.status = Some("delivered".into()))).await.unwrap();
+    let delivered = store.list(&q(|q| q.status = Some(model::PushStatus::Delivered))).await.unwrap();
     assert_eq!(delivered.total, 2, "{backend:?}");
     let text = store.list(&q(|q| q.content = Some("notice 12".into()))).await.unwrap();
     assert_eq!(text.total, 11, "12 and 120-129 ({backend:?})");
@@ -172,7 +173,7 @@ async fn exercise(store: &RecordStore, backend: impl std::fmt::Debug + Copy) {
 
     let logs = store.logs(&LogQuery { page: 1, page_size: 50, user_id: Some(2), ..LogQuery::default() }).await;
     assert_eq!(logs.unwrap().total, 4, "{backend:?}");
-    let reads = LogQuery { page: 1, page_size: 50, event_type: Some("read".into()), ..LogQuery::default() };
+    let reads = LogQuery { page: 1, page_size: 50, event_type: Some(DeliveryEventType::Read), ..LogQuery::default() };
     assert_eq!(store.logs(&reads).await.unwrap().total, 1, "{backend:?}");
     let of_custom =
         LogQuery { page: 1, page_size: 2, message_id: Some(custom.message_id.to_string()), ..LogQuery::default() };
@@ -219,4 +220,147 @@ async fn the_mongodb_records_store_behaves_the_same() {
     exercise(&store, "mongodb").await;
     assert!(store.is_ready());
     db.drop().await.unwrap();
+}
+
+/// Writes rows the way Herald did before its records' times became instants: every time a
+/// `YYYY-MM-DD HH:MM:SS` string rendered at +08:00, some with a Unix-millisecond twin. Notice 2's
+/// id was read from the clock just after its `push_time`, across the turn of a second.
+async fn write_the_old_way(db: &sea_orm::DatabaseConnection) {
+    use sea_orm::ConnectionTrait;
+    // 2026-01-01 00:00:00 UTC, i.e. 08:00:00 at +08:00.
+    const EPOCH_MS: i64 = 1_767_225_600_000;
+    let statements = [
+        format!(
+            "INSERT INTO push_records (message_id, content, message_type, target, target_user_ids, recipients_count, \
+             status, success, error, error_code, push_time, push_ts, created_at, updated_at, sender_id, sender_name, \
+             delivered_count, failed_count, total_count, priority, need_confirm, extra_data) VALUES \
+             ('1767225601250000000-aaaaaaaa', 'old notice 1', 'system_notice', 'custom', '[2,3]', '2', 'partial', \
+              TRUE, '', '', '2026-01-01 08:00:01', {}, '2026-01-01 08:00:02', '2026-01-01 08:00:09', 1, 'admin', \
+              1, 0, 2, 1, FALSE, NULL), \
+             ('1767225606003000000-bbbbbbbb', 'old notice 2', 'order_completed', 'all', '[]', 'all_online_users', \
+              'queued', TRUE, '', '', '2026-01-01 08:00:05', {}, '2026-01-01 08:00:06', '2026-01-01 08:00:06', 7, \
+              'admin', 0, 0, 0, 2, TRUE, '{{\"order\":42}}')",
+            EPOCH_MS + 1_250,
+            EPOCH_MS + 6_003,
+        ),
+        format!(
+            "INSERT INTO receive_records (message_id, user_id, username, user_role, is_online, is_received, \
+             received_at, is_read, read_at, is_confirmed, confirmed_at, device_type, platform, browser, client_ip, \
+             user_agent, connection_id, push_channel, delivery_status, retry_count, error_message, created_at, \
+             updated_at, created_ts) VALUES \
+             ('1767225601250000000-aaaaaaaa', 2, 'user2', 'user', TRUE, TRUE, '2026-01-01 08:00:05', TRUE, \
+              '2026-01-01 08:00:07', FALSE, '', 'mobile', 'ios', 'safari', '203.0.113.7', 'Mozilla/5.0', 'abc-2', \
+              'websocket', 'delivered', 1, '', '2026-01-01 08:00:02', '2026-01-01 08:00:07', {}), \
+             ('1767225601250000000-aaaaaaaa', 3, '', '', FALSE, FALSE, '', FALSE, '', FALSE, '', '', '', '', '', '', \
+              '', '', 'pending', 0, '', '2026-01-01 08:00:02', '2026-01-01 08:00:02', {})",
+            EPOCH_MS + 2_010,
+            EPOCH_MS + 1_999,
+        ),
+        format!(
+            "INSERT INTO notification_logs (event_id, message_id, user_id, username, event_type, status, timestamp, \
+             ts, created_at, error, device_info, client_ip, user_agent) VALUES \
+             ('ev-1', '1767225601250000000-aaaaaaaa', 2, 'user2', 'delivered', 'success', '2026-01-01 08:00:05', {}, \
+              '2026-01-01 08:00:06', '', NULL, '203.0.113.7', 'Mozilla/5.0'), \
+             ('ev-2', '1767225601250000000-aaaaaaaa', 2, 'user2', 'read', 'success', '2026-01-01 08:00:07', {}, \
+              '2026-01-01 08:00:07', '', NULL, '', '')",
+            EPOCH_MS + 5_000,
+            EPOCH_MS + 7_000,
+        ),
+    ];
+    for sql in statements {
+        db.execute_unprepared(&sql.replace("timestamp,", &quoted_timestamp(db))).await.unwrap();
+    }
+}
+
+/// The `timestamp` column, quoted for the backend (it is a keyword in places).
+fn quoted_timestamp(db: &sea_orm::DatabaseConnection) -> String {
+    match db.get_database_backend() {
+        sea_orm::DbBackend::MySql => "`timestamp`,".to_owned(),
+        _ => "\"timestamp\",".to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn rows_written_as_rendered_strings_read_back_identically_once_migrated() {
+    let offset = TimeFormat::new(TimeFormat::parse_offset("+08:00").unwrap());
+    for backend in Backend::ALL {
+        let scratch = ScratchDatabase::create(backend).await.unwrap_or_else(|err| panic!("{backend:?}: {err}"));
+        // The three migrations before times became instants.
+        let old = scratch.connect_at(3).await.unwrap_or_else(|err| panic!("{backend:?}: {err}"));
+        write_the_old_way(&old).await;
+        old.close().await.unwrap();
+        let store = RecordStore::Sql(SqlRecords::open(&scratch.settings, offset).await.unwrap());
+
+        let one = store.detail("1767225601250000000-aaaaaaaa").await.unwrap().unwrap();
+        let record = serde_json::to_value(&one.record).unwrap();
+        assert_eq!(
+            (&record["push_time"], &record["created_at"], &record["updated_at"]),
+            (&"2026-01-01 08:00:01".into(), &"2026-01-01 08:00:02".into(), &"2026-01-01 08:00:09".into()),
+            "{backend:?}: {record}"
+        );
+        assert_eq!(
+            (&record["status"], &record["target"], &record["total_count"]),
+            (&"partial".into(), &"custom".into(), &2.into())
+        );
+        let receipts = serde_json::to_value(&one.receipts).unwrap();
+        assert_eq!(
+            receipts,
+            serde_json::json!([
+                {"id": one.receipts[0].id, "message_id": "1767225601250000000-aaaaaaaa", "user_id": 2,
+                 "username": "user2", "user_role": "user", "is_online": true, "is_received": true,
+                 "received_at": "2026-01-01 08:00:05", "is_read": true, "read_at": "2026-01-01 08:00:07",
+                 "is_confirmed": false, "confirmed_at": "", "device_type": "mobile", "platform": "ios",
+                 "browser": "safari", "client_ip": "203.0.113.7", "user_agent": "Mozilla/5.0",
+                 "connection_id": "abc-2", "push_channel": "websocket", "delivery_status": "delivered",
+                 "retry_count": 1, "error_message": "", "created_at": "2026-01-01 08:00:02",
+                 "updated_at": "2026-01-01 08:00:07"},
+                {"id": one.receipts[1].id, "message_id": "1767225601250000000-aaaaaaaa", "user_id": 3,
+                 "username": "", "user_role": "", "is_online": false, "is_received": false, "received_at": "",
+                 "is_read": false, "read_at": "", "is_confirmed": false, "confirmed_at": "", "device_type": "",
+                 "platform": "", "browser": "", "client_ip": "", "user_agent": "", "connection_id": "",
+                 "push_channel": "", "delivery_status": "pending", "retry_count": 0, "error_message": "",
+                 "created_at": "2026-01-01 08:00:02", "updated_at": "2026-01-01 08:00:02"},
+            ]),
+            "{backend:?}"
+        );
+        let logs: Vec<(String, String, String)> = one
+            .logs
+            .iter()
+            .map(|l| (l.event_type.as_str().to_owned(), l.timestamp.clone(), l.created_at.clone()))
+            .collect();
+        assert_eq!(
+            logs,
+            [
+                ("delivered".to_owned(), "2026-01-01 08:00:05".to_owned(), "2026-01-01 08:00:06".to_owned()),
+                ("read".to_owned(), "2026-01-01 08:00:07".to_owned(), "2026-01-01 08:00:07".to_owned()),
+            ],
+            "{backend:?}"
+        );
+        // The id read just after the second turned still shows the push time it was given, and
+        // filters and order still use the instant.
+        let two = store.detail("1767225606003000000-bbbbbbbb").await.unwrap().unwrap().record;
+        assert_eq!((two.push_time.as_str(), two.created_at.as_str()), ("2026-01-01 08:00:05", "2026-01-01 08:00:06"));
+        let newest = store.list(&RecordQuery { page: 1, page_size: 10, ..RecordQuery::default() }).await.unwrap();
+        let order: Vec<&str> = newest.items.iter().map(|r| r.content.as_str()).collect();
+        assert_eq!(order, ["old notice 2", "old notice 1"], "{backend:?}");
+        let from = offset.parse_millis("2026-01-01 08:00:05").unwrap();
+        let window = RecordQuery { page: 1, page_size: 10, from_ms: Some(from), ..RecordQuery::default() };
+        assert_eq!(store.list(&window).await.unwrap().total, 1, "{backend:?}");
+
+        // New events fold into the migrated rows as into any other.
+        let mut message = message(6, Target::Custom, vec![2, 3], "unused");
+        message.message_id = MessageId::parse("1767225601250000000-aaaaaaaa").unwrap();
+        let mut confirm = event(DeliveryEventType::Confirmed, &message, 3, "offline");
+        confirm.event.timestamp = "2026-01-01 08:01:00".into();
+        store.apply_events(&[confirm]).await.unwrap();
+        let one = store.detail("1767225601250000000-aaaaaaaa").await.unwrap().unwrap();
+        let three = &one.receipts[1];
+        assert_eq!(
+            (three.received_at.as_str(), three.confirmed_at.as_str()),
+            ("2026-01-01 08:01:00", "2026-01-01 08:01:00")
+        );
+        assert_eq!((one.record.delivered_count, one.record.status.as_str()), (2, "delivered"), "{backend:?}");
+        drop(store);
+        scratch.drop_now().await.unwrap();
+    }
 }

@@ -9,25 +9,8 @@ use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A token holder's role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// May use the admin API and receives `admin`-targeted notices.
-    Admin,
-    /// An ordinary user.
-    User,
-}
-
-impl Role {
-    /// The role's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::User => "user",
-        }
-    }
-}
+/// A token holder's role: the one set `model` defines, so events and records carry it too.
+pub use model::Role;
 
 /// The claims Herald reads from a token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -69,11 +69,11 @@ fn event(kind: DeliveryEventType, message: &NotificationMessage, user: i64) -> D
         message_id: message.message_id.clone(),
         user_id: user,
         username: format!("user{user}"),
-        channel: "websocket".into(),
+        channel: model::ReportChannel::Websocket,
         connection_id: format!("r1-{user}"),
         timestamp: TimeFormat::default().now(),
-        user_role: "user".into(),
-        push_channel: "websocket".into(),
+        user_role: Some(model::Role::User),
+        push_channel: Some(model::PushChannel::Websocket),
         client_ip: "127.0.0.1".into(),
         user_agent: String::new(),
     }
@@ -149,7 +149,7 @@ async fn a_writer_killed_mid_stream_and_fed_everything_twice_counts_once() {
     assert_eq!(records.logs(&all_logs).await.unwrap().total, events.len() as u64);
     let detail = records.detail(notices[half].message_id.as_str()).await.unwrap().unwrap();
     assert_eq!((detail.record.total_count, detail.record.delivered_count), (3, 2));
-    assert_eq!(detail.record.status, "partial");
+    assert_eq!(detail.record.status.as_str(), "partial");
     let one = detail.receipts.iter().find(|r| r.user_id == 1).unwrap();
     assert!(one.is_read && one.retry_count == 0, "{one:?}");
 

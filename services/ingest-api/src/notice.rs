@@ -164,7 +164,10 @@ async fn accept(
     api: &IngestApi,
     raw: Value,
 ) -> Result<ApiResponse<PushResult>, ApiError> {
-    let push_time = api.time.now();
+    // One reading of the clock for both the id and the push time: the records keep the id's
+    // instant and render `push_time` from it, so the two must name the same second.
+    let pushed_at = time::OffsetDateTime::now_utc();
+    let push_time = api.time.format(pushed_at);
     let mut context = context_of(&raw);
     context.push_time = Some(push_time.clone());
     if !is_urgent(&raw) {
@@ -187,7 +190,7 @@ async fn accept(
         target_ids: draft.user_ids,
         exclude_ids: draft.exclude_ids,
         need_confirm: draft.need_confirm,
-        message_id: MessageId::generate(),
+        message_id: MessageId::from_parts(pushed_at.unix_timestamp_nanos(), uuid::Uuid::new_v4()),
         sender: Sender { id: admin.0.sub, name: admin.0.name },
     };
     tracing::Span::current().record("message_id", message.message_id.as_str());

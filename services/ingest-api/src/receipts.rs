@@ -11,7 +11,7 @@ use crate::openapi;
 use actix_web::http::header::USER_AGENT;
 use actix_web::{HttpRequest, HttpResponse, web};
 use http_server::BearerClaims;
-use model::{ApiResponse, DeliveryEvent, DeliveryEventType, ErrorCode, MAX_USER_AGENT_CHARS, MessageId};
+use model::{ApiResponse, DeliveryEvent, DeliveryEventType, ErrorCode, MAX_USER_AGENT_CHARS, MessageId, ReportChannel};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -134,11 +134,12 @@ async fn record(
         message_id,
         user_id: user.0.sub,
         username: user.0.name,
-        channel: "rest".to_owned(),
+        channel: ReportChannel::Rest,
         connection_id: String::new(),
         timestamp: api.time.now(),
-        user_role: user.0.role.as_str().to_owned(),
-        push_channel: String::new(),
+        user_role: Some(user.0.role),
+        // A REST receipt cannot tell how the notice reached the user.
+        push_channel: None,
         client_ip: http_server::client_ip(req, &api.trusted_proxies).map(|ip| ip.to_string()).unwrap_or_default(),
         user_agent: user_agent.chars().take(MAX_USER_AGENT_CHARS).collect(),
     };

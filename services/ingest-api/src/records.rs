@@ -11,7 +11,8 @@ use crate::openapi;
 use ::records::{LogQuery, RecordQuery, RecordStats};
 use actix_web::{HttpRequest, HttpResponse, web};
 use http_server::{AdminClaims, Failure};
-use model::{ApiResponse, ErrorCode, MessageId, NotificationLog, PushRecord, Target, TimeFormat, UserId};
+use model::{ApiResponse, DeliveryEventType, ErrorCode, MessageId, NotificationLog, NotificationType, PushRecord};
+use model::{PushStatus, Target, TimeFormat, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 
@@ -20,11 +21,11 @@ pub const MAX_PAGE_SIZE: u64 = 100;
 /// The page size when none is asked for (spec 6.3's example).
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
 /// The statuses a record can have.
-pub const STATUSES: [&str; 4] = ["queued", "partial", "delivered", "failed"];
+pub const STATUSES: [&str; 4] = PushStatus::NAMES;
 /// The targets a push record can have.
 pub const TARGETS: [Target; 5] = [Target::All, Target::Admin, Target::Custom, Target::User, Target::Group];
 /// The event types a log entry can have.
-pub const EVENT_TYPES: [&str; 5] = ["sent", "delivered", "failed", "read", "confirmed"];
+pub const EVENT_TYPES: [&str; 5] = DeliveryEventType::NAMES;
 
 fn invalid(message: String) -> Failure {
     Failure::new(ErrorCode::InvalidRequest, message)
@@ -141,21 +142,28 @@ struct RecordList {
 pub async fn list(req: HttpRequest, _admin: AdminClaims, api: web::Data<IngestApi>) -> Result<HttpResponse, Failure> {
     let params: RecordParams = http_server::query(&req)?;
     let (page, page_size) = paging(params.page, params.page_size)?;
-    if let Some(target) = &params.target
-        && !TARGETS.iter().any(|t| t.as_str() == target)
-    {
-        return Err(invalid(format!("target must be all, admin, custom, user or group, got {target:?}")));
-    }
-    if let Some(status) = &params.status
-        && !STATUSES.contains(&status.as_str())
-    {
-        return Err(invalid(format!("status must be one of {}, got {status:?}", STATUSES.join(", "))));
-    }
-    if let Some(kind) = &params.message_type
-        && model::NotificationType::parse(kind).is_err()
-    {
-        return Err(invalid(format!("message_type must be a lower_snake_case type, got {kind:?}")));
-    }
+    let target = params
+        .target
+        .map(|target| {
+            Target::parse(&target)
+                .filter(|t| TARGETS.contains(t))
+                .ok_or_else(|| invalid(format!("target must be all, admin, custom, user or group, got {target:?}")))
+        })
+        .transpose()?;
+    let status = params
+        .status
+        .map(|status| {
+            PushStatus::parse(&status)
+                .ok_or_else(|| invalid(format!("status must be one of {}, got {status:?}", STATUSES.join(", "))))
+        })
+        .transpose()?;
+    let message_type = params
+        .message_type
+        .map(|kind| {
+            NotificationType::parse(&kind)
+                .map_err(|_| invalid(format!("message_type must be a lower_snake_case type, got {kind:?}")))
+        })
+        .transpose()?;
     if params.sender_id.is_some_and(|id| id <= 0) {
         return Err(invalid("sender_id must be a positive integer".to_owned()));
     }
@@ -163,9 +171,9 @@ pub async fn list(req: HttpRequest, _admin: AdminClaims, api: web::Data<IngestAp
     let query = RecordQuery {
         page,
         page_size,
-        message_type: params.message_type,
-        target: params.target,
-        status: params.status,
+        message_type,
+        target,
+        status,
         sender_id: params.sender_id,
         from_ms,
         to_ms,
@@ -273,11 +281,13 @@ pub async fn logs(req: HttpRequest, _admin: AdminClaims, api: web::Data<IngestAp
     if let Some(id) = &params.message_id {
         MessageId::parse(id).map_err(|err| invalid(format!("message_id: {err}")))?;
     }
-    if let Some(kind) = &params.event_type
-        && !EVENT_TYPES.contains(&kind.as_str())
-    {
-        return Err(invalid(format!("event_type must be one of {}, got {kind:?}", EVENT_TYPES.join(", "))));
-    }
+    let event_type = params
+        .event_type
+        .map(|kind| {
+            DeliveryEventType::parse(&kind)
+                .ok_or_else(|| invalid(format!("event_type must be one of {}, got {kind:?}", EVENT_TYPES.join(", "))))
+        })
+        .transpose()?;
     if params.user_id.is_some_and(|id| id <= 0) {
         return Err(invalid("user_id must be a positive integer".to_owned()));
     }
@@ -287,7 +297,7 @@ pub async fn logs(req: HttpRequest, _admin: AdminClaims, api: web::Data<IngestAp
         page_size,
         message_id: params.message_id,
         user_id: params.user_id,
-        event_type: params.event_type,
+        event_type,
         from_ms,
         to_ms,
     };

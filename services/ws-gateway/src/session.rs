@@ -15,7 +15,7 @@ use crate::settings::WsSettings;
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, ProtocolError};
 use bus::Bus;
 use machine::{Action, ClientEvent, Input, ReceiptRefusal, ReceiptReport, SessionMachine, Timing};
-use model::{CloseCode, DeliveryEvent, TimeFormat, WsMessage};
+use model::{CloseCode, DeliveryEvent, ReportChannel, TimeFormat, WsMessage};
 use runtime::Claims;
 use state::{AudienceStore, OfflineInbox, ReceiptLedger};
 use std::sync::Arc;
@@ -184,11 +184,11 @@ impl EventSource<'_> {
             message_id: report.message_id,
             user_id: self.claims.sub,
             username: self.claims.name.clone(),
-            channel: "websocket".to_owned(),
+            channel: ReportChannel::Websocket,
             connection_id: self.connection_id.to_owned(),
             timestamp: time.now(),
-            user_role: self.claims.role.as_str().to_owned(),
-            push_channel: report.push_channel.to_owned(),
+            user_role: Some(self.claims.role),
+            push_channel: Some(report.push_channel),
             client_ip: self.client.ip.clone(),
             user_agent: self.client.user_agent.clone(),
         }

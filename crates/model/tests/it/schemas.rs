@@ -95,17 +95,17 @@ fn delivery_events_and_sync_frames_match_their_schemas() {
         message_id: model::MessageId::parse("1706335800123456789-abc12345").unwrap(),
         user_id: 123,
         username: "alice".into(),
-        channel: "websocket".into(),
+        channel: model::ReportChannel::Websocket,
         connection_id: "3f2a9c1e-7".into(),
         timestamp: "2025-01-27 10:31:00".into(),
-        user_role: "user".into(),
-        push_channel: "offline".into(),
+        user_role: Some(model::Role::User),
+        push_channel: Some(model::PushChannel::Offline),
         client_ip: "203.0.113.9".into(),
         user_agent: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)".into(),
     };
     assert_eq!(event.routing_key(), "read.123");
     assert_valid("delivery-event.schema.json", &serde_json::to_value(&event).unwrap());
-    let from_rest = model::DeliveryEvent { channel: "rest".into(), push_channel: String::new(), ..event.clone() };
+    let from_rest = model::DeliveryEvent { channel: model::ReportChannel::Rest, push_channel: None, ..event.clone() };
     let json = serde_json::to_value(&from_rest).unwrap();
     assert!(json.get("push_channel").is_none(), "{json}");
     assert_valid("delivery-event.schema.json", &json);

@@ -206,19 +206,24 @@ fn push_record_matches_the_spec_4_1_example_and_omits_empty_optionals() {
         message_id: "1706335800123456789-abc12345".into(),
         content: "系统将于今晚23:00-23:30进行例行维护".into(),
         message_type: "system_notice".into(),
-        target: "all".into(),
+        target: model::Target::All,
+        target_user_ids: Vec::new(),
         recipients_count: "all_online_users".into(),
-        status: "delivered".into(),
+        status: model::PushStatus::Delivered,
         success: true,
+        error: String::new(),
+        error_code: String::new(),
         push_time: "2025-01-27 10:30:00".into(),
         created_at: "2025-01-27 10:30:00".into(),
         updated_at: "2025-01-27 10:30:00".into(),
         sender_id: 1,
         sender_name: "admin".into(),
         delivered_count: 45,
+        failed_count: 0,
         total_count: 45,
         priority: 1,
-        ..PushRecord::default()
+        need_confirm: false,
+        extra_data: None,
     };
     assert_eq!(
         serde_json::to_value(&record).unwrap(),
@@ -264,7 +269,21 @@ fn receive_record_and_log_use_the_spec_field_names() {
             "updated_at"
         ]
     );
-    let log = serde_json::to_value(NotificationLog::default()).unwrap();
+    let log = NotificationLog {
+        id: String::new(),
+        message_id: String::new(),
+        user_id: 0,
+        username: String::new(),
+        event_type: model::DeliveryEventType::Delivered,
+        status: model::LogStatus::Success,
+        timestamp: String::new(),
+        created_at: String::new(),
+        error: String::new(),
+        device_info: None,
+        client_ip: String::new(),
+        user_agent: String::new(),
+    };
+    let log = serde_json::to_value(log).unwrap();
     let keys: Vec<&str> = log.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(keys, ["id", "message_id", "user_id", "username", "event_type", "status", "timestamp", "created_at"]);
 }

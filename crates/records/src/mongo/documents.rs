@@ -1,9 +1,10 @@
 //! The documents as stored: the spec's fields (4.1-4.3) and what Herald adds to them.
 
 use super::super::{
-    NewRecord, RecordedEvent, device_info, event_id_of, log_status, millis_of, pushed_millis, status_of,
+    NewRecord, Receipt, RecordedEvent, device_info, event_id_of, log_status, millis_of, pushed_millis, status_of,
 };
-use model::{AdminUserReceiveRecord, NotificationLog, PushRecord, TimeFormat, UserId};
+use model::{AdminUserReceiveRecord, DeliveryEventType, DeliveryStatus, LogStatus, NotificationLog, PushRecord};
+use model::{PushChannel, PushStatus, Role, Target, TimeFormat, UserId};
 use mongodb::bson::{DateTime, oid::ObjectId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -16,11 +17,11 @@ pub(super) struct PushRecordDoc {
     pub(super) message_id: String,
     pub(super) content: String,
     pub(super) message_type: String,
-    pub(super) target: String,
+    pub(super) target: Target,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(super) target_user_ids: Vec<UserId>,
     pub(super) recipients_count: String,
-    pub(super) status: String,
+    pub(super) status: PushStatus,
     pub(super) success: bool,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub(super) error: String,
@@ -51,10 +52,10 @@ impl PushRecordDoc {
             message_id: m.message_id.to_string(),
             content: m.content.clone(),
             message_type: m.notification_type.as_str().to_owned(),
-            target: m.target.as_str().to_owned(),
+            target: m.target,
             target_user_ids: record.addressed.clone(),
             recipients_count: m.target.recipients_count(m.explicit_recipients().count()),
-            status: status_of(total, 0, 0).to_owned(),
+            status: status_of(total, 0, 0),
             success: true,
             error: String::new(),
             error_code: String::new(),
@@ -109,7 +110,8 @@ pub(super) struct ReceiveRecordDoc {
     pub(super) message_id: String,
     pub(super) user_id: UserId,
     pub(super) username: String,
-    pub(super) user_role: String,
+    #[serde(default, with = "model::closed::or_empty")]
+    pub(super) user_role: Option<Role>,
     pub(super) is_online: bool,
     pub(super) is_received: bool,
     pub(super) received_at: String,
@@ -123,8 +125,9 @@ pub(super) struct ReceiveRecordDoc {
     pub(super) client_ip: String,
     pub(super) user_agent: String,
     pub(super) connection_id: String,
-    pub(super) push_channel: String,
-    pub(super) delivery_status: String,
+    #[serde(default, with = "model::closed::or_empty")]
+    pub(super) push_channel: Option<PushChannel>,
+    pub(super) delivery_status: DeliveryStatus,
     pub(super) retry_count: i32,
     pub(super) error_message: String,
     pub(super) created_at: String,
@@ -137,7 +140,10 @@ pub(super) struct ReceiveRecordDoc {
 }
 
 impl ReceiveRecordDoc {
-    pub(super) fn new(r: AdminUserReceiveRecord, id: Option<ObjectId>, created_ts: DateTime, rev: i64) -> Self {
+    /// The document of a folded receive record, its times rendered by `time` (the spec's
+    /// strings are what the document keeps; see the module's documentation).
+    pub(super) fn new(r: Receipt, id: Option<ObjectId>, created_ts: DateTime, rev: i64, time: &TimeFormat) -> Self {
+        let render = |ms: Option<i64>| ms.map(|ms| time.format_millis(ms)).unwrap_or_default();
         Self {
             id,
             message_id: r.message_id,
@@ -146,11 +152,11 @@ impl ReceiveRecordDoc {
             user_role: r.user_role,
             is_online: r.is_online,
             is_received: r.is_received,
-            received_at: r.received_at,
+            received_at: render(r.received_ms),
             is_read: r.is_read,
-            read_at: r.read_at,
+            read_at: render(r.read_ms),
             is_confirmed: r.is_confirmed,
-            confirmed_at: r.confirmed_at,
+            confirmed_at: render(r.confirmed_ms),
             device_type: r.device_type,
             platform: r.platform,
             browser: r.browser,
@@ -161,10 +167,42 @@ impl ReceiveRecordDoc {
             delivery_status: r.delivery_status,
             retry_count: r.retry_count,
             error_message: r.error_message,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            created_at: time.format_millis(r.created_ms),
+            updated_at: time.format_millis(r.updated_ms),
             created_ts,
             rev,
+        }
+    }
+
+    /// The receive record to fold events into: its strings read back at `time`'s offset, the
+    /// one they were rendered at.
+    pub(super) fn receipt(self, time: &TimeFormat) -> Receipt {
+        let instant = |raw: &str| millis_of(time, raw);
+        let created_ms = instant(&self.created_at).unwrap_or(self.created_ts.timestamp_millis());
+        Receipt {
+            message_id: self.message_id,
+            user_id: self.user_id,
+            username: self.username,
+            user_role: self.user_role,
+            is_online: self.is_online,
+            is_received: self.is_received,
+            received_ms: instant(&self.received_at),
+            is_read: self.is_read,
+            read_ms: instant(&self.read_at),
+            is_confirmed: self.is_confirmed,
+            confirmed_ms: instant(&self.confirmed_at),
+            device_type: self.device_type,
+            platform: self.platform,
+            browser: self.browser,
+            client_ip: self.client_ip,
+            user_agent: self.user_agent,
+            connection_id: self.connection_id,
+            push_channel: self.push_channel,
+            delivery_status: self.delivery_status,
+            retry_count: self.retry_count,
+            error_message: self.error_message,
+            created_ms,
+            updated_ms: instant(&self.updated_at).unwrap_or(created_ms),
         }
     }
 
@@ -208,8 +246,8 @@ pub(super) struct NotificationLogDoc {
     pub(super) message_id: String,
     pub(super) user_id: UserId,
     pub(super) username: String,
-    pub(super) event_type: String,
-    pub(super) status: String,
+    pub(super) event_type: DeliveryEventType,
+    pub(super) status: LogStatus,
     pub(super) timestamp: String,
     pub(super) created_at: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -233,8 +271,8 @@ impl NotificationLogDoc {
             message_id: e.message_id.to_string(),
             user_id: e.user_id,
             username: e.username.clone(),
-            event_type: e.event_type.as_str().to_owned(),
-            status: log_status(e.event_type).to_owned(),
+            event_type: e.event_type,
+            status: log_status(e.event_type),
             timestamp: e.timestamp.clone(),
             created_at: now.to_owned(),
             error: String::new(),

@@ -25,7 +25,7 @@ use super::{
 };
 use documents::{NotificationLogDoc, PushRecordDoc, ReceiveRecordDoc};
 use futures_util::TryStreamExt;
-use model::{DeliveryEventType, TimeFormat};
+use model::{DeliveryEventType, PushStatus, TimeFormat};
 use mongodb::bson::{Bson, DateTime, Document, doc};
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::{Client, Collection, Database};
@@ -125,7 +125,7 @@ impl MongoRecords {
         let pending: Vec<ReceiveRecordDoc> = records
             .iter()
             .flat_map(|r| r.addressed.iter().map(move |user| (r.message.message_id.as_str(), *user)))
-            .map(|(id, user)| ReceiveRecordDoc::new(pending_receipt(id, user, &now), None, created, 0))
+            .map(|(id, user)| ReceiveRecordDoc::new(pending_receipt(id, user, now_ms), None, created, 0, &self.time))
             .collect();
         insert_new(&self.receipts, &pending).await?;
         // Events may have arrived first: count what is there.
@@ -163,7 +163,7 @@ impl MongoRecords {
             if !applied.insert(event_id) {
                 continue; // applied before, or twice in this batch
             }
-            self.fold(recorded, &now, now_ms).await?;
+            self.fold(recorded, now_ms).await?;
             let log = NotificationLogDoc::new(recorded, &self.time, &now, now_ms);
             match self.logs.insert_one(&log).await {
                 Ok(_) => {}
@@ -180,13 +180,13 @@ impl MongoRecords {
 
     /// Folds one event into its receive record, optimistically: read, merge, replace if the
     /// revision is still the one read, else again.
-    async fn fold(&self, recorded: &RecordedEvent, now: &str, now_ms: i64) -> Result<(), RecordsError> {
+    async fn fold(&self, recorded: &RecordedEvent, now_ms: i64) -> Result<(), RecordsError> {
         let e = &recorded.event;
         let message_id = e.message_id.as_str();
         let deliveries = if e.event_type == DeliveryEventType::Delivered {
             let logged = self
                 .logs
-                .count_documents(doc! { "message_id": message_id, "user_id": e.user_id, "event_type": "delivered" })
+                .count_documents(doc! { "message_id": message_id, "user_id": e.user_id, "event_type": DeliveryEventType::Delivered.as_str() })
                 .await?;
             logged + 1 // this one, logged after the fold
         } else {
@@ -197,9 +197,9 @@ impl MongoRecords {
             match current {
                 Some(stored) => {
                     let (id, created_ts, rev) = (stored.id, stored.created_ts, stored.rev);
-                    let mut receipt = stored.into_view();
-                    merge(&mut receipt, recorded, deliveries, now);
-                    let next = ReceiveRecordDoc::new(receipt, id, created_ts, rev + 1);
+                    let mut receipt = stored.receipt(&self.time);
+                    merge(&mut receipt, recorded, deliveries, &self.time, now_ms);
+                    let next = ReceiveRecordDoc::new(receipt, id, created_ts, rev + 1, &self.time);
                     // A document written without `rev` reads as revision 0.
                     let read = if rev == 0 {
                         doc! { "$in": [0_i64, Bson::Null] }
@@ -212,9 +212,9 @@ impl MongoRecords {
                     }
                 }
                 None => {
-                    let mut receipt = pending_receipt(message_id, e.user_id, now);
-                    merge(&mut receipt, recorded, deliveries, now);
-                    let doc = ReceiveRecordDoc::new(receipt, None, DateTime::from_millis(now_ms), 0);
+                    let mut receipt = pending_receipt(message_id, e.user_id, now_ms);
+                    merge(&mut receipt, recorded, deliveries, &self.time, now_ms);
+                    let doc = ReceiveRecordDoc::new(receipt, None, DateTime::from_millis(now_ms), 0, &self.time);
                     match self.receipts.insert_one(&doc).await {
                         Ok(_) => return Ok(()),
                         Err(err) if is_duplicate_key(&err) => {} // created meanwhile: merge into it
@@ -243,8 +243,8 @@ impl MongoRecords {
                     "total_count": total,
                     "delivered_count": delivered,
                     "failed_count": failed,
-                    "status": status,
-                    "success": status != "failed",
+                    "status": status.as_str(),
+                    "success": status != PushStatus::Failed,
                     "updated_at": now,
                 } },
             )

@@ -2,6 +2,7 @@
 
 use super::super::{LogQuery, RecordQuery, Retention};
 use super::{NOTIFICATION_LOGS, PUSH_RECORDS, RECEIVE_RECORDS};
+use model::{DeliveryStatus, PushStatus};
 use mongodb::IndexModel;
 use mongodb::bson::{Bson, DateTime, Document, doc};
 use mongodb::options::IndexOptions;
@@ -92,7 +93,7 @@ pub(super) fn stats_pipeline(filter: Document) -> Vec<Document> {
         doc! { "$group": {
             "_id": Bson::Null,
             "total_records": { "$sum": 1 },
-            "failed_records": { "$sum": { "$cond": [ { "$eq": ["$status", "failed"] }, 1, 0 ] } },
+            "failed_records": { "$sum": { "$cond": [ { "$eq": ["$status", PushStatus::Failed.as_str()] }, 1, 0 ] } },
             "total_recipients": { "$sum": "$total_count" },
             "delivered_count": { "$sum": "$delivered_count" },
             "failed_count": { "$sum": "$failed_count" },
@@ -108,7 +109,7 @@ pub(super) fn recount_pipeline(message_id: &str) -> Vec<Document> {
             "_id": Bson::Null,
             "total": { "$sum": 1 },
             "delivered": { "$sum": { "$cond": ["$is_received", 1, 0] } },
-            "failed": { "$sum": { "$cond": [ { "$eq": ["$delivery_status", "failed"] }, 1, 0 ] } },
+            "failed": { "$sum": { "$cond": [ { "$eq": ["$delivery_status", DeliveryStatus::Failed.as_str()] }, 1, 0 ] } },
         } },
     ]
 }

@@ -36,11 +36,11 @@ fn event(kind: DeliveryEventType) -> RecordedEvent {
             message_id: record.message.message_id,
             user_id: 2,
             username: "alice".into(),
-            channel: "websocket".into(),
+            channel: model::ReportChannel::Websocket,
             connection_id: "conn-1".into(),
             timestamp: "2026-01-01 08:00:05".into(),
-            user_role: "user".into(),
-            push_channel: "websocket".into(),
+            user_role: Some(model::Role::User),
+            push_channel: Some(model::PushChannel::Websocket),
             client_ip: "203.0.113.7".into(),
             user_agent: "Mozilla/5.0".into(),
         },
@@ -109,9 +109,18 @@ fn a_push_record_reads_back_as_the_model() {
 
 #[test]
 fn a_receive_record_document_has_the_spec_fields_and_types() {
-    let mut receipt = pending_receipt("1-abcdefgh", 2, "2026-01-01 08:00:01");
-    merge(&mut receipt, &event(DeliveryEventType::Delivered), 1, "2026-01-01 08:00:06");
-    let doc = mongodb::bson::to_document(&ReceiveRecordDoc::new(receipt, None, DateTime::from_millis(5), 0)).unwrap();
+    let time = TimeFormat::default();
+    let at = |raw: &str| millis_of(&time, raw).unwrap();
+    let mut receipt = pending_receipt("1-abcdefgh", 2, at("2026-01-01 08:00:01"));
+    merge(&mut receipt, &event(DeliveryEventType::Delivered), 1, &time, at("2026-01-01 08:00:06"));
+    let stored = ReceiveRecordDoc::new(receipt.clone(), None, DateTime::from_millis(5), 0, &time);
+    let doc = mongodb::bson::to_document(&stored).unwrap();
+    // The strings read back as the instants they were rendered from.
+    assert_eq!(stored.clone().receipt(&time), receipt);
+    assert_eq!(
+        (stored.created_at.as_str(), stored.received_at.as_str()),
+        ("2026-01-01 08:00:01", "2026-01-01 08:00:05")
+    );
     let strings = [
         "username",
         "user_role",
@@ -241,9 +250,9 @@ fn queries_become_filters() {
     let query = RecordQuery {
         page: 2,
         page_size: 20,
-        message_type: Some("system_notice".into()),
-        target: Some("custom".into()),
-        status: Some("partial".into()),
+        message_type: Some(model::NotificationType::SYSTEM_NOTICE),
+        target: Some(Target::Custom),
+        status: Some(model::PushStatus::Partial),
         sender_id: Some(7),
         from_ms: Some(1_000),
         to_ms: Some(2_000),
@@ -266,7 +275,7 @@ fn queries_become_filters() {
         page_size: 10,
         message_id: Some("1-abcdefgh".into()),
         user_id: Some(3),
-        event_type: Some("read".into()),
+        event_type: Some(DeliveryEventType::Read),
         from_ms: Some(5),
         to_ms: None,
     };

@@ -15,7 +15,7 @@ use governor::clock::Clock;
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{NotUntil, Quota, RateLimiter};
-use model::{Audience, CloseCode, DeliveryEventType, ErrorCode, MessageId, TimeFormat, UserId, WsMessage};
+use model::{Audience, CloseCode, DeliveryEventType, ErrorCode, MessageId, PushChannel, TimeFormat, UserId, WsMessage};
 use serde::Deserialize;
 use std::cell::Cell;
 use std::collections::HashSet;
@@ -120,7 +120,7 @@ pub struct ReceiptReport {
     pub message_id: MessageId,
     /// How the notice reached this connection: `offline` (replayed from the inbox) or
     /// `websocket` (live).
-    pub push_channel: &'static str,
+    pub push_channel: PushChannel,
 }
 
 /// Why a receipt was not recorded: the code and text of the error frame the client gets.
@@ -373,7 +373,8 @@ impl SessionMachine {
         };
         let receipt = |event_type: DeliveryEventType, raw: &str| match MessageId::parse(raw) {
             Ok(message_id) => {
-                let push_channel = if self.from_inbox.contains(&message_id) { "offline" } else { "websocket" };
+                let push_channel =
+                    if self.from_inbox.contains(&message_id) { PushChannel::Offline } else { PushChannel::Websocket };
                 Action::RecordReceipt(ReceiptReport { event_type, message_id, push_channel })
             }
             Err(err) => error(format!("{event_type}: {err}")),

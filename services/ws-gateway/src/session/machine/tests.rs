@@ -2,7 +2,7 @@
 //! clock, never by sleeping.
 
 use super::*;
-use model::Target;
+use model::{PushChannel, Target};
 
 const SECOND: Duration = Duration::from_secs(1);
 const HOUR: Duration = Duration::from_secs(3600);
@@ -174,9 +174,9 @@ async fn receipt_frames_name_their_event_message_and_how_it_arrived() {
     let mut session = session(timing(), HOUR);
     session.replayed(&inbox_entry(A));
     for (frame, event_type, message_id, push_channel) in [
-        (format!(r#"{{"type":"ack","message_id":"{A}"}}"#), DeliveryEventType::Delivered, A, "offline"),
-        (format!(r#"{{"type":"read","message_id":"{B}"}}"#), DeliveryEventType::Read, B, "websocket"),
-        (format!(r#"{{"type":"confirm","message_id":"{A}"}}"#), DeliveryEventType::Confirmed, A, "offline"),
+        (format!(r#"{{"type":"ack","message_id":"{A}"}}"#), DeliveryEventType::Delivered, A, PushChannel::Offline),
+        (format!(r#"{{"type":"read","message_id":"{B}"}}"#), DeliveryEventType::Read, B, PushChannel::Websocket),
+        (format!(r#"{{"type":"confirm","message_id":"{A}"}}"#), DeliveryEventType::Confirmed, A, PushChannel::Offline),
     ] {
         match text(&mut session, &frame) {
             Some(Action::RecordReceipt(report)) => {
