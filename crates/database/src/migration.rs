@@ -541,7 +541,7 @@ struct RecordTimesAsInstants;
 
 impl MigrationName for RecordTimesAsInstants {
     fn name(&self) -> &str {
-        "m20261215_000004_record_times_as_instants"
+        "m20261202_000004_record_times_as_instants"
     }
 }
 
