@@ -3,7 +3,6 @@
 
 use crate::settings::{OfflineSettings, PresenceSettings, RedisSettings, StateBackend};
 use crate::{AudienceStore, IdempotencyStore, LiveState, OfflineInbox, Presence, ReceiptLedger, UserDirectory};
-use database::DatabaseSettings;
 use sea_orm::DatabaseConnection;
 use tokio_util::sync::CancellationToken;
 
@@ -38,8 +37,8 @@ pub struct StoreSettings<'a> {
     pub offline: &'a OfflineSettings,
     /// Presence timing.
     pub presence: &'a PresenceSettings,
-    /// The relational database `db` is a pool of.
-    pub database: &'a DatabaseSettings,
+    /// The longest a request may wait for a connection of the database's pool.
+    pub database_wait: std::time::Duration,
 }
 
 impl Stores {
@@ -51,9 +50,8 @@ impl Stores {
         shutdown: CancellationToken,
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         // A request may wait on a few commands, and a database connection, before it answers.
-        let command_budget = std::time::Duration::from_millis(
-            3 * settings.redis.command_timeout_ms + settings.database.connect_timeout_ms,
-        );
+        let command_budget =
+            std::time::Duration::from_millis(3 * settings.redis.command_timeout_ms) + settings.database_wait;
         let directory = UserDirectory::on(db.clone(), shutdown.clone());
         let stores = match settings.redis.backend() {
             StateBackend::Database => {

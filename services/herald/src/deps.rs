@@ -42,7 +42,7 @@ impl Deps {
                     redis: &settings.redis,
                     offline: &settings.offline,
                     presence: &settings.presence,
-                    database: &settings.database,
+                    database_wait: std::time::Duration::from_millis(settings.database.connect_timeout_ms),
                 };
                 Some(Stores::on(db.clone(), store_settings, shutdown.clone()).map_err(anyhow::Error::from_boxed)?)
             }

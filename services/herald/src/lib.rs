@@ -19,6 +19,7 @@ pub use settings::{Defaults, Settings};
 
 use http_server::Component;
 use std::net::TcpListener;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Starts `role`'s components on `deps`.
@@ -62,13 +63,21 @@ pub fn start(
         }
         Role::MobilePushWorker => vec![mobile_push_worker::component()],
         Role::RecordWriter => vec![record_writer::RecordWriter::start(
-            &settings.records,
+            record_writer::Batching {
+                size: settings.records.batch_size,
+                linger: Duration::from_millis(settings.records.linger_ms),
+            },
             deps.bus()?,
             deps.records()?.clone(),
             deps.directory()?.clone(),
             shutdown.clone(),
         )],
-        Role::Janitor => vec![janitor::Janitor::start(&settings.records, deps.records()?.clone(), shutdown.clone())],
+        Role::Janitor => vec![janitor::Janitor::start(
+            records::Retention::of(&settings.records),
+            Duration::from_secs(settings.records.purge_interval_secs),
+            deps.records()?.clone(),
+            shutdown.clone(),
+        )],
     })
 }
 

@@ -6,7 +6,7 @@
 //! pass only makes it prompt. Replicas may overlap: a delete that finds nothing does nothing.
 
 use http_server::Component;
-use records::{Purged, RecordStore, RecordsError, RecordsSettings, Retention};
+use records::{Purged, RecordStore, RecordsError, Retention};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -14,10 +14,14 @@ use tokio_util::sync::CancellationToken;
 pub struct Janitor;
 
 impl Janitor {
-    /// Starts the retention passes on `records` until `shutdown`.
-    pub fn start(settings: &RecordsSettings, records: RecordStore, shutdown: CancellationToken) -> Component {
-        let retention = Retention::of(settings);
-        let every = Duration::from_secs(settings.purge_interval_secs);
+    /// Starts the retention passes on `records`, one at once and then one `every` period, until
+    /// `shutdown`.
+    pub fn start(
+        retention: Retention,
+        every: Duration,
+        records: RecordStore,
+        shutdown: CancellationToken,
+    ) -> Component {
         let ready = records.clone();
         tokio::spawn(async move {
             loop {

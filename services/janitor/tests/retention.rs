@@ -81,7 +81,8 @@ async fn old_records_and_logs_are_purged_on_schedule() {
     // Defaults: records 30 days, logs 7. The 45-day notice goes; of the logs only the last two stay.
     let defaults = RecordsSettings { purge_interval_secs: 1, ..RecordsSettings::default() };
     let shutdown = CancellationToken::new();
-    let janitor = janitor::Janitor::start(&defaults, records.clone(), shutdown.clone());
+    let every = Duration::from_secs(defaults.purge_interval_secs);
+    let janitor = janitor::Janitor::start(Retention::of(&defaults), every, records.clone(), shutdown.clone());
     eventually("the first pass to purge", Duration::from_secs(10), || async {
         let totals = totals(&records).await;
         holds(totals == (2, 2), format_args!("still {totals:?}"))

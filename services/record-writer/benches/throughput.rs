@@ -65,7 +65,8 @@ async fn main() {
     };
     let database = ScratchDatabase::create(Backend::Postgres).await.expect("PostgreSQL is needed");
     let time = TimeFormat::default();
-    let settings = RecordsSettings { batch_size: batch, ..Default::default() };
+    let batching =
+        record_writer::Batching { size: batch, linger: Duration::from_millis(RecordsSettings::default().linger_ms) };
     let open = || async {
         let records = RecordStore::Sql(SqlRecords::open(&database.settings, time).await.unwrap());
         let db = database::connect(&database.settings).await.unwrap();
@@ -78,7 +79,7 @@ async fn main() {
     let bus = Bus::start(&bus_settings, shutdown.clone());
     let (records, directory) = open().await;
     let declare = CancellationToken::new();
-    let writer = record_writer::RecordWriter::start(&settings, &bus, records, directory, declare.clone());
+    let writer = record_writer::RecordWriter::start(batching, &bus, records, directory, declare.clone());
     eventually("the record-writer to declare its queues", Duration::from_secs(30), || async {
         holds(writer.is_ready(), "not ready")
     })
@@ -119,7 +120,7 @@ async fn main() {
     let (records, directory) = open().await;
     let check = records.clone();
     let started = Instant::now();
-    let writer = record_writer::RecordWriter::start(&settings, &bus, records, directory, shutdown.clone());
+    let writer = record_writer::RecordWriter::start(batching, &bus, records, directory, shutdown.clone());
     let all_logs = LogQuery { page: 1, page_size: 1, ..LogQuery::default() };
     let one = RecordQuery { page: 1, page_size: 1, ..RecordQuery::default() };
     eventually("the backlog to be written", Duration::from_secs(600), || async {

@@ -22,7 +22,7 @@ pub use device::parse_user_agent;
 use bus::{Bus, Exchange, Incoming, QueueKind, Subscription, SubscriptionSpec};
 use http_server::Component;
 use model::{DeliveryEvent, NotificationMessage, Target};
-use records::{NewRecord, RecordStore, RecordedEvent, RecordsSettings};
+use records::{NewRecord, RecordStore, RecordedEvent};
 use state::UserDirectory;
 use state::directory::addressed_users;
 use std::time::Duration;
@@ -39,16 +39,15 @@ const STORE_RETRY: runtime::RetryPolicy = runtime::RetryPolicy::new(Duration::fr
 pub struct RecordWriter;
 
 impl RecordWriter {
-    /// Starts both consumers on `bus`, writing into `records` in batches as `settings` say;
+    /// Starts both consumers on `bus`, writing into `records` in `batching`'s batches;
     /// `directory` names the admins of `admin` notices. Runs until `shutdown`.
     pub fn start(
-        settings: &RecordsSettings,
+        batching: Batching,
         bus: &Bus,
         records: RecordStore,
         directory: UserDirectory,
         shutdown: CancellationToken,
     ) -> Component {
-        let batching = Batching { size: settings.batch_size, linger: Duration::from_millis(settings.linger_ms) };
         let notices = bus.subscribe(SubscriptionSpec {
             queue: "records".into(),
             kind: QueueKind::Durable,
@@ -75,10 +74,13 @@ impl RecordWriter {
     }
 }
 
+/// How the record-writer batches (`records.batch_size`, `records.linger_ms`).
 #[derive(Clone, Copy, Debug)]
-struct Batching {
-    size: usize,
-    linger: Duration,
+pub struct Batching {
+    /// The most messages or events written in one batch.
+    pub size: usize,
+    /// How long a consumer waits to fill a batch once it has one message.
+    pub linger: Duration,
 }
 
 /// Writes one kind of batch.

@@ -494,12 +494,48 @@ impl Drop for Distributed {
     fn drop(&mut self) {
         self.shutdown.cancel();
         if let Some(leftovers) = self.leftovers.take() {
-            // A test that panicked: clean up on a runtime of our own, as the test's may be gone.
-            let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                runtime.block_on(leftovers.remove());
-            })
-            .join();
+            leftovers.remove_blocking();
+        }
+    }
+}
+
+impl Leftovers {
+    /// `remove` from a synchronous context (a `Drop` of a test that panicked): on a runtime of
+    /// its own, as the test's may be gone.
+    fn remove_blocking(self) {
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(self.remove());
+        })
+        .join();
+    }
+}
+
+/// What processes a test started leave on the servers under a bus prefix (queues and exchanges,
+/// Redis keys `<prefix>:*`) and a scratch database: removed by `remove`, or when dropped (a test
+/// that failed).
+pub struct ServerLeftovers(Option<Leftovers>);
+
+impl ServerLeftovers {
+    pub fn new(bus_settings: BusSettings, database: ScratchDatabase) -> Self {
+        Self(Some(Leftovers { bus_settings, database }))
+    }
+
+    pub fn database(&self) -> &DatabaseSettings {
+        &self.0.as_ref().expect("not removed yet").database.settings
+    }
+
+    pub async fn remove(mut self) {
+        if let Some(leftovers) = self.0.take() {
+            leftovers.remove().await;
+        }
+    }
+}
+
+impl Drop for ServerLeftovers {
+    fn drop(&mut self) {
+        if let Some(leftovers) = self.0.take() {
+            leftovers.remove_blocking();
         }
     }
 }

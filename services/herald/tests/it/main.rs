@@ -18,6 +18,7 @@ mod poison;
 mod receipts;
 mod records;
 mod replicas;
+mod roles;
 mod scenario;
 mod slow_client;
 mod websocket;
