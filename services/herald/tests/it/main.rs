@@ -17,6 +17,7 @@ mod openapi;
 mod poison;
 mod receipts;
 mod records;
+mod redelivery;
 mod replicas;
 mod roles;
 mod scenario;

@@ -1,8 +1,7 @@
-//! The record-writer role (`herald run record-writer`) over the real RabbitMQ and PostgreSQL: killed with SIGKILL in the
-//! middle of a stream and restarted, then handed every message and event a second time (as a
-//! broker redelivers what was not acknowledged), it ends with exactly the counts of one pass.
-
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The record-writer role (`herald run record-writer`) over the real RabbitMQ and PostgreSQL:
+//! killed with SIGKILL in the middle of a stream and restarted, then handed every message and
+//! event a second time (as a broker redelivers what was not acknowledged), it ends with exactly
+//! the counts of one pass.
 
 use bus::{Bus, BusSettings, BusUrl, Exchange};
 use database::DatabaseSettings;
