@@ -81,9 +81,17 @@ async fn replica(prefix: &str, database: &DatabaseSettings) -> (tokio::process::
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_mid_stream_loses_nothing_that_was_accepted() {
     let prefix = format!("test-kill-{}", uuid::Uuid::new_v4().simple());
-    let database = ScratchDatabase::create(Backend::Postgres).await.unwrap();
-    let (mut survivor, a) = replica(&prefix, &database.settings).await;
-    let (mut doomed, b) = replica(&prefix, &database.settings).await;
+    let bus = bus::BusSettings {
+        url: bus::BusUrl::Amqp(crate::helpers::amqp_url()),
+        prefix: prefix.clone(),
+        ..Default::default()
+    };
+    // Removed at the end, or when a failing test drops it.
+    let leftovers =
+        crate::helpers::ServerLeftovers::new(bus, ScratchDatabase::create(Backend::Postgres).await.unwrap());
+    let database = leftovers.database().clone();
+    let (mut survivor, a) = replica(&prefix, &database).await;
+    let (mut doomed, b) = replica(&prefix, &database).await;
     let admin = token(1, Role::Admin, "admin");
     let alice = token(2, Role::User, "alice");
 
@@ -151,14 +159,7 @@ async fn a_replica_killed_mid_stream_loses_nothing_that_was_accepted() {
     // Clean up what the replicas left on the shared servers, once nothing writes there.
     survivor.start_kill().unwrap();
     survivor.wait().await.unwrap();
-    let redis = state::RedisSettings {
-        key_prefix: format!("{prefix}:"),
-        ..state::RedisSettings::redis(crate::helpers::redis_url())
-    };
-    state::purge_prefix(&redis).await.unwrap();
-    let bus = bus::BusSettings { url: bus::BusUrl::Amqp(crate::helpers::amqp_url()), prefix, ..Default::default() };
-    bus::amqp::AmqpBus::remove_topology(&bus, crate::helpers::RECORD_WRITER_QUEUES).await.unwrap();
-    database.drop_now().await.unwrap();
+    leftovers.remove().await;
 }
 
 /// Polls `GET /api/admin/users/online` until `done` holds for its items; returns them.
