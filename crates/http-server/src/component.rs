@@ -7,6 +7,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use model::TimeFormat;
 use runtime::{HttpSettings, JwtVerifier};
+use socket2::{Domain, Protocol, Socket, Type};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,9 +63,17 @@ pub struct Shared {
     pub time: TimeFormat,
 }
 
-/// Binds `settings.addr` (port 0 picks a free port; read it back from the listener).
+/// Binds `settings.addr` and listens with `settings.backlog` (port 0 picks a free port; read it
+/// back from the listener). The standard library's `TcpListener::bind` would listen with a
+/// backlog of 128, which a burst of reconnecting clients overflows.
 pub fn bind(settings: &HttpSettings) -> std::io::Result<TcpListener> {
-    TcpListener::bind(settings.addr)
+    let socket = Socket::new(Domain::for_address(settings.addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As the standard library does: a restarted process can bind while old connections linger.
+    socket.set_reuse_address(true)?;
+    socket.bind(&settings.addr.into())?;
+    // At most 65535 (validated); the kernel caps it at net.core.somaxconn.
+    socket.listen(i32::try_from(settings.backlog).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
 }
 
 /// Serves `components` on `listener` until `shutdown`, then stops accepting and gives in-flight
@@ -111,4 +120,34 @@ pub async fn serve(
     let result = server.await;
     stopper.abort();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The backlog the kernel reports for a listening socket: `ss`'s Send-Q column.
+    fn listen_backlog(port: u16) -> u32 {
+        let out = std::process::Command::new("ss")
+            .args(["-ltnH", &format!("sport = :{port}")])
+            .output()
+            .expect("ss (iproute2) reports listening sockets");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let fields: Vec<&str> = text.split_whitespace().collect();
+        fields.get(2).and_then(|q| q.parse().ok()).unwrap_or_else(|| panic!("no listening socket in {text:?}"))
+    }
+
+    #[test]
+    fn the_listener_listens_with_the_configured_backlog() {
+        let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(4096);
+        for backlog in [64, 1000] {
+            let settings = HttpSettings { addr: ([127, 0, 0, 1], 0).into(), backlog, ..HttpSettings::default() };
+            let listener = bind(&settings).unwrap();
+            let port = listener.local_addr().unwrap().port();
+            assert_eq!(listen_backlog(port), backlog.min(somaxconn), "backlog {backlog}");
+        }
+    }
 }

@@ -21,6 +21,10 @@ pub struct HttpSettings {
     pub addr: SocketAddr,
     /// Worker threads; 0 means one per core.
     pub workers: usize,
+    /// Connections the kernel may hold waiting to be accepted (the listen backlog); the kernel
+    /// caps it at `net.core.somaxconn`. A burst of reconnecting clients beyond it waits for a
+    /// retransmitted SYN, seconds later.
+    pub backlog: u32,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// Seconds in-flight requests get to finish at shutdown.
@@ -35,6 +39,7 @@ impl Default for HttpSettings {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             workers: 0,
+            backlog: 4096,
             max_body_bytes: 64 * 1024,
             shutdown_timeout_secs: 10,
             trusted_proxies: Vec::new(),
@@ -47,6 +52,9 @@ impl HttpSettings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::invalid("http.max_body_bytes", "must be at least 1024"));
+        }
+        if !(1..=65_535).contains(&self.backlog) {
+            return Err(ConfigError::invalid("http.backlog", "must be 1 to 65535"));
         }
         Ok(())
     }
