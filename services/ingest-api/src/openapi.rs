@@ -224,6 +224,21 @@ impl IntoResponses for BodyRefusals {
     }
 }
 
+/// The refusals of a receipt (mark-read, confirm), besides those of its body.
+pub(crate) struct ReceiptRefusals;
+
+impl IntoResponses for ReceiptRefusals {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        responses([
+            ("400", refusal("INVALID_REQUEST: a malformed body or message_id").build()),
+            ("401", unauthorized()),
+            ("403", refusal("FORBIDDEN: user_id is not the token's, or the notice was not addressed to them").build()),
+            ("404", refusal("NOT_FOUND: no notice with this message_id is known (or it is over 30 days old)").build()),
+            ("503", failure_retry("PUSH_FAILED: the message bus or a store is unavailable; send it again")),
+        ])
+    }
+}
+
 /// The refusals of a records read.
 pub(crate) struct RecordsRefusals;
 

@@ -45,15 +45,7 @@ const RECEIPT_DESCRIPTION: &str = "Clears the notice from the user's offline inb
     request_body = openapi::ReceiptRequest,
     responses(
         (status = 200, description = "Recorded", body = openapi::ReceiptResponse),
-        (status = 400, description = "INVALID_REQUEST: a malformed body or message_id", body = openapi::FailureResponse),
-        openapi::Unauthorized,
-        (status = 403, body = openapi::FailureResponse,
-            description = "FORBIDDEN: user_id is not the token's, or the notice was not addressed to them"),
-        (status = 404, body = openapi::FailureResponse,
-            description = "NOT_FOUND: no notice with this message_id is known (or it is over 30 days old)"),
-        (status = 503, body = openapi::FailureResponse,
-            description = "PUSH_FAILED: the message bus or a store is unavailable; send it again",
-            headers(("Retry-After" = inline(openapi::RetrySeconds), description = "Whole seconds to wait before trying again"))),
+        openapi::ReceiptRefusals,
         openapi::BodyRefusals,
     ),
 )]
@@ -78,15 +70,7 @@ pub async fn mark_read(
     request_body = openapi::ReceiptRequest,
     responses(
         (status = 200, description = "Recorded", body = openapi::ReceiptResponse),
-        (status = 400, description = "INVALID_REQUEST: a malformed body or message_id", body = openapi::FailureResponse),
-        openapi::Unauthorized,
-        (status = 403, body = openapi::FailureResponse,
-            description = "FORBIDDEN: user_id is not the token's, or the notice was not addressed to them"),
-        (status = 404, body = openapi::FailureResponse,
-            description = "NOT_FOUND: no notice with this message_id is known (or it is over 30 days old)"),
-        (status = 503, body = openapi::FailureResponse,
-            description = "PUSH_FAILED: the message bus or a store is unavailable; send it again",
-            headers(("Retry-After" = inline(openapi::RetrySeconds), description = "Whole seconds to wait before trying again"))),
+        openapi::ReceiptRefusals,
         openapi::BodyRefusals,
     ),
 )]
