@@ -3,12 +3,17 @@
 //! process's shutdown), and the binary picks the ones its roles name.
 
 use crate::{Readiness, health_routes};
+use actix_http::HttpService;
+use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_factory, fn_service, map_config};
+use actix_web::body::MessageBody;
+use actix_web::dev::{AppConfig, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 use model::TimeFormat;
 use runtime::{HttpSettings, JwtVerifier};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::TcpListener;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -80,6 +85,10 @@ pub fn bind(settings: &HttpSettings) -> std::io::Result<TcpListener> {
 /// requests `settings.shutdown_timeout_secs` to finish. Beside the components' routes: `/healthz`,
 /// and `/readyz` with every component's checks. Every refusal the app gives leaves in the spec's
 /// envelope ([`crate::failure_envelope`]); a path no route matches is a 404 `NOT_FOUND`.
+///
+/// Built from actix-server and actix-http rather than actix-web's `HttpServer`, the same way it
+/// builds itself, for one addition: the upgrade service of [`crate::takeover`], through which a
+/// route may take a WebSocket connection over once it answered 101.
 pub async fn serve(
     listener: TcpListener,
     settings: &HttpSettings,
@@ -94,24 +103,39 @@ pub async fn serve(
     };
     let readiness = components.iter().fold(Readiness::default(), |all, c| all.merge(c.readiness.clone()));
     let routes: Vec<Routes> = components.iter().filter_map(|c| c.routes.clone()).collect();
-    let (verifier, time) = (web::Data::new(shared.verifier), web::Data::new(shared.time));
-    let server = HttpServer::new(move || {
-        let mut app = App::new()
-            .wrap(from_fn(crate::failure_envelope))
-            .app_data(verifier.clone())
-            .app_data(time.clone())
-            .configure(health_routes(readiness.clone()));
-        for mount in &routes {
-            app = app.configure(|cfg| mount(cfg));
-        }
-        app.default_service(web::to(crate::not_found))
-    })
-    .workers(workers)
-    .disable_signals()
-    .shutdown_timeout(settings.shutdown_timeout_secs)
-    .client_request_timeout(Duration::from_secs(10))
-    .listen(listener)?
-    .run();
+    let app =
+        AppBuilder { verifier: web::Data::new(shared.verifier), time: web::Data::new(shared.time), readiness, routes };
+    let builder = actix_server::Server::build();
+    let graceful = builder.graceful_shutdown_signal();
+    let server = builder
+        .workers(workers)
+        .disable_signals()
+        .shutdown_timeout(settings.shutdown_timeout_secs)
+        .listen("herald-http", listener, move || {
+            let (app, graceful) = (app.clone(), graceful.clone());
+            let upgrade_app = app.clone();
+            let upgrade = fn_factory(move || {
+                let app = upgrade_app.clone().build();
+                async move {
+                    let service = app.into_factory().new_service(AppConfig::default()).await?;
+                    let service = Rc::new(service);
+                    Ok::<_, ()>(fn_service(move |upgrade| crate::takeover::serve_upgrade(service.clone(), upgrade)))
+                }
+            });
+            let application = app.build().into_factory().map_err(|err: actix_web::Error| err.error_response());
+            HttpService::build()
+                .graceful_shutdown_signal(move || {
+                    let signal = graceful.clone();
+                    async move { signal.notified().await }
+                })
+                .client_request_timeout(Duration::from_secs(10))
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .h1_allow_half_closed(true)
+                .upgrade(upgrade)
+                .finish(map_config(application, |_| AppConfig::default()))
+                .tcp()
+        })?
+        .run();
     let handle = server.handle();
     let stopper = tokio::spawn(async move {
         shutdown.cancelled().await;
@@ -120,6 +144,41 @@ pub async fn serve(
     let result = server.await;
     stopper.abort();
     result
+}
+
+/// What every worker's app is built from: the shared app data, `/healthz` and `/readyz`, and
+/// each component's routes.
+#[derive(Clone)]
+struct AppBuilder {
+    verifier: web::Data<JwtVerifier>,
+    time: web::Data<TimeFormat>,
+    readiness: Readiness,
+    routes: Vec<Routes>,
+}
+
+impl AppBuilder {
+    /// One app: built for each worker, and once more for its upgrade service.
+    fn build(
+        self,
+    ) -> App<
+        impl ServiceFactory<
+            ServiceRequest,
+            Config = (),
+            Response = ServiceResponse<impl MessageBody + 'static>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+    > {
+        let mut app = App::new()
+            .wrap(from_fn(crate::failure_envelope))
+            .app_data(self.verifier)
+            .app_data(self.time)
+            .configure(health_routes(self.readiness));
+        for mount in &self.routes {
+            app = app.configure(|cfg| mount(cfg));
+        }
+        app.default_service(web::to(crate::not_found))
+    }
 }
 
 #[cfg(test)]

@@ -267,11 +267,17 @@ impl UserDirectory {
     /// A recorder of users seen on connect, writing in batches of up to `MAX_BATCH` until
     /// `shutdown`. At most `capacity` sightings wait; past that they are dropped (the user is
     /// recorded on their next connect).
+    ///
+    /// Connecting must stay cheap however many clients connect at once, so the recorder
+    /// gathers sightings for [`SEEN_LINGER`] before it writes, and writes only what changed: a
+    /// user seen again with the same profile within [`SEEN_REFRESH`] of the last write is not
+    /// written again (`last_seen_at` is exact to that much).
     pub fn recorder(&self, capacity: usize, shutdown: CancellationToken) -> SeenRecorder {
         let (tx, mut rx) = mpsc::channel::<UserProfile>(capacity.max(1));
         let directory = self.clone();
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
+            let mut written = RecentlyWritten::default();
             loop {
                 let received = tokio::select! {
                     _ = shutdown.cancelled() => break,
@@ -280,13 +286,71 @@ impl UserDirectory {
                 if received == 0 {
                     break;
                 }
-                if let Err(err) = directory.upsert(&batch, Source::Connection).await {
-                    tracing::warn!(error = %err, users = batch.len(), "users seen on connect not recorded");
+                // Gather the rest of a burst into the same write; sightings meanwhile do not wake
+                // this task.
+                if batch.len() < MAX_BATCH {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {}
+                        () = tokio::time::sleep(SEEN_LINGER) => {}
+                    }
+                    while batch.len() < MAX_BATCH
+                        && let Ok(user) = rx.try_recv()
+                    {
+                        batch.push(user);
+                    }
+                }
+                let now = std::time::Instant::now();
+                batch.retain(|user| written.needs_write(user, now));
+                if !batch.is_empty() {
+                    match directory.upsert(&batch, Source::Connection).await {
+                        Ok(_) => batch.iter().for_each(|user| written.note(user, now)),
+                        Err(err) => {
+                            tracing::warn!(error = %err, users = batch.len(), "users seen on connect not recorded")
+                        }
+                    }
                 }
                 batch.clear();
             }
         });
         SeenRecorder { tx }
+    }
+}
+
+/// How long the recorder gathers sightings before it writes them.
+pub const SEEN_LINGER: Duration = Duration::from_millis(50);
+/// How long a user written with a profile is not written again for the same profile.
+pub const SEEN_REFRESH: Duration = Duration::from_secs(60);
+/// Users the recorder remembers writing; past it, it forgets them all (and writes each again
+/// once).
+const REMEMBERED: usize = 100_000;
+
+/// The profiles the recorder wrote lately: a fingerprint of each, and when.
+#[derive(Default)]
+struct RecentlyWritten(HashMap<UserId, (u64, std::time::Instant)>);
+
+impl RecentlyWritten {
+    fn fingerprint(user: &UserProfile) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (&user.name, user.role.as_str(), &user.tenant_id, &user.groups).hash(&mut hasher);
+        hasher.finish()
+    }
+
+    /// Whether `user` must be written: new, changed, or last written too long ago.
+    fn needs_write(&self, user: &UserProfile, now: std::time::Instant) -> bool {
+        match self.0.get(&user.user_id) {
+            Some((fingerprint, at)) => {
+                *fingerprint != Self::fingerprint(user) || now.duration_since(*at) >= SEEN_REFRESH
+            }
+            None => true,
+        }
+    }
+
+    fn note(&mut self, user: &UserProfile, now: std::time::Instant) {
+        if self.0.len() >= REMEMBERED {
+            self.0.clear();
+        }
+        self.0.insert(user.user_id, (Self::fingerprint(user), now));
     }
 }
 
@@ -362,5 +426,27 @@ mod addressed_tests {
         assert_eq!(addressed_users(&notice(Target::Custom, vec![5, 6, 7], vec![6]), &admins), [5, 7]);
         assert_eq!(addressed_users(&notice(Target::Admin, vec![], vec![2]), &admins), [1, 3]);
         assert!(addressed_users(&notice(Target::All, vec![], vec![]), &admins).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod recorder_tests {
+    use super::*;
+
+    fn profile(name: &str) -> UserProfile {
+        UserProfile { user_id: 7, name: name.into(), role: Role::User, tenant_id: None, groups: vec![] }
+    }
+
+    #[test]
+    fn a_user_seen_again_unchanged_is_written_again_only_after_the_refresh() {
+        let mut written = RecentlyWritten::default();
+        let start = std::time::Instant::now();
+        assert!(written.needs_write(&profile("ada"), start), "new");
+        written.note(&profile("ada"), start);
+        assert!(!written.needs_write(&profile("ada"), start + Duration::from_secs(59)), "unchanged, lately");
+        assert!(written.needs_write(&profile("grace"), start + Duration::from_secs(1)), "renamed");
+        let tenant = UserProfile { tenant_id: Some("acme".into()), ..profile("ada") };
+        assert!(written.needs_write(&tenant, start + Duration::from_secs(1)), "moved to a tenant");
+        assert!(written.needs_write(&profile("ada"), start + SEEN_REFRESH), "seen again after the refresh");
     }
 }

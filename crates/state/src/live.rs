@@ -20,6 +20,7 @@ use sea_orm::{
 };
 use std::collections::HashMap;
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// Rows per multi-row insert: under every backend's bound-parameter limit.
@@ -32,12 +33,23 @@ pub(crate) fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// Replays waiting for the batcher before a connecting user waits for room.
+const REPLAY_QUEUE: usize = 4096;
+/// Users one replay batch reads at most.
+const REPLAY_BATCH: usize = 200;
+
+/// A connecting user's replay, waiting for the batcher.
+type ReplayRequest = (UserId, oneshot::Sender<Result<Replay, DbErr>>);
+
 /// The live state over one database connection pool. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct LiveState {
     db: DatabaseConnection,
     max_per_user: usize,
     ttl: Duration,
+    /// Replays go through one task that reads them in batches: connecting users then cost the
+    /// database a few statements per batch, not per user.
+    replays: mpsc::Sender<ReplayRequest>,
 }
 
 /// The journal entry a notice is accepted with.
@@ -55,8 +67,11 @@ impl LiveState {
     /// The live state in `db` (already migrated), with `offline`'s inbox limits; expired rows are
     /// deleted every hour until `shutdown`.
     pub fn new(db: DatabaseConnection, offline: &OfflineSettings, shutdown: CancellationToken) -> Self {
-        let state = Self { db, max_per_user: offline.max_per_user, ttl: Duration::from_secs(offline.ttl_secs) };
-        tokio::spawn(state.clone().housekeeping(shutdown));
+        let (replays, requests) = mpsc::channel(REPLAY_QUEUE);
+        let state =
+            Self { db, max_per_user: offline.max_per_user, ttl: Duration::from_secs(offline.ttl_secs), replays };
+        tokio::spawn(state.clone().housekeeping(shutdown.clone()));
+        tokio::spawn(state.clone().replay_batches(requests, shutdown));
         state
     }
 
@@ -157,28 +172,109 @@ impl LiveState {
     }
 
     /// What `user` has not acknowledged, oldest first, and how many were dropped since the last
-    /// replay (the count is reset).
+    /// replay (the count is reset). Read together with the other users connecting meanwhile.
     pub(crate) async fn replay(&self, user: UserId) -> Result<Replay, DbErr> {
+        let (tx, rx) = oneshot::channel();
+        let gone = || DbErr::Custom("the live state is shut down".to_owned());
+        self.replays.send((user, tx)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// Serves replays until shutdown: whatever accumulated while the last batch was read is the
+    /// next batch (no waiting to fill one: one user alone is read at once).
+    async fn replay_batches(self, mut requests: mpsc::Receiver<ReplayRequest>, shutdown: CancellationToken) {
+        let mut batch = Vec::with_capacity(REPLAY_BATCH);
+        loop {
+            let received = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                n = requests.recv_many(&mut batch, REPLAY_BATCH) => n,
+            };
+            if received == 0 {
+                break;
+            }
+            let mut users: Vec<UserId> = batch.iter().map(|(user, _)| *user).collect();
+            users.sort_unstable();
+            users.dedup();
+            match self.replay_many(&users).await {
+                Ok(mut replays) => {
+                    for (user, answer) in batch.drain(..) {
+                        // A user connecting twice at once gets the entries on both connections,
+                        // and the dropped count (which a replay resets) on the first, as two
+                        // replays one after the other would.
+                        let replay = replays.get_mut(&user).map(|replay| {
+                            let first = replay.clone();
+                            replay.dropped = 0;
+                            first
+                        });
+                        let _ = answer.send(Ok(replay.unwrap_or_default()));
+                    }
+                }
+                Err(err) => {
+                    for (_, answer) in batch.drain(..) {
+                        let _ = answer.send(Err(DbErr::Custom(err.to_string())));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The replays of `users` (distinct) in one transaction: expired entries deleted and counted
+    /// with the dropped ones, those counts reset, the entries read.
+    async fn replay_many(&self, users: &[UserId]) -> Result<HashMap<UserId, Replay>, DbErr> {
+        let mut replays: HashMap<UserId, Replay> = HashMap::new();
+        let oldest = self.oldest_score();
         let txn = self.db.begin().await?;
-        let expired = inbox_entry::Entity::delete_many()
-            .filter(inbox_entry::Column::UserId.eq(user))
-            .filter(inbox_entry::Column::Score.lt(self.oldest_score()))
-            .exec(&txn)
-            .await?
-            .rows_affected;
-        let counted = inbox_dropped::Entity::find_by_id(user).one(&txn).await?.map_or(0, |row| row.dropped);
-        inbox_dropped::Entity::delete_by_id(user).exec(&txn).await?;
-        let entries: Vec<String> = inbox_entry::Entity::find()
-            .select_only()
-            .column(inbox_entry::Column::Entry)
-            .filter(inbox_entry::Column::UserId.eq(user))
-            .order_by_asc(inbox_entry::Column::Score)
-            .order_by_asc(inbox_entry::Column::MessageId)
-            .into_tuple()
-            .all(&txn)
-            .await?;
+        for users in users.chunks(REPLAY_BATCH) {
+            let expired: Vec<(i64, i64)> = inbox_entry::Entity::find()
+                .select_only()
+                .column(inbox_entry::Column::UserId)
+                .column_as(inbox_entry::Column::MessageId.count(), "n")
+                .filter(inbox_entry::Column::UserId.is_in(users.iter().copied()))
+                .filter(inbox_entry::Column::Score.lt(oldest))
+                .group_by(inbox_entry::Column::UserId)
+                .into_tuple()
+                .all(&txn)
+                .await?;
+            if !expired.is_empty() {
+                inbox_entry::Entity::delete_many()
+                    .filter(inbox_entry::Column::UserId.is_in(expired.iter().map(|(user, _)| *user)))
+                    .filter(inbox_entry::Column::Score.lt(oldest))
+                    .exec(&txn)
+                    .await?;
+            }
+            let counted = inbox_dropped::Entity::find()
+                .filter(inbox_dropped::Column::UserId.is_in(users.iter().copied()))
+                .all(&txn)
+                .await?;
+            if !counted.is_empty() {
+                inbox_dropped::Entity::delete_many()
+                    .filter(inbox_dropped::Column::UserId.is_in(counted.iter().map(|row| row.user_id)))
+                    .exec(&txn)
+                    .await?;
+            }
+            for (user, n) in expired {
+                replays.entry(user).or_default().dropped += n.max(0) as u64;
+            }
+            for row in counted {
+                replays.entry(row.user_id).or_default().dropped += row.dropped.max(0) as u64;
+            }
+            let entries: Vec<(i64, String)> = inbox_entry::Entity::find()
+                .select_only()
+                .column(inbox_entry::Column::UserId)
+                .column(inbox_entry::Column::Entry)
+                .filter(inbox_entry::Column::UserId.is_in(users.iter().copied()))
+                .order_by_asc(inbox_entry::Column::UserId)
+                .order_by_asc(inbox_entry::Column::Score)
+                .order_by_asc(inbox_entry::Column::MessageId)
+                .into_tuple()
+                .all(&txn)
+                .await?;
+            for (user, entry) in entries {
+                replays.entry(user).or_default().entries.push(entry);
+            }
+        }
         txn.commit().await?;
-        Ok(Replay { dropped: expired + counted.max(0) as u64, entries })
+        Ok(replays)
     }
 
     /// Removes `user`'s entry for `id`; returns whether there was one.

@@ -1,24 +1,26 @@
 //! The gateway's bus consumer: one exclusive queue per replica bound to every notification,
-//! each envelope serialised once into a client frame and fanned out to local connections.
+//! each envelope serialised and encoded once into a WebSocket frame and handed to every worker
+//! hub, which queues it on its local connections.
 
-use crate::hub::{Hub, OutboundFrame};
+use crate::hub::{Hub, Notice};
+use crate::outbox::SharedFrame;
+use crate::transport;
 use bus::{Bus, Incoming, Subscription};
-use bytestring::ByteString;
 use model::{DeliveryEvent, NotificationMessage, TimeFormat, WsMessage};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// What to do with a delivery once handled.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Outcome {
-    /// Done: acknowledge.
-    Ack,
+    /// Fan this notice out, then acknowledge.
+    FanOut(Arc<Notice>),
     /// Never processable (a malformed envelope): to the dead-letter queue, with why.
     DeadLetter(String),
 }
 
-/// Handles one delivery: parse, build the frame once, fan out.
-pub fn handle(hub: &Hub, incoming: &Incoming) -> Outcome {
+/// Handles one delivery: parse, and build the frame once.
+pub fn handle(incoming: &Incoming) -> Outcome {
     let message: NotificationMessage = match serde_json::from_slice(&incoming.payload) {
         Ok(message) => message,
         Err(err) => return Outcome::DeadLetter(format!("malformed envelope: {err}")),
@@ -27,17 +29,19 @@ pub fn handle(hub: &Hub, incoming: &Incoming) -> Outcome {
         Ok(text) => text,
         Err(err) => return Outcome::DeadLetter(format!("the client frame cannot be built: {err}")),
     };
-    let frame = Arc::new(OutboundFrame { message_id: Some(message.message_id.clone()), text: ByteString::from(text) });
-    let fan_out = hub.fan_out(&message, &frame);
-    tracing::debug!(message_id = %message.message_id, queued = fan_out.queued, slow = fan_out.slow, "fanned out");
-    Outcome::Ack
+    let frame = Arc::new(SharedFrame { message_id: message.message_id.clone(), bytes: transport::text_frame(text) });
+    Outcome::FanOut(Arc::new(Notice { message, frame }))
 }
 
-/// Consumes `subscription` until shutdown, acking each delivery after its fan-out.
+/// Consumes `subscription` until shutdown, acking each delivery once every worker has it.
 pub async fn run(hub: Arc<Hub>, bus: Bus, mut subscription: Subscription, shutdown: CancellationToken) {
     while let Some(incoming) = subscription.next_until(&shutdown).await {
-        match handle(&hub, &incoming) {
-            Outcome::Ack => incoming.ack().await,
+        match handle(&incoming) {
+            Outcome::FanOut(notice) => {
+                tracing::debug!(message_id = %notice.frame.message_id, "fanning out");
+                hub.fan_out(notice).await;
+                incoming.ack().await;
+            }
             Outcome::DeadLetter(reason) => bus.dead_letter(incoming, &reason).await,
         }
     }
@@ -65,8 +69,7 @@ pub async fn run_sync(
                 let sync = WsMessage::sync(event.event_type, event.message_id.as_str(), time.now());
                 match sync.to_json() {
                     Ok(text) => {
-                        let frame = Arc::new(OutboundFrame { message_id: None, text: ByteString::from(text) });
-                        hub.send_to_user(event.user_id, origin, &frame);
+                        hub.send_to_user(event.user_id, origin, transport::text_frame(text)).await;
                         incoming.ack().await;
                     }
                     Err(err) => bus.dead_letter(incoming, &format!("the sync frame cannot be built: {err}")).await,

@@ -2,11 +2,13 @@
 //! exclusive queue and delivers the spec 3.2 frame to the local connections it addresses.
 //!
 //! Cut along centrifuge's lines: [`Gateway`] is the process-wide node (a component of the
-//! process it runs in), [`hub::Hub`] the sharded registry doing local fan-out, [`session`] one
-//! task per socket, the bus for cross-replica fan-out.
+//! process it runs in), [`hub`] the registry of local connections (a worker hub per HTTP worker
+//! thread doing the local fan-out there), [`session`] one task per socket, owning it after the
+//! handshake, the bus for cross-replica fan-out.
 
 mod fanout;
 pub mod hub;
+mod outbox;
 mod presence;
 mod session;
 mod settings;
@@ -17,7 +19,7 @@ pub use settings::WsSettings;
 use actix_web::http::header::SEC_WEBSOCKET_PROTOCOL;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bus::{Bus, Exchange, QueueKind, SubscriptionSpec};
-use http_server::{Component, Failure};
+use http_server::{Component, Failure, Takeover};
 use hub::Hub;
 use model::{ErrorCode, TimeFormat};
 use runtime::{AuthError, HttpSettings, JwtVerifier};
@@ -36,16 +38,13 @@ pub const BEARER_SUBPROTOCOL: &str = "bearer";
 #[derive(Clone)]
 pub struct Gateway {
     hub: Arc<Hub>,
+    /// What every session uses.
+    sessions: Arc<session::Shared>,
     stores: Stores,
     seen: SeenRecorder,
     bus: Bus,
-    /// This replica's id, the prefix of its connection ids (`<replica>-<n>`).
-    replica: Arc<str>,
     verifier: JwtVerifier,
     trusted_proxies: Arc<[std::net::IpAddr]>,
-    time: TimeFormat,
-    settings: WsSettings,
-    shutdown: CancellationToken,
     subscribed: watch::Receiver<bool>,
 }
 
@@ -62,7 +61,7 @@ impl Gateway {
         stores: Stores,
         shutdown: CancellationToken,
     ) -> Self {
-        let hub = Arc::new(Hub::new(settings.send_buffer, settings.max_connections_per_user));
+        let hub = Arc::new(Hub::new(settings.send_buffer, settings.max_connections_per_user, shutdown.clone()));
         let subscription = bus.subscribe(SubscriptionSpec {
             queue: "gateway".into(),
             kind: QueueKind::Exclusive,
@@ -84,22 +83,25 @@ impl Gateway {
         let reporter = presence::run(hub.clone(), stores.presence.clone(), replica.clone(), refresh, shutdown.clone());
         tokio::spawn(reporter);
         let seen = stores.directory.recorder(SEEN_BACKLOG, shutdown.clone());
-        let closer = (hub.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            closer.1.cancelled().await;
-            closer.0.close_all(model::CloseCode::GOING_AWAY);
+        // At shutdown each worker hub closes its connections with 1001.
+        let sessions = Arc::new(session::Shared {
+            hub: hub.clone(),
+            inbox: stores.inbox.clone(),
+            audience: stores.audience.clone(),
+            receipts: stores.receipts.clone(),
+            bus: bus.clone(),
+            replica,
+            time,
+            settings: settings.clone(),
         });
         Self {
             hub,
+            sessions,
             stores,
             seen,
             bus: bus.clone(),
-            replica,
             verifier,
             trusted_proxies: http.trusted_proxies.clone().into(),
-            time,
-            settings: settings.clone(),
-            shutdown,
             subscribed,
         }
     }
@@ -175,47 +177,32 @@ fn presented_token(req: &HttpRequest) -> Option<(String, Option<String>)> {
     Some(((*token).to_owned(), echo))
 }
 
-/// `GET /ws`: authenticate, upgrade, register, and hand the socket to a session task.
-async fn connect(req: HttpRequest, body: web::Payload, gateway: web::Data<Gateway>) -> Result<HttpResponse, Failure> {
+/// `GET /ws`: authenticate, answer the handshake, and take the connection over for its session
+/// (`http_server::Takeover`): from the 101 on, the session owns the socket.
+async fn connect(req: HttpRequest, gateway: web::Data<Gateway>) -> Result<HttpResponse, Failure> {
     let (token, echo) =
         presented_token(&req).ok_or_else(|| Failure::new(ErrorCode::Unauthorized, AuthError::Missing.to_string()))?;
     let claims =
         gateway.verifier.verify(&token).map_err(|err| Failure::new(ErrorCode::Unauthorized, err.to_string()))?;
     http_server::check_claims(&claims)?;
-    let protocols: Vec<&str> = echo.as_deref().into_iter().collect();
-    let max = gateway.settings.max_frame_bytes;
-    let body = transport::gated_payload(&req, body, max)
-        .map_err(|err| Failure::new(ErrorCode::InternalError, format!("the request body cannot be read: {err}")))?;
-    let (response, session, stream) = actix_ws::handle_with_protocols(&req, body, &protocols)
+    let mut handshake = actix_http::ws::handshake(req.head())
         .map_err(|err| Failure::new(ErrorCode::InvalidRequest, format!("not a WebSocket handshake: {err}")))?;
-    let stream = stream.max_frame_size(max).aggregate_continuations().max_continuation_size(max);
-    let Some(registration) = gateway.hub.register(claims.sub, claims.is_admin()) else {
-        // Refused after the upgrade, so that a browser, which sees no HTTP status, gets a reason.
-        let code = model::CloseCode::TOO_MANY_CONNECTIONS;
-        tracing::warn!(user_id = claims.sub, "connection refused: too many connections for this user");
-        let reason = actix_ws::CloseReason { code: code.code.into(), description: Some(code.reason.to_owned()) };
-        actix_web::rt::spawn(async move {
-            let _ = session.close(Some(reason)).await;
-            drop(stream);
+    if let Some(protocol) = echo {
+        handshake.insert_header((SEC_WEBSOCKET_PROTOCOL, protocol));
+    }
+    // Refused after the upgrade, so that a browser, which sees no HTTP status, gets a reason.
+    let admission = gateway.hub.admit(claims.sub);
+    if admission.is_some() {
+        gateway.seen.seen(UserProfile {
+            user_id: claims.sub,
+            name: claims.name.clone(),
+            role: claims.role,
+            tenant_id: claims.tenant_id.clone(),
+            groups: claims.groups.clone(),
         });
-        return Ok(response);
-    };
-    gateway.seen.seen(UserProfile {
-        user_id: claims.sub,
-        name: claims.name.clone(),
-        role: claims.role,
-        tenant_id: claims.tenant_id.clone(),
-        groups: claims.groups.clone(),
-    });
-    let connection_id = format!("{}-{}", gateway.replica, registration.id);
+    }
     let context = session::SessionContext {
-        hub: gateway.hub.clone(),
-        inbox: gateway.stores.inbox.clone(),
-        audience: gateway.stores.audience.clone(),
-        receipts: gateway.stores.receipts.clone(),
-        bus: gateway.bus.clone(),
-        connection_id,
-        registration,
+        shared: gateway.sessions.clone(),
         claims,
         client: session::ClientInfo {
             ip: http_server::client_ip(&req, &gateway.trusted_proxies).map(|ip| ip.to_string()).unwrap_or_default(),
@@ -226,11 +213,8 @@ async fn connect(req: HttpRequest, body: web::Payload, gateway: web::Data<Gatewa
                 .map(|ua| ua.chars().take(model::MAX_USER_AGENT_CHARS).collect())
                 .unwrap_or_default(),
         },
-        time: gateway.time,
-        settings: gateway.settings.clone(),
-        shutdown: gateway.shutdown.clone(),
     };
-    // Sessions hold the request's payload stream, which is tied to this worker's thread.
-    actix_web::rt::spawn(session::run(session, stream, context));
+    let mut response = HttpResponse::from(handshake.finish()).map_into_boxed_body();
+    Takeover::new(move |upgraded| session::run(upgraded, context, admission)).attach(&mut response);
     Ok(response)
 }

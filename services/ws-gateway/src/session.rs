@@ -1,31 +1,63 @@
-//! One WebSocket session: a thin adapter between actix-ws and the session's state machine.
+//! One WebSocket session: the connection's task, on the socket itself, driving the session's
+//! state machine.
 //!
-//! [`machine::SessionMachine`] decides (which frames go out, what a client frame means, when to
-//! ping, when and how to close); [`run`] owns the socket, the client's stream, the hub's queue
-//! and the stores, feeds the machine what happens, and carries out the actions it answers: it
-//! writes frames (a queued one within `ws.write_timeout_ms`), replays the offline inbox on
-//! connect, checks receipts against their notice's audience and records them. One timer serves
-//! the whole session, re-armed at the machine's next deadline; a queued frame costs the session
-//! no allocation (its text is shared, the machine only looks its id up).
+//! [`machine::SessionMachine`] decides (what a client frame means, when to ping, when and how to
+//! close); [`run`] owns the socket and carries out what the machine answers. It writes what the
+//! connection's [`Outbox`] holds (notices the worker hub queued, shared with every connection
+//! they go to, and the session's own frames) with vectored writes, as much as the socket takes
+//! in one call; reads client frames only when the machine allows it, into a buffer that exists
+//! only while a frame is partly received; replays the offline inbox on connect; and checks
+//! receipts against their notice's audience and records them.
+//!
+//! The task is woken by exactly what concerns it (a queued frame, a readable or writable
+//! socket, its one timer, a close request) and polls the same few things each time; nothing is
+//! rebuilt or allocated for a queued frame. A write that stays blocked longer than
+//! `ws.write_timeout_ms` closes the connection as a slow client (4001), as does a full outbox.
 
 mod machine;
 
-use crate::hub::{Hub, Registration};
+use crate::hub::{Admission, ConnId, Hub, WorkerHub};
+use crate::outbox::{Frame, Offered, Outbox};
 use crate::settings::WsSettings;
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, ProtocolError};
+use crate::transport::{self, ClientEvent, ClientReader};
+use actix_web::rt::net::TcpStream;
 use bus::Bus;
-use machine::{Action, ClientEvent, Input, ReceiptRefusal, ReceiptReport, SessionMachine, Timing};
-use model::{CloseCode, DeliveryEvent, ReportChannel, TimeFormat, WsMessage};
+use bytes::Bytes;
+use http_server::Upgraded;
+use machine::{Action, Input, ReceiptRefusal, ReceiptReport, SessionMachine, Timing};
+use model::{CloseCode, DeliveryEvent, MessageId, ReportChannel, TimeFormat, WsMessage};
 use runtime::Claims;
 use state::{AudienceStore, OfflineInbox, ReceiptLedger};
+use std::collections::{HashSet, VecDeque};
+use std::future::{Future, poll_fn};
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use tokio::io::AsyncWriteExt;
+use tokio::time::{Instant, Sleep};
 
-/// What a session needs besides its socket.
+/// How much a session reads from its socket at a time.
+const READ_SIZE: usize = 4096;
+/// The most frames one vectored write carries.
+const MAX_IOVECS: usize = 64;
+
+/// What a session needs besides its socket: what every session of the replica shares, and
+/// what this connection's client presented.
 pub struct SessionContext {
-    /// The hub the connection is registered in.
+    /// The replica's stores, bus and settings.
+    pub shared: Arc<Shared>,
+    /// The token's claims.
+    pub claims: Claims,
+    /// The client's address and `User-Agent`, for receive records.
+    pub client: ClientInfo,
+}
+
+/// What every session of a replica uses: one copy, behind an `Arc`.
+pub struct Shared {
+    /// The replica's connections.
     pub hub: Arc<Hub>,
     /// The offline inboxes: replayed on connect, emptied by receipts.
     pub inbox: OfflineInbox,
@@ -35,20 +67,12 @@ pub struct SessionContext {
     pub receipts: ReceiptLedger,
     /// Where receipts are published as delivery events.
     pub bus: Bus,
-    /// The connection's id across replicas, `<replica>-<n>`.
-    pub connection_id: String,
-    /// The registration: id, frame queue, close requests.
-    pub registration: Registration,
-    /// The token's claims.
-    pub claims: Claims,
-    /// The client's address and `User-Agent`, for receive records.
-    pub client: ClientInfo,
+    /// The replica's id, the prefix of connection ids (`<replica>-<n>`).
+    pub replica: Arc<str>,
     /// How to render times in the gateway's own frames.
     pub time: TimeFormat,
     /// Heartbeat and write limits.
     pub settings: WsSettings,
-    /// Fires at shutdown: the session closes with 1001.
-    pub shutdown: CancellationToken,
 }
 
 /// What the gateway saw of a client when it connected.
@@ -64,212 +88,298 @@ pub struct ClientInfo {
 /// the socket is gone.
 type Ending = Option<CloseCode>;
 
-/// Runs the session until either side closes it.
-#[tracing::instrument(name = "ws_session", skip_all, fields(user_id = ctx.claims.sub, conn = ctx.registration.id))]
-pub async fn run(mut session: actix_ws::Session, mut stream: AggregatedMessageStream, ctx: SessionContext) {
-    let SessionContext {
-        hub,
-        inbox,
-        audience,
-        receipts,
-        bus,
-        connection_id,
-        registration,
-        claims,
-        client,
-        time,
-        settings,
-        shutdown,
-    } = ctx;
-    let Registration { id, mut frames, control } = registration;
-    let write_timeout = Duration::from_millis(settings.write_timeout_ms);
+/// Takes the registration out of the worker hub when the session ends, however it ends.
+struct Registered {
+    worker: Rc<WorkerHub>,
+    id: ConnId,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.worker.unregister(self.id);
+    }
+}
+
+/// Runs the session on `upgraded` until either side closes it. `admission` is the connection's
+/// place under its user's limit; without one it is closed at once with 4003.
+pub async fn run(upgraded: Upgraded, ctx: SessionContext, admission: Option<Admission>) {
+    let Upgraded { io, read_buf } = upgraded;
+    // Frames are pushed as they come; Nagle's algorithm would hold a small one back.
+    let _ = io.set_nodelay(true);
+    let shared = &*ctx.shared;
+    let write_timeout = Duration::from_millis(shared.settings.write_timeout_ms);
+    let Some(admission) = admission else {
+        tracing::warn!(user_id = ctx.claims.sub, "connection refused: too many connections for this user");
+        close(io, CloseCode::TOO_MANY_CONNECTIONS, write_timeout).await;
+        return;
+    };
+    let outbox = Rc::new(Outbox::new(shared.hub.send_buffer()));
+    let worker = WorkerHub::current(&shared.hub);
+    worker.register(admission.id(), ctx.claims.sub, ctx.claims.is_admin(), outbox.clone());
+    let registered = Registered { worker, id: admission.id() };
+    let mut connection = Connection {
+        io,
+        reader: ClientReader::new(read_buf, shared.settings.max_frame_bytes),
+        outbox,
+        offset: 0,
+        blocked_since: None,
+        write_timeout,
+    };
+    let ending = serve(&mut connection, &ctx, admission.id()).await;
+    drop(registered);
+    drop(admission);
+    if let Some(code) = ending {
+        tracing::debug!(code = code.code, reason = code.reason, "closing session");
+        close(connection.io, code, write_timeout).await;
+    }
+}
+
+/// Replays the inbox, then serves the connection until the session ends.
+#[tracing::instrument(name = "ws_session", skip_all, fields(user_id = ctx.claims.sub, conn = id))]
+async fn serve(connection: &mut Connection, ctx: &SessionContext, id: ConnId) -> Ending {
+    let shared = &*ctx.shared;
     let now = Instant::now();
     let unix_now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    let token_expires_at = now + machine::until_expiry(claims.exp, unix_now);
-    let mut machine = SessionMachine::new(now, Timing::from_settings(&settings), token_expires_at, time);
-    let mut effects = Effects {
-        session: &mut session,
-        write_timeout,
-        time,
-        receipts: ReceiptPipeline { inbox: &inbox, audience: &audience, ledger: &receipts, bus: &bus },
-        event_source: EventSource { claims: &claims, client: &client, connection_id: &connection_id },
-    };
+    let token_expires_at = now + machine::until_expiry(ctx.claims.exp, unix_now);
+    let mut machine = SessionMachine::new(now, Timing::from_settings(&shared.settings), token_expires_at, shared.time);
     tracing::debug!("session open");
     // The connection is registered before the replay, so nothing published meanwhile is missed;
-    // a message may then arrive twice (replayed and live), with the same id: the machine drops
-    // the live copy of what was replayed. Client frames are read only after the replay.
-    if effects.replay(&inbox, claims.sub, &mut machine).await.is_none() {
-        hub.unregister(claims.sub, id);
-        return;
-    }
-    // The session's one timer, reset to whatever the machine needs next.
+    // a message may then come twice (replayed and live), with the same id: the outbox drops the
+    // live copy of what was replayed. Client frames are read only after the replay.
+    let (frames, replayed) = Box::pin(replay(ctx, &mut machine)).await;
+    connection.outbox.replay_done(frames, replayed);
+    let connection_id = format!("{}-{id}", shared.replica);
+    let receipts = Receipts { ctx, connection_id: &connection_id };
+
+    // The session's one timer, reset to whatever is due next.
     let timer = tokio::time::sleep_until(machine.next_deadline());
     tokio::pin!(timer);
-
-    let ending: Ending = 'session: loop {
-        // Re-armed only when the deadline moved (or the timer fired), not for every frame.
-        let deadline = machine.next_deadline();
+    loop {
+        let deadline = connection.deadline(&machine);
         if timer.deadline() != deadline || timer.is_elapsed() {
             timer.as_mut().reset(deadline);
         }
         let reading = machine.reads_paused_until().is_none();
-        let input = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => Input::CloseRequested(CloseCode::GOING_AWAY),
-            code = control.closed() => Input::CloseRequested(code),
-            frame = frames.recv() => match frame {
-                Some(frame) => Input::Outbound(frame),
-                None => Input::QueueClosed,
-            },
-            message = stream.recv(), if reading => Input::Client(client_event(message)),
-            () = &mut timer => Input::Tick,
-        };
-        // An action's outcome may be news for the machine (a refused receipt, a write that
-        // timed out), which may answer with another action.
+        let input = poll_fn(|cx| connection.poll_input(cx, timer.as_mut(), reading)).await;
+        // An action's outcome may be news for the machine (a refused receipt), which may answer
+        // with another action.
         let mut next = Some(input);
         while let Some(input) = next.take() {
             let Some(action) = machine.handle(Instant::now(), input) else { break };
-            match effects.perform(action).await {
-                Ok(news) => next = news,
-                Err(ending) => break 'session ending,
+            match action {
+                Action::Reply(frame) => match frame.to_json() {
+                    Ok(text) => connection.queue(transport::text_frame(text)),
+                    Err(err) => {
+                        tracing::error!(error = %err, kind = frame.message_type, "a gateway frame could not be serialised");
+                        return Some(CloseCode::INTERNAL_ERROR);
+                    }
+                },
+                Action::Pong(payload) => connection.queue(transport::pong_frame(&payload)),
+                Action::Ping => connection.queue(transport::ping_frame()),
+                Action::RecordReceipt(report) => {
+                    next = Box::pin(receipts.record(report)).await.err().map(Input::ReceiptRefused);
+                }
+                Action::Close(code) => return Some(code),
+                Action::Disconnect => return None,
             }
         }
-    };
-
-    hub.unregister(claims.sub, id);
-    if let Some(code) = ending {
-        tracing::debug!(code = code.code, reason = code.reason, "closing session");
-        let reason = actix_ws::CloseReason { code: code.code.into(), description: Some(code.reason.to_owned()) };
-        let _ = tokio::time::timeout(write_timeout, session.close(Some(reason))).await;
     }
 }
 
-/// What the client's stream yielded, as the machine sees it.
-fn client_event(message: Option<Result<AggregatedMessage, ProtocolError>>) -> ClientEvent {
-    match message {
-        Some(Ok(AggregatedMessage::Text(text))) => ClientEvent::Text(text),
-        Some(Ok(AggregatedMessage::Binary(_))) => ClientEvent::Binary,
-        Some(Ok(AggregatedMessage::Ping(payload))) => ClientEvent::Ping(payload),
-        Some(Ok(AggregatedMessage::Pong(_))) => ClientEvent::Pong,
-        Some(Ok(AggregatedMessage::Close(_))) => ClientEvent::Close,
-        Some(Err(err)) => {
-            tracing::debug!(error = %err, "protocol error");
-            ClientEvent::Broken(crate::transport::close_code(&err))
+/// Reads what the user's inbox holds and tells the machine what was replayed: the frames to
+/// send first (an overflow notice when older messages were dropped, then the entries, oldest
+/// first) and the ids replayed, whose live copies are not sent again.
+async fn replay(ctx: &SessionContext, machine: &mut SessionMachine) -> (Vec<Bytes>, HashSet<MessageId>) {
+    let shared = &*ctx.shared;
+    let replay = match shared.inbox.replay(ctx.claims.sub).await {
+        Ok(replay) => replay,
+        Err(err) => {
+            // Live delivery still works; the entries stay and replay on the next connect.
+            tracing::warn!(error = %err, "offline replay unavailable");
+            return (Vec::new(), HashSet::new());
         }
-        None => ClientEvent::Ended,
+    };
+    if replay.entries.is_empty() && replay.dropped == 0 {
+        return (Vec::new(), HashSet::new());
+    }
+    tracing::debug!(entries = replay.entries.len(), dropped = replay.dropped, "replaying offline messages");
+    let mut frames = Vec::with_capacity(replay.entries.len() + 1);
+    if replay.dropped > 0 {
+        match WsMessage::offline_overflow(replay.dropped, shared.time.now()).to_json() {
+            Ok(text) => frames.push(transport::text_frame(text)),
+            Err(err) => tracing::error!(error = %err, "the overflow notice could not be serialised"),
+        }
+    }
+    let mut replayed = HashSet::with_capacity(replay.entries.len());
+    for entry in replay.entries {
+        if let Some(id) = machine.replayed(&entry) {
+            replayed.insert(id);
+        }
+        frames.push(transport::text_frame(entry));
+    }
+    (frames, replayed)
+}
+
+/// Writes a close frame with `code` (giving up after `limit`) and lets the socket go.
+async fn close(mut io: TcpStream, code: CloseCode, limit: Duration) {
+    let frame = transport::close_frame(code);
+    let _ = tokio::time::timeout(limit, async {
+        io.write_all(&frame).await?;
+        io.shutdown().await
+    })
+    .await;
+}
+
+/// The socket, what the client sent, and what waits to be written.
+struct Connection {
+    io: TcpStream,
+    reader: ClientReader,
+    outbox: Rc<Outbox>,
+    /// How much of the outbox's front frame is written already.
+    offset: usize,
+    /// Since when the socket has not taken what is queued.
+    blocked_since: Option<Instant>,
+    write_timeout: Duration,
+}
+
+impl Connection {
+    /// Queues one of the session's own frames; a full outbox closes the session as slow.
+    fn queue(&self, frame: Bytes) {
+        if self.outbox.offer_own(frame) == Offered::Full {
+            self.outbox.close(CloseCode::SLOW_CLIENT);
+        }
+    }
+
+    /// When the timer must fire: the machine's next deadline, or sooner the end of the time a
+    /// blocked write may take.
+    fn deadline(&self, machine: &SessionMachine) -> Instant {
+        let due = machine.next_deadline();
+        self.blocked_since.map_or(due, |since| due.min(since + self.write_timeout))
+    }
+
+    /// Writes what is queued, reads the client, watches the timer; returns the first thing the
+    /// machine must hear about.
+    fn poll_input(&mut self, cx: &mut Context<'_>, timer: Pin<&mut Sleep>, reading: bool) -> Poll<Input> {
+        if let Some(code) = self.outbox.close_requested() {
+            return Poll::Ready(Input::CloseRequested(code));
+        }
+        if self.poll_flush(cx).is_err() {
+            return Poll::Ready(Input::Client(ClientEvent::Ended));
+        }
+        if reading && let Poll::Ready(event) = self.poll_read(cx) {
+            return Poll::Ready(Input::Client(event));
+        }
+        if timer.poll(cx).is_ready() {
+            if self.blocked_since.is_some_and(|since| since.elapsed() >= self.write_timeout) {
+                // A client that does not read is a slow client.
+                return Poll::Ready(Input::CloseRequested(CloseCode::SLOW_CLIENT));
+            }
+            return Poll::Ready(Input::Tick);
+        }
+        self.outbox.park(cx.waker(), self.blocked_since.is_some());
+        Poll::Pending
+    }
+
+    /// Writes queued frames until the outbox is empty or the socket is full (then the socket's
+    /// readiness will wake the task). `Err` when the socket is gone.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> std::io::Result<()> {
+        loop {
+            let io = &self.io;
+            let written = self.outbox.write_with(&mut self.offset, |queue, offset| write_vectored(io, queue, offset));
+            match written {
+                Ok(true) => {
+                    self.blocked_since = None;
+                    return Ok(());
+                }
+                Ok(false) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => match self.io.poll_write_ready(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(err)) => return Err(err),
+                    Poll::Pending => {
+                        self.blocked_since.get_or_insert_with(Instant::now);
+                        return Ok(());
+                    }
+                },
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// The next client message, reading the socket when what was read holds none.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<ClientEvent> {
+        loop {
+            if let Some(event) = self.reader.next_event() {
+                return Poll::Ready(event);
+            }
+            match self.io.poll_read_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) => return Poll::Ready(ClientEvent::Ended),
+                Poll::Pending => return Poll::Pending,
+            }
+            match self.io.try_read_buf(self.reader.buffer(READ_SIZE)) {
+                Ok(0) => return Poll::Ready(ClientEvent::Ended),
+                Ok(n) => self.reader.filled(n),
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return Poll::Ready(ClientEvent::Ended),
+            }
+        }
     }
 }
 
-/// The stores and the bus a receipt goes through.
-struct ReceiptPipeline<'a> {
-    inbox: &'a OfflineInbox,
-    audience: &'a AudienceStore,
-    ledger: &'a ReceiptLedger,
-    bus: &'a Bus,
+/// One vectored write of the queued frames, the first from `offset` on.
+fn write_vectored(io: &TcpStream, queue: &VecDeque<Frame>, offset: usize) -> std::io::Result<usize> {
+    if queue.len() == 1 {
+        return io.try_write(&queue[0].bytes()[offset..]);
+    }
+    let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+    let mut count = 0;
+    for (index, frame) in queue.iter().take(MAX_IOVECS).enumerate() {
+        let bytes = frame.bytes();
+        slices[index] = IoSlice::new(if index == 0 { &bytes[offset..] } else { bytes });
+        count += 1;
+    }
+    io.try_write_vectored(&slices[..count])
 }
 
-/// Who and where a connection's receipts come from, for their delivery events.
-struct EventSource<'a> {
-    claims: &'a Claims,
-    client: &'a ClientInfo,
+/// Records a connection's receipts: checked against the notice's audience, the inbox entry
+/// removed, the first report from this connection published as a delivery event.
+struct Receipts<'a> {
+    ctx: &'a SessionContext,
     connection_id: &'a str,
 }
 
-impl EventSource<'_> {
+impl Receipts<'_> {
     /// The delivery event a receipt from this connection becomes.
-    fn event(&self, report: ReceiptReport, time: &TimeFormat) -> DeliveryEvent {
+    fn event(&self, report: ReceiptReport) -> DeliveryEvent {
+        let (claims, client) = (&self.ctx.claims, &self.ctx.client);
         DeliveryEvent {
             event_id: DeliveryEvent::new_event_id(),
             event_type: report.event_type,
             message_id: report.message_id,
-            user_id: self.claims.sub,
-            username: self.claims.name.clone(),
+            user_id: claims.sub,
+            username: claims.name.clone(),
             channel: ReportChannel::Websocket,
             connection_id: self.connection_id.to_owned(),
-            timestamp: time.now(),
-            user_role: Some(self.claims.role),
+            timestamp: self.ctx.shared.time.now(),
+            user_role: Some(claims.role),
             push_channel: Some(report.push_channel),
-            client_ip: self.client.ip.clone(),
-            user_agent: self.client.user_agent.clone(),
-        }
-    }
-}
-
-/// The I/O the machine's actions stand for.
-struct Effects<'a> {
-    session: &'a mut actix_ws::Session,
-    write_timeout: Duration,
-    time: TimeFormat,
-    receipts: ReceiptPipeline<'a>,
-    event_source: EventSource<'a>,
-}
-
-impl Effects<'_> {
-    /// Carries out `action`: `Ok` with any news for the machine, `Err` when the session ends.
-    async fn perform(&mut self, action: Action) -> Result<Option<Input>, Ending> {
-        match action {
-            Action::Deliver(frame) => {
-                match tokio::time::timeout(self.write_timeout, self.session.text(frame.text.clone())).await {
-                    Ok(Ok(())) => Ok(None),
-                    Ok(Err(_)) => Err(None),
-                    // A client that does not read is a slow client.
-                    Err(_) => Ok(Some(Input::CloseRequested(CloseCode::SLOW_CLIENT))),
-                }
-            }
-            Action::Reply(frame) => self.send_frame(&frame).await.map(|()| None),
-            Action::Pong(payload) => self.session.pong(&payload).await.map(|()| None).map_err(|_| None),
-            Action::Ping => self.session.ping(b"").await.map(|()| None).map_err(|_| None),
-            Action::RecordReceipt(report) => Ok(self.record_receipt(report).await.err().map(Input::ReceiptRefused)),
-            Action::Close(code) => Err(Some(code)),
-            Action::Disconnect => Err(None),
+            client_ip: client.ip.clone(),
+            user_agent: client.user_agent.clone(),
         }
     }
 
-    /// Checks a receipt against its notice's audience, then records it: the inbox entry goes,
-    /// and the first report from this connection is published as a delivery event.
-    async fn record_receipt(&self, report: ReceiptReport) -> Result<(), ReceiptRefusal> {
-        let claims = self.event_source.claims;
-        let event = self.event_source.event(report, &self.time);
-        let lookup = self.receipts.audience.lookup(&event.message_id).await;
+    async fn record(&self, report: ReceiptReport) -> Result<(), ReceiptRefusal> {
+        let (shared, claims) = (&*self.ctx.shared, &self.ctx.claims);
+        let event = self.event(report);
+        let lookup = shared.audience.lookup(&event.message_id).await;
         machine::audience_verdict(lookup, event.event_type, &event.message_id, claims.sub, claims.is_admin())?;
-        let pipeline = &self.receipts;
-        let device = self.event_source.connection_id;
-        state::receipts::record(pipeline.inbox, pipeline.ledger, pipeline.bus, &event, device).await.map_err(|err| {
-            tracing::warn!(error = %err, message_id = %event.message_id, "receipt not recorded");
-            ReceiptRefusal::not_recorded(event.event_type)
-        })
-    }
-
-    /// Sends what the user's inbox holds, oldest first, preceded by an overflow notice when
-    /// older messages were dropped, and tells the machine what was replayed. `None` if the
-    /// socket closed meanwhile.
-    async fn replay(&mut self, inbox: &OfflineInbox, user: model::UserId, machine: &mut SessionMachine) -> Option<()> {
-        let replay = match inbox.replay(user).await {
-            Ok(replay) => replay,
-            Err(err) => {
-                // Live delivery still works; the entries stay and replay on the next connect.
-                tracing::warn!(error = %err, "offline replay unavailable");
-                return Some(());
-            }
-        };
-        if replay.dropped > 0 {
-            self.send_frame(&WsMessage::offline_overflow(replay.dropped, self.time.now())).await.ok()?;
-        }
-        tracing::debug!(entries = replay.entries.len(), dropped = replay.dropped, "replaying offline messages");
-        for entry in replay.entries {
-            machine.replayed(&entry);
-            self.session.text(entry).await.ok()?;
-        }
-        Some(())
-    }
-
-    /// Writes one of the gateway's own frames. `Err` ends the session: with 1011 if the frame
-    /// could not be serialised (a bug, logged), without a close frame if the socket is gone.
-    async fn send_frame(&mut self, frame: &WsMessage) -> Result<(), Ending> {
-        let text = frame.to_json().map_err(|err| {
-            tracing::error!(error = %err, kind = frame.message_type, "a gateway frame could not be serialised");
-            Some(CloseCode::INTERNAL_ERROR)
-        })?;
-        self.session.text(text).await.map_err(|_| None)
+        state::receipts::record(&shared.inbox, &shared.receipts, &shared.bus, &event, self.connection_id).await.map_err(
+            |err| {
+                tracing::warn!(error = %err, message_id = %event.message_id, "receipt not recorded");
+                ReceiptRefusal::not_recorded(event.event_type)
+            },
+        )
     }
 }

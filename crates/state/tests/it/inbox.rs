@@ -130,6 +130,50 @@ async fn entries_older_than_the_retention_are_dropped_and_counted() {
     databases.drop_all().await;
 }
 
+/// Many users connecting at once (the database reads their replays in batches): each gets its
+/// own inbox, and a user replaying on two connections at once gets the entries on both and the
+/// dropped count once, as two replays one after the other would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_replays_each_get_their_own_inbox_and_the_dropped_count_once() {
+    const FIRST: i64 = 910_000;
+    const USERS: i64 = 450;
+    let offline = OfflineSettings { max_per_user: 2, ..OfflineSettings::default() };
+    let (all, databases) = backends(offline).await;
+    for (backend, inbox) in all {
+        for user in FIRST..FIRST + USERS {
+            inbox.store(&[user], &entry(user as usize)).await.unwrap();
+        }
+        for n in 1..=5 {
+            inbox.store(&[USER], &entry(n)).await.unwrap();
+        }
+        let replays = (FIRST..FIRST + USERS).chain([USER, USER]).map(|user| {
+            let inbox = inbox.clone();
+            tokio::spawn(async move { (user, inbox.replay(user).await.unwrap()) })
+        });
+        let mut twice = Vec::new();
+        for replay in futures_util::future::join_all(replays).await {
+            let (user, replay) = replay.unwrap();
+            if user == USER {
+                twice.push(replay);
+                continue;
+            }
+            assert_eq!(contents(&replay.entries), [format!("[离线消息] notice {user}")], "{backend}: user {user}");
+            assert_eq!(replay.dropped, 0, "{backend}: user {user}");
+        }
+        for replay in &twice {
+            assert_eq!(contents(&replay.entries), ["[离线消息] notice 4", "[离线消息] notice 5"], "{backend}");
+        }
+        let mut dropped: Vec<u64> = twice.iter().map(|r| r.dropped).collect();
+        dropped.sort_unstable();
+        assert_eq!(dropped, [0, 3], "{backend}: the dropped count is told once");
+        for user in FIRST..FIRST + USERS {
+            inbox.forget(user).await.unwrap();
+        }
+        cleanup(&inbox).await;
+    }
+    databases.drop_all().await;
+}
+
 #[tokio::test]
 async fn an_unreachable_redis_fails_fast() {
     let redis = RedisSettings {

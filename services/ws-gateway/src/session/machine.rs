@@ -1,16 +1,16 @@
 //! The session as a state machine: what one connection does about each thing that happens to
-//! it (a client frame, a frame the hub queued, a deadline, a close request), with no I/O.
+//! it (a client frame, a deadline, a close request), with no I/O.
 //!
 //! The machine is handed an [`Input`] and the time, and answers with at most one [`Action`] for
 //! the adapter in `session.rs` to carry out; an action's outcome that matters to the session (a
 //! receipt refused, a write that timed out) comes back as another input. Time enters only as
 //! `tokio::time::Instant` values: the heartbeat, the token's expiry and the frame allowance all
 //! run on the instants the machine is handed, so a test under tokio's paused clock drives a
-//! session deterministically. Nothing here allocates for a frame the hub queued.
+//! session deterministically. The frames the hub queues never pass through here: they go
+//! from the connection's outbox to its socket (see `outbox.rs`).
 
-use crate::hub::OutboundFrame;
+use crate::transport::ClientEvent;
 use bytes::Bytes;
-use bytestring::ByteString;
 use governor::clock::Clock;
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
@@ -20,7 +20,6 @@ use serde::Deserialize;
 use std::cell::Cell;
 use std::collections::HashSet;
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -55,38 +54,15 @@ impl Timing {
     }
 }
 
-/// What the client's stream yielded.
-#[derive(Debug)]
-pub enum ClientEvent {
-    /// A text frame (a whole message, continuations aggregated).
-    Text(ByteString),
-    /// A binary frame: Herald speaks JSON text only.
-    Binary,
-    /// A WebSocket ping with its payload.
-    Ping(Bytes),
-    /// A WebSocket pong.
-    Pong,
-    /// The client's close frame.
-    Close,
-    /// The stream broke the protocol; the code says how (1007, 1009, 4002).
-    Broken(CloseCode),
-    /// The stream ended without a close frame: the socket is gone.
-    Ended,
-}
-
 /// Something that happened to a session.
 #[derive(Debug)]
 pub enum Input {
     /// The client sent something.
     Client(ClientEvent),
-    /// The hub queued a frame for this connection.
-    Outbound(Arc<OutboundFrame>),
-    /// The hub dropped this connection's queue (it was closed as a slow client).
-    QueueClosed,
     /// The instant [`SessionMachine::next_deadline`] named has come (or passed).
     Tick,
     /// The session is asked to close: by the hub (4001 slow client), at shutdown (1001), or
-    /// because a write to the client timed out (4001).
+    /// because a write to the client blocked too long (4001).
     CloseRequested(CloseCode),
     /// A receipt the client sent was not recorded, for this reason.
     ReceiptRefused(ReceiptRefusal),
@@ -95,8 +71,6 @@ pub enum Input {
 /// What the adapter is to do.
 #[derive(Debug)]
 pub enum Action {
-    /// Write a frame the hub queued (within the write timeout).
-    Deliver(Arc<OutboundFrame>),
     /// Write one of the gateway's own frames (`pong`, `error`).
     Reply(WsMessage),
     /// Answer the client's WebSocket ping with this payload.
@@ -226,8 +200,6 @@ pub struct SessionMachine {
     allowance: FrameAllowance,
     /// While the allowance is spent: when to check it again. No client frame is read meanwhile.
     reads_paused_until: Option<Instant>,
-    /// Replayed ids whose live copy has not arrived yet: that copy is dropped.
-    awaiting_live_copy: HashSet<MessageId>,
     /// Everything replayed: receipts for these came from the inbox (`offline`), not live.
     from_inbox: HashSet<MessageId>,
     closed: bool,
@@ -247,19 +219,17 @@ impl SessionMachine {
             token_expires_at,
             allowance,
             reads_paused_until: None,
-            awaiting_live_copy: HashSet::new(),
             from_inbox: HashSet::new(),
             closed: false,
         }
     }
 
-    /// Notes an inbox entry (spec 5.1 JSON) that was replayed to the client: a live copy of it
-    /// that follows is dropped once, and receipts for it came through the inbox.
-    pub fn replayed(&mut self, entry: &str) {
-        if let Ok(OfflineId { message_id }) = serde_json::from_str(entry) {
-            self.awaiting_live_copy.insert(message_id.clone());
-            self.from_inbox.insert(message_id);
-        }
+    /// Notes an inbox entry (spec 5.1 JSON) that was replayed to the client: receipts for it
+    /// came through the inbox. Returns its message id, whose live copy need not go out again.
+    pub fn replayed(&mut self, entry: &str) -> Option<MessageId> {
+        let OfflineId { message_id } = serde_json::from_str(entry).ok()?;
+        self.from_inbox.insert(message_id.clone());
+        Some(message_id)
     }
 
     /// When the adapter must hand the machine an [`Input::Tick`] at the latest: the next
@@ -289,8 +259,6 @@ impl SessionMachine {
         }
         let action = match input {
             Input::Client(event) => self.on_client(now, event),
-            Input::Outbound(frame) => self.on_outbound(frame),
-            Input::QueueClosed => Some(Action::Close(CloseCode::SLOW_CLIENT)),
             Input::Tick => self.on_tick(now),
             Input::CloseRequested(code) => Some(Action::Close(code)),
             Input::ReceiptRefused(refusal) => {
@@ -301,14 +269,6 @@ impl SessionMachine {
             self.closed = true;
         }
         action
-    }
-
-    /// A live frame goes out unless it is the live copy of a message just replayed.
-    fn on_outbound(&mut self, frame: Arc<OutboundFrame>) -> Option<Action> {
-        if frame.message_id.as_ref().is_some_and(|id| self.awaiting_live_copy.remove(id)) {
-            return None;
-        }
-        Some(Action::Deliver(frame))
     }
 
     fn on_client(&mut self, now: Instant, event: ClientEvent) -> Option<Action> {

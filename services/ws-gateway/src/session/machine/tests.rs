@@ -2,6 +2,7 @@
 //! clock, never by sleeping.
 
 use super::*;
+use bytestring::ByteString;
 use model::{PushChannel, Target};
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -64,10 +65,6 @@ fn inbox_entry(message_id: &str) -> String {
         "expire_at": 1_706_940_600,
     })
     .to_string()
-}
-
-fn live(message_id: Option<&str>) -> Arc<OutboundFrame> {
-    Arc::new(OutboundFrame { message_id: message_id.map(id), text: ByteString::from_static("{}") })
 }
 
 const A: &str = "1706335800123456789-abc12345";
@@ -145,34 +142,16 @@ fn a_token_is_valid_until_its_exp_and_not_before_it() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn the_live_copy_of_a_replayed_message_is_dropped_once_and_everything_else_goes_out() {
+async fn a_replayed_entry_names_its_message_and_an_entry_that_is_not_json_names_none() {
     let mut session = session(timing(), HOUR);
-    session.replayed(&inbox_entry(A));
-    session.replayed("an entry that is not JSON is replayed but remembered for nothing");
-    assert!(session.handle(Instant::now(), Input::Outbound(live(Some(A)))).is_none(), "replayed already");
-    let again = live(Some(A));
-    match session.handle(Instant::now(), Input::Outbound(again.clone())) {
-        Some(Action::Deliver(frame)) => assert!(Arc::ptr_eq(&frame, &again), "the shared frame itself"),
-        other => panic!("a second live copy is a redelivery and goes out, got {other:?}"),
-    }
-    for frame in [live(Some(B)), live(None)] {
-        let action = session.handle(Instant::now(), Input::Outbound(frame));
-        assert!(matches!(action, Some(Action::Deliver(_))), "not replayed: {action:?}");
-    }
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_message_not_replayed_goes_out_live_every_time() {
-    let mut session = session(timing(), HOUR);
-    for _ in 0..2 {
-        assert!(matches!(session.handle(Instant::now(), Input::Outbound(live(Some(A)))), Some(Action::Deliver(_))));
-    }
+    assert_eq!(session.replayed(&inbox_entry(A)), Some(id(A)));
+    assert_eq!(session.replayed("an entry that is not JSON is replayed but remembered for nothing"), None);
 }
 
 #[tokio::test(start_paused = true)]
 async fn receipt_frames_name_their_event_message_and_how_it_arrived() {
     let mut session = session(timing(), HOUR);
-    session.replayed(&inbox_entry(A));
+    assert!(session.replayed(&inbox_entry(A)).is_some());
     for (frame, event_type, message_id, push_channel) in [
         (format!(r#"{{"type":"ack","message_id":"{A}"}}"#), DeliveryEventType::Delivered, A, PushChannel::Offline),
         (format!(r#"{{"type":"read","message_id":"{B}"}}"#), DeliveryEventType::Read, B, PushChannel::Websocket),
@@ -242,7 +221,6 @@ async fn close_requests_and_closing_frames_close_with_their_codes() {
     let requested = [
         (Input::CloseRequested(CloseCode::SLOW_CLIENT), 4001),
         (Input::CloseRequested(CloseCode::GOING_AWAY), 1001),
-        (Input::QueueClosed, 4001),
         (Input::Client(ClientEvent::Close), 1000),
         (Input::Client(ClientEvent::Binary), 1003),
         (Input::Client(ClientEvent::Broken(CloseCode::INVALID_PAYLOAD)), 1007),
@@ -254,7 +232,7 @@ async fn close_requests_and_closing_frames_close_with_their_codes() {
         let described = format!("{input:?}");
         assert_eq!(close_code(session.handle(Instant::now(), input)), code, "{described}");
         assert!(session.is_closed());
-        assert!(session.handle(Instant::now(), Input::Outbound(live(None))).is_none(), "nothing after a close");
+        assert!(session.handle(Instant::now(), Input::Tick).is_none(), "nothing after a close");
     }
     let mut gone = session(timing(), HOUR);
     assert!(matches!(client(&mut gone, ClientEvent::Ended), Some(Action::Disconnect)));
