@@ -53,6 +53,40 @@ struct ConfirmChannel {
     order: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// A message the broker has, whose confirm is still to come.
+pub(crate) struct PendingConfirm {
+    confirm: lapin::PublisherConfirm,
+    /// Where it went, for the error should its queue be missing.
+    key: String,
+    inner: Arc<Inner>,
+}
+
+impl PendingConfirm {
+    /// Waits for the confirm (up to `bus.confirm_timeout_ms`): `Ok` once the broker took the
+    /// message for good.
+    pub(crate) async fn confirmed(self) -> Result<(), BusError> {
+        let confirm_ms = self.inner.settings.confirm_timeout_ms;
+        match tokio::time::timeout(Duration::from_millis(confirm_ms), self.confirm).await {
+            Err(_) => {
+                // Recycle the connection so a stuck broker does not hold every later publish.
+                self.inner.reconnect.notify_one();
+                Err(BusError::Unconfirmed(format!("no confirm within {confirm_ms} ms")))
+            }
+            Ok(Err(err)) => {
+                // The connection broke after the message was sent.
+                self.inner.reconnect.notify_one();
+                Err(BusError::Unconfirmed(err.to_string()))
+            }
+            // The broker nacks when a queue bounded with reject-publish is full.
+            Ok(Ok(Confirmation::Nack(_))) => Err(BusError::QueueFull),
+            Ok(Ok(Confirmation::Ack(Some(_)))) => {
+                Err(BusError::Unavailable(format!("the queue {} is missing", self.key)))
+            }
+            Ok(Ok(Confirmation::Ack(None) | Confirmation::NotRequested)) => Ok(()),
+        }
+    }
+}
+
 /// The RabbitMQ bus. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AmqpBus {
@@ -150,8 +184,21 @@ impl AmqpBus {
         exchange: Exchange,
         routing_key: &str,
         payload: Bytes,
-        mut headers: FieldTable,
+        headers: FieldTable,
     ) -> Result<(), BusError> {
+        self.send(exchange, routing_key, payload, headers).await?.confirmed().await
+    }
+
+    /// Hands a persistent message to the broker: returns once its frames are queued, in the
+    /// order of the calls, with the confirm still to come. Pipelining goes through here: the
+    /// dispatcher keeps many confirms outstanding, each publish in its place.
+    pub(crate) async fn send(
+        &self,
+        exchange: Exchange,
+        routing_key: &str,
+        payload: Bytes,
+        mut headers: FieldTable,
+    ) -> Result<PendingConfirm, BusError> {
         let publisher = self
             .current_channel()
             .filter(|c| c.channel.status().connected())
@@ -199,23 +246,7 @@ impl AmqpBus {
             }
         };
         drop(order);
-        let confirm_ms = self.inner.settings.confirm_timeout_ms;
-        match tokio::time::timeout(Duration::from_millis(confirm_ms), confirm).await {
-            Err(_) => {
-                // Recycle the connection so a stuck broker does not hold every later publish.
-                self.inner.reconnect.notify_one();
-                Err(BusError::Unconfirmed(format!("no confirm within {confirm_ms} ms")))
-            }
-            Ok(Err(err)) => {
-                // The connection broke after the message was sent.
-                self.inner.reconnect.notify_one();
-                Err(BusError::Unconfirmed(err.to_string()))
-            }
-            // The broker nacks when a queue bounded with reject-publish is full.
-            Ok(Ok(Confirmation::Nack(_))) => Err(BusError::QueueFull),
-            Ok(Ok(Confirmation::Ack(Some(_)))) => Err(BusError::Unavailable(format!("the queue {key} is missing"))),
-            Ok(Ok(Confirmation::Ack(None) | Confirmation::NotRequested)) => Ok(()),
-        }
+        Ok(PendingConfirm { confirm, key, inner: self.inner.clone() })
     }
 
     /// Starts a subscription whose task reconnects and re-declares until shutdown, or until

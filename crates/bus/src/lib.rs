@@ -16,6 +16,8 @@ pub use journal::{DeadLetter, Journal, JournalEntry, JournalFuture};
 pub use settings::{BusSettings, BusUrl};
 
 use bytes::Bytes;
+use futures_util::FutureExt;
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use model::{DeliveryEvent, NotificationMessage};
 use std::sync::Arc;
 use std::time::Duration;
@@ -240,6 +242,20 @@ impl Incoming {
         }
     }
 
+    /// Acknowledges the message and every earlier one of its channel not acknowledged yet (on
+    /// RabbitMQ; in process, just this one).
+    async fn ack_through(self) {
+        match self.acker {
+            Acker::Amqp(acker) => {
+                let options = lapin::options::BasicAckOptions { multiple: true };
+                if let Err(err) = acker.ack(options).await {
+                    tracing::warn!(error = %err, "ack failed; the messages will be redelivered");
+                }
+            }
+            Acker::Memory(acker) => acker.settle(),
+        }
+    }
+
     /// Refuses the message: `requeue` hands it back for redelivery, otherwise it is dropped
     /// (use [`Bus::dead_letter`] to keep it with a reason instead).
     pub async fn reject(self, requeue: bool) {
@@ -305,6 +321,49 @@ impl Subscription {
                 Some(incoming) = first.recv() => Some(incoming),
                 incoming = second.recv() => incoming,
             },
+        }
+    }
+}
+
+/// An onward publish handed over, its confirm to come.
+enum Forwarded {
+    /// On RabbitMQ: the broker's confirm.
+    Amqp(amqp::PendingConfirm),
+    /// In process: done.
+    Done,
+}
+
+impl Forwarded {
+    async fn confirmed(self) -> Result<(), BusError> {
+        match self {
+            Forwarded::Amqp(pending) => pending.confirmed().await,
+            Forwarded::Done => Ok(()),
+        }
+    }
+}
+
+/// Deliveries whose work is done, not acknowledged yet: on RabbitMQ one ack (`multiple`)
+/// covers a run of them, in process each is settled.
+#[derive(Default)]
+struct Confirmed(Vec<Incoming>);
+
+impl Confirmed {
+    fn push(&mut self, incoming: Incoming) {
+        self.0.push(incoming);
+    }
+
+    async fn ack(&mut self) {
+        let Some(last) = self.0.pop() else { return };
+        if matches!(last.acker, Acker::Amqp(_)) {
+            // Deliveries of one channel, in order: the last one's ack covers those before it
+            // (those of a channel lost meanwhile are redelivered whatever is acked here).
+            self.0.clear();
+            last.ack_through().await;
+        } else {
+            for incoming in self.0.drain(..) {
+                incoming.ack().await;
+            }
+            last.ack().await;
         }
     }
 }
@@ -383,35 +442,96 @@ impl Bus {
         ready
     }
 
+    /// Moves notices on with up to `bus.prefetch` onward publishes in flight: each is handed to
+    /// the broker in the order it came, their confirms are awaited together and taken in that
+    /// order, and the ingress deliveries behind them are acknowledged together (one ack for a run
+    /// of confirmed ones). A notice is acknowledged only once its onward publish is confirmed.
     async fn dispatch(self, mut ingress: Subscription, shutdown: CancellationToken) {
-        while let Some(incoming) = ingress.next_until(&shutdown).await {
-            // Retry in place rather than requeue, which would put the notice behind the ones
-            // already prefetched; at shutdown it stays unacked and is redelivered.
-            let mut backoff = DISPATCH_RETRY.start();
-            loop {
-                match self.forward(&incoming, Exchange::Notifications).await {
-                    Ok(()) => {
-                        incoming.ack().await;
-                        break;
-                    }
-                    Err(err) => {
-                        let delay = backoff.next_delay();
-                        tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "dispatch failed; retrying");
-                        if !runtime::Backoff::wait(delay, &shutdown).await {
-                            return;
+        let window = self.dispatch_window();
+        let mut in_flight = FuturesOrdered::new();
+        let mut confirmed = Confirmed::default();
+        loop {
+            tokio::select! {
+                biased;
+                Some((incoming, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                    let mut next = Some((incoming, result));
+                    // Take every confirm already in, so that one ack covers them.
+                    while let Some((incoming, result)) = next.take() {
+                        match result {
+                            Ok(()) => confirmed.push(incoming),
+                            Err(err) => {
+                                // Everything before it is through; it is retried in place (later
+                                // notices may then overtake it).
+                                confirmed.ack().await;
+                                tracing::warn!(error = %err, "dispatch failed; retrying");
+                                if !self.forward_until_confirmed(&incoming, &shutdown).await {
+                                    return;
+                                }
+                                confirmed.push(incoming);
+                            }
                         }
+                        next = in_flight.next().now_or_never().flatten();
+                    }
+                    confirmed.ack().await;
+                }
+                incoming = ingress.next_until(&shutdown), if in_flight.len() < window => {
+                    let Some(incoming) = incoming else { break };
+                    let pending = self.start_forward(&incoming, Exchange::Notifications).await;
+                    in_flight.push_back(async move {
+                        let result = match pending {
+                            Ok(pending) => pending.confirmed().await,
+                            Err(err) => Err(err),
+                        };
+                        (incoming, result)
+                    });
+                }
+            }
+        }
+        // Shutdown: what is in flight is left unacknowledged, and redelivered.
+        confirmed.ack().await;
+    }
+
+    /// How many onward publishes the dispatcher keeps in flight.
+    fn dispatch_window(&self) -> usize {
+        match self {
+            Bus::Amqp(bus) => usize::from(bus.settings().prefetch).max(1),
+            // In process a forward is done when it returns: nothing to overlap.
+            Bus::Memory(_) => 1,
+        }
+    }
+
+    /// Retries moving `incoming` on until its publish is confirmed; `false` at shutdown.
+    async fn forward_until_confirmed(&self, incoming: &Incoming, shutdown: &CancellationToken) -> bool {
+        let mut backoff = DISPATCH_RETRY.start();
+        loop {
+            let result = match self.start_forward(incoming, Exchange::Notifications).await {
+                Ok(pending) => pending.confirmed().await,
+                Err(err) => Err(err),
+            };
+            match result {
+                Ok(()) => return true,
+                Err(err) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "dispatch failed; retrying");
+                    if !runtime::Backoff::wait(delay, shutdown).await {
+                        return false;
                     }
                 }
             }
         }
     }
 
-    /// Publishes a delivery's payload on to `exchange` under its routing key; in process, the
-    /// journal entry it came with then waits for the new deliveries too.
-    async fn forward(&self, incoming: &Incoming, exchange: Exchange) -> Result<(), BusError> {
+    /// Hands a delivery's payload on to `exchange` under its routing key; in process, the
+    /// journal entry it came with then waits for the new deliveries too (and it is done at
+    /// once). The confirm is still to come.
+    async fn start_forward(&self, incoming: &Incoming, exchange: Exchange) -> Result<Forwarded, BusError> {
         match self {
-            Bus::Amqp(bus) => bus.publish(exchange, &incoming.routing_key, incoming.payload.clone()).await,
-            Bus::Memory(bus) => bus.forward(incoming, exchange).await,
+            Bus::Amqp(bus) => {
+                let pending =
+                    bus.send(exchange, &incoming.routing_key, incoming.payload.clone(), Default::default()).await?;
+                Ok(Forwarded::Amqp(pending))
+            }
+            Bus::Memory(bus) => bus.forward(incoming, exchange).await.map(|()| Forwarded::Done),
         }
     }
 

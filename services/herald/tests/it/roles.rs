@@ -1,6 +1,7 @@
 //! The one binary as a distributed deployment: `herald run ingest-api`, `herald run ws-gateway`
 //! and `herald run record-writer`, each a process of its own on the real RabbitMQ, Redis and
-//! PostgreSQL, pass the delivery scenario, and the record-writer role records what was sent.
+//! PostgreSQL, pass the delivery scenario, the record-writer role records what was sent, and an
+//! ingest-api killed while it dispatches loses nothing it accepted.
 
 use crate::helpers::{Endpoints, SECRET, ServerLeftovers, amqp_url, listener, redis_url, token};
 use crate::scenario;
@@ -72,5 +73,120 @@ async fn each_role_runs_as_its_own_process_of_the_one_binary() {
         child.start_kill().unwrap();
         child.wait().await.unwrap();
     }
+    leftovers.remove().await;
+}
+
+/// The ingress dispatcher keeps many onward publishes in flight and acknowledges the ingress
+/// deliveries behind them in runs: an ingest-api killed with SIGKILL while it accepts and
+/// dispatches loses none of the notices it answered 200 for; another replica's dispatcher
+/// moves on what the ingress queue still holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingest_api_killed_while_dispatching_loses_no_accepted_notice() {
+    use std::collections::HashSet;
+    use std::sync::{Arc, Mutex};
+    let prefix = format!("test-dispatch-{}", uuid::Uuid::new_v4().simple());
+    let bus = bus::BusSettings { url: bus::BusUrl::Amqp(amqp_url()), prefix: prefix.clone(), ..Default::default() };
+    let leftovers = ServerLeftovers::new(
+        bus,
+        ScratchDatabase::create(Backend::Postgres).await.expect("PostgreSQL is not reachable"),
+    );
+    let database = leftovers.database().clone();
+    let (mut first_api, first_addr) = run_role("ingest-api", &prefix, &database);
+    // The gateway may queue the whole run for the one client: only a lost notice can explain a
+    // missing frame.
+    let (mut gateway, gateway_addr) = {
+        let addr = listener().local_addr().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(["run", "ws-gateway"])
+            .env("HERALD_HTTP_ADDR", addr.to_string())
+            .env("HERALD_JWT_SECRET", SECRET)
+            .env("HERALD_LOG_LEVEL", "warn")
+            .env("HERALD_BUS_URL", amqp_url())
+            .env("HERALD_BUS_PREFIX", &prefix)
+            .env("HERALD_REDIS_URL", redis_url())
+            .env("HERALD_REDIS_KEY_PREFIX", format!("{prefix}:"))
+            .env("HERALD_DATABASE_URL", &database.url)
+            .env("HERALD_DATABASE_SCHEMA", &database.schema)
+            .env("HERALD_WS_SEND_BUFFER", "100000")
+            .env_remove("HERALD_CONFIG")
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        (child, addr)
+    };
+    let endpoints = Endpoints::new(first_addr, gateway_addr);
+    for addr in [first_addr, gateway_addr] {
+        endpoints.wait_ready(&format!("http://{addr}")).await;
+    }
+    let mut alice = endpoints.ws(&token(2, Role::User, "alice"), crate::helpers::TokenVia::Query).await;
+    alice.until_live().await;
+    let received = Arc::new(Mutex::new(HashSet::new()));
+    let reader = {
+        let received = received.clone();
+        tokio::spawn(async move {
+            while let Some(frame) = alice.try_next_text().await {
+                if let Some(id) = serde_json::from_str::<serde_json::Value>(&frame)
+                    .ok()
+                    .and_then(|v| v["message_id"].as_str().map(str::to_owned))
+                {
+                    received.lock().unwrap().insert(id);
+                }
+            }
+        })
+    };
+
+    // Posters keep the dispatcher busy until the process is killed under them.
+    let admin = token(1, Role::Admin, "admin");
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let posters: Vec<_> = (0..16)
+        .map(|poster| {
+            let (http, admin, accepted) = (endpoints.http.clone(), admin.clone(), accepted.clone());
+            let api = endpoints.api.clone();
+            tokio::spawn(async move {
+                for n in 0.. {
+                    let body = serde_json::json!({"content": format!("dispatch {poster}-{n}")});
+                    let sent =
+                        http.post(format!("{api}/api/admin/system/notice")).bearer_auth(&admin).json(&body).send();
+                    let Ok(response) = sent.await else { break };
+                    let status = response.status().as_u16();
+                    let Ok(answer) = response.json::<serde_json::Value>().await else { break };
+                    if status == 200 {
+                        accepted.lock().unwrap().push(answer["data"]["message_id"].as_str().unwrap().to_owned());
+                    }
+                }
+            })
+        })
+        .collect();
+    eventually("the first API to accept 1500 notices", Duration::from_secs(60), || async {
+        let count = accepted.lock().unwrap().len();
+        holds(count >= 1500, count)
+    })
+    .await;
+    first_api.start_kill().unwrap();
+    first_api.wait().await.unwrap();
+    for poster in posters {
+        poster.await.unwrap();
+    }
+
+    // Another replica's dispatcher takes over what the ingress queue still holds.
+    let (mut second_api, second_addr) = run_role("ingest-api", &prefix, &database);
+    endpoints.wait_ready(&format!("http://{second_addr}")).await;
+    let accepted: Vec<String> = accepted.lock().unwrap().clone();
+    eventually("every accepted notice to reach the client", Duration::from_secs(60), || async {
+        let received = received.lock().unwrap();
+        let missing: Vec<&String> = accepted.iter().filter(|id| !received.contains(*id)).collect();
+        holds(
+            missing.is_empty(),
+            format_args!("{} of {} missing, e.g. {:?}", missing.len(), accepted.len(), missing.first()),
+        )
+    })
+    .await;
+
+    for child in [&mut second_api, &mut gateway] {
+        child.start_kill().unwrap();
+        child.wait().await.unwrap();
+    }
+    reader.abort();
     leftovers.remove().await;
 }
