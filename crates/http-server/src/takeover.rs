@@ -81,8 +81,10 @@ where
             // The size the dispatcher would pass for a WebSocket answer's streaming body: the
             // head is written exactly as it would be, without a length.
             framed.send(h1::Message::Item((head, BodySize::Stream))).await?;
-            let parts = framed.into_parts();
-            run(Upgraded { io: parts.io, read_buf: parts.read_buf }).await;
+            // The dispatcher's write buffer (8 KiB) and codec go now, not when the connection
+            // ends: a takeover brings buffers of its own.
+            let actix_codec::FramedParts { io, read_buf, .. } = framed.into_parts();
+            run(Upgraded { io, read_buf }).await;
         }
         _ => {
             let (mut head, body) = response.into_parts();

@@ -17,9 +17,9 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::task::Waker;
 
-/// Slots an outbox keeps once it has had frames: enough for the steady case, one at a time,
-/// never to allocate again.
-const KEPT_SLOTS: usize = 8;
+/// Slots an outbox keeps once it has had frames: enough for the steady case (a frame or two at
+/// a time) never to allocate again, little enough for ten thousand idle connections.
+const KEPT_SLOTS: usize = 2;
 
 /// A notice's frame, encoded once and shared by every connection it goes to.
 #[derive(Debug)]
@@ -150,7 +150,8 @@ impl Outbox {
     pub fn replay_done(&self, frames: Vec<Bytes>, mut replayed: HashSet<MessageId>) {
         let mut state = self.state.borrow_mut();
         let held = std::mem::take(&mut state.held);
-        let mut queue = VecDeque::with_capacity((frames.len() + held.len()).max(KEPT_SLOTS));
+        // Nothing to send: no slots yet (the first frame takes them).
+        let mut queue = VecDeque::with_capacity(frames.len() + held.len());
         queue.extend(frames.into_iter().map(Frame::Own));
         for frame in held {
             if let Frame::Shared(shared) = &frame
@@ -189,8 +190,8 @@ impl Outbox {
         }
         *offset = written;
         let empty = state.queue.is_empty();
-        if empty && state.queue.capacity() > 4 * KEPT_SLOTS {
-            // A burst is over: keep a few slots, not the burst's.
+        if empty && state.queue.capacity() > KEPT_SLOTS {
+            // A burst (or the replay) is over: keep a few slots, not the burst's.
             state.queue.shrink_to(KEPT_SLOTS);
         }
         Ok(empty)
