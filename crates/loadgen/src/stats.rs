@@ -155,7 +155,11 @@ pub fn significant(value: f64) -> String {
         return if value > 0.0 { "∞".to_owned() } else { "-∞".to_owned() };
     }
     let magnitude = value.abs();
-    let decimals = if magnitude == 0.0 || magnitude >= 100.0 {
+    // Below the resolution of anything measured here (a CPU tick is 10 ms): zero.
+    if magnitude < 0.0005 {
+        return "0".to_owned();
+    }
+    let decimals = if magnitude >= 100.0 {
         0
     } else if magnitude >= 10.0 {
         1
@@ -247,6 +251,7 @@ mod tests {
         assert_eq!(range.display("µs"), "10.1-12.5 µs");
         assert_eq!(Range::of([2.0, 2.001]).unwrap().display("s"), "2.00 s");
         assert_eq!(Range::of([0.0123]).unwrap().display(""), "0.0123");
+        assert_eq!(Range::of([0.000000651, 0.0]).unwrap().display("s"), "0 s");
         assert_eq!(Range::of([f64::NAN, 4.0]).unwrap(), Range { min: 4.0, max: 4.0 });
         assert_eq!(Range::of(Vec::<f64>::new()), None);
         assert_eq!(Range::of([12345.6, 20000.0]).unwrap().display("/s"), "12346-20000 /s");
