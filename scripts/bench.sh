@@ -91,7 +91,7 @@ ensure_nchan() {
         apt-get install -y --no-install-recommends nginx-light libnginx-mod-nchan ||
             { apt-get update && apt-get install -y --no-install-recommends nginx-light libnginx-mod-nchan; }
     fi
-    nginx -V 2>&1 | head -n 1 >&2
+    nginx -V 2>&1 | sed -n 1p >&2
     [[ -f "$NCHAN_MODULE" ]] || die "no nchan module at $NCHAN_MODULE"
 }
 
@@ -115,7 +115,7 @@ ensure_backends() {
     fi
 }
 
-beam_pid() { pgrep -u rabbitmq -x beam.smp | head -n 1 || pgrep -x beam.smp | head -n 1; }
+beam_pid() { { pgrep -u rabbitmq -x beam.smp || pgrep -x beam.smp; } | sed -n 1p; }
 
 # ---------------------------------------------------------------- nchan
 start_nchan() {
