@@ -69,6 +69,8 @@ struct PosterTally {
     other: u64,
     first_other: Option<String>,
     latencies_us: Vec<u32>,
+    /// 200 answers completed in each second of the window.
+    per_second: Vec<u64>,
 }
 
 /// Runs one ingestion measurement; a failure becomes an invalid record.
@@ -131,12 +133,14 @@ async fn measure(args: &IngestArgs, run: &mut IngestRun) -> Result<()> {
     let posters: Vec<_> = (0..args.concurrency)
         .map(|_| {
             let (http, url, token, counter) = (http.clone(), args.url.clone(), token.clone(), counter.clone());
-            tokio::spawn(poster(http, url, token, counter, window_start, window_end))
+            tokio::spawn(poster(http, url, token, counter, window_start, window_end, args.duration_secs))
         })
         .collect();
     let mut latencies = Vec::new();
+    run.accepted_each_second = vec![0; args.duration_secs as usize];
     for poster in futures_util::future::join_all(posters).await {
         let tally = poster.context("a poster panicked")?;
+        run.accepted_each_second.iter_mut().zip(&tally.per_second).for_each(|(total, mine)| *total += mine);
         run.accepted += tally.accepted;
         run.status_503 += tally.status_503;
         run.status_429 += tally.status_429;
@@ -162,8 +166,9 @@ async fn poster(
     counter: Arc<AtomicU64>,
     window_start: Instant,
     window_end: Instant,
+    window_secs: u64,
 ) -> PosterTally {
-    let mut tally = PosterTally::default();
+    let mut tally = PosterTally { per_second: vec![0; window_secs as usize], ..PosterTally::default() };
     while Instant::now() < window_end {
         let n = counter.fetch_add(1, Ordering::Relaxed);
         let body = serde_json::json!({
@@ -188,6 +193,10 @@ async fn poster(
             match answer {
                 Ok(200) => {
                     tally.accepted += 1;
+                    let second = done.duration_since(window_start).as_secs() as usize;
+                    if let Some(count) = tally.per_second.get_mut(second) {
+                        *count += 1;
+                    }
                     tally.latencies_us.push(done.duration_since(sent).as_micros().min(u128::from(u32::MAX)) as u32);
                 }
                 Ok(503) => tally.status_503 += 1,
@@ -259,6 +268,7 @@ fn print_summary(args: &IngestArgs, run: &IngestRun) {
         "  {:.0} notices/s accepted ({} in the window){latency}; {} x 503, {} x 429, {} other",
         run.accepted_per_sec, run.accepted, run.status_503, run.status_429, run.other
     );
+    println!("  accepted in each second of the window: {:?}", run.accepted_each_second);
     if let Some(records) = &run.records {
         let drain = records.drain_secs.map_or_else(
             || format!("not drained within {} s", records.drain_limit_secs),

@@ -228,6 +228,9 @@ pub struct IngestRun {
     pub accepted: u64,
     /// `accepted` / `duration_secs`.
     pub accepted_per_sec: f64,
+    /// 200 answers completed in each second of the window, to see whether the rate held.
+    #[serde(default)]
+    pub accepted_each_second: Vec<u64>,
     /// Latency of the accepted requests in the window.
     pub latency: Option<LatencySummary>,
     /// 503 answers in the window (QUEUE_FULL or PUSH_FAILED): the poster waited 50 ms.
