@@ -101,6 +101,9 @@ pub async fn serve(
     } else {
         settings.workers
     };
+    // Accepted sockets inherit TCP_NODELAY: frames and answers go out as they are written, and no
+    // connection needs a system call to say so.
+    socket2::SockRef::from(&listener).set_tcp_nodelay(true)?;
     let readiness = components.iter().fold(Readiness::default(), |all, c| all.merge(c.readiness.clone()));
     let routes: Vec<Routes> = components.iter().filter_map(|c| c.routes.clone()).collect();
     let app =

@@ -90,9 +90,10 @@ where
             let (mut head, body) = response.into_parts();
             head.head_mut().set_connection_type(ConnectionType::Close);
             let bytes = actix_web::body::to_bytes(body).await.unwrap_or_default();
-            framed.send(h1::Message::Item((head, BodySize::Sized(bytes.len() as u64)))).await?;
+            // Head and body in one write: a client reading the refusal gets it whole.
+            framed.feed(h1::Message::Item((head, BodySize::Sized(bytes.len() as u64)))).await?;
             if !bytes.is_empty() {
-                framed.send(h1::Message::Chunk(Some(bytes))).await?;
+                framed.feed(h1::Message::Chunk(Some(bytes))).await?;
             }
             framed.send(h1::Message::Chunk(None)).await?;
         }

@@ -15,10 +15,12 @@ use database::entity::{audience, bus_journal, dead_letter, idempotency_key, inbo
 use model::{Audience, MessageId, UserId};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, SqlErr, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -50,6 +52,41 @@ pub struct LiveState {
     /// Replays go through one task that reads them in batches: connecting users then cost the
     /// database a few statements per batch, not per user.
     replays: mpsc::Sender<ReplayRequest>,
+    /// On SQLite, which Herald opens from one process only: the users whose inbox may hold
+    /// something, so that connecting users who never had an entry cost no query at all.
+    holders: Option<Arc<InboxHolders>>,
+}
+
+/// The users an inbox was written for: everyone with entries or a dropped count is in it (it
+/// may name users whose inbox emptied since). It grows from the database at start and from
+/// every store, before the store commits; it is only trusted once loaded, and given up past
+/// [`MAX_HOLDERS`] users.
+#[derive(Debug, Default)]
+struct InboxHolders {
+    loaded: AtomicBool,
+    users: Mutex<HashSet<UserId>>,
+}
+
+/// Users [`InboxHolders`] keeps before it stops answering (every replay then queries).
+const MAX_HOLDERS: usize = 1_000_000;
+
+impl InboxHolders {
+    fn add(&self, users: &[UserId]) {
+        let mut held = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        held.extend(users.iter().copied());
+        if held.len() > MAX_HOLDERS {
+            // Too many to keep in memory: answer nothing from here on.
+            self.loaded.store(false, Ordering::Release);
+            held.clear();
+            held.shrink_to_fit();
+        }
+    }
+
+    /// Whether `user`'s inbox is known to be empty.
+    fn surely_empty(&self, user: UserId) -> bool {
+        self.loaded.load(Ordering::Acquire)
+            && !self.users.lock().unwrap_or_else(PoisonError::into_inner).contains(&user)
+    }
 }
 
 /// The journal entry a notice is accepted with.
@@ -68,8 +105,14 @@ impl LiveState {
     /// deleted every hour until `shutdown`.
     pub fn new(db: DatabaseConnection, offline: &OfflineSettings, shutdown: CancellationToken) -> Self {
         let (replays, requests) = mpsc::channel(REPLAY_QUEUE);
-        let state =
-            Self { db, max_per_user: offline.max_per_user, ttl: Duration::from_secs(offline.ttl_secs), replays };
+        let holders = (db.get_database_backend() == DatabaseBackend::Sqlite).then(Arc::default);
+        let state = Self {
+            db,
+            max_per_user: offline.max_per_user,
+            ttl: Duration::from_secs(offline.ttl_secs),
+            replays,
+            holders,
+        };
         tokio::spawn(state.clone().housekeeping(shutdown.clone()));
         tokio::spawn(state.clone().replay_batches(requests, shutdown));
         state
@@ -100,6 +143,10 @@ impl LiveState {
         id: &MessageId,
         entry: &str,
     ) -> Result<(), DbErr> {
+        if let Some(holders) = &self.holders {
+            // Before the commit: a replay that reads the index after it then queries.
+            holders.add(recipients);
+        }
         let oldest = self.oldest_score();
         for users in recipients.chunks(INSERT_CHUNK) {
             let rows = users.iter().map(|user| inbox_entry::ActiveModel {
@@ -174,6 +221,9 @@ impl LiveState {
     /// What `user` has not acknowledged, oldest first, and how many were dropped since the last
     /// replay (the count is reset). Read together with the other users connecting meanwhile.
     pub(crate) async fn replay(&self, user: UserId) -> Result<Replay, DbErr> {
+        if self.holders.as_ref().is_some_and(|holders| holders.surely_empty(user)) {
+            return Ok(Replay::default());
+        }
         let (tx, rx) = oneshot::channel();
         let gone = || DbErr::Custom("the live state is shut down".to_owned());
         self.replays.send((user, tx)).await.map_err(|_| gone())?;
@@ -183,6 +233,19 @@ impl LiveState {
     /// Serves replays until shutdown: whatever accumulated while the last batch was read is the
     /// next batch (no waiting to fill one: one user alone is read at once).
     async fn replay_batches(self, mut requests: mpsc::Receiver<ReplayRequest>, shutdown: CancellationToken) {
+        if let Some(holders) = &self.holders {
+            match self.inbox_holders().await {
+                Ok(users) => {
+                    holders.add(&users);
+                    holders.loaded.store(
+                        holders.users.lock().unwrap_or_else(PoisonError::into_inner).len() <= MAX_HOLDERS,
+                        Ordering::Release,
+                    );
+                }
+                // Every replay queries, as without the index.
+                Err(err) => tracing::warn!(error = %err, "inbox holders not loaded"),
+            }
+        }
         let mut batch = Vec::with_capacity(REPLAY_BATCH);
         loop {
             let received = tokio::select! {
@@ -216,6 +279,25 @@ impl LiveState {
                 }
             }
         }
+    }
+
+    /// Every user with inbox entries or a dropped count.
+    async fn inbox_holders(&self) -> Result<Vec<UserId>, DbErr> {
+        let mut users: Vec<UserId> = inbox_entry::Entity::find()
+            .select_only()
+            .column(inbox_entry::Column::UserId)
+            .distinct()
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let dropped: Vec<UserId> = inbox_dropped::Entity::find()
+            .select_only()
+            .column(inbox_dropped::Column::UserId)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        users.extend(dropped);
+        Ok(users)
     }
 
     /// The replays of `users` (distinct) in one transaction: expired entries deleted and counted

@@ -7,13 +7,20 @@
 //! first few slots, no allocation. The queue is bounded (`ws.send_buffer`): a connection whose
 //! queue is full is a slow client, asked to close with 4001 (it replays on reconnect).
 //!
+//! A frame offered while nothing waits and the socket takes writes is written at once, by
+//! whoever offers it (the worker hub's fan-out, mostly): the session's task is not even woken.
+//! Only what the socket does not take waits in the queue, for the session to write when the
+//! socket is writable again.
+//!
 //! Until the session has replayed the user's offline inbox, live frames wait behind the replay;
 //! a live copy of a message the replay already sent is dropped.
 
+use actix_web::rt::net::TcpStream;
 use bytes::Bytes;
 use model::{CloseCode, MessageId};
 use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Waker;
 
@@ -76,6 +83,8 @@ struct State {
     waker: Option<Waker>,
     /// The socket does not take more right now: the session is waiting for it, not for frames.
     write_blocked: bool,
+    /// How much of the queue's front frame is written already.
+    offset: usize,
 }
 
 /// One connection's outbox.
@@ -83,12 +92,15 @@ struct State {
 pub struct Outbox {
     state: RefCell<State>,
     limit: usize,
+    /// The connection's socket, for writing a frame the moment it is offered.
+    socket: Option<Rc<TcpStream>>,
 }
 
 impl Outbox {
-    /// An outbox holding at most `limit` frames, replaying first (see [`Outbox::replay_done`]).
-    pub fn new(limit: usize) -> Self {
-        Self { state: RefCell::new(State { replaying: true, ..State::default() }), limit }
+    /// An outbox holding at most `limit` frames, replaying first (see [`Outbox::replay_done`]),
+    /// writing straight to `socket` when nothing waits.
+    pub fn new(limit: usize, socket: Option<Rc<TcpStream>>) -> Self {
+        Self { state: RefCell::new(State { replaying: true, ..State::default() }), limit, socket }
     }
 
     /// Queues a notice's frame, unless it is the live copy of one the replay sent.
@@ -97,18 +109,32 @@ impl Outbox {
         if !state.awaiting_live_copy.is_empty() && state.awaiting_live_copy.remove(&frame.message_id) {
             return Offered::Replayed;
         }
-        Self::push(&mut state, self.limit, Frame::Shared(frame.clone()))
+        self.push(&mut state, Frame::Shared(frame.clone()))
     }
 
     /// Queues a frame of the connection's own; refused (not queued) when the queue is full.
     pub fn offer_own(&self, bytes: Bytes) -> Offered {
-        Self::push(&mut self.state.borrow_mut(), self.limit, Frame::Own(bytes))
+        self.push(&mut self.state.borrow_mut(), Frame::Own(bytes))
     }
 
-    fn push(state: &mut State, limit: usize, frame: Frame) -> Offered {
+    fn push(&self, state: &mut State, frame: Frame) -> Offered {
         if state.close.is_some() {
             return Offered::Closed;
         }
+        if !state.replaying
+            && !state.write_blocked
+            && state.queue.is_empty()
+            && let Some(socket) = &self.socket
+        {
+            match socket.try_write(frame.bytes()) {
+                Ok(n) if n == frame.bytes().len() => return Offered::Queued,
+                // The rest waits for the session, which writes it once the socket takes more.
+                Ok(n) => state.offset = n,
+                // Full (or failing): the session finds out when it writes.
+                Err(_) => {}
+            }
+        }
+        let limit = self.limit;
         let target = if state.replaying { &mut state.held } else { &mut state.queue };
         if target.len() >= limit {
             return Offered::Full;
@@ -167,19 +193,19 @@ impl Outbox {
         state.replaying = false;
     }
 
-    /// Runs `write` over the queued frames, front first; it answers how many bytes it wrote,
-    /// and the frames written whole leave the queue. `offset` is how much of the front frame
-    /// an earlier write took already, kept up to date. `Ok(true)` once the queue is empty.
+    /// Runs `write` over the queued frames, front first, with how much of the front frame an
+    /// earlier write took already; it answers how many bytes it wrote, and the frames written
+    /// whole leave the queue. `Ok(true)` once the queue is empty.
     pub fn write_with(
         &self,
-        offset: &mut usize,
         write: impl FnOnce(&VecDeque<Frame>, usize) -> std::io::Result<usize>,
     ) -> std::io::Result<bool> {
         let mut state = self.state.borrow_mut();
         if state.queue.is_empty() {
             return Ok(true);
         }
-        let mut written = write(&state.queue, *offset)? + *offset;
+        let offset = state.offset;
+        let mut written = write(&state.queue, offset)? + offset;
         while let Some(front) = state.queue.front() {
             let len = front.bytes().len();
             if written < len {
@@ -188,7 +214,7 @@ impl Outbox {
             written -= len;
             state.queue.pop_front();
         }
-        *offset = written;
+        state.offset = written;
         let empty = state.queue.is_empty();
         if empty && state.queue.capacity() > KEPT_SLOTS {
             // A burst (or the replay) is over: keep a few slots, not the burst's.
@@ -232,9 +258,8 @@ mod tests {
     /// Everything the outbox would write now, as text.
     fn drain(outbox: &Outbox) -> Vec<String> {
         let mut written = Vec::new();
-        let mut offset = 0;
         outbox
-            .write_with(&mut offset, |queue, _| {
+            .write_with(|queue, _| {
                 written.extend(queue.iter().map(|f| String::from_utf8_lossy(f.bytes()).into_owned()));
                 Ok(queue.iter().map(|f| f.bytes().len()).sum())
             })
@@ -248,7 +273,7 @@ mod tests {
 
     #[test]
     fn live_frames_wait_behind_the_replay_and_replayed_copies_are_dropped_once() {
-        let outbox = Outbox::new(16);
+        let outbox = Outbox::new(16, None);
         assert_eq!(outbox.offer(&shared(A)), Offered::Queued);
         assert_eq!(outbox.offer(&shared(B)), Offered::Queued);
         assert!(drain(&outbox).is_empty(), "nothing goes out before the replay");
@@ -261,7 +286,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_refuses_and_a_closed_outbox_takes_nothing() {
-        let outbox = Outbox::new(2);
+        let outbox = Outbox::new(2, None);
         outbox.replay_done(Vec::new(), HashSet::new());
         assert_eq!(outbox.offer(&shared(A)), Offered::Queued);
         assert_eq!(outbox.offer_own(Bytes::from_static(b"pong")), Offered::Queued);
@@ -275,15 +300,14 @@ mod tests {
 
     #[test]
     fn a_partial_write_keeps_its_place_in_the_front_frame() {
-        let outbox = Outbox::new(8);
+        let outbox = Outbox::new(8, None);
         outbox.replay_done(Vec::new(), HashSet::new());
         outbox.offer_own(Bytes::from_static(b"abcd"));
         outbox.offer_own(Bytes::from_static(b"efgh"));
-        let mut offset = 0;
         let mut seen = Vec::new();
         for step in [3, 3, 2] {
             let empty = outbox
-                .write_with(&mut offset, |queue, at| {
+                .write_with(|queue, at| {
                     let all: Vec<u8> = queue.iter().flat_map(|f| f.bytes().to_vec()).collect();
                     seen.extend_from_slice(&all[at..at + step]);
                     Ok(step)
@@ -292,6 +316,42 @@ mod tests {
             assert_eq!(empty, step == 2);
         }
         assert_eq!(seen, b"abcdefgh");
-        assert_eq!(offset, 0);
+        assert_eq!(outbox.state.borrow().offset, 0);
+    }
+
+    /// A connected pair of sockets: the server's end for an outbox, the client's to read.
+    async fn socket_pair() -> (Rc<TcpStream>, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        server.writable().await.unwrap();
+        (Rc::new(server), client)
+    }
+
+    #[tokio::test]
+    async fn a_frame_offered_with_nothing_waiting_is_written_at_once_and_the_rest_waits_in_order() {
+        use tokio::io::AsyncReadExt;
+        let (server, mut client) = socket_pair().await;
+        let outbox = Outbox::new(1_000_000, Some(server));
+        outbox.offer_own(Bytes::from_static(b"early"));
+        assert_eq!(outbox.queued(), 1, "nothing is written during the replay");
+        outbox.replay_done(vec![Bytes::from_static(b"replayed")], HashSet::new());
+        assert_eq!(drain(&outbox), ["replayed", "early"]);
+        outbox.offer(&shared(A));
+        assert_eq!(outbox.queued(), 0, "written, not queued");
+        let mut buf = vec![0; 64];
+        let n = client.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], A.as_bytes());
+
+        // A client that reads nothing: the socket fills, and frames queue behind what it took.
+        let big = Bytes::from(vec![b'x'; 1 << 16]);
+        let mut offered = 0;
+        while outbox.queued() == 0 {
+            outbox.offer_own(big.clone());
+            offered += 1;
+            assert!(offered < 10_000, "the socket never filled");
+        }
+        outbox.offer_own(Bytes::from_static(b"last"));
+        assert_eq!(outbox.queued(), 2, "the partly written frame and the one after it");
     }
 }

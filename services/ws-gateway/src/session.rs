@@ -36,7 +36,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::io::AsyncWriteExt;
 use tokio::time::{Instant, Sleep};
 
 /// How much a session reads from its socket at a time.
@@ -103,9 +102,10 @@ impl Drop for Registered {
 /// Runs the session on `upgraded` until either side closes it. `admission` is the connection's
 /// place under its user's limit; without one it is closed at once with 4003.
 pub async fn run(upgraded: Upgraded, ctx: SessionContext, admission: Option<Admission>) {
+    // The listener sets TCP_NODELAY (`http_server::serve`), which the socket inherits: frames are
+    // pushed as they come, none held back by Nagle's algorithm.
     let Upgraded { io, read_buf } = upgraded;
-    // Frames are pushed as they come; Nagle's algorithm would hold a small one back.
-    let _ = io.set_nodelay(true);
+    let io = Rc::new(io);
     let shared = &*ctx.shared;
     let write_timeout = Duration::from_millis(shared.settings.write_timeout_ms);
     let Some(admission) = admission else {
@@ -113,7 +113,7 @@ pub async fn run(upgraded: Upgraded, ctx: SessionContext, admission: Option<Admi
         close(io, CloseCode::TOO_MANY_CONNECTIONS, write_timeout).await;
         return;
     };
-    let outbox = Rc::new(Outbox::new(shared.hub.send_buffer()));
+    let outbox = Rc::new(Outbox::new(shared.hub.send_buffer(), Some(io.clone())));
     let worker = WorkerHub::current(&shared.hub);
     worker.register(admission.id(), ctx.claims.sub, ctx.claims.is_admin(), outbox.clone());
     let registered = Registered { worker, id: admission.id() };
@@ -121,7 +121,6 @@ pub async fn run(upgraded: Upgraded, ctx: SessionContext, admission: Option<Admi
         io,
         reader: ClientReader::new(read_buf, shared.settings.max_frame_bytes),
         outbox,
-        offset: 0,
         blocked_since: None,
         write_timeout,
     };
@@ -220,23 +219,31 @@ async fn replay(ctx: &SessionContext, machine: &mut SessionMachine) -> (Vec<Byte
     (frames, replayed)
 }
 
-/// Writes a close frame with `code` (giving up after `limit`) and lets the socket go.
-async fn close(mut io: TcpStream, code: CloseCode, limit: Duration) {
+/// Writes a close frame with `code` (giving up after `limit`); the socket closes when the last
+/// reference to it goes.
+async fn close(io: Rc<TcpStream>, code: CloseCode, limit: Duration) {
     let frame = transport::close_frame(code);
     let _ = tokio::time::timeout(limit, async {
-        io.write_all(&frame).await?;
-        io.shutdown().await
+        let mut written = 0;
+        while written < frame.len() {
+            io.writable().await?;
+            match io.try_write(&frame[written..]) {
+                Ok(n) => written += n,
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
     })
     .await;
 }
 
 /// The socket, what the client sent, and what waits to be written.
 struct Connection {
-    io: TcpStream,
+    /// Shared with the outbox, which writes to it directly when nothing waits.
+    io: Rc<TcpStream>,
     reader: ClientReader,
     outbox: Rc<Outbox>,
-    /// How much of the outbox's front frame is written already.
-    offset: usize,
     /// Since when the socket has not taken what is queued.
     blocked_since: Option<Instant>,
     write_timeout: Duration,
@@ -284,8 +291,8 @@ impl Connection {
     /// readiness will wake the task). `Err` when the socket is gone.
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> std::io::Result<()> {
         loop {
-            let io = &self.io;
-            let written = self.outbox.write_with(&mut self.offset, |queue, offset| write_vectored(io, queue, offset));
+            let io = &*self.io;
+            let written = self.outbox.write_with(|queue, offset| write_vectored(io, queue, offset));
             match written {
                 Ok(true) => {
                     self.blocked_since = None;
