@@ -4,8 +4,10 @@
 //! touches it per message: each worker has a [`WorkerHub`] of its own connections (a
 //! thread-local registry, no locks), fed by the process-wide [`Hub`] with one message per notice
 //! per worker. The bus consumer hands a notice's frame, serialised and encoded once, to every
-//! worker; each worker queues it on its addressed connections' outboxes and wakes their sessions
-//! on the same thread. A notice crosses threads once per worker, not once per connection.
+//! worker; each worker queues it on its addressed connections' outboxes and, once it has handed
+//! out the batch of notices it took, writes each of those outboxes to its socket itself: one
+//! vectored write per connection per batch, and no session woken unless its socket is full. A
+//! notice crosses threads once per worker, not once per connection.
 //!
 //! The process-wide part keeps what must be counted across workers: each user's connections
 //! (the per-user limit, presence, the online list) and the total.
@@ -246,6 +248,8 @@ pub struct WorkerHub {
     conns: RefCell<HashMap<ConnId, Local>>,
     by_user: RefCell<HashMap<UserId, Vec<ConnId>>>,
     closed: std::cell::Cell<bool>,
+    /// Outboxes that got frames in the current batch, to flush at its end.
+    to_flush: RefCell<Vec<Rc<Outbox>>>,
 }
 
 #[derive(Debug)]
@@ -301,8 +305,14 @@ impl WorkerHub {
     pub fn fan_out(&self, message: &NotificationMessage, frame: &Arc<SharedFrame>) -> FanOut {
         let mut result = FanOut::default();
         let conns = self.conns.borrow();
+        let mut to_flush = self.to_flush.borrow_mut();
         let mut offer = |id: ConnId, local: &Local| match local.outbox.offer(frame) {
-            Offered::Queued => result.queued += 1,
+            Offered::Queued => {
+                result.queued += 1;
+                if local.outbox.claim_flush() {
+                    to_flush.push(local.outbox.clone());
+                }
+            }
             Offered::Full => {
                 tracing::warn!(user_id = local.user_id, conn = id, "slow client: send buffer full, closing");
                 local.outbox.close(CloseCode::SLOW_CLIENT);
@@ -338,14 +348,35 @@ impl WorkerHub {
     pub fn send_to_user(&self, user_id: UserId, except: Option<ConnId>, frame: &Bytes) -> usize {
         let conns = self.conns.borrow();
         let by_user = self.by_user.borrow();
-        by_user
-            .get(&user_id)
-            .into_iter()
-            .flatten()
-            .filter(|id| Some(**id) != except)
-            .filter_map(|id| conns.get(id))
-            .filter(|local| local.outbox.offer_own(frame.clone()) == Offered::Queued)
-            .count()
+        let mut to_flush = self.to_flush.borrow_mut();
+        let mut queued = 0;
+        for local in
+            by_user.get(&user_id).into_iter().flatten().filter(|id| Some(**id) != except).filter_map(|id| conns.get(id))
+        {
+            if local.outbox.offer_own(frame.clone()) == Offered::Queued {
+                queued += 1;
+                if local.outbox.claim_flush() {
+                    to_flush.push(local.outbox.clone());
+                }
+            }
+        }
+        queued
+    }
+
+    /// Writes every outbox that got frames since the last flush to its socket: what a batch
+    /// of commands queued goes out in one write per connection.
+    pub fn flush(&self) {
+        let outboxes = std::mem::take(&mut *self.to_flush.borrow_mut());
+        for outbox in &outboxes {
+            outbox.flush();
+        }
+        // Keep the list's room for the next batch.
+        let mut to_flush = self.to_flush.borrow_mut();
+        if to_flush.is_empty() {
+            let mut outboxes = outboxes;
+            outboxes.clear();
+            *to_flush = outboxes;
+        }
     }
 
     /// Asks every connection here to close with `code`, and any that registers later too.
@@ -393,6 +424,7 @@ async fn run_worker(
                 }
             }
         }
+        worker.flush();
     }
     worker.close_all(CloseCode::GOING_AWAY);
     WORKERS.with(|workers| workers.borrow_mut().retain(|(id, _)| *id != hub_id));

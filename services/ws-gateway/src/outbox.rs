@@ -7,10 +7,10 @@
 //! first few slots, no allocation. The queue is bounded (`ws.send_buffer`): a connection whose
 //! queue is full is a slow client, asked to close with 4001 (it replays on reconnect).
 //!
-//! A frame offered while nothing waits and the socket takes writes is written at once, by
-//! whoever offers it (the worker hub's fan-out, mostly): the session's task is not even woken.
-//! Only what the socket does not take waits in the queue, for the session to write when the
-//! socket is writable again.
+//! The worker hub writes what it queued itself, once it has handed out a batch of notices
+//! ([`Outbox::flush`]): every frame a connection got in that batch in one vectored write, and
+//! the session's task is not even woken. Only what the socket does not take waits in the queue,
+//! for the session to write when the socket is writable again.
 //!
 //! Until the session has replayed the user's offline inbox, live frames wait behind the replay;
 //! a live copy of a message the replay already sent is dropped.
@@ -85,6 +85,8 @@ struct State {
     write_blocked: bool,
     /// How much of the queue's front frame is written already.
     offset: usize,
+    /// A worker hub will flush this outbox after its batch.
+    flush_claimed: bool,
 }
 
 /// One connection's outbox.
@@ -92,13 +94,13 @@ struct State {
 pub struct Outbox {
     state: RefCell<State>,
     limit: usize,
-    /// The connection's socket, for writing a frame the moment it is offered.
+    /// The connection's socket, for the worker hub's flush.
     socket: Option<Rc<TcpStream>>,
 }
 
 impl Outbox {
     /// An outbox holding at most `limit` frames, replaying first (see [`Outbox::replay_done`]),
-    /// writing straight to `socket` when nothing waits.
+    /// which a worker hub may flush to `socket`.
     pub fn new(limit: usize, socket: Option<Rc<TcpStream>>) -> Self {
         Self { state: RefCell::new(State { replaying: true, ..State::default() }), limit, socket }
     }
@@ -121,19 +123,6 @@ impl Outbox {
         if state.close.is_some() {
             return Offered::Closed;
         }
-        if !state.replaying
-            && !state.write_blocked
-            && state.queue.is_empty()
-            && let Some(socket) = &self.socket
-        {
-            match socket.try_write(frame.bytes()) {
-                Ok(n) if n == frame.bytes().len() => return Offered::Queued,
-                // The rest waits for the session, which writes it once the socket takes more.
-                Ok(n) => state.offset = n,
-                // Full (or failing): the session finds out when it writes.
-                Err(_) => {}
-            }
-        }
         let limit = self.limit;
         let target = if state.replaying { &mut state.held } else { &mut state.queue };
         if target.len() >= limit {
@@ -143,12 +132,37 @@ impl Outbox {
             target.reserve_exact(KEPT_SLOTS);
         }
         target.push_back(frame);
-        if !state.write_blocked
-            && let Some(waker) = &state.waker
-        {
-            waker.wake_by_ref();
-        }
         Offered::Queued
+    }
+
+    /// Whether the caller is to flush this outbox (it queued a frame the socket may take now,
+    /// and nobody claimed the flush yet). A worker hub claims it while it hands out a batch,
+    /// then calls [`Outbox::flush`].
+    pub fn claim_flush(&self) -> bool {
+        let mut state = self.state.borrow_mut();
+        if state.flush_claimed || state.replaying || state.write_blocked || self.socket.is_none() {
+            return false;
+        }
+        state.flush_claimed = true;
+        true
+    }
+
+    /// Writes what is queued to the socket, as much as it takes in one vectored write; what it
+    /// does not take (or a failing socket) is left to the session, which is woken for it.
+    pub fn flush(&self) {
+        self.state.borrow_mut().flush_claimed = false;
+        let Some(socket) = &self.socket else { return };
+        if self.close_requested().is_some() {
+            return;
+        }
+        match self.write_with(|queue, offset| write_vectored(socket, queue, offset)) {
+            Ok(true) => {}
+            Ok(false) | Err(_) => {
+                if let Some(waker) = &self.state.borrow().waker {
+                    waker.wake_by_ref();
+                }
+            }
+        }
     }
 
     /// Asks the session to close with `code`; the first reason wins. What is queued is not
@@ -247,6 +261,24 @@ impl Outbox {
     }
 }
 
+/// The most frames one vectored write carries.
+const MAX_IOVECS: usize = 64;
+
+/// One vectored write of the queued frames, the first from `offset` on.
+pub fn write_vectored(io: &TcpStream, queue: &VecDeque<Frame>, offset: usize) -> std::io::Result<usize> {
+    if queue.len() == 1 {
+        return io.try_write(&queue[0].bytes()[offset..]);
+    }
+    let mut slices = [std::io::IoSlice::new(&[]); MAX_IOVECS];
+    let mut count = 0;
+    for (index, frame) in queue.iter().take(MAX_IOVECS).enumerate() {
+        let bytes = frame.bytes();
+        slices[index] = std::io::IoSlice::new(if index == 0 { &bytes[offset..] } else { bytes });
+        count += 1;
+    }
+    io.try_write_vectored(&slices[..count])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,29 +361,35 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_frame_offered_with_nothing_waiting_is_written_at_once_and_the_rest_waits_in_order() {
+    async fn a_flush_writes_every_queued_frame_at_once_and_leaves_what_the_socket_does_not_take() {
         use tokio::io::AsyncReadExt;
         let (server, mut client) = socket_pair().await;
         let outbox = Outbox::new(1_000_000, Some(server));
         outbox.offer_own(Bytes::from_static(b"early"));
-        assert_eq!(outbox.queued(), 1, "nothing is written during the replay");
-        outbox.replay_done(vec![Bytes::from_static(b"replayed")], HashSet::new());
-        assert_eq!(drain(&outbox), ["replayed", "early"]);
-        outbox.offer(&shared(A));
-        assert_eq!(outbox.queued(), 0, "written, not queued");
-        let mut buf = vec![0; 64];
-        let n = client.read(&mut buf).await.unwrap();
-        assert_eq!(&buf[..n], A.as_bytes());
-
-        // A client that reads nothing: the socket fills, and frames queue behind what it took.
-        let big = Bytes::from(vec![b'x'; 1 << 16]);
-        let mut offered = 0;
-        while outbox.queued() == 0 {
-            outbox.offer_own(big.clone());
-            offered += 1;
-            assert!(offered < 10_000, "the socket never filled");
+        assert!(!outbox.claim_flush(), "nothing is written during the replay");
+        outbox.replay_done(vec![Bytes::from_static(b"replayed-")], HashSet::new());
+        for id in [A, B] {
+            assert_eq!(outbox.offer(&shared(id)), Offered::Queued);
         }
-        outbox.offer_own(Bytes::from_static(b"last"));
-        assert_eq!(outbox.queued(), 2, "the partly written frame and the one after it");
+        assert!(outbox.claim_flush());
+        assert!(!outbox.claim_flush(), "claimed once per batch");
+        outbox.flush();
+        assert_eq!(outbox.queued(), 0, "written, not queued");
+        let expected = format!("replayed-early{A}{B}");
+        let mut buf = vec![0; expected.len()];
+        client.read_exact(&mut buf).await.unwrap();
+        assert_eq!(String::from_utf8(buf).unwrap(), expected, "in order");
+
+        // A client that reads nothing: the socket fills, and the rest waits for the session.
+        let big = Bytes::from(vec![b'x'; 1 << 16]);
+        for _ in 0..1000 {
+            outbox.offer_own(big.clone());
+            assert!(outbox.claim_flush());
+            outbox.flush();
+            if outbox.queued() > 0 {
+                return;
+            }
+        }
+        panic!("the socket never filled");
     }
 }

@@ -17,7 +17,7 @@
 mod machine;
 
 use crate::hub::{Admission, ConnId, Hub, WorkerHub};
-use crate::outbox::{Frame, Offered, Outbox};
+use crate::outbox::{Offered, Outbox};
 use crate::settings::WsSettings;
 use crate::transport::{self, ClientEvent, ClientReader};
 use actix_web::rt::net::TcpStream;
@@ -28,9 +28,8 @@ use machine::{Action, Input, ReceiptRefusal, ReceiptReport, SessionMachine, Timi
 use model::{CloseCode, DeliveryEvent, MessageId, ReportChannel, TimeFormat, WsMessage};
 use runtime::Claims;
 use state::{AudienceStore, OfflineInbox, ReceiptLedger};
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::future::{Future, poll_fn};
-use std::io::IoSlice;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -40,8 +39,6 @@ use tokio::time::{Instant, Sleep};
 
 /// How much a session reads from its socket at a time.
 const READ_SIZE: usize = 4096;
-/// The most frames one vectored write carries.
-const MAX_IOVECS: usize = 64;
 
 /// What a session needs besides its socket: what every session of the replica shares, and
 /// what this connection's client presented.
@@ -240,7 +237,7 @@ async fn close(io: Rc<TcpStream>, code: CloseCode, limit: Duration) {
 
 /// The socket, what the client sent, and what waits to be written.
 struct Connection {
-    /// Shared with the outbox, which writes to it directly when nothing waits.
+    /// Shared with the outbox, which the worker hub flushes to it directly.
     io: Rc<TcpStream>,
     reader: ClientReader,
     outbox: Rc<Outbox>,
@@ -292,7 +289,7 @@ impl Connection {
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> std::io::Result<()> {
         loop {
             let io = &*self.io;
-            let written = self.outbox.write_with(|queue, offset| write_vectored(io, queue, offset));
+            let written = self.outbox.write_with(|queue, offset| crate::outbox::write_vectored(io, queue, offset));
             match written {
                 Ok(true) => {
                     self.blocked_since = None;
@@ -333,21 +330,6 @@ impl Connection {
             }
         }
     }
-}
-
-/// One vectored write of the queued frames, the first from `offset` on.
-fn write_vectored(io: &TcpStream, queue: &VecDeque<Frame>, offset: usize) -> std::io::Result<usize> {
-    if queue.len() == 1 {
-        return io.try_write(&queue[0].bytes()[offset..]);
-    }
-    let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-    let mut count = 0;
-    for (index, frame) in queue.iter().take(MAX_IOVECS).enumerate() {
-        let bytes = frame.bytes();
-        slices[index] = IoSlice::new(if index == 0 { &bytes[offset..] } else { bytes });
-        count += 1;
-    }
-    io.try_write_vectored(&slices[..count])
 }
 
 /// Records a connection's receipts: checked against the notice's audience, the inbox entry
