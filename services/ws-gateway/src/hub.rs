@@ -19,7 +19,7 @@ use crate::outbox::{Offered, Outbox, SharedFrame};
 use bytes::Bytes;
 use model::{CloseCode, NotificationMessage, Target, UserId};
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -31,6 +31,11 @@ const SHARDS: usize = 16;
 
 /// Commands a worker's queue holds before the bus consumer waits for it.
 const WORKER_QUEUE: usize = 1024;
+/// Commands a worker takes at once.
+const WORKER_BATCH: usize = 64;
+/// Outboxes a worker writes before it lets the thread's other tasks (HTTP requests, sessions)
+/// run and takes the commands that came meanwhile.
+const FLUSH_CHUNK: usize = 128;
 
 /// A connection's id, unique within this process.
 pub type ConnId = u64;
@@ -248,8 +253,9 @@ pub struct WorkerHub {
     conns: RefCell<HashMap<ConnId, Local>>,
     by_user: RefCell<HashMap<UserId, Vec<ConnId>>>,
     closed: std::cell::Cell<bool>,
-    /// Outboxes that got frames in the current batch, to flush at its end.
-    to_flush: RefCell<Vec<Rc<Outbox>>>,
+    /// Outboxes that got frames and wait for the worker to write them, in the order they got
+    /// their first.
+    to_flush: RefCell<VecDeque<Rc<Outbox>>>,
 }
 
 #[derive(Debug)]
@@ -310,7 +316,7 @@ impl WorkerHub {
             Offered::Queued => {
                 result.queued += 1;
                 if local.outbox.claim_flush() {
-                    to_flush.push(local.outbox.clone());
+                    to_flush.push_back(local.outbox.clone());
                 }
             }
             Offered::Full => {
@@ -356,27 +362,23 @@ impl WorkerHub {
             if local.outbox.offer_own(frame.clone()) == Offered::Queued {
                 queued += 1;
                 if local.outbox.claim_flush() {
-                    to_flush.push(local.outbox.clone());
+                    to_flush.push_back(local.outbox.clone());
                 }
             }
         }
         queued
     }
 
-    /// Writes every outbox that got frames since the last flush to its socket: what a batch
-    /// of commands queued goes out in one write per connection.
-    pub fn flush(&self) {
-        let outboxes = std::mem::take(&mut *self.to_flush.borrow_mut());
-        for outbox in &outboxes {
+    /// Writes up to `max` of the outboxes waiting for it to their sockets, the longest waiting
+    /// first; returns whether some still wait. Whatever an outbox got until its turn goes out
+    /// in its one write.
+    pub fn flush(&self, max: usize) -> bool {
+        for _ in 0..max {
+            // Not borrowed across the flush: it may wake a session, never re-enter the hub.
+            let Some(outbox) = self.to_flush.borrow_mut().pop_front() else { return false };
             outbox.flush();
         }
-        // Keep the list's room for the next batch.
-        let mut to_flush = self.to_flush.borrow_mut();
-        if to_flush.is_empty() {
-            let mut outboxes = outboxes;
-            outboxes.clear();
-            *to_flush = outboxes;
-        }
+        !self.to_flush.borrow().is_empty()
     }
 
     /// Asks every connection here to close with `code`, and any that registers later too.
@@ -401,15 +403,30 @@ async fn run_worker(
     mut commands: mpsc::Receiver<WorkerCommand>,
     shutdown: CancellationToken,
 ) {
-    let mut batch = Vec::with_capacity(64);
+    let mut batch = Vec::with_capacity(WORKER_BATCH);
     loop {
-        let received = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break,
-            received = commands.recv_many(&mut batch, 64) => received,
-        };
-        if received == 0 {
-            break;
+        if worker.flush(FLUSH_CHUNK) {
+            // Writing ten thousand sockets takes tens of milliseconds: between chunks the
+            // thread's other tasks run, and notices that came meanwhile join the frames still
+            // waiting, which then go out in the same writes (a burst batches itself).
+            tokio::task::yield_now().await;
+            if shutdown.is_cancelled() {
+                break;
+            }
+            while batch.len() < WORKER_BATCH
+                && let Ok(command) = commands.try_recv()
+            {
+                batch.push(command);
+            }
+        } else {
+            let received = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                received = commands.recv_many(&mut batch, WORKER_BATCH) => received,
+            };
+            if received == 0 {
+                break;
+            }
         }
         for command in batch.drain(..) {
             match command {
@@ -424,7 +441,6 @@ async fn run_worker(
                 }
             }
         }
-        worker.flush();
     }
     worker.close_all(CloseCode::GOING_AWAY);
     WORKERS.with(|workers| workers.borrow_mut().retain(|(id, _)| *id != hub_id));
