@@ -11,7 +11,6 @@
 
 use crate::LiveState;
 use crate::settings::{OfflineSettings, RedisSettings, StateBackend};
-use fred::interfaces::LuaInterface;
 use fred::prelude::*;
 use fred::types::scripts::Script;
 use model::{MessageId, OfflineMessage, UserId};
@@ -248,9 +247,8 @@ impl RedisInbox {
     async fn store(&self, recipients: &[UserId], id: &MessageId, json: String) -> Result<(), InboxError> {
         let [store, _, _] = &*self.scripts;
         let oldest = self.oldest_allowed();
-        // Load once so every call can go by hash; concurrent calls share one connection, which
-        // fred pipelines.
-        let _: () = store.load(&self.client).await?;
+        // By hash (loading the script only if Redis does not know it: after a restart);
+        // concurrent calls share one connection, which fred pipelines.
         let calls = recipients.iter().map(|user| {
             let keys = vec![self.inbox_key(*user), self.dropped_key(*user)];
             let args: Vec<Value> = vec![
@@ -261,7 +259,7 @@ impl RedisInbox {
                 (self.ttl.as_secs() as i64).into(),
                 oldest.into(),
             ];
-            self.client.evalsha::<i64, _, _, _>(store.sha1().clone(), keys, args)
+            store.evalsha_with_reload::<i64, _, _>(&self.client, keys, args)
         });
         futures_util::future::try_join_all(calls).await?;
         Ok(())

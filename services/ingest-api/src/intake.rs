@@ -58,9 +58,13 @@ impl Intake {
             Intake::Brokered => {
                 // Offline copies first: once the bus has the message, a recipient who is offline
                 // (or reconnecting) must find it in their inbox.
-                api.stores.inbox.store(recipients, &entry).await.map_err(|err| ApiError::Inbox(err, boxed()))?;
+                // Both at once: they go to Redis together, in one round trip.
                 let audience = message.audience();
-                let remembered = api.stores.audience.remember(&message.message_id, &audience).await;
+                let (stored, remembered) = tokio::join!(
+                    api.stores.inbox.store(recipients, &entry),
+                    api.stores.audience.remember(&message.message_id, &audience)
+                );
+                stored.map_err(|err| ApiError::Inbox(err, boxed()))?;
                 remembered.map_err(|err| ApiError::Store(err.to_string(), boxed()))?;
                 if let Err(err) = api.bus.publish_notification(message).await {
                     // Not accepted: take the copies back so nobody is replayed a notice the

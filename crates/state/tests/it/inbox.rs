@@ -174,6 +174,20 @@ async fn concurrent_replays_each_get_their_own_inbox_and_the_dropped_count_once(
     databases.drop_all().await;
 }
 
+/// The scripts go by hash and are loaded only when Redis does not know them (after a restart
+/// or a `SCRIPT FLUSH`): storing and replaying still work then.
+#[tokio::test]
+async fn a_redis_that_forgot_the_scripts_gets_them_again() {
+    let (all, databases) = backends(OfflineSettings::default()).await;
+    let (_, inbox) = all.into_iter().find(|(name, _)| *name == "redis").unwrap();
+    let flushed = std::process::Command::new("redis-cli").args(["-u", &redis_url(), "SCRIPT", "FLUSH"]).status();
+    assert!(flushed.is_ok_and(|s| s.success()), "redis-cli SCRIPT FLUSH failed");
+    inbox.store(&[USER], &entry(1)).await.unwrap();
+    assert_eq!(contents(&inbox.replay(USER).await.unwrap().entries), ["[离线消息] notice 1"]);
+    cleanup(&inbox).await;
+    databases.drop_all().await;
+}
+
 #[tokio::test]
 async fn an_unreachable_redis_fails_fast() {
     let redis = RedisSettings {
