@@ -13,7 +13,7 @@ use bus::{DeadLetter, Exchange, Journal, JournalEntry, JournalFuture};
 use bytes::Bytes;
 use database::entity::{audience, bus_journal, dead_letter, idempotency_key, inbox_dropped, inbox_entry, receipt};
 use model::{Audience, MessageId, UserId};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, Func, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
@@ -40,6 +40,31 @@ const REPLAY_QUEUE: usize = 4096;
 /// Users one replay batch reads at most.
 const REPLAY_BATCH: usize = 200;
 
+/// Notices one acceptance transaction carries at most.
+const ACCEPT_BATCH: usize = 64;
+
+/// A notice's inbox copies: its entry for each recipient.
+struct InboxCopies<'a> {
+    recipients: &'a [UserId],
+    id: &'a MessageId,
+    entry: &'a str,
+}
+
+/// A notice to accept: its inbox copies, its audience and its journal entry.
+struct Acceptance {
+    id: MessageId,
+    recipients: Vec<UserId>,
+    entry: String,
+    audience: Audience,
+    retention: Duration,
+    exchange: Exchange,
+    routing_key: String,
+    payload: Vec<u8>,
+}
+
+/// A notice waiting for the acceptance batcher, and where its journal id goes.
+type AcceptRequest = (Acceptance, oneshot::Sender<Result<i64, DbErr>>);
+
 /// A connecting user's replay, waiting for the batcher.
 type ReplayRequest = (UserId, oneshot::Sender<Result<Replay, DbErr>>);
 
@@ -52,6 +77,8 @@ pub struct LiveState {
     /// Replays go through one task that reads them in batches: connecting users then cost the
     /// database a few statements per batch, not per user.
     replays: mpsc::Sender<ReplayRequest>,
+    /// Notices accepted together share one transaction (a group commit).
+    acceptances: mpsc::Sender<AcceptRequest>,
     /// On SQLite, which Herald opens from one process only: the users whose inbox may hold
     /// something, so that connecting users who never had an entry cost no query at all.
     holders: Option<Arc<InboxHolders>>,
@@ -105,16 +132,19 @@ impl LiveState {
     /// deleted every hour until `shutdown`.
     pub fn new(db: DatabaseConnection, offline: &OfflineSettings, shutdown: CancellationToken) -> Self {
         let (replays, requests) = mpsc::channel(REPLAY_QUEUE);
+        let (acceptances, accepting) = mpsc::channel(ACCEPT_BATCH * 4);
         let holders = (db.get_database_backend() == DatabaseBackend::Sqlite).then(Arc::default);
         let state = Self {
             db,
             max_per_user: offline.max_per_user,
             ttl: Duration::from_secs(offline.ttl_secs),
             replays,
+            acceptances,
             holders,
         };
         tokio::spawn(state.clone().housekeeping(shutdown.clone()));
-        tokio::spawn(state.clone().replay_batches(requests, shutdown));
+        tokio::spawn(state.clone().replay_batches(requests, shutdown.clone()));
+        tokio::spawn(state.clone().accept_batches(accepting, shutdown));
         state
     }
 
@@ -143,54 +173,67 @@ impl LiveState {
         id: &MessageId,
         entry: &str,
     ) -> Result<(), DbErr> {
+        self.store_many_in(db, &[InboxCopies { recipients, id, entry }]).await
+    }
+
+    /// Keeps each notice's entry for its recipients, then trims every inbox touched by age and
+    /// count once (which drops what trimming after each would have).
+    async fn store_many_in<C: ConnectionTrait>(&self, db: &C, notices: &[InboxCopies<'_>]) -> Result<(), DbErr> {
         if let Some(holders) = &self.holders {
             // Before the commit: a replay that reads the index after it then queries.
-            holders.add(recipients);
+            for notice in notices {
+                holders.add(notice.recipients);
+            }
         }
-        let oldest = self.oldest_score();
-        for users in recipients.chunks(INSERT_CHUNK) {
-            let rows = users.iter().map(|user| inbox_entry::ActiveModel {
-                user_id: Set(*user),
-                message_id: Set(id.to_string()),
-                score: Set(score(id)),
-                entry: Set(entry.to_owned()),
-            });
-            inbox_entry::Entity::insert_many(rows)
+        let rows: Vec<inbox_entry::ActiveModel> = notices
+            .iter()
+            .flat_map(|notice| {
+                notice.recipients.iter().map(|user| inbox_entry::ActiveModel {
+                    user_id: Set(*user),
+                    message_id: Set(notice.id.to_string()),
+                    score: Set(score(notice.id)),
+                    entry: Set(notice.entry.to_owned()),
+                })
+            })
+            .collect();
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            inbox_entry::Entity::insert_many(chunk.to_vec())
                 .on_conflict_do_nothing_on([inbox_entry::Column::UserId, inbox_entry::Column::MessageId])
                 .exec_without_returning(db)
                 .await?;
+        }
+        let mut users: Vec<UserId> = notices.iter().flat_map(|notice| notice.recipients.iter().copied()).collect();
+        users.sort_unstable();
+        users.dedup();
+        let oldest = self.oldest_score();
+        for users in users.chunks(INSERT_CHUNK) {
             let mut dropped: HashMap<UserId, i64> = HashMap::new();
-            // Too old: what a Redis inbox's trimming drops.
-            let expired: Vec<(i64, i64)> = inbox_entry::Entity::find()
+            // Each inbox's size, and how much of it is too old (what a Redis inbox's trimming
+            // drops), in one read.
+            let counts: Vec<(i64, i64, i64)> = inbox_entry::Entity::find()
                 .select_only()
                 .column(inbox_entry::Column::UserId)
                 .column_as(inbox_entry::Column::MessageId.count(), "n")
+                .column_as(Expr::from(Func::count(Expr::case(inbox_entry::Column::Score.lt(oldest), 1))), "expired")
                 .filter(inbox_entry::Column::UserId.is_in(users.iter().copied()))
-                .filter(inbox_entry::Column::Score.lt(oldest))
                 .group_by(inbox_entry::Column::UserId)
                 .into_tuple()
                 .all(db)
                 .await?;
+            let expired: Vec<UserId> = counts.iter().filter(|(_, _, old)| *old > 0).map(|(user, _, _)| *user).collect();
             if !expired.is_empty() {
                 inbox_entry::Entity::delete_many()
-                    .filter(inbox_entry::Column::UserId.is_in(expired.iter().map(|(user, _)| *user)))
+                    .filter(inbox_entry::Column::UserId.is_in(expired))
                     .filter(inbox_entry::Column::Score.lt(oldest))
                     .exec(db)
                     .await?;
-                dropped.extend(expired);
             }
-            // Too many: the oldest go.
-            let counts: Vec<(i64, i64)> = inbox_entry::Entity::find()
-                .select_only()
-                .column(inbox_entry::Column::UserId)
-                .column_as(inbox_entry::Column::MessageId.count(), "n")
-                .filter(inbox_entry::Column::UserId.is_in(users.iter().copied()))
-                .group_by(inbox_entry::Column::UserId)
-                .into_tuple()
-                .all(db)
-                .await?;
-            for (user, count) in counts {
-                let over = count - self.max_per_user as i64;
+            for (user, count, old) in counts {
+                if old > 0 {
+                    *dropped.entry(user).or_default() += old;
+                }
+                // Too many: the oldest go.
+                let over = count - old - self.max_per_user as i64;
                 if over <= 0 {
                     continue;
                 }
@@ -504,8 +547,10 @@ impl LiveState {
 
     // Accepting a notice ---------------------------------------------------------------------
 
-    /// Writes a notice's inbox copies (`entry` for each of `recipients`), its audience and its
-    /// bus journal entry in one transaction; returns the journal entry's id.
+    /// Accepts a notice in one transaction with the others accepted at the same moment (a group
+    /// commit): its inbox copies for `recipients`, its audience `who` (kept for
+    /// `audience_retention`) and its bus journal entry, all written or none. Returns the journal
+    /// entry's id once committed.
     #[allow(clippy::too_many_arguments)]
     pub async fn accept_notice(
         &self,
@@ -516,12 +561,71 @@ impl LiveState {
         audience_retention: Duration,
         journal: JournalRow<'_>,
     ) -> Result<i64, DbErr> {
+        let acceptance = Acceptance {
+            id: id.clone(),
+            recipients: recipients.to_vec(),
+            entry: entry.to_owned(),
+            audience: who.clone(),
+            retention: audience_retention,
+            exchange: journal.exchange,
+            routing_key: journal.routing_key.to_owned(),
+            payload: journal.payload.to_vec(),
+        };
+        let (tx, rx) = oneshot::channel();
+        let gone = || DbErr::Custom("the live state is shut down".to_owned());
+        self.acceptances.send((acceptance, tx)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// Accepts notices until shutdown: whatever accumulated while the last transaction ran is
+    /// the next one. Should a shared transaction fail, each of its notices is tried alone, so
+    /// that one the database refuses does not take the others with it.
+    async fn accept_batches(self, mut requests: mpsc::Receiver<AcceptRequest>, shutdown: CancellationToken) {
+        let mut batch = Vec::with_capacity(ACCEPT_BATCH);
+        loop {
+            let received = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                n = requests.recv_many(&mut batch, ACCEPT_BATCH) => n,
+            };
+            if received == 0 {
+                break;
+            }
+            let notices: Vec<&Acceptance> = batch.iter().map(|(acceptance, _)| acceptance).collect();
+            match self.accept_in_one(&notices).await {
+                Ok(ids) => {
+                    for ((_, answer), id) in batch.drain(..).zip(ids) {
+                        let _ = answer.send(Ok(id));
+                    }
+                }
+                Err(err) if batch.len() == 1 => {
+                    if let Some((_, answer)) = batch.pop() {
+                        let _ = answer.send(Err(err));
+                    }
+                }
+                Err(_) => {
+                    for (acceptance, answer) in batch.drain(..) {
+                        let _ = answer.send(self.accept_in_one(&[&acceptance]).await.map(|ids| ids[0]));
+                    }
+                }
+            }
+        }
+    }
+
+    /// `notices` in one transaction; their journal ids, in order.
+    async fn accept_in_one(&self, notices: &[&Acceptance]) -> Result<Vec<i64>, DbErr> {
         let txn = self.db.begin().await?;
-        self.store_in(&txn, recipients, id, entry).await?;
-        remember_in(&txn, id, who, audience_retention).await?;
-        let journal_id = append_in(&txn, journal.exchange, journal.routing_key, journal.payload).await?;
+        let copies: Vec<InboxCopies<'_>> = notices
+            .iter()
+            .map(|notice| InboxCopies { recipients: &notice.recipients, id: &notice.id, entry: &notice.entry })
+            .collect();
+        self.store_many_in(&txn, &copies).await?;
+        remember_many_in(&txn, notices.iter().map(|notice| (&notice.id, &notice.audience, notice.retention))).await?;
+        let mut ids = Vec::with_capacity(notices.len());
+        for notice in notices {
+            ids.push(append_in(&txn, notice.exchange, &notice.routing_key, &notice.payload).await?);
+        }
         txn.commit().await?;
-        Ok(journal_id)
+        Ok(ids)
     }
 
     // Housekeeping ---------------------------------------------------------------------------
@@ -590,6 +694,29 @@ async fn add_dropped<C: ConnectionTrait>(db: &C, user: UserId, count: i64) -> Re
         )
         .to_owned();
     inbox_dropped::Entity::insert(row).on_conflict(on_conflict).exec_without_returning(db).await.map(|_| ())
+}
+
+/// Remembers each notice's audience (one insert for them all).
+async fn remember_many_in<'a, C: ConnectionTrait>(
+    db: &C,
+    notices: impl Iterator<Item = (&'a MessageId, &'a Audience, Duration)>,
+) -> Result<(), DbErr> {
+    let now = now_ms();
+    let mut rows = Vec::new();
+    for (id, who, retention) in notices {
+        rows.push(audience::ActiveModel {
+            message_id: Set(id.to_string()),
+            audience: Set(serde_json::to_string(who).map_err(|err| DbErr::Custom(err.to_string()))?),
+            expires_at: Set(now + retention.as_millis() as i64),
+        });
+    }
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let on_conflict = OnConflict::column(audience::Column::MessageId)
+            .update_columns([audience::Column::Audience, audience::Column::ExpiresAt])
+            .to_owned();
+        audience::Entity::insert_many(chunk.to_vec()).on_conflict(on_conflict).exec_without_returning(db).await?;
+    }
+    Ok(())
 }
 
 async fn remember_in<C: ConnectionTrait>(

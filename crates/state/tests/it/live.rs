@@ -94,3 +94,53 @@ async fn a_notice_is_accepted_with_its_inbox_copies_audience_and_journal_entry_a
     }
     databases.drop_all().await;
 }
+
+/// Notices accepted at the same moment share a transaction (a group commit): each still gets
+/// its own journal entry, inbox copies and audience, and on PostgreSQL, which refuses U+0000 in
+/// text, the one notice carrying it fails alone while the others of its batch are accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notices_accepted_together_each_get_their_own_rows_and_a_refused_one_fails_alone() {
+    let databases = LiveDatabases::open(&OfflineSettings::default()).await;
+    for (backend, live) in &databases.states {
+        let accepts = (0..40).map(|n: i64| {
+            let live = live.clone();
+            tokio::spawn(async move {
+                let id = MessageId::generate();
+                let user = 7_000 + n;
+                let audience = Audience { target: Target::Custom, target_ids: vec![user], exclude_ids: vec![] };
+                let poison = if n == 17 { "\u{0}" } else { "" };
+                let entry = format!(r#"{{"message_id":"{id}","content":"notice {n}{poison}"}}"#);
+                let payload = format!(r#"{{"n":{n}}}"#);
+                let journal = JournalRow {
+                    exchange: Exchange::Ingress,
+                    routing_key: "custom.normal",
+                    payload: payload.as_bytes(),
+                };
+                let accepted = live
+                    .accept_notice(&id, &[user], &entry, &audience, std::time::Duration::from_secs(60), journal)
+                    .await;
+                (n, user, id, entry, accepted)
+            })
+        });
+        let mut journal_ids = std::collections::BTreeSet::new();
+        for accepted in futures_util::future::join_all(accepts).await {
+            let (n, user, id, entry, accepted) = accepted.unwrap();
+            let inbox = state::OfflineInbox::Sql(live.clone());
+            let audiences = state::AudienceStore::Sql(live.clone());
+            if n == 17 && *backend == "postgres" {
+                assert!(accepted.is_err(), "{backend}: PostgreSQL stores no U+0000");
+                assert!(inbox.replay(user).await.unwrap().entries.is_empty(), "{backend}: nothing half-written");
+                assert!(audiences.lookup(&id).await.unwrap().is_none(), "{backend}: nothing half-written");
+                continue;
+            }
+            let journal_id = accepted.unwrap_or_else(|err| panic!("{backend}: notice {n}: {err}"));
+            assert!(journal_ids.insert(journal_id), "{backend}: journal id {journal_id} given twice");
+            assert_eq!(inbox.replay(user).await.unwrap().entries, vec![entry], "{backend}: notice {n}");
+            assert!(audiences.lookup(&id).await.unwrap().unwrap().includes(user, false), "{backend}: notice {n}");
+        }
+        let pending = live.pending().await.unwrap();
+        assert_eq!(pending.iter().map(|e| e.id).collect::<std::collections::BTreeSet<_>>(), journal_ids, "{backend}");
+        live.remove(&journal_ids.iter().copied().collect::<Vec<_>>()).await.unwrap();
+    }
+    databases.drop_all().await;
+}
