@@ -551,7 +551,6 @@ impl LiveState {
     /// commit): its inbox copies for `recipients`, its audience `who` (kept for
     /// `audience_retention`) and its bus journal entry, all written or none. Returns the journal
     /// entry's id once committed.
-    #[allow(clippy::too_many_arguments)]
     pub async fn accept_notice(
         &self,
         id: &MessageId,
