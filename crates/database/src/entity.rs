@@ -167,7 +167,8 @@ pub mod notification_log {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// Declares an entity of the live-state tables: no relations, default behaviour.
+/// Declares an entity without relations and with the default behaviour (the live-state and the
+/// mobile tables).
 macro_rules! live_state_entity {
     ($(#[$doc:meta])* $module:ident, $table:literal, { $($body:tt)* }) => {
         $(#[$doc])*
@@ -269,5 +270,72 @@ live_state_entity!(
         pub payload: String,
         pub reason: String,
         pub created_at: i64,
+    }
+);
+
+live_state_entity!(
+    /// `message_push_config`: the push provider's configuration, one row per `config_type`
+    /// (1: the provider URL, as in the original).
+    push_config, "message_push_config", {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        #[sea_orm(unique)]
+        pub config_type: i16,
+        pub url: String,
+        pub create_time: i64,
+        pub update_time: i64,
+    }
+);
+
+live_state_entity!(
+    /// `message_push_manage`: one registered device (push id) per row, with the user and tenant
+    /// of the token that registered it. `status` 1 is active, 0 inactive; times are Unix ms.
+    push_device, "message_push_manage", {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub user_id: i64,
+        pub tenant_id: Option<String>,
+        #[sea_orm(unique)]
+        pub push_id: String,
+        pub device_type: String,
+        pub status: i16,
+        pub last_push_time: Option<i64>,
+        pub err_count: i32,
+        pub inactive_time: Option<i64>,
+        pub create_time: i64,
+        pub update_time: i64,
+    }
+);
+
+live_state_entity!(
+    /// `message_push_log`: one row per provider send attempt (`send_id`, `attempt` unique).
+    push_log, "message_push_log", {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub send_id: String,
+        pub message_id: String,
+        pub user_id: i64,
+        pub push_id: String,
+        pub message_type: String,
+        pub title: String,
+        pub content: String,
+        pub status: String,
+        pub err_message: String,
+        pub attempt: i32,
+        pub provider_answer: String,
+        pub create_time: i64,
+    }
+);
+
+live_state_entity!(
+    /// `message_push_rule_log`: a rule that changed a device (moved, logout, cleanup) and why.
+    push_rule_log, "message_push_rule_log", {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub push_id: String,
+        pub user_id: i64,
+        pub rule: String,
+        pub reason: String,
+        pub create_time: i64,
     }
 );

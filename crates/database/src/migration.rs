@@ -8,8 +8,10 @@ use sea_orm_migration::schema::{
     text, text_null,
 };
 
+mod mobile_push;
 mod record_times;
 
+use mobile_push::CreateMobilePush;
 use record_times::RecordTimesAsInstants;
 
 /// Herald's migrations, oldest first.
@@ -23,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreatePushRecords),
             Box::new(CreateLiveState),
             Box::new(RecordTimesAsInstants),
+            Box::new(CreateMobilePush),
         ]
     }
 

@@ -4,6 +4,7 @@
 //! with `TryFrom`: every rule lives in that conversion, and each violation is one
 //! [`ValidationError`] with a spec error code and a message that names the field.
 
+pub mod mobile;
 mod notice;
 mod text;
 

@@ -1,10 +1,11 @@
 //! What a process opens once and hands to every component it runs: the bus, the database pool,
-//! the live-state stores, the user directory, the records store, the token verifier and the time
-//! format. Only what its roles use is opened (a janitor connects to no broker).
+//! the live-state stores, the user directory, the records store, the mobile tables, the token
+//! verifier and the time format. Only what its roles use is opened (a janitor connects to no broker).
 
 use crate::{Role, Settings};
 use anyhow::Context;
 use bus::{Bus, BusUrl};
+use mobile::MobileStore;
 use records::{RecordStore, RecordsBackend};
 use sea_orm::DatabaseConnection;
 use state::{StoreSettings, Stores, UserDirectory};
@@ -20,6 +21,7 @@ pub struct Deps {
     stores: Option<Stores>,
     directory: Option<UserDirectory>,
     records: Option<RecordStore>,
+    mobile: Option<MobileStore>,
 }
 
 impl Deps {
@@ -30,12 +32,15 @@ impl Deps {
         let time = settings.time.format()?;
         let shared = http_server::Shared { verifier: runtime::JwtVerifier::new(&settings.jwt), time };
         let records_in_db = settings.records.url == RecordsBackend::Database;
-        let db: Option<DatabaseConnection> =
-            if any(Role::uses_live_state) || any(Role::uses_directory) || (any(Role::uses_records) && records_in_db) {
-                Some(database::connect(&settings.database).await.context("the database")?)
-            } else {
-                None
-            };
+        let db: Option<DatabaseConnection> = if any(Role::uses_live_state)
+            || any(Role::uses_directory)
+            || any(Role::uses_mobile)
+            || (any(Role::uses_records) && records_in_db)
+        {
+            Some(database::connect(&settings.database).await.context("the database")?)
+        } else {
+            None
+        };
         let stores = match (&db, any(Role::uses_live_state)) {
             (Some(db), true) => {
                 let store_settings = StoreSettings {
@@ -72,7 +77,11 @@ impl Deps {
                     .context("the records store")?,
             ),
         };
-        Ok(Self { shared, bus, stores, directory, records })
+        let mobile = match (&db, any(Role::uses_mobile)) {
+            (Some(db), true) => Some(MobileStore::on(db.clone(), shutdown.clone())),
+            _ => None,
+        };
+        Ok(Self { shared, bus, stores, directory, records, mobile })
     }
 
     /// The bus.
@@ -93,6 +102,11 @@ impl Deps {
     /// The records store.
     pub fn records(&self) -> anyhow::Result<&RecordStore> {
         self.records.as_ref().context("no records store was opened for this process's roles")
+    }
+
+    /// The mobile tables.
+    pub fn mobile(&self) -> anyhow::Result<&MobileStore> {
+        self.mobile.as_ref().context("no mobile tables were opened for this process's roles")
     }
 
     /// The bus, if the roles use one.

@@ -38,6 +38,7 @@ pub fn start(
                 bus.clone(),
                 deps.stores()?.clone(),
                 records,
+                deps.mobile()?.clone(),
                 time,
                 &settings.limits,
                 &settings.http,

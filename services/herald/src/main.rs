@@ -42,6 +42,10 @@ enum Command {
         /// The display name; defaults to `user<sub>`.
         #[arg(long)]
         name: Option<String>,
+        /// The tenant (the `tenant_id` claim): devices registered with the token belong to it,
+        /// and get its alarms.
+        #[arg(long)]
+        tenant: Option<String>,
         /// Seconds until it expires.
         #[arg(long, default_value_t = 86_400)]
         ttl_secs: u64,
@@ -100,14 +104,17 @@ async fn main() -> anyhow::Result<()> {
     };
     let defaults = if embedded { Defaults::Embedded } else { Defaults::Roles(&roles) };
     let settings = Settings::load(cli.config.as_deref(), defaults)?;
-    if let Command::Token { sub, role, name, ttl_secs } = command {
+    if let Command::Token { sub, role, name, tenant, ttl_secs } = command {
         anyhow::ensure!(sub > 0, "--sub must be a positive user id");
         let role = match role {
             UserRole::Admin => runtime::Role::Admin,
             UserRole::User => runtime::Role::User,
         };
         let name = name.unwrap_or_else(|| format!("user{sub}"));
-        let claims = Claims::new(sub, name, role, Duration::from_secs(ttl_secs));
+        if let Some(tenant) = &tenant {
+            anyhow::ensure!((1..=64).contains(&tenant.chars().count()), "--tenant must be 1 to 64 characters");
+        }
+        let claims = Claims { tenant_id: tenant, ..Claims::new(sub, name, role, Duration::from_secs(ttl_secs)) };
         println!("{}", JwtIssuer::new(&settings.jwt).issue(&claims)?);
         return Ok(());
     }

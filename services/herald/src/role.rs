@@ -61,6 +61,11 @@ impl Role {
         matches!(self, Role::IngestApi | Role::WsGateway | Role::RecordWriter)
     }
 
+    /// Whether the role reads or writes the mobile tables (devices, the provider's configuration).
+    pub fn uses_mobile(self) -> bool {
+        matches!(self, Role::IngestApi)
+    }
+
     /// Whether the role reads or writes push records.
     pub fn uses_records(self) -> bool {
         matches!(self, Role::IngestApi | Role::RecordWriter | Role::Janitor)

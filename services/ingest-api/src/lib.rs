@@ -8,6 +8,7 @@ pub mod dispatcher;
 mod error;
 mod intake;
 mod limits;
+mod mobile;
 mod notice;
 pub mod openapi;
 mod receipts;
@@ -36,6 +37,7 @@ pub struct IngestApi {
     bus: Bus,
     stores: Stores,
     records: RecordStore,
+    mobile: ::mobile::MobileStore,
     intake: intake::Intake,
     /// How long a notice request may take, at most: its idempotency claim lapses after it.
     request_budget: Duration,
@@ -47,12 +49,13 @@ pub struct IngestApi {
 }
 
 impl IngestApi {
-    /// The API over `bus`, `stores` and `records`, with the sending `limits` and the process's
-    /// `http` settings (body limit, trusted proxies).
+    /// The API over `bus`, `stores`, `records` and the `mobile` tables, with the sending `limits`
+    /// and the process's `http` settings (body limit, trusted proxies).
     pub fn new(
         bus: Bus,
         stores: Stores,
         records: RecordStore,
+        mobile: ::mobile::MobileStore,
         time: TimeFormat,
         limits: &LimitSettings,
         http: &HttpSettings,
@@ -63,6 +66,7 @@ impl IngestApi {
             bus,
             stores,
             records,
+            mobile,
             urgent_slots: Arc::new(tokio::sync::Semaphore::new(limits.urgent_in_flight as usize)),
             time,
             max_body_bytes: http.max_body_bytes,
@@ -89,6 +93,7 @@ impl IngestApi {
         let (audience, presence) = (self.stores.audience.clone(), self.stores.presence.clone());
         let (directory, records) = (self.stores.directory.clone(), self.records.clone());
         let receipts = self.stores.receipts.clone();
+        let mobile = self.mobile.clone();
         http_server::Readiness::default()
             .check("records_store", move || records.is_ready())
             .check("bus", move || bus.is_ready())
@@ -98,6 +103,7 @@ impl IngestApi {
             .check("presence", move || presence.is_ready())
             .check("user_directory", move || directory.is_ready())
             .check("receipts", move || receipts.is_ready())
+            .check("device_registry", move || mobile.is_ready())
     }
 }
 

@@ -79,6 +79,12 @@ proto_schemas! {
     PushRecordsResponse => "push-records-response.schema.json",
     PushRecordDetailResponse => "push-record-detail-response.schema.json",
     NotificationLogsResponse => "notification-logs-response.schema.json",
+    DeviceRegisterRequest => "device-register-request.schema.json",
+    DeviceLogoutRequest => "device-logout-request.schema.json",
+    DeviceResponse => "device-response.schema.json",
+    DevicePageResponse => "device-page-response.schema.json",
+    PushConfigRequest => "push-config-request.schema.json",
+    PushConfigResponse => "push-config-response.schema.json",
     HealthResponse => "health-response.schema.json",
     ReadinessResponse => "readiness-response.schema.json",
 }
@@ -140,6 +146,14 @@ inline_schemas! {
     /// `page_size` of the records listings.
     RecordPageSize =
         integer(1, crate::records::MAX_PAGE_SIZE).default(Some(json!(crate::records::DEFAULT_PAGE_SIZE)));
+    /// `page_size` of the device listing.
+    DevicePageSize = integer(1, crate::mobile::MAX_PAGE_SIZE).default(Some(json!(crate::mobile::DEFAULT_PAGE_SIZE)));
+    /// A tenant id: 1 to 64 characters.
+    TenantText = string(Some(1), Some(crate::users::MAX_TAG_CHARS), None);
+    /// A device's state: 0 inactive, 1 active.
+    DeviceStatusCode = integer(0, 1).enum_values(Some(crate::mobile::STATUSES));
+    /// The device types.
+    DeviceTypeName = one_of(&model::DeviceType::NAMES);
     /// The roles a token or a directory entry can have.
     RoleName = one_of(&[runtime::Role::Admin.as_str(), runtime::Role::User.as_str()]);
     /// A notification type (`model::NotificationType::parse`).
@@ -318,6 +332,11 @@ fn readyz() {}
         crate::records::list,
         crate::records::detail,
         crate::records::logs,
+        crate::mobile::register,
+        crate::mobile::logout,
+        crate::mobile::get_config,
+        crate::mobile::set_config,
+        crate::mobile::manage,
         websocket,
         healthz,
         readyz,
@@ -567,7 +586,7 @@ mod tests {
     #[test]
     fn every_operation_documents_its_answers_and_its_security() {
         let ops = operations();
-        assert_eq!(ops.len(), 13, "{:?}", ops.iter().map(|(m, p, _)| format!("{m} {p}")).collect::<Vec<_>>());
+        assert_eq!(ops.len(), 18, "{:?}", ops.iter().map(|(m, p, _)| format!("{m} {p}")).collect::<Vec<_>>());
         for (method, path, op) in ops {
             let at = format!("{method} {path}");
             assert!(op["operationId"].is_string(), "{at}: no operationId");
@@ -678,11 +697,14 @@ mod tests {
         );
         assert_eq!(param("/api/admin/notification/logs", "event_type")["enum"], json!(crate::records::EVENT_TYPES));
         assert_eq!(param("/api/admin/users", "role")["enum"], json!(["admin", "user"]));
+        assert_eq!(param("/api/message_push/manage", "device_type")["enum"], json!(["android", "ios", "harmony"]));
+        assert_eq!(param("/api/message_push/manage", "status")["enum"], json!([0, 1]));
         for (path, max, default) in [
             ("/api/admin/users", crate::users::MAX_PAGE_SIZE, crate::users::DEFAULT_PAGE_SIZE),
             ("/api/admin/users/online", crate::users::MAX_PAGE_SIZE, crate::users::DEFAULT_PAGE_SIZE),
             ("/api/admin/push/records", crate::records::MAX_PAGE_SIZE, crate::records::DEFAULT_PAGE_SIZE),
             ("/api/admin/notification/logs", crate::records::MAX_PAGE_SIZE, crate::records::DEFAULT_PAGE_SIZE),
+            ("/api/message_push/manage", crate::mobile::MAX_PAGE_SIZE, crate::mobile::DEFAULT_PAGE_SIZE),
         ] {
             let page_size = parameter(path, "page_size");
             assert_eq!(page_size["schema"]["maximum"], max, "{path}");

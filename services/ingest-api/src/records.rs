@@ -38,21 +38,6 @@ fn unavailable(err: impl std::fmt::Display) -> Failure {
     failure
 }
 
-fn paging(page: Option<u64>, page_size: Option<u64>) -> Result<(u64, u64), Failure> {
-    let (page, page_size) = (page.unwrap_or(1), page_size.unwrap_or(DEFAULT_PAGE_SIZE));
-    if page == 0 {
-        return Err(invalid("page starts at 1".to_owned()));
-    }
-    if page_size == 0 || page_size > MAX_PAGE_SIZE {
-        return Err(invalid(format!("page_size must be 1 to {MAX_PAGE_SIZE}")));
-    }
-    // The rows skipped must fit the database's 64-bit offset.
-    if (page - 1).checked_mul(page_size).is_none_or(|offset| offset > i64::MAX as u64) {
-        return Err(invalid(format!("page {page} is past any listing (page_size {page_size})")));
-    }
-    Ok((page, page_size))
-}
-
 /// `start_time` / `end_time` as Unix milliseconds, checked to be in order.
 fn window(time: &TimeFormat, start: Option<&str>, end: Option<&str>) -> Result<(Option<i64>, Option<i64>), Failure> {
     let parse = |name: &str, raw: Option<&str>| -> Result<Option<i64>, Failure> {
@@ -141,7 +126,7 @@ struct RecordList {
 )]
 pub async fn list(req: HttpRequest, _admin: AdminClaims, api: web::Data<IngestApi>) -> Result<HttpResponse, Failure> {
     let params: RecordParams = http_server::query(&req)?;
-    let (page, page_size) = paging(params.page, params.page_size)?;
+    let (page, page_size) = crate::users::paging(params.page, params.page_size, (DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE))?;
     let target = params
         .target
         .map(|target| {
@@ -277,7 +262,7 @@ struct LogList {
 )]
 pub async fn logs(req: HttpRequest, _admin: AdminClaims, api: web::Data<IngestApi>) -> Result<HttpResponse, Failure> {
     let params: LogParams = http_server::query(&req)?;
-    let (page, page_size) = paging(params.page, params.page_size)?;
+    let (page, page_size) = crate::users::paging(params.page, params.page_size, (DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE))?;
     if let Some(id) = &params.message_id {
         MessageId::parse(id).map_err(|err| invalid(format!("message_id: {err}")))?;
     }

@@ -2,7 +2,7 @@
 //! them, and a test in `openapi.rs` checks that the OpenAPI document describes each (and nothing
 //! more).
 
-use crate::{notice, openapi, receipts, records, users};
+use crate::{mobile, notice, openapi, receipts, records, users};
 use actix_web::http::Method;
 use actix_web::{Route, web};
 
@@ -10,7 +10,7 @@ use actix_web::{Route, web};
 type Handler = fn(Route) -> Route;
 
 /// Every route ingest-api mounts: method, path and handler.
-pub(crate) const ROUTES: [(Method, &str, Handler); 10] = [
+pub(crate) const ROUTES: [(Method, &str, Handler); 15] = [
     (Method::POST, "/api/admin/system/notice", |route| route.to(notice::post_notice)),
     (Method::POST, "/api/admin/notification/mark-read", |route| route.to(receipts::mark_read)),
     (Method::POST, "/api/admin/notification/confirm", |route| route.to(receipts::confirm)),
@@ -20,6 +20,11 @@ pub(crate) const ROUTES: [(Method, &str, Handler); 10] = [
     (Method::GET, "/api/admin/push/records/{message_id}", |route| route.to(records::detail)),
     (Method::GET, "/api/admin/notification/logs", |route| route.to(records::logs)),
     (Method::GET, "/api/admin/users/online", |route| route.to(users::online)),
+    (Method::POST, "/api/message_push", |route| route.to(mobile::register)),
+    (Method::POST, "/api/message_push/logout", |route| route.to(mobile::logout)),
+    (Method::GET, "/api/message_push/config", |route| route.to(mobile::get_config)),
+    (Method::POST, "/api/message_push/config", |route| route.to(mobile::set_config)),
+    (Method::GET, "/api/message_push/manage", |route| route.to(mobile::manage)),
     (Method::GET, "/api/openapi.json", |route| route.to(openapi::serve)),
 ];
 

@@ -205,14 +205,19 @@ impl UserView {
     }
 }
 
-fn paging(page: Option<u64>, page_size: Option<u64>) -> Result<(u64, u64), Failure> {
+/// The page and page size a listing asked for, given its (default, largest) page size.
+pub(crate) fn paging(
+    page: Option<u64>,
+    page_size: Option<u64>,
+    (default_page_size, max_page_size): (u64, u64),
+) -> Result<(u64, u64), Failure> {
     let page = page.unwrap_or(1);
-    let page_size = page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+    let page_size = page_size.unwrap_or(default_page_size);
     if page == 0 {
         return Err(invalid("page starts at 1".to_owned()));
     }
-    if page_size == 0 || page_size > MAX_PAGE_SIZE {
-        return Err(invalid(format!("page_size must be 1 to {MAX_PAGE_SIZE}")));
+    if page_size == 0 || page_size > max_page_size {
+        return Err(invalid(format!("page_size must be 1 to {max_page_size}")));
     }
     // The rows skipped must fit the database's 64-bit offset.
     if (page - 1).checked_mul(page_size).is_none_or(|offset| offset > i64::MAX as u64) {
@@ -243,7 +248,7 @@ fn paging(page: Option<u64>, page_size: Option<u64>) -> Result<(u64, u64), Failu
 )]
 pub async fn list(req: HttpRequest, _admin: AdminClaims, api: web::Data<IngestApi>) -> Result<HttpResponse, Failure> {
     let params: ListParams = http_server::query(&req)?;
-    let (page, page_size) = paging(params.page, params.page_size)?;
+    let (page, page_size) = paging(params.page, params.page_size, (DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE))?;
     let query = UserQuery { role: params.role, tenant_id: params.tenant_id, page, page_size };
     let found = api.stores.directory.list(&query).await.map_err(unavailable)?;
     let online: HashSet<UserId> =
@@ -290,7 +295,7 @@ struct OnlineParams {
 )]
 pub async fn online(req: HttpRequest, _admin: AdminClaims, api: web::Data<IngestApi>) -> Result<HttpResponse, Failure> {
     let params: OnlineParams = http_server::query(&req)?;
-    let (page, page_size) = paging(params.page, params.page_size)?;
+    let (page, page_size) = paging(params.page, params.page_size, (DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE))?;
     let everyone = api.stores.presence.online_users().await.map_err(unavailable)?;
     let total = everyone.len() as u64;
     let skip = usize::try_from((page - 1).saturating_mul(page_size)).unwrap_or(usize::MAX);

@@ -94,6 +94,13 @@ pub fn token(sub: i64, role: Role, name: &str) -> String {
     JwtIssuer::new(&jwt_settings()).issue(&Claims::new(sub, name, role, Duration::from_secs(600))).unwrap()
 }
 
+/// A signed token for `sub` in `tenant`.
+pub fn tenant_token(sub: i64, role: Role, name: &str, tenant: &str) -> String {
+    let claims =
+        Claims { tenant_id: Some(tenant.to_owned()), ..Claims::new(sub, name, role, Duration::from_secs(600)) };
+    JwtIssuer::new(&jwt_settings()).issue(&claims).unwrap()
+}
+
 /// Validates `instance` against `proto-schemas/<name>`.
 pub fn assert_schema(name: &str, instance: &Value) {
     let path = format!("{}/../../proto-schemas/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -159,6 +166,17 @@ impl Endpoints {
     /// `PUT {api}{path}` with a JSON body and a bearer token; returns the status and the JSON body.
     pub async fn put(&self, token: &str, path: &str, body: &Value) -> (u16, Value) {
         let response = self.http.put(format!("{}{path}", self.api)).bearer_auth(token).json(body).send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    /// `POST {api}{path}` with a JSON body and a bearer token (none when empty); returns the
+    /// status and the JSON body.
+    pub async fn post(&self, token: &str, path: &str, body: &Value) -> (u16, Value) {
+        let mut request = self.http.post(format!("{}{path}", self.api)).json(body);
+        if !token.is_empty() {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
         (response.status().as_u16(), response.json().await.unwrap())
     }
 

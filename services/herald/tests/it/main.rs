@@ -12,6 +12,7 @@ mod durability;
 mod helpers;
 mod idempotency;
 mod limits;
+mod mobile;
 mod offline;
 mod openapi;
 mod poison;

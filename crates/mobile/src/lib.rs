@@ -1,0 +1,61 @@
+//! The mobile half's tables (mobile-push-analysis.md): the devices users register
+//! (`message_push_manage`), the push provider's configuration (`message_push_config`) and the
+//! log of the rules that changed a device (`message_push_rule_log`). ingest-api's mobile routes
+//! read and write them; the mobile-push-worker reads the devices and the configuration.
+//!
+//! One push id names one device, so it is one row: registering it again re-activates that row,
+//! and registering it as another user moves the row to that user (a phone changed hands), with
+//! the move written to the rule log.
+
+mod config;
+mod devices;
+
+pub use config::{PROVIDER_URL, ProviderConfig};
+pub use devices::{Device, DevicePage, DeviceQuery, Registered, Registration, RuleLog};
+
+use database::DbError;
+use sea_orm::DatabaseConnection;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The mobile tables over the relational database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct MobileStore {
+    db: DatabaseConnection,
+    healthy: Arc<AtomicBool>,
+}
+
+impl MobileStore {
+    /// The store on a pool already open (and migrated); checked every few seconds for
+    /// `/readyz` until `shutdown`.
+    pub fn on(db: DatabaseConnection, shutdown: CancellationToken) -> Self {
+        let store = Self { db, healthy: Arc::new(AtomicBool::new(true)) };
+        let probe = store.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = every.tick() => probe.healthy.store(probe.db.ping().await.is_ok(), Ordering::Relaxed),
+                }
+            }
+        });
+        store
+    }
+
+    /// Whether the database answered the last check.
+    pub fn is_ready(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+}
+
+/// Now, as Unix milliseconds.
+fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn db_error(err: sea_orm::DbErr) -> DbError {
+    DbError::from(err)
+}

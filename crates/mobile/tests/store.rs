@@ -1,0 +1,159 @@
+//! The mobile tables on SQLite, PostgreSQL and MariaDB: the same cases on each.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use database::scratch::{Backend, ScratchDatabase};
+use mobile::{DeviceQuery, MobileStore, Registered, Registration};
+use model::{DeviceStatus, DeviceType};
+use tokio_util::sync::CancellationToken;
+
+const PHONE: &str = "0123456789abcdef0123456789abcdef";
+
+fn registration(user_id: i64, tenant: Option<&str>, push_id: &str, device_type: DeviceType) -> Registration {
+    Registration { user_id, tenant_id: tenant.map(str::to_owned), push_id: push_id.to_owned(), device_type }
+}
+
+async fn open(backend: Backend) -> (ScratchDatabase, MobileStore, CancellationToken) {
+    let scratch = ScratchDatabase::create(backend).await.unwrap_or_else(|err| panic!("{backend:?}: {err}"));
+    let db = database::connect(&scratch.settings).await.unwrap();
+    let shutdown = CancellationToken::new();
+    (scratch, MobileStore::on(db, shutdown.clone()), shutdown)
+}
+
+async fn registration_renewal_moves_and_logout(store: &MobileStore, backend: Backend) {
+    // A new device.
+    let (device, outcome) = store.register(&registration(7, Some("acme"), PHONE, DeviceType::Android)).await.unwrap();
+    assert_eq!(outcome, Registered::Created, "{backend:?}");
+    assert_eq!(
+        (device.user_id, device.tenant_id.as_deref(), device.status, device.err_count),
+        (7, Some("acme"), DeviceStatus::Active, 0),
+        "{backend:?}"
+    );
+    assert_eq!(uuid::Uuid::parse_str(&device.id).unwrap().get_version_num(), 4, "{backend:?}");
+    assert_eq!(store.device(PHONE).await.unwrap().unwrap(), device, "{backend:?}");
+
+    // The same user again: the same row, never a second one.
+    let (again, outcome) = store.register(&registration(7, Some("acme"), PHONE, DeviceType::Android)).await.unwrap();
+    assert_eq!((outcome, again.id.as_str()), (Registered::Renewed, device.id.as_str()), "{backend:?}");
+    let all = store.devices(&DeviceQuery { page: 1, page_size: 50, ..DeviceQuery::default() }).await.unwrap();
+    assert_eq!(all.total, 1, "{backend:?}");
+
+    // Logout: inactive, with the time; a second logout changes nothing.
+    let out = store.logout(7, PHONE).await.unwrap().unwrap();
+    assert_eq!(out.status, DeviceStatus::Inactive, "{backend:?}");
+    let at = out.inactive_time.expect("an inactive time");
+    let twice = store.logout(7, PHONE).await.unwrap().unwrap();
+    assert_eq!((twice.status, twice.inactive_time), (DeviceStatus::Inactive, Some(at)), "{backend:?}");
+    // Only the owner logs a device out; an unknown push id is nobody's.
+    assert_eq!(store.logout(8, PHONE).await.unwrap(), None, "{backend:?}");
+    assert_eq!(store.logout(7, "ffffffffffffffffffffffffffffffff").await.unwrap(), None, "{backend:?}");
+
+    // Registering after a logout re-activates the row.
+    let (back, outcome) = store.register(&registration(7, Some("acme"), PHONE, DeviceType::Android)).await.unwrap();
+    assert_eq!(
+        (outcome, back.id.as_str(), back.status),
+        (Registered::Renewed, device.id.as_str(), DeviceStatus::Active)
+    );
+    assert_eq!(back.inactive_time, None, "{backend:?}");
+
+    // Another user registers the same push id: the phone changed hands.
+    let (moved, outcome) = store.register(&registration(9, Some("globex"), PHONE, DeviceType::Android)).await.unwrap();
+    assert_eq!(outcome, Registered::Moved { from: 7 }, "{backend:?}");
+    assert_eq!((moved.id.as_str(), moved.user_id, moved.tenant_id.as_deref()), (device.id.as_str(), 9, Some("globex")));
+    assert_eq!(store.logout(7, PHONE).await.unwrap(), None, "the old owner no longer has it ({backend:?})");
+    let rules = store.rule_logs(PHONE).await.unwrap();
+    let names: Vec<&str> = rules.iter().map(|r| r.rule.as_str()).collect();
+    assert_eq!(names, ["logout", "moved"], "{backend:?}");
+    assert_eq!(rules[1].user_id, 7, "{backend:?}");
+    assert!(rules[1].reason.contains("user 9") && rules[1].reason.contains("user 7"), "{}", rules[1].reason);
+}
+
+async fn listing(store: &MobileStore, backend: Backend) {
+    for i in 0..30_i64 {
+        let tenant = if i % 3 == 0 { "acme" } else { "globex" };
+        let device_type = if i % 2 == 0 { DeviceType::Ios } else { DeviceType::Harmony };
+        let push_id = format!("{:032x}", 1000 + i);
+        store.register(&registration(100 + i % 5, Some(tenant), &push_id, device_type)).await.unwrap();
+    }
+    store.logout(100, &format!("{:032x}", 1000)).await.unwrap().unwrap();
+    let page = |query: DeviceQuery| async move {
+        store.devices(&DeviceQuery { page_size: 50, page: 1, ..query }).await.unwrap()
+    };
+    let acme = page(DeviceQuery { tenant_id: Some("acme".into()), ..DeviceQuery::default() }).await;
+    assert_eq!(acme.total, 10, "{backend:?}");
+    assert!(acme.items.iter().all(|d| d.tenant_id.as_deref() == Some("acme")), "{backend:?}");
+    let active_acme = page(DeviceQuery {
+        tenant_id: Some("acme".into()),
+        status: Some(DeviceStatus::Active),
+        ..DeviceQuery::default()
+    })
+    .await;
+    assert_eq!(active_acme.total, 9, "{backend:?}");
+    let user = page(DeviceQuery { user_id: Some(101), ..DeviceQuery::default() }).await;
+    assert_eq!(user.total, 6, "{backend:?}");
+    let ios = page(DeviceQuery { device_type: Some(DeviceType::Ios), ..DeviceQuery::default() }).await;
+    assert_eq!(ios.total, 15, "{backend:?}");
+    // Pages: newest registration first, no device on two pages, totals over all pages (the 30
+    // and the first case's phone).
+    let mut seen = std::collections::HashSet::new();
+    for number in 1..=4 {
+        let part = store.devices(&DeviceQuery { page: number, page_size: 8, ..DeviceQuery::default() }).await.unwrap();
+        assert_eq!(part.total, 31, "{backend:?}");
+        assert_eq!(part.items.len(), if number == 4 { 7 } else { 8 }, "{backend:?}");
+        assert!(part.items.windows(2).all(|w| w[0].create_time >= w[1].create_time), "{backend:?}");
+        for device in part.items {
+            assert!(seen.insert(device.push_id), "{backend:?}");
+        }
+    }
+}
+
+async fn provider_config(store: &MobileStore, backend: Backend) {
+    assert_eq!(store.provider_config().await.unwrap(), None, "{backend:?}");
+    let first = store.set_provider_url("http://127.0.0.1:9000/push").await.unwrap();
+    assert_eq!(first.url, "http://127.0.0.1:9000/push", "{backend:?}");
+    let long = format!("https://push.example.com/{}", "a".repeat(2000));
+    let second = store.set_provider_url(&long).await.unwrap();
+    assert_eq!(second.url, long, "{backend:?}");
+    assert_eq!(second.create_time, first.create_time, "one row, overwritten ({backend:?})");
+    assert_eq!(store.provider_config().await.unwrap().unwrap(), second, "{backend:?}");
+}
+
+#[tokio::test]
+async fn the_mobile_tables_behave_the_same_on_every_sql_backend() {
+    for backend in Backend::ALL {
+        let (scratch, store, shutdown) = open(backend).await;
+        registration_renewal_moves_and_logout(&store, backend).await;
+        listing(&store, backend).await;
+        provider_config(&store, backend).await;
+        shutdown.cancel();
+        drop(store);
+        scratch.drop_now().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn concurrent_registrations_of_one_push_id_leave_one_row() {
+    for backend in [Backend::Postgres, Backend::MySql] {
+        let (scratch, store, shutdown) = open(backend).await;
+        let tasks: Vec<_> = (0..8_i64)
+            .map(|user| {
+                let store = store.clone();
+                tokio::spawn(
+                    async move { store.register(&registration(50 + user, None, PHONE, DeviceType::Ios)).await },
+                )
+            })
+            .collect();
+        let mut created = 0;
+        for task in tasks {
+            if task.await.unwrap().unwrap_or_else(|err| panic!("{backend:?}: {err}")).1 == Registered::Created {
+                created += 1;
+            }
+        }
+        assert_eq!(created, 1, "{backend:?}");
+        let all = store.devices(&DeviceQuery { page: 1, page_size: 50, ..DeviceQuery::default() }).await.unwrap();
+        assert_eq!(all.total, 1, "{backend:?}");
+        shutdown.cancel();
+        drop(store);
+        scratch.drop_now().await.unwrap();
+    }
+}

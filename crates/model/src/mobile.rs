@@ -1,0 +1,71 @@
+//! The mobile half's wire types (mobile-push-analysis.md): device types and the registration
+//! request mobile apps send. Field names are the original's (`pushId`, `deviceType`), which
+//! existing apps speak.
+
+use serde::Deserialize;
+
+crate::closed_set! {
+    /// The operating system of a registered device; it decides the push id's format.
+    pub enum DeviceType {
+        /// Android (a UniPush client id, or a vendor or FCM token).
+        Android = "android",
+        /// iOS (a UniPush client id or an APNs device token).
+        Ios = "ios",
+        /// HarmonyOS (a UniPush client id or a Push Kit token).
+        Harmony = "harmony",
+    }
+}
+
+/// A device's state in `message_push_manage.status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceStatus {
+    /// Logged out or deactivated by a cleanup rule: sent nothing.
+    Inactive = 0,
+    /// Registered and receiving pushes.
+    Active = 1,
+}
+
+impl DeviceStatus {
+    /// The stored number.
+    pub const fn code(self) -> i16 {
+        self as i16
+    }
+
+    /// The status stored as `code`, if any.
+    pub fn from_code(code: i16) -> Option<Self> {
+        match code {
+            0 => Some(Self::Inactive),
+            1 => Some(Self::Active),
+            _ => None,
+        }
+    }
+}
+
+/// `POST /api/message_push`: the device a logged-in user's app registers.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterDeviceRequest {
+    /// The provider's id of the app install.
+    #[serde(rename = "pushId")]
+    pub push_id: String,
+    /// `android`, `ios` or `harmony`.
+    #[serde(rename = "deviceType")]
+    pub device_type: String,
+}
+
+/// `POST /api/message_push/logout`: the device a user's app stops receiving on.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutDeviceRequest {
+    /// The push id registered before.
+    #[serde(rename = "pushId")]
+    pub push_id: String,
+}
+
+/// `POST /api/message_push/config`: the provider's URL.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushConfigRequest {
+    /// An absolute http or https URL.
+    pub url: String,
+}

@@ -1,0 +1,208 @@
+//! The mobile API end to end: devices registered, renewed, moved between users and logged out,
+//! the provider's configuration, the admin listing, and every bad input refused naming the
+//! field. Distributed (PostgreSQL behind ingest-api) and embedded (SQLite); the store's own
+//! tests run the same rules on MariaDB.
+
+use crate::helpers::{Distributed, Embedded, Endpoints, assert_schema, tenant_token, token};
+use runtime::Role;
+use serde_json::{Value, json};
+
+/// A UniPush client id, as an Android app gets it.
+const ANDROID: &str = "5d2c1b0a9f8e7d6c5b4a39281716a5b4";
+/// An APNs device token, in upper case as some iOS code prints it.
+const IOS: &str = "A1B2C3D4E5F60718293A4B5C6D7E8F90A1B2C3D4E5F60718293A4B5C6D7E8F90";
+
+fn refused(status: u16, answer: &Value, want_status: u16, code: &str, field: Option<&str>) {
+    assert_eq!(status, want_status, "{answer}");
+    assert_schema("failure-response.schema.json", answer);
+    assert_eq!(answer["data"]["error_code"], code, "{answer}");
+    if let Some(field) = field {
+        assert_eq!(answer["data"]["field"], field, "{answer}");
+        assert!(answer["message"].as_str().unwrap().contains(field), "the message names {field}: {answer}");
+    }
+}
+
+async fn register(app: &Endpoints, token: &str, push_id: &str, device_type: &str) -> Value {
+    let body = json!({"pushId": push_id, "deviceType": device_type});
+    assert_schema("device-register-request.schema.json", &body);
+    let (status, answer) = app.post(token, "/api/message_push", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_schema("device-response.schema.json", &answer);
+    answer["data"].clone()
+}
+
+async fn devices(app: &Endpoints, admin: &str, query: &str) -> Value {
+    let (status, page) = app.get(admin, &format!("/api/message_push/manage?{query}")).await;
+    assert_eq!(status, 200, "{page}");
+    assert_schema("device-page-response.schema.json", &page);
+    page["data"].clone()
+}
+
+async fn devices_register_move_and_log_out(app: &Endpoints) {
+    let admin = token(1, Role::Admin, "root");
+    let alice = tenant_token(7, Role::User, "alice", "acme");
+    let bob = tenant_token(8, Role::User, "bob", "globex");
+
+    // Registered, then registered again: one device, renewed.
+    let first = register(app, &alice, ANDROID, "android").await;
+    assert_eq!(
+        (&first["registered"], &first["status"], &first["pushId"]),
+        (&json!("created"), &json!(1), &json!(ANDROID))
+    );
+    let again = register(app, &alice, ANDROID, "android").await;
+    assert_eq!((&again["registered"], &again["id"]), (&json!("renewed"), &first["id"]), "{again}");
+    // An APNs token is kept in lower case: one device however the app spells it.
+    let ios = register(app, &alice, IOS, "ios").await;
+    assert_eq!(ios["pushId"], IOS.to_ascii_lowercase());
+    let ios_again = register(app, &alice, &IOS.to_ascii_lowercase(), "ios").await;
+    assert_eq!((&ios_again["registered"], &ios_again["id"]), (&json!("renewed"), &ios["id"]));
+
+    let acme = devices(app, &admin, "tenant_id=acme").await;
+    assert_eq!(acme["total"], 2, "{acme}");
+    let listed = acme["items"].as_array().unwrap().iter().find(|d| d["push_id"] == ANDROID).unwrap().clone();
+    assert_eq!(
+        (&listed["user_id"], &listed["tenant_id"], &listed["device_type"]),
+        (&json!(7), &json!("acme"), &json!("android"))
+    );
+    assert_eq!(
+        (&listed["status"], &listed["err_count"], &listed["last_push_time"]),
+        (&json!(1), &json!(0), &Value::Null)
+    );
+    assert!(listed["create_time"].is_string() && listed["inactive_time"].is_null(), "{listed}");
+
+    // The phone changes hands: bob registers it; it is his, in his tenant, and alice can no
+    // longer log it out.
+    let moved = register(app, &bob, ANDROID, "android").await;
+    assert_eq!((&moved["registered"], &moved["id"]), (&json!("moved"), &first["id"]), "{moved}");
+    let bobs = devices(app, &admin, "user_id=8").await;
+    assert_eq!((bobs["total"].as_u64(), &bobs["items"][0]["tenant_id"]), (Some(1), &json!("globex")), "{bobs}");
+    assert_eq!(devices(app, &admin, "tenant_id=acme").await["total"], 1);
+    let (status, answer) = app.post(&alice, "/api/message_push/logout", &json!({"pushId": ANDROID})).await;
+    refused(status, &answer, 404, "NOT_FOUND", Some("pushId"));
+
+    // Logout: inactive, listed with the time; a second logout is fine.
+    let body = json!({"pushId": ANDROID});
+    assert_schema("device-logout-request.schema.json", &body);
+    let (status, out) = app.post(&bob, "/api/message_push/logout", &body).await;
+    assert_eq!((status, &out["data"]["status"]), (200, &json!(0)), "{out}");
+    assert_schema("device-response.schema.json", &out);
+    let (status, twice) = app.post(&bob, "/api/message_push/logout", &body).await;
+    assert_eq!((status, &twice["data"]["status"]), (200, &json!(0)), "{twice}");
+    let inactive = devices(app, &admin, "status=0").await;
+    assert_eq!(inactive["total"], 1, "{inactive}");
+    assert!(inactive["items"][0]["inactive_time"].is_string(), "{inactive}");
+    assert_eq!(devices(app, &admin, "status=1&device_type=ios").await["total"], 1);
+    // The app may send the iOS token as it got it.
+    let (status, out) = app.post(&alice, "/api/message_push/logout", &json!({"pushId": IOS})).await;
+    assert_eq!((status, &out["data"]["status"]), (200, &json!(0)), "{out}");
+    // Registering again re-activates.
+    let back = register(app, &bob, ANDROID, "android").await;
+    assert_eq!((&back["registered"], &back["status"]), (&json!("renewed"), &json!(1)));
+    let paged = devices(app, &admin, "page=2&page_size=1").await;
+    assert_eq!((paged["total"].as_u64(), paged["items"].as_array().unwrap().len()), (Some(2), 1), "{paged}");
+}
+
+async fn provider_config(app: &Endpoints) {
+    let admin = token(1, Role::Admin, "root");
+    let (status, empty) = app.get(&admin, "/api/message_push/config").await;
+    assert_eq!(status, 200, "{empty}");
+    assert_schema("push-config-response.schema.json", &empty);
+    assert_eq!((&empty["data"]["url"], &empty["data"]["config_type"]), (&Value::Null, &json!(1)), "{empty}");
+
+    let body = json!({"url": "http://127.0.0.1:9000/push/send"});
+    assert_schema("push-config-request.schema.json", &body);
+    let (status, set) = app.post(&admin, "/api/message_push/config", &body).await;
+    assert_eq!(status, 200, "{set}");
+    assert_schema("push-config-response.schema.json", &set);
+    let (_, read) = app.get(&admin, "/api/message_push/config").await;
+    assert_eq!(read["data"]["url"], "http://127.0.0.1:9000/push/send", "{read}");
+    assert!(read["data"]["update_time"].is_string(), "{read}");
+
+    let longest = format!("https://push.example.com/{}", "a".repeat(2048 - 25));
+    assert_eq!(longest.len(), 2048);
+    let (status, answer) = app.post(&admin, "/api/message_push/config", &json!({"url": longest})).await;
+    assert_eq!(status, 200, "{answer}");
+    for bad in [
+        json!({"url": "ftp://example.com/push"}),
+        json!({"url": "/push"}),
+        json!({"url": "http://exa mple.com/"}),
+        json!({"url": format!("{longest}b")}),
+        json!({"url": ""}),
+        json!({"url": 42}),
+        json!({}),
+    ] {
+        let (status, answer) = app.post(&admin, "/api/message_push/config", &bad).await;
+        refused(status, &answer, 400, "INVALID_REQUEST", Some("url"));
+    }
+    // Nothing half-written: the last good URL is still the one.
+    let (_, read) = app.get(&admin, "/api/message_push/config").await;
+    assert_eq!(read["data"]["url"], json!(longest));
+
+    let user = token(7, Role::User, "alice");
+    let (status, answer) = app.get(&user, "/api/message_push/config").await;
+    refused(status, &answer, 403, "FORBIDDEN", None);
+    let (status, answer) = app.post(&user, "/api/message_push/config", &json!({"url": "http://evil.example/"})).await;
+    refused(status, &answer, 403, "FORBIDDEN", None);
+    let (status, answer) = app.get(&user, "/api/message_push/manage").await;
+    refused(status, &answer, 403, "FORBIDDEN", None);
+}
+
+async fn bad_registrations_are_refused_naming_the_field(app: &Endpoints) {
+    let admin = token(1, Role::Admin, "root");
+    let carol = token(9, Role::User, "carol");
+    for (body, field) in [
+        (json!({"deviceType": "android"}), "pushId"),
+        (json!({"pushId": ANDROID}), "deviceType"),
+        (json!({"pushId": ANDROID, "deviceType": "windows"}), "deviceType"),
+        (json!({"pushId": ANDROID, "deviceType": "Android"}), "deviceType"),
+        (json!({"pushId": "short", "deviceType": "android"}), "pushId"),
+        (json!({"pushId": "has spaces in the middle", "deviceType": "harmony"}), "pushId"),
+        (json!({"pushId": "a".repeat(256), "deviceType": "android"}), "pushId"),
+        (json!({"pushId": "0123", "deviceType": "ios"}), "pushId"),
+        (json!({"pushId": "z".repeat(64), "deviceType": "ios"}), "pushId"),
+        (json!({"pushId": 12345, "deviceType": "ios"}), "pushId"),
+        (json!({"pushId": ANDROID, "deviceType": "android", "extra": 1}), "extra"),
+    ] {
+        let (status, answer) = app.post(&carol, "/api/message_push", &body).await;
+        refused(status, &answer, 400, "INVALID_REQUEST", Some(field));
+    }
+    for (body, field) in
+        [(json!({}), "pushId"), (json!({"pushId": "a b"}), "pushId"), (json!({"pushId": ""}), "pushId")]
+    {
+        let (status, answer) = app.post(&carol, "/api/message_push/logout", &body).await;
+        refused(status, &answer, 400, "INVALID_REQUEST", Some(field));
+    }
+    let (status, answer) =
+        app.post(&carol, "/api/message_push/logout", &json!({"pushId": "ffffffffffffffffffffffffffffffff"})).await;
+    refused(status, &answer, 404, "NOT_FOUND", Some("pushId"));
+    // Nothing was registered by any of those.
+    assert_eq!(devices(app, &admin, "user_id=9").await["total"], 0);
+
+    for path in ["/api/message_push", "/api/message_push/logout"] {
+        let (status, answer) = app.post("", path, &json!({"pushId": ANDROID, "deviceType": "android"})).await;
+        refused(status, &answer, 401, "UNAUTHORIZED", None);
+    }
+    for query in
+        ["status=2", "status=active", "page_size=201", "page=0", "user_id=0", "device_type=windows", "colour=red"]
+    {
+        let (status, answer) = app.get(&admin, &format!("/api/message_push/manage?{query}")).await;
+        refused(status, &answer, 400, "INVALID_REQUEST", None);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distributed_mobile_devices_and_config() {
+    let app = Distributed::spawn().await;
+    devices_register_move_and_log_out(&app.endpoints).await;
+    provider_config(&app.endpoints).await;
+    bad_registrations_are_refused_naming_the_field(&app.endpoints).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_mobile_devices_and_config() {
+    let app = Embedded::spawn().await;
+    devices_register_move_and_log_out(&app.endpoints).await;
+    provider_config(&app.endpoints).await;
+    bad_registrations_are_refused_naming_the_field(&app.endpoints).await;
+}

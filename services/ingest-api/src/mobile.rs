@@ -1,0 +1,381 @@
+//! The mobile API (mobile-push-analysis.md), in the original's paths and field names, which
+//! existing apps speak:
+//! - `POST /api/message_push` (any valid token): a user's app registers its push id;
+//! - `POST /api/message_push/logout`: the app stops receiving on it;
+//! - `GET` / `POST /api/message_push/config` (admin): the push provider's URL;
+//! - `GET /api/message_push/manage` (admin): registered devices, paged.
+//!
+//! Registration rules (docs/mobile-clients.md): one push id is one device; registering it again
+//! re-activates it, and registering it as another user moves it to that user.
+
+use crate::IngestApi;
+use crate::openapi;
+use actix_web::{HttpRequest, HttpResponse, web};
+use http_server::{AdminClaims, BearerClaims, Failure};
+use mobile::{Device, DeviceQuery, ProviderConfig, Registered, Registration};
+use model::{
+    ApiResponse, DeviceStatus, DeviceType, ErrorCode, LogoutDeviceRequest, PushConfigRequest, RegisterDeviceRequest,
+    TimeFormat, UserId,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::IntoParams;
+
+/// The largest page of devices.
+pub const MAX_PAGE_SIZE: u64 = 200;
+/// The page size when none is asked for.
+pub const DEFAULT_PAGE_SIZE: u64 = 20;
+/// The names of a device's states in the listing's `status` filter, as stored (0 and 1).
+pub const STATUSES: [i16; 2] = [DeviceStatus::Inactive.code(), DeviceStatus::Active.code()];
+
+/// A body parsed into `T`, a malformed one refused naming the field at fault.
+fn body<T: DeserializeOwned>(raw: Value) -> Result<T, Failure> {
+    serde_path_to_error::deserialize(raw).map_err(|err| {
+        let at = err.path().to_string();
+        let mut failure = Failure::new(ErrorCode::InvalidRequest, format!("invalid request body: {err}"));
+        if at != "." && !at.is_empty() {
+            failure.data.field = Some(at);
+        } else if let Some(missing) = err.inner().to_string().split('`').nth(1) {
+            // "missing field `pushId`": the field is the one left out.
+            failure.data.field = Some(missing.to_owned());
+        }
+        failure
+    })
+}
+
+fn unavailable(err: impl std::fmt::Display) -> Failure {
+    tracing::warn!(error = %err, "the mobile tables are unavailable");
+    let mut failure =
+        Failure::new(ErrorCode::ServiceUnavailable, "the device registry is unavailable; retry shortly".to_owned());
+    failure.retry_after = Some(1);
+    failure
+}
+
+/// A device as its app sees it, in the original's field names.
+#[derive(Debug, Serialize)]
+struct RegisteredView {
+    id: String,
+    #[serde(rename = "pushId")]
+    push_id: String,
+    #[serde(rename = "deviceType")]
+    device_type: String,
+    /// 1 active, 0 inactive.
+    status: i16,
+    /// `created`, `renewed` or `moved` (registration only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registered: Option<&'static str>,
+}
+
+impl RegisteredView {
+    fn new(device: Device, registered: Option<Registered>) -> Self {
+        Self {
+            id: device.id,
+            push_id: device.push_id,
+            device_type: device.device_type,
+            status: device.status.code(),
+            registered: registered.map(|outcome| match outcome {
+                Registered::Created => "created",
+                Registered::Renewed => "renewed",
+                Registered::Moved { .. } => "moved",
+            }),
+        }
+    }
+}
+
+/// `POST /api/message_push`: registers the caller's device.
+#[utoipa::path(
+    post,
+    path = "/api/message_push",
+    operation_id = "registerDevice",
+    tag = "mobile",
+    summary = "Register a device's push id for the caller",
+    description = "The app calls it after login. One push id is one device: registering it again re-activates \
+        it (never a second row), and registering a push id another user had moves the device to the caller (a \
+        phone changed hands). The device carries the tenant of the token, which decides the alarms it gets. The \
+        push id's format depends on `deviceType`: `ios`, 32 or 64 hexadecimal digits (stored in lower case); \
+        `android` and `harmony`, 16 to 255 characters of letters, digits and `_ - : .`. Any valid token.",
+    security(("bearer" = [])),
+    request_body = openapi::DeviceRegisterRequest,
+    responses(
+        (status = 200, description = "Registered", body = openapi::DeviceResponse),
+        (status = 400, body = openapi::FailureResponse,
+            description = "INVALID_REQUEST: a malformed body, an unknown deviceType or a pushId of the wrong format; \
+                `data.field` names it"),
+        openapi::Unauthorized,
+        (status = 503, description = "SERVICE_UNAVAILABLE: the database is unavailable; retry",
+            body = openapi::FailureResponse,
+            headers(("Retry-After" = inline(openapi::RetrySeconds), description = "Whole seconds to wait before trying again"))),
+        openapi::BodyRefusals,
+    ),
+)]
+pub async fn register(
+    BearerClaims(claims): BearerClaims,
+    api: web::Data<IngestApi>,
+    raw: web::Json<Value>,
+) -> Result<HttpResponse, Failure> {
+    let request: RegisterDeviceRequest = body(raw.into_inner())?;
+    let device_type = validation::mobile::check_device_type(&request.device_type)?;
+    let push_id = validation::mobile::check_push_id(device_type, &request.push_id)?;
+    let registration = Registration { user_id: claims.sub, tenant_id: claims.tenant_id.clone(), push_id, device_type };
+    let (device, outcome) = api.mobile.register(&registration).await.map_err(unavailable)?;
+    match outcome {
+        Registered::Moved { from } => {
+            tracing::info!(user_id = claims.sub, from, device = %device.id, "device moved to another user")
+        }
+        _ => tracing::debug!(user_id = claims.sub, device = %device.id, ?outcome, "device registered"),
+    }
+    Ok(HttpResponse::Ok().json(ApiResponse::ok(RegisteredView::new(device, Some(outcome)))))
+}
+
+/// `POST /api/message_push/logout`: deactivates one of the caller's devices.
+#[utoipa::path(
+    post,
+    path = "/api/message_push/logout",
+    operation_id = "logoutDevice",
+    tag = "mobile",
+    summary = "Stop pushes to one of the caller's devices",
+    description = "The app calls it on logout: the device becomes inactive (status 0) and is sent nothing until \
+        it is registered again. Logging out a device already inactive succeeds and changes nothing. Any valid \
+        token; only the caller's own devices.",
+    security(("bearer" = [])),
+    request_body = openapi::DeviceLogoutRequest,
+    responses(
+        (status = 200, description = "Inactive", body = openapi::DeviceResponse),
+        (status = 400, body = openapi::FailureResponse,
+            description = "INVALID_REQUEST: a malformed body or pushId; `data.field` names it"),
+        openapi::Unauthorized,
+        (status = 404, body = openapi::FailureResponse,
+            description = "NOT_FOUND: no device with this pushId is registered to the caller"),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the database is unavailable; retry",
+            body = openapi::FailureResponse,
+            headers(("Retry-After" = inline(openapi::RetrySeconds), description = "Whole seconds to wait before trying again"))),
+        openapi::BodyRefusals,
+    ),
+)]
+pub async fn logout(
+    BearerClaims(claims): BearerClaims,
+    api: web::Data<IngestApi>,
+    raw: web::Json<Value>,
+) -> Result<HttpResponse, Failure> {
+    let request: LogoutDeviceRequest = body(raw.into_inner())?;
+    let push_id = validation::mobile::check_any_push_id(&request.push_id)?;
+    // An ios push id is stored in lower case; the app may send it as it got it.
+    let mut device = api.mobile.logout(claims.sub, &push_id).await.map_err(unavailable)?;
+    if device.is_none() && push_id.bytes().any(|b| b.is_ascii_uppercase()) {
+        device = api.mobile.logout(claims.sub, &push_id.to_ascii_lowercase()).await.map_err(unavailable)?;
+    }
+    let Some(device) = device else {
+        let mut failure =
+            Failure::new(ErrorCode::NotFound, "no device with this pushId is registered to you".to_owned());
+        failure.data.field = Some("pushId".to_owned());
+        return Err(failure);
+    };
+    tracing::debug!(user_id = claims.sub, device = %device.id, "device logged out");
+    Ok(HttpResponse::Ok().json(ApiResponse::ok(RegisteredView::new(device, None))))
+}
+
+/// The provider's configuration as the API shows it; every field `null` until it is set.
+#[derive(Debug, Serialize)]
+struct ConfigView {
+    url: Option<String>,
+    config_type: i16,
+    create_time: Option<String>,
+    update_time: Option<String>,
+}
+
+impl ConfigView {
+    fn new(config: Option<ProviderConfig>, time: &TimeFormat) -> Self {
+        Self {
+            config_type: mobile::PROVIDER_URL,
+            create_time: config.as_ref().map(|c| time.format_millis(c.create_time)),
+            update_time: config.as_ref().map(|c| time.format_millis(c.update_time)),
+            url: config.map(|c| c.url),
+        }
+    }
+}
+
+/// `GET /api/message_push/config`: the provider's URL.
+#[utoipa::path(
+    get,
+    path = "/api/message_push/config",
+    operation_id = "getPushConfig",
+    tag = "mobile",
+    summary = "Read the push provider's configuration",
+    description = "The URL provider sends are posted to (`config_type` 1), `null` until an admin sets it. Admin role.",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The configuration", body = openapi::PushConfigResponse),
+        openapi::AdminRefusals,
+        (status = 503, description = "SERVICE_UNAVAILABLE: the database is unavailable; retry",
+            body = openapi::FailureResponse,
+            headers(("Retry-After" = inline(openapi::RetrySeconds), description = "Whole seconds to wait before trying again"))),
+    ),
+)]
+pub async fn get_config(_admin: AdminClaims, api: web::Data<IngestApi>) -> Result<HttpResponse, Failure> {
+    let config = api.mobile.provider_config().await.map_err(unavailable)?;
+    Ok(HttpResponse::Ok().json(ApiResponse::ok(ConfigView::new(config, &api.time))))
+}
+
+/// `POST /api/message_push/config`: sets the provider's URL.
+#[utoipa::path(
+    post,
+    path = "/api/message_push/config",
+    operation_id = "setPushConfig",
+    tag = "mobile",
+    summary = "Set the push provider's URL",
+    description = "An absolute http or https URL of at most 2048 characters, without spaces or control characters; \
+        it replaces the one before. Admin role.",
+    security(("bearer" = [])),
+    request_body = openapi::PushConfigRequest,
+    responses(
+        (status = 200, description = "Set", body = openapi::PushConfigResponse),
+        (status = 400, body = openapi::FailureResponse,
+            description = "INVALID_REQUEST: a malformed body or URL; `data.field` is `url`"),
+        openapi::AdminRefusals,
+        (status = 503, description = "SERVICE_UNAVAILABLE: the database is unavailable; retry",
+            body = openapi::FailureResponse,
+            headers(("Retry-After" = inline(openapi::RetrySeconds), description = "Whole seconds to wait before trying again"))),
+        openapi::BodyRefusals,
+    ),
+)]
+pub async fn set_config(
+    AdminClaims(admin): AdminClaims,
+    api: web::Data<IngestApi>,
+    raw: web::Json<Value>,
+) -> Result<HttpResponse, Failure> {
+    let request: PushConfigRequest = body(raw.into_inner())?;
+    let url = validation::mobile::check_provider_url(&request.url)?;
+    let config = api.mobile.set_provider_url(&url).await.map_err(unavailable)?;
+    tracing::info!(admin = admin.sub, "push provider URL set");
+    Ok(HttpResponse::Ok().json(ApiResponse::ok(ConfigView::new(Some(config), &api.time))))
+}
+
+/// The query of `GET /api/message_push/manage`; it is also what the OpenAPI document says it is.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ManageParams {
+    /// 1-based page (default 1)
+    #[serde(default)]
+    #[param(value_type = Option<openapi::PageNumber>, inline)]
+    page: Option<u64>,
+    /// Entries per page, 1 to 200 (default 20)
+    #[serde(default)]
+    #[param(value_type = Option<openapi::DevicePageSize>, inline)]
+    page_size: Option<u64>,
+    /// Only this tenant's devices
+    #[serde(default)]
+    #[param(value_type = Option<openapi::TenantText>, inline)]
+    tenant_id: Option<String>,
+    /// Only this user's devices
+    #[serde(default)]
+    #[param(value_type = Option<openapi::PositiveId>, inline)]
+    user_id: Option<UserId>,
+    /// Only active (1) or inactive (0) devices
+    #[serde(default)]
+    #[param(value_type = Option<openapi::DeviceStatusCode>, inline)]
+    status: Option<i16>,
+    /// Only devices of this type
+    #[serde(default)]
+    #[param(value_type = Option<openapi::DeviceTypeName>, inline)]
+    device_type: Option<DeviceType>,
+}
+
+/// A page of a listing (the shape of the other listings).
+#[derive(Debug, Serialize)]
+struct Page<T> {
+    page: u64,
+    page_size: u64,
+    total: u64,
+    items: Vec<T>,
+}
+
+/// A device as admins see it: the columns of `message_push_manage`, times in the spec's format.
+#[derive(Debug, Serialize)]
+struct DeviceView {
+    id: String,
+    user_id: UserId,
+    tenant_id: Option<String>,
+    push_id: String,
+    device_type: String,
+    status: i16,
+    last_push_time: Option<String>,
+    err_count: i32,
+    inactive_time: Option<String>,
+    create_time: String,
+    update_time: String,
+}
+
+impl DeviceView {
+    fn new(device: Device, time: &TimeFormat) -> Self {
+        Self {
+            id: device.id,
+            user_id: device.user_id,
+            tenant_id: device.tenant_id,
+            push_id: device.push_id,
+            device_type: device.device_type,
+            status: device.status.code(),
+            last_push_time: device.last_push_time.map(|at| time.format_millis(at)),
+            err_count: device.err_count,
+            inactive_time: device.inactive_time.map(|at| time.format_millis(at)),
+            create_time: time.format_millis(device.create_time),
+            update_time: time.format_millis(device.update_time),
+        }
+    }
+}
+
+/// `GET /api/message_push/manage`: registered devices, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/message_push/manage",
+    operation_id = "listDevices",
+    tag = "mobile",
+    summary = "List registered devices",
+    description = "Devices by tenant, user, status and device type, newest registration first, paged like the \
+        other listings. Admin role.",
+    security(("bearer" = [])),
+    params(ManageParams),
+    responses(
+        (status = 200, description = "A page", body = openapi::DevicePageResponse),
+        (status = 400, description = "INVALID_REQUEST: a bad or unknown parameter, named in the message",
+            body = openapi::FailureResponse),
+        openapi::AdminRefusals,
+        (status = 503, description = "SERVICE_UNAVAILABLE: the database is unavailable; retry",
+            body = openapi::FailureResponse,
+            headers(("Retry-After" = inline(openapi::RetrySeconds), description = "Whole seconds to wait before trying again"))),
+    ),
+)]
+pub async fn manage(req: HttpRequest, _admin: AdminClaims, api: web::Data<IngestApi>) -> Result<HttpResponse, Failure> {
+    let params: ManageParams = http_server::query(&req)?;
+    let invalid = |message: String| Failure::new(ErrorCode::InvalidRequest, message);
+    let (page, page_size) = crate::users::paging(params.page, params.page_size, (DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE))?;
+    let status = match params.status {
+        None => None,
+        Some(code) => Some(
+            DeviceStatus::from_code(code)
+                .ok_or_else(|| invalid(format!("status must be 0 (inactive) or 1 (active), got {code}")))?,
+        ),
+    };
+    if let Some(user) = params.user_id
+        && user <= 0
+    {
+        return Err(invalid(format!("user_id must be a positive integer, got {user}")));
+    }
+    if let Some(tenant) = &params.tenant_id
+        && (tenant.is_empty() || tenant.chars().count() > crate::users::MAX_TAG_CHARS)
+    {
+        return Err(invalid(format!("tenant_id must be 1 to {} characters", crate::users::MAX_TAG_CHARS)));
+    }
+    let query = DeviceQuery {
+        tenant_id: params.tenant_id,
+        user_id: params.user_id,
+        status,
+        device_type: params.device_type,
+        page,
+        page_size,
+    };
+    let found = api.mobile.devices(&query).await.map_err(unavailable)?;
+    let items = found.items.into_iter().map(|device| DeviceView::new(device, &api.time)).collect();
+    Ok(HttpResponse::Ok().json(ApiResponse::ok(Page { page, page_size, total: found.total, items })))
+}
