@@ -1,8 +1,11 @@
 //! mobile-push-worker: provider sends (reqwest), push logs, retries and device error counts.
 //!
-//! A skeleton for now: a component with nothing to do and nothing to depend on, so that the
-//! `mobile-push-worker` role starts, serves `/healthz` and `/readyz`, and stops cleanly. Its work
-//! lands with the mobile issue (see ARCHITECTURE.md).
+//! Being built in steps (issue 12). What exists: the provider client ([`provider`]), which
+//! posts one send to the original's UniPush-style provider and classifies every answer. The
+//! component has nothing to consume yet: the `mobile-push-worker` role starts, serves
+//! `/healthz` and `/readyz`, and stops cleanly.
+
+pub mod provider;
 
 use http_server::Component;
 

@@ -1,0 +1,327 @@
+//! A mock of the original's push provider (a UniPush-style cloud function): it takes the sends
+//! Herald's mobile-push-worker posts, keeps them for tests to read, and answers each the way it
+//! was told, so every answer shape the worker must handle can be produced on demand.
+//!
+//! - `POST /push`: a provider send, `{"push_clientid", "title", "content", "alarm_id",
+//!   "category", "options"}`. Answered, by default, `200 {"errCode":0,"errMsg":"success"}`.
+//! - `POST /mock/answers`: how to answer, `{"answer", "push_id"?, "next"?, "err_code"?,
+//!   "delay_ms"?}`: for one push id (until told otherwise), or for the next N sends whatever
+//!   their push id (these come first), or as the default. `answer` is `success`, `err_code`
+//!   (`{"errCode": err_code}`, default 40001), `http_500`, `slow` (success after `delay_ms`,
+//!   default 10 s: longer than a worker's timeout) or `not_json` (200 with an HTML body).
+//! - `GET /mock/received[?push_id=]`: what was received, oldest first, each with the answer it
+//!   got; at most [`MAX_KEPT`] are kept (the oldest go first, counted in `dropped`).
+//! - `DELETE /mock/received`, `DELETE /mock/answers`: forget them.
+//!
+//! Run it alone (`herald-mock-push --addr 127.0.0.1:9300`) or in process ([`MockProvider`]).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use http_server::Component;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The most sends kept for `GET /mock/received`.
+pub const MAX_KEPT: usize = 100_000;
+/// The most instructions for "the next N sends" waiting at once.
+pub const MAX_QUEUED: u32 = 100_000;
+/// How long a `slow` answer waits when no `delay_ms` is given.
+pub const DEFAULT_DELAY: Duration = Duration::from_secs(10);
+/// The `errCode` of an `err_code` answer when none is given.
+pub const DEFAULT_ERR_CODE: i64 = 40001;
+
+/// How the mock answers one send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Answer {
+    /// `200 {"errCode":0,"errMsg":"success"}`.
+    Success,
+    /// `200 {"errCode":<code>,"errMsg":"..."}`.
+    ErrCode {
+        /// The code.
+        err_code: i64,
+    },
+    /// `500` with a JSON body.
+    #[serde(rename = "http_500")]
+    Http500,
+    /// A success, after `delay_ms`.
+    Slow {
+        /// How long to wait first.
+        delay_ms: u64,
+    },
+    /// `200` with an HTML body.
+    NotJson,
+}
+
+/// One send the mock received.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Received {
+    /// 1 for the first send since the mock started (or was reset), and so on.
+    pub seq: u64,
+    /// When it arrived, Unix ms.
+    pub at_ms: i64,
+    /// Its `push_clientid`, empty when it had none.
+    pub push_id: String,
+    /// The body as received.
+    pub body: Value,
+    /// How it was answered.
+    pub answer: Answer,
+}
+
+#[derive(Default)]
+struct State {
+    received: VecDeque<Received>,
+    dropped: u64,
+    seq: u64,
+    default: Option<Answer>,
+    per_push_id: HashMap<String, Answer>,
+    next: VecDeque<(Answer, u32)>,
+}
+
+impl State {
+    /// The answer for a send to `push_id`, using up one of the queued "next N".
+    fn answer_for(&mut self, push_id: &str) -> Answer {
+        if let Some((answer, left)) = self.next.front_mut() {
+            let answer = *answer;
+            *left -= 1;
+            if *left == 0 {
+                self.next.pop_front();
+            }
+            return answer;
+        }
+        self.per_push_id.get(push_id).copied().or(self.default).unwrap_or(Answer::Success)
+    }
+
+    fn keep(&mut self, push_id: String, body: Value, answer: Answer) -> u64 {
+        self.seq += 1;
+        if self.received.len() == MAX_KEPT {
+            self.received.pop_front();
+            self.dropped += 1;
+        }
+        let at_ms = i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        self.received.push_back(Received { seq: self.seq, at_ms, push_id, body, answer });
+        self.seq
+    }
+}
+
+/// The mock's state; clones share it.
+#[derive(Clone, Default)]
+pub struct Mock {
+    state: Arc<Mutex<State>>,
+}
+
+impl Mock {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding it leaves plain data behind: keep going.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Answers sends to `push_id` with `answer` from now on.
+    pub fn answer_push_id(&self, push_id: &str, answer: Answer) {
+        self.lock().per_push_id.insert(push_id.to_owned(), answer);
+    }
+
+    /// Answers the next `count` sends, whatever their push id, with `answer`.
+    pub fn answer_next(&self, count: u32, answer: Answer) {
+        if count > 0 {
+            self.lock().next.push_back((answer, count));
+        }
+    }
+
+    /// Answers every send no other instruction covers with `answer`.
+    pub fn answer_all(&self, answer: Answer) {
+        self.lock().default = Some(answer);
+    }
+
+    /// What was received, oldest first.
+    pub fn received(&self) -> Vec<Received> {
+        self.lock().received.iter().cloned().collect()
+    }
+
+    /// Forgets what was received and every instruction.
+    pub fn reset(&self) {
+        *self.lock() = State::default();
+    }
+
+    /// The component serving the mock's routes.
+    pub fn component(&self) -> Component {
+        let mock = self.clone();
+        Component::new("mock-push").routes(move |cfg| {
+            cfg.app_data(web::Data::new(mock.clone()))
+                .app_data(web::JsonConfig::default().limit(1 << 20))
+                .service(web::resource("/push").route(web::post().to(push)))
+                .service(
+                    web::resource("/mock/answers")
+                        .route(web::post().to(instruct))
+                        .route(web::delete().to(forget_answers)),
+                )
+                .service(
+                    web::resource("/mock/received").route(web::get().to(list)).route(web::delete().to(forget_received)),
+                );
+        })
+    }
+}
+
+async fn push(mock: web::Data<Mock>, body: web::Bytes) -> HttpResponse {
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return HttpResponse::BadRequest().json(json!({"errCode": 400, "errMsg": "the body is not JSON"}));
+    };
+    let push_id = body.get("push_clientid").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let answer = {
+        let mut state = mock.lock();
+        let answer = state.answer_for(&push_id);
+        state.keep(push_id.clone(), body, answer);
+        answer
+    };
+    match answer {
+        Answer::Success => success(),
+        Answer::ErrCode { err_code } => HttpResponse::Ok()
+            .json(json!({"errCode": err_code, "errMsg": format!("mock error {err_code} for {push_id}")})),
+        Answer::Http500 => HttpResponse::InternalServerError().json(json!({"message": "mock internal error"})),
+        Answer::Slow { delay_ms } => {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            success()
+        }
+        Answer::NotJson => HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body("<html><body>502 Bad Gateway (mock)</body></html>"),
+    }
+}
+
+fn success() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"errCode": 0, "errMsg": "success", "data": {}}))
+}
+
+/// `POST /mock/answers`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Instruction {
+    answer: String,
+    #[serde(default)]
+    push_id: Option<String>,
+    #[serde(default)]
+    next: Option<u32>,
+    #[serde(default)]
+    err_code: Option<i64>,
+    #[serde(default)]
+    delay_ms: Option<u64>,
+}
+
+fn refused(message: String) -> HttpResponse {
+    HttpResponse::BadRequest().json(json!({"error": message}))
+}
+
+async fn instruct(mock: web::Data<Mock>, body: web::Bytes) -> HttpResponse {
+    let instruction: Instruction = match serde_json::from_slice(&body) {
+        Ok(instruction) => instruction,
+        Err(err) => return refused(format!("invalid instruction: {err}")),
+    };
+    let answer = match instruction.answer.as_str() {
+        "success" => Answer::Success,
+        "err_code" => match instruction.err_code.unwrap_or(DEFAULT_ERR_CODE) {
+            0 => return refused("err_code 0 is a success; use answer success".to_owned()),
+            err_code => Answer::ErrCode { err_code },
+        },
+        "http_500" => Answer::Http500,
+        "slow" => Answer::Slow {
+            delay_ms: instruction.delay_ms.unwrap_or(u64::try_from(DEFAULT_DELAY.as_millis()).unwrap_or(u64::MAX)),
+        },
+        "not_json" => Answer::NotJson,
+        other => {
+            return refused(format!("answer must be success, err_code, http_500, slow or not_json; got {other:?}"));
+        }
+    };
+    match (instruction.push_id, instruction.next) {
+        (Some(_), Some(_)) => return refused("give push_id or next, not both".to_owned()),
+        (Some(push_id), None) => mock.answer_push_id(&push_id, answer),
+        (None, Some(count)) if (1..=MAX_QUEUED).contains(&count) => mock.answer_next(count, answer),
+        (None, Some(_)) => return refused(format!("next must be 1 to {MAX_QUEUED}")),
+        (None, None) => mock.answer_all(answer),
+    }
+    HttpResponse::Ok().json(json!({"ok": true}))
+}
+
+async fn forget_answers(mock: web::Data<Mock>) -> HttpResponse {
+    let mut state = mock.lock();
+    state.default = None;
+    state.per_push_id.clear();
+    state.next.clear();
+    HttpResponse::Ok().json(json!({"ok": true}))
+}
+
+async fn list(mock: web::Data<Mock>, req: HttpRequest) -> HttpResponse {
+    let push_id = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .ok()
+        .and_then(|query| query.get("push_id").cloned());
+    let state = mock.lock();
+    let items: Vec<&Received> =
+        state.received.iter().filter(|r| push_id.as_ref().is_none_or(|id| &r.push_id == id)).collect();
+    HttpResponse::Ok().json(json!({"total": items.len(), "dropped": state.dropped, "items": items}))
+}
+
+async fn forget_received(mock: web::Data<Mock>) -> HttpResponse {
+    let mut state = mock.lock();
+    state.received.clear();
+    state.dropped = 0;
+    state.seq = 0;
+    HttpResponse::Ok().json(json!({"ok": true}))
+}
+
+/// A mock provider serving in this process until dropped (or [`MockProvider::stop`]).
+pub struct MockProvider {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state: instruct it and read what it received without HTTP.
+    pub mock: Mock,
+    shutdown: CancellationToken,
+    served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl MockProvider {
+    /// Serves a new mock on `listener`.
+    pub fn start(listener: TcpListener) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let mock = Mock::default();
+        let shutdown = CancellationToken::new();
+        let served = tokio::spawn(serve(listener, mock.clone(), shutdown.clone()));
+        Ok(Self { addr, mock, shutdown, served: Some(served) })
+    }
+
+    /// Serves a new mock on a free port of 127.0.0.1.
+    pub fn start_local() -> std::io::Result<Self> {
+        Self::start(TcpListener::bind("127.0.0.1:0")?)
+    }
+
+    /// The URL sends are posted to, for `POST /api/message_push/config`.
+    pub fn push_url(&self) -> String {
+        format!("http://{}/push", self.addr)
+    }
+
+    /// Stops it and waits until it has.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(served) = self.served.take() {
+            let _ = served.await;
+        }
+    }
+}
+
+impl Drop for MockProvider {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Serves `mock` on `listener` until `shutdown`, on one worker thread.
+pub async fn serve(listener: TcpListener, mock: Mock, shutdown: CancellationToken) -> std::io::Result<()> {
+    let settings = runtime::HttpSettings { workers: 1, shutdown_timeout_secs: 1, ..runtime::HttpSettings::default() };
+    let shared = http_server::Shared {
+        verifier: runtime::JwtVerifier::new(&runtime::JwtSettings::default()),
+        time: model::TimeFormat::default(),
+    };
+    http_server::serve(listener, &settings, shared, vec![mock.component()], shutdown).await
+}
