@@ -1,6 +1,7 @@
 //! The mobile half's tables (mobile-push-analysis.md): the devices users register
 //! (`message_push_manage`), the push provider's configuration (`message_push_config`) and the
-//! log of the rules that changed a device (`message_push_rule_log`). ingest-api's mobile routes
+//! log of the rules that changed a device (`message_push_rule_log`), and the log of provider
+//! send attempts (`message_push_log`) with what each does to its device. ingest-api's mobile routes
 //! read and write them; the mobile-push-worker reads the devices and the configuration.
 //!
 //! One push id names one device, so it is one row: registering it again re-activates that row,
@@ -9,9 +10,11 @@
 
 mod config;
 mod devices;
+mod logs;
 
 pub use config::{PROVIDER_URL, ProviderConfig};
 pub use devices::{Device, DevicePage, DeviceQuery, Registered, Registration, RuleLog};
+pub use logs::{LogPage, LogQuery, PushAttempt, PushLog};
 
 use database::DbError;
 use sea_orm::DatabaseConnection;
@@ -52,7 +55,7 @@ impl MobileStore {
 }
 
 /// Now, as Unix milliseconds.
-fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 

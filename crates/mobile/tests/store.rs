@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use database::scratch::{Backend, ScratchDatabase};
-use mobile::{DeviceQuery, MobileStore, Registered, Registration};
-use model::{DeviceStatus, DeviceType};
+use mobile::{DeviceQuery, LogQuery, MobileStore, PushAttempt, Registered, Registration};
+use model::{DeviceStatus, DeviceType, PushLogStatus};
 use tokio_util::sync::CancellationToken;
 
 const PHONE: &str = "0123456789abcdef0123456789abcdef";
@@ -118,6 +118,64 @@ async fn provider_config(store: &MobileStore, backend: Backend) {
     assert_eq!(store.provider_config().await.unwrap().unwrap(), second, "{backend:?}");
 }
 
+fn attempt(send_id: &str, number: i32, status: PushLogStatus, at: i64) -> PushAttempt {
+    PushAttempt {
+        send_id: send_id.to_owned(),
+        attempt: number,
+        message_id: "1706335800123456789-abc12345".to_owned(),
+        user_id: 9,
+        push_id: PHONE.to_owned(),
+        message_type: "alarm".to_owned(),
+        title: "告警:温度过高".to_owned(),
+        content: "DEV-001".to_owned(),
+        status,
+        err_message: if status == PushLogStatus::Sent { String::new() } else { "errCode 20001".to_owned() },
+        provider_answer: r#"{"errCode":20001}"#.to_owned(),
+        create_time: at,
+    }
+}
+
+async fn push_logs(store: &MobileStore, backend: Backend) {
+    let err_count = || async { store.device(PHONE).await.unwrap().unwrap().err_count };
+    let base = 1_800_000_000_000;
+    // Two failures count twice; the same attempt redelivered counts once and is logged once.
+    assert!(store.record_attempt(&attempt("s1", 1, PushLogStatus::Failed, base)).await.unwrap(), "{backend:?}");
+    assert!(!store.record_attempt(&attempt("s1", 1, PushLogStatus::Failed, base)).await.unwrap(), "{backend:?}");
+    assert!(store.record_attempt(&attempt("s1", 2, PushLogStatus::Failed, base + 1000)).await.unwrap());
+    assert_eq!(err_count().await, 2, "{backend:?}");
+    // A success restarts the count and sets the last push time.
+    assert!(store.record_attempt(&attempt("s1", 3, PushLogStatus::Sent, base + 2000)).await.unwrap());
+    let device = store.device(PHONE).await.unwrap().unwrap();
+    assert_eq!((device.err_count, device.last_push_time), (0, Some(base + 2000)), "{backend:?}");
+    assert!(store.record_attempt(&attempt("s2", 4, PushLogStatus::Dead, base + 3000)).await.unwrap());
+    assert_eq!(err_count().await, 1, "{backend:?}");
+
+    let page =
+        |query: LogQuery| async move { store.logs(&LogQuery { page: 1, page_size: 50, ..query }).await.unwrap() };
+    let all = page(LogQuery::default()).await;
+    assert_eq!(all.total, 4, "{backend:?}");
+    let order: Vec<(String, i32)> = all.items.iter().map(|l| (l.attempt.send_id.clone(), l.attempt.attempt)).collect();
+    assert_eq!(order, [("s2".into(), 4), ("s1".into(), 3), ("s1".into(), 2), ("s1".into(), 1)], "newest first");
+    assert_eq!(all.items[1].attempt, attempt("s1", 3, PushLogStatus::Sent, base + 2000), "{backend:?}");
+    assert_eq!(page(LogQuery { status: Some(PushLogStatus::Failed), ..LogQuery::default() }).await.total, 2);
+    assert_eq!(page(LogQuery { status: Some(PushLogStatus::Dead), ..LogQuery::default() }).await.total, 1);
+    let window = LogQuery { start_ms: Some(base + 1000), end_ms: Some(base + 2000), ..LogQuery::default() };
+    assert_eq!(page(window).await.total, 2, "{backend:?}");
+    assert_eq!(page(LogQuery { user_id: Some(9), ..LogQuery::default() }).await.total, 4);
+    assert_eq!(page(LogQuery { user_id: Some(8), ..LogQuery::default() }).await.total, 0);
+    assert_eq!(page(LogQuery { push_id: Some(PHONE.into()), ..LogQuery::default() }).await.total, 4);
+    assert_eq!(page(LogQuery { send_id: Some("s2".into()), ..LogQuery::default() }).await.total, 1);
+    let second = store.logs(&LogQuery { page: 2, page_size: 3, ..LogQuery::default() }).await.unwrap();
+    assert_eq!((second.total, second.items.len()), (4, 1), "{backend:?}");
+    let logged = store.logged_attempt("s1", 2).await.unwrap().unwrap();
+    assert_eq!(store.log(logged.id).await.unwrap().unwrap(), logged, "{backend:?}");
+    assert_eq!(store.logged_attempt("s1", 9).await.unwrap(), None);
+    // A device that is gone: the attempt is still logged.
+    let mut orphan = attempt("s3", 1, PushLogStatus::Failed, base + 4000);
+    orphan.push_id = "no-such-device-0000".into();
+    assert!(store.record_attempt(&orphan).await.unwrap(), "{backend:?}");
+}
+
 #[tokio::test]
 async fn the_mobile_tables_behave_the_same_on_every_sql_backend() {
     for backend in Backend::ALL {
@@ -125,6 +183,7 @@ async fn the_mobile_tables_behave_the_same_on_every_sql_backend() {
         registration_renewal_moves_and_logout(&store, backend).await;
         listing(&store, backend).await;
         provider_config(&store, backend).await;
+        push_logs(&store, backend).await;
         shutdown.cancel();
         drop(store);
         scratch.drop_now().await.unwrap();

@@ -11,6 +11,8 @@
 //!   default 10 s: longer than a worker's timeout) or `not_json` (200 with an HTML body).
 //! - `GET /mock/received[?push_id=]`: what was received, oldest first, each with the answer it
 //!   got; at most [`MAX_KEPT`] are kept (the oldest go first, counted in `dropped`).
+//! - A send with an `Idempotency-Key` header already seen is answered as the first was and not
+//!   kept again (counted in `duplicates`): the provider side of "none doubled".
 //! - `DELETE /mock/received`, `DELETE /mock/answers`: forget them.
 //!
 //! Run it alone (`herald-mock-push --addr 127.0.0.1:9300`) or in process ([`MockProvider`]).
@@ -75,6 +77,10 @@ pub struct Received {
 #[derive(Default)]
 struct State {
     received: VecDeque<Received>,
+    /// `Idempotency-Key`s seen, with the answer given, oldest first (at most [`MAX_KEPT`]).
+    keys: HashMap<String, Answer>,
+    key_order: VecDeque<String>,
+    duplicates: u64,
     dropped: u64,
     seq: u64,
     default: Option<Answer>,
@@ -142,6 +148,11 @@ impl Mock {
         self.lock().received.iter().cloned().collect()
     }
 
+    /// How many posts repeated an `Idempotency-Key` already taken (answered, not kept again).
+    pub fn duplicates(&self) -> u64 {
+        self.lock().duplicates
+    }
+
     /// Forgets what was received and every instruction.
     pub fn reset(&self) {
         *self.lock() = State::default();
@@ -166,16 +177,35 @@ impl Mock {
     }
 }
 
-async fn push(mock: web::Data<Mock>, body: web::Bytes) -> HttpResponse {
+async fn push(mock: web::Data<Mock>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return HttpResponse::BadRequest().json(json!({"errCode": 400, "errMsg": "the body is not JSON"}));
     };
     let push_id = body.get("push_clientid").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let key = req.headers().get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let answer = {
         let mut state = mock.lock();
-        let answer = state.answer_for(&push_id);
-        state.keep(push_id.clone(), body, answer);
-        answer
+        // A key seen before: the same answer again, and nothing pushed twice.
+        match key.as_ref().and_then(|key| state.keys.get(key).copied()) {
+            Some(answer) => {
+                state.duplicates += 1;
+                answer
+            }
+            None => {
+                let answer = state.answer_for(&push_id);
+                state.keep(push_id.clone(), body, answer);
+                if let Some(key) = key {
+                    if state.key_order.len() == MAX_KEPT
+                        && let Some(oldest) = state.key_order.pop_front()
+                    {
+                        state.keys.remove(&oldest);
+                    }
+                    state.keys.insert(key.clone(), answer);
+                    state.key_order.push_back(key);
+                }
+                answer
+            }
+        }
     };
     match answer {
         Answer::Success => success(),
@@ -260,7 +290,9 @@ async fn list(mock: web::Data<Mock>, req: HttpRequest) -> HttpResponse {
     let state = mock.lock();
     let items: Vec<&Received> =
         state.received.iter().filter(|r| push_id.as_ref().is_none_or(|id| &r.push_id == id)).collect();
-    HttpResponse::Ok().json(json!({"total": items.len(), "dropped": state.dropped, "items": items}))
+    HttpResponse::Ok().json(json!({
+        "total": items.len(), "dropped": state.dropped, "duplicates": state.duplicates, "items": items,
+    }))
 }
 
 async fn forget_received(mock: web::Data<Mock>) -> HttpResponse {
@@ -268,6 +300,9 @@ async fn forget_received(mock: web::Data<Mock>) -> HttpResponse {
     state.received.clear();
     state.dropped = 0;
     state.seq = 0;
+    state.keys.clear();
+    state.key_order.clear();
+    state.duplicates = 0;
     HttpResponse::Ok().json(json!({"ok": true}))
 }
 

@@ -22,7 +22,9 @@ pub use closed::ClosedSet;
 pub use error_code::ErrorCode;
 pub use event::{DeliveryEvent, DeliveryEventType, MAX_USER_AGENT_CHARS, PushChannel, ReportChannel};
 pub use message_id::{MessageId, MessageIdError};
-pub use mobile::{DeviceStatus, DeviceType, LogoutDeviceRequest, PushConfigRequest, RegisterDeviceRequest};
+pub use mobile::{
+    DeviceStatus, DeviceType, LogoutDeviceRequest, PushConfigRequest, PushLogStatus, RegisterDeviceRequest,
+};
 pub use notification::{Audience, NotificationMessage, Sender};
 pub use notification_type::{NotificationType, NotificationTypeError};
 pub use offline::OfflineMessage;

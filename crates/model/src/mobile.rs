@@ -69,3 +69,15 @@ pub struct PushConfigRequest {
     /// An absolute http or https URL.
     pub url: String,
 }
+
+crate::closed_set! {
+    /// What became of one provider send attempt (`message_push_log.status`).
+    pub enum PushLogStatus {
+        /// The provider took it.
+        Sent = "sent",
+        /// It failed and will be tried again.
+        Failed = "failed",
+        /// It failed on its last attempt: dead-lettered, not tried again (until an admin retries it).
+        Dead = "dead",
+    }
+}

@@ -3,7 +3,8 @@
 //! - `POST /api/message_push` (any valid token): a user's app registers its push id;
 //! - `POST /api/message_push/logout`: the app stops receiving on it;
 //! - `GET` / `POST /api/message_push/config` (admin): the push provider's URL;
-//! - `GET /api/message_push/manage` (admin): registered devices, paged.
+//! - `GET /api/message_push/manage` (admin): registered devices, paged;
+//! - `GET /api/message_push/logs` (admin): provider send attempts, paged.
 //!
 //! Registration rules (docs/mobile-clients.md): one push id is one device; registering it again
 //! re-activates it, and registering it as another user moves it to that user.
@@ -14,8 +15,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use http_server::{AdminClaims, BearerClaims, Failure};
 use mobile::{Device, DeviceQuery, ProviderConfig, Registered, Registration};
 use model::{
-    ApiResponse, DeviceStatus, DeviceType, ErrorCode, LogoutDeviceRequest, PushConfigRequest, RegisterDeviceRequest,
-    TimeFormat, UserId,
+    ApiResponse, DeviceStatus, DeviceType, ErrorCode, LogoutDeviceRequest, PushConfigRequest, PushLogStatus,
+    RegisterDeviceRequest, TimeFormat, UserId,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -377,5 +378,133 @@ pub async fn manage(req: HttpRequest, _admin: AdminClaims, api: web::Data<Ingest
     };
     let found = api.mobile.devices(&query).await.map_err(unavailable)?;
     let items = found.items.into_iter().map(|device| DeviceView::new(device, &api.time)).collect();
+    Ok(HttpResponse::Ok().json(ApiResponse::ok(Page { page, page_size, total: found.total, items })))
+}
+
+/// The largest page of push logs.
+pub const MAX_LOG_PAGE_SIZE: u64 = 200;
+/// The states a push log row can have.
+pub const LOG_STATUSES: [&str; 3] = PushLogStatus::NAMES;
+
+/// The query of `GET /api/message_push/logs`; it is also what the OpenAPI document says it is.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct LogParams {
+    /// 1-based page (default 1)
+    #[serde(default)]
+    #[param(value_type = Option<openapi::PageNumber>, inline)]
+    page: Option<u64>,
+    /// Entries per page, 1 to 200 (default 20)
+    #[serde(default)]
+    #[param(value_type = Option<openapi::DevicePageSize>, inline)]
+    page_size: Option<u64>,
+    /// From: YYYY-MM-DD HH:MM:SS at the server's time.utc_offset, inclusive
+    #[serde(default)]
+    #[param(value_type = Option<openapi::FilterTime>, inline)]
+    start_time: Option<String>,
+    /// Until: YYYY-MM-DD HH:MM:SS at the server's time.utc_offset, inclusive
+    #[serde(default)]
+    #[param(value_type = Option<openapi::FilterTime>, inline)]
+    end_time: Option<String>,
+    /// Only attempts that came to this (`dead`: the last attempt failed)
+    #[serde(default)]
+    #[param(value_type = Option<openapi::PushLogStatusName>, inline)]
+    status: Option<PushLogStatus>,
+    /// Only this user's devices
+    #[serde(default)]
+    #[param(value_type = Option<openapi::PositiveId>, inline)]
+    user_id: Option<UserId>,
+    /// Only this device
+    #[serde(default)]
+    #[param(value_type = Option<openapi::PushIdText>, inline)]
+    push_id: Option<String>,
+}
+
+/// A push log row as admins see it: the columns of `message_push_log`.
+#[derive(Debug, Serialize)]
+struct LogView {
+    id: i64,
+    send_id: String,
+    message_id: String,
+    user_id: UserId,
+    push_id: String,
+    message_type: String,
+    title: String,
+    content: String,
+    status: PushLogStatus,
+    err_message: String,
+    attempt: i32,
+    provider_answer: String,
+    create_time: String,
+}
+
+impl LogView {
+    fn new(log: mobile::PushLog, time: &TimeFormat) -> Self {
+        let attempt = log.attempt;
+        Self {
+            id: log.id,
+            send_id: attempt.send_id,
+            message_id: attempt.message_id,
+            user_id: attempt.user_id,
+            push_id: attempt.push_id,
+            message_type: attempt.message_type,
+            title: attempt.title,
+            content: attempt.content,
+            status: attempt.status,
+            err_message: attempt.err_message,
+            attempt: attempt.attempt,
+            provider_answer: attempt.provider_answer,
+            create_time: time.format_millis(attempt.create_time),
+        }
+    }
+}
+
+/// `GET /api/message_push/logs`: provider send attempts, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/message_push/logs",
+    operation_id = "listPushLogs",
+    tag = "mobile",
+    summary = "List provider send attempts",
+    description = "One row per attempt (`message_push_log`), by time range, status, user and push id, newest \
+        first, paged like the other listings. A send is retried after a failure; its last failed attempt is \
+        `dead`. Admin role.",
+    security(("bearer" = [])),
+    params(LogParams),
+    responses(
+        (status = 200, description = "A page", body = openapi::PushLogPageResponse),
+        (status = 400, description = "INVALID_REQUEST: a bad or unknown parameter, named in the message",
+            body = openapi::FailureResponse),
+        openapi::AdminRefusals,
+        (status = 503, description = "SERVICE_UNAVAILABLE: the database is unavailable; retry",
+            body = openapi::FailureResponse,
+            headers(("Retry-After" = inline(openapi::RetrySeconds), description = "Whole seconds to wait before trying again"))),
+    ),
+)]
+pub async fn logs(req: HttpRequest, _admin: AdminClaims, api: web::Data<IngestApi>) -> Result<HttpResponse, Failure> {
+    let params: LogParams = http_server::query(&req)?;
+    let (page, page_size) =
+        crate::users::paging(params.page, params.page_size, (DEFAULT_PAGE_SIZE, MAX_LOG_PAGE_SIZE))?;
+    let (start_ms, end_ms) =
+        crate::records::window(&api.time, params.start_time.as_deref(), params.end_time.as_deref())?;
+    if let Some(user) = params.user_id
+        && user <= 0
+    {
+        return Err(Failure::new(ErrorCode::InvalidRequest, format!("user_id must be a positive integer, got {user}")));
+    }
+    let push_id = params.push_id.map(|raw| validation::mobile::check_any_push_id(&raw)).transpose()?;
+    let query = mobile::LogQuery {
+        start_ms,
+        end_ms,
+        status: params.status,
+        user_id: params.user_id,
+        push_id,
+        send_id: None,
+        page,
+        page_size,
+    };
+    let found = api.mobile.logs(&query).await.map_err(unavailable)?;
+    let items = found.items.into_iter().map(|log| LogView::new(log, &api.time)).collect();
     Ok(HttpResponse::Ok().json(ApiResponse::ok(Page { page, page_size, total: found.total, items })))
 }

@@ -85,6 +85,7 @@ proto_schemas! {
     DevicePageResponse => "device-page-response.schema.json",
     PushConfigRequest => "push-config-request.schema.json",
     PushConfigResponse => "push-config-response.schema.json",
+    PushLogPageResponse => "push-log-page-response.schema.json",
     HealthResponse => "health-response.schema.json",
     ReadinessResponse => "readiness-response.schema.json",
 }
@@ -152,6 +153,10 @@ inline_schemas! {
     TenantText = string(Some(1), Some(crate::users::MAX_TAG_CHARS), None);
     /// A device's state: 0 inactive, 1 active.
     DeviceStatusCode = integer(0, 1).enum_values(Some(crate::mobile::STATUSES));
+    /// The states of a push log row.
+    PushLogStatusName = one_of(&crate::mobile::LOG_STATUSES);
+    /// A push id in a filter.
+    PushIdText = string(Some(1), Some(validation::mobile::MAX_PUSH_ID_CHARS), Some("^[A-Za-z0-9_:.-]+$"));
     /// The device types.
     DeviceTypeName = one_of(&model::DeviceType::NAMES);
     /// The roles a token or a directory entry can have.
@@ -337,6 +342,7 @@ fn readyz() {}
         crate::mobile::get_config,
         crate::mobile::set_config,
         crate::mobile::manage,
+        crate::mobile::logs,
         websocket,
         healthz,
         readyz,
@@ -586,7 +592,7 @@ mod tests {
     #[test]
     fn every_operation_documents_its_answers_and_its_security() {
         let ops = operations();
-        assert_eq!(ops.len(), 18, "{:?}", ops.iter().map(|(m, p, _)| format!("{m} {p}")).collect::<Vec<_>>());
+        assert_eq!(ops.len(), 19, "{:?}", ops.iter().map(|(m, p, _)| format!("{m} {p}")).collect::<Vec<_>>());
         for (method, path, op) in ops {
             let at = format!("{method} {path}");
             assert!(op["operationId"].is_string(), "{at}: no operationId");
@@ -699,12 +705,14 @@ mod tests {
         assert_eq!(param("/api/admin/users", "role")["enum"], json!(["admin", "user"]));
         assert_eq!(param("/api/message_push/manage", "device_type")["enum"], json!(["android", "ios", "harmony"]));
         assert_eq!(param("/api/message_push/manage", "status")["enum"], json!([0, 1]));
+        assert_eq!(param("/api/message_push/logs", "status")["enum"], json!(["sent", "failed", "dead"]));
         for (path, max, default) in [
             ("/api/admin/users", crate::users::MAX_PAGE_SIZE, crate::users::DEFAULT_PAGE_SIZE),
             ("/api/admin/users/online", crate::users::MAX_PAGE_SIZE, crate::users::DEFAULT_PAGE_SIZE),
             ("/api/admin/push/records", crate::records::MAX_PAGE_SIZE, crate::records::DEFAULT_PAGE_SIZE),
             ("/api/admin/notification/logs", crate::records::MAX_PAGE_SIZE, crate::records::DEFAULT_PAGE_SIZE),
             ("/api/message_push/manage", crate::mobile::MAX_PAGE_SIZE, crate::mobile::DEFAULT_PAGE_SIZE),
+            ("/api/message_push/logs", crate::mobile::MAX_LOG_PAGE_SIZE, crate::mobile::DEFAULT_PAGE_SIZE),
         ] {
             let page_size = parameter(path, "page_size");
             assert_eq!(page_size["schema"]["maximum"], max, "{path}");

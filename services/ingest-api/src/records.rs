@@ -39,7 +39,11 @@ fn unavailable(err: impl std::fmt::Display) -> Failure {
 }
 
 /// `start_time` / `end_time` as Unix milliseconds, checked to be in order.
-fn window(time: &TimeFormat, start: Option<&str>, end: Option<&str>) -> Result<(Option<i64>, Option<i64>), Failure> {
+pub(crate) fn window(
+    time: &TimeFormat,
+    start: Option<&str>,
+    end: Option<&str>,
+) -> Result<(Option<i64>, Option<i64>), Failure> {
     let parse = |name: &str, raw: Option<&str>| -> Result<Option<i64>, Failure> {
         raw.map(|raw| {
             time.parse(raw)

@@ -119,7 +119,18 @@ impl UniPush {
 
     /// Posts `payload` to `url` and tells what became of it.
     pub async fn send(&self, url: &str, payload: &PushPayload) -> Outcome {
-        let response = match self.client.post(url).json(payload).send().await {
+        self.send_once(url, payload, None).await
+    }
+
+    /// [`UniPush::send`] with an `Idempotency-Key` header: a provider that honours it (the mock
+    /// does) takes a second post with the same key as the first, so that an attempt repeated
+    /// after a crash between the provider's answer and the log is not pushed twice.
+    pub async fn send_once(&self, url: &str, payload: &PushPayload, key: Option<&str>) -> Outcome {
+        let mut request = self.client.post(url).json(payload);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = match request.send().await {
             Ok(response) => response,
             Err(err) => return self.transport_failure(&err, String::new()),
         };

@@ -1,7 +1,8 @@
 //! The mobile API end to end: devices registered, renewed, moved between users and logged out,
 //! the provider's configuration, the admin listing, and every bad input refused naming the
-//! field. Distributed (PostgreSQL behind ingest-api) and embedded (SQLite); the store's own
-//! tests run the same rules on MariaDB.
+//! field; push logs written by the worker's send step through the mock provider, read through
+//! the logs API. Distributed (PostgreSQL behind ingest-api) and embedded (SQLite); the store's
+//! own tests run the same rules on MariaDB.
 
 use crate::helpers::{Distributed, Embedded, Endpoints, assert_schema, tenant_token, token};
 use runtime::Role;
@@ -182,6 +183,20 @@ async fn bad_registrations_are_refused_naming_the_field(app: &Endpoints) {
         let (status, answer) = app.post("", path, &json!({"pushId": ANDROID, "deviceType": "android"})).await;
         refused(status, &answer, 401, "UNAUTHORIZED", None);
     }
+    let (status, page) = app.get(&admin, "/api/message_push/logs?status=dead").await;
+    assert_eq!(status, 200, "{page}");
+    assert_schema("push-log-page-response.schema.json", &page);
+    for query in [
+        "status=lost",
+        "start_time=yesterday",
+        "start_time=2026-01-02%2000:00:00&end_time=2026-01-01%2000:00:00",
+        "push_id=a%20b",
+        "page_size=201",
+        "colour=red",
+    ] {
+        let (status, answer) = app.get(&admin, &format!("/api/message_push/logs?{query}")).await;
+        refused(status, &answer, 400, "INVALID_REQUEST", None);
+    }
     for query in
         ["status=2", "status=active", "page_size=201", "page=0", "user_id=0", "device_type=windows", "colour=red"]
     {
@@ -190,12 +205,77 @@ async fn bad_registrations_are_refused_naming_the_field(app: &Endpoints) {
     }
 }
 
+/// Sends made by the worker's send step on the app's own database, through the mock provider,
+/// then read through the logs API with every filter.
+async fn push_logs_through_the_api(app: &Endpoints, database: &database::DatabaseSettings) {
+    use mobile_push_worker::send::{Attempted, MAX_ATTEMPTS, PushSend, Sender};
+    let admin = token(1, Role::Admin, "root");
+    let provider = mock_push::MockProvider::start_local().unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let store = mobile::MobileStore::on(database::connect(database).await.unwrap(), shutdown.clone());
+    let client = mobile_push_worker::provider::UniPush::new(Default::default()).unwrap();
+    let sender = Sender::new(store, client);
+    let (status, answer) = app.post(&admin, "/api/message_push/config", &json!({"url": provider.push_url()})).await;
+    assert_eq!(status, 200, "{answer}");
+    let dave = tenant_token(10, Role::User, "dave", "acme");
+    let good = "00000000000000000000000000000a01";
+    let bad = "00000000000000000000000000000b02";
+    register(app, &dave, good, "android").await;
+    register(app, &dave, bad, "android").await;
+    provider.mock.answer_push_id(bad, mock_push::Answer::Http500);
+    let send = |push_id: &str, send_id: &str, attempt: i32| PushSend {
+        send_id: send_id.to_owned(),
+        attempt,
+        message_id: "1706335800123456789-abc12345".to_owned(),
+        user_id: 10,
+        push_id: push_id.to_owned(),
+        message_type: "alarm".to_owned(),
+        title: "告警:温度过高".to_owned(),
+        content: "DEV-001".to_owned(),
+        alarm_id: Some("cfg-1".to_owned()),
+        category: None,
+    };
+    assert_eq!(sender.attempt(&send(good, "ok-1", 1)).await.unwrap(), Attempted::Sent);
+    for attempt in 1..=MAX_ATTEMPTS {
+        sender.attempt(&send(bad, "bad-1", attempt)).await.unwrap();
+    }
+    let logs = |query: &'static str| {
+        let admin = admin.clone();
+        async move {
+            let (status, page) = app.get(&admin, &format!("/api/message_push/logs?{query}")).await;
+            assert_eq!(status, 200, "{page}");
+            assert_schema("push-log-page-response.schema.json", &page);
+            page["data"].clone()
+        }
+    };
+    let all = logs("user_id=10").await;
+    assert_eq!(all["total"], 1 + MAX_ATTEMPTS, "{all}");
+    assert_eq!(logs("status=sent").await["items"][0]["push_id"], good);
+    let dead = logs("status=dead").await;
+    assert_eq!((dead["total"].as_i64(), &dead["items"][0]["attempt"]), (Some(1), &json!(MAX_ATTEMPTS)), "{dead}");
+    assert!(dead["items"][0]["err_message"].as_str().unwrap().contains("HTTP 500"), "{dead}");
+    assert_eq!(logs("status=failed&push_id=00000000000000000000000000000b02").await["total"], MAX_ATTEMPTS - 1);
+    assert_eq!(logs("start_time=2000-01-01%2000:00:00&end_time=2000-01-02%2000:00:00").await["total"], 0);
+    assert_eq!(logs("page=2&page_size=2&user_id=10").await["items"].as_array().unwrap().len(), 2);
+    // What the admin listing shows of the devices: the counts the attempts left.
+    let devices = devices(app, &admin, "user_id=10").await;
+    let device =
+        |push_id: &str| devices["items"].as_array().unwrap().iter().find(|d| d["push_id"] == push_id).unwrap().clone();
+    assert_eq!(device(bad)["err_count"], MAX_ATTEMPTS, "{devices}");
+    assert!(device(good)["last_push_time"].is_string(), "{devices}");
+    let (status, answer) = app.get(&dave, "/api/message_push/logs").await;
+    refused(status, &answer, 403, "FORBIDDEN", None);
+    provider.stop().await;
+    shutdown.cancel();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn distributed_mobile_devices_and_config() {
     let app = Distributed::spawn().await;
     devices_register_move_and_log_out(&app.endpoints).await;
     provider_config(&app.endpoints).await;
     bad_registrations_are_refused_naming_the_field(&app.endpoints).await;
+    push_logs_through_the_api(&app.endpoints, &app.database()).await;
     app.stop().await;
 }
 

@@ -50,7 +50,7 @@ async fn every_documented_operation_answers_a_documented_status_with_a_documente
             checked += 1;
         }
     }
-    assert_eq!(checked, 18);
+    assert_eq!(checked, 19);
     app.shutdown.cancel();
 }
 

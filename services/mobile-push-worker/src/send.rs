@@ -1,0 +1,149 @@
+//! One attempt of one send: a notice or an alarm to one device. The attempt is logged in
+//! `message_push_log` with what it did to the device, once, however often it is delivered: an
+//! attempt already logged is not made again, and the provider is asked with the attempt's own
+//! `Idempotency-Key`, so a crash between its answer and the log pushes nothing twice.
+
+use crate::provider::{Outcome, PushPayload, UniPush};
+use mobile::{MobileStore, PushAttempt};
+use model::{DeviceStatus, PushLogStatus, UserId};
+use serde::{Deserialize, Serialize};
+
+/// How many attempts a send gets: the first and 3 retries.
+pub const MAX_ATTEMPTS: i32 = 4;
+
+/// A send, as the worker receives it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushSend {
+    /// The same across the send's attempts (and a retry an admin asks for gets a new one).
+    pub send_id: String,
+    /// 1 for the first try.
+    pub attempt: i32,
+    /// The notice or alarm.
+    pub message_id: String,
+    /// The device's user.
+    pub user_id: UserId,
+    /// The device.
+    pub push_id: String,
+    /// The notice's type (`alarm` for alarms).
+    pub message_type: String,
+    /// The title.
+    pub title: String,
+    /// The text.
+    pub content: String,
+    /// The alarm's config id, for alarms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_id: Option<String>,
+    /// The category passed to the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+}
+
+impl PushSend {
+    /// The provider's `Idempotency-Key` of this attempt.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.send_id, self.attempt)
+    }
+}
+
+/// What an attempt came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Attempted {
+    /// The provider took it.
+    Sent,
+    /// It failed; the next attempt is due.
+    Retry {
+        /// Why, for the log.
+        reason: String,
+    },
+    /// It failed for good (its last attempt, or a device that can no longer receive it).
+    Dead {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Carries out attempts. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Sender {
+    store: MobileStore,
+    provider: UniPush,
+}
+
+impl Sender {
+    /// Attempts over `store` (devices, the provider URL, the log) through `provider`.
+    pub fn new(store: MobileStore, provider: UniPush) -> Self {
+        Self { store, provider }
+    }
+
+    /// Makes `send`'s attempt (unless it was made already: then what it came to) and logs it.
+    /// An error is the database's: the attempt is neither made nor logged, and may be tried
+    /// again as it is.
+    pub async fn attempt(&self, send: &PushSend) -> Result<Attempted, database::DbError> {
+        if let Some(logged) = self.store.logged_attempt(&send.send_id, send.attempt).await? {
+            let reason = logged.attempt.err_message;
+            return Ok(match logged.attempt.status {
+                PushLogStatus::Sent => Attempted::Sent,
+                PushLogStatus::Failed => Attempted::Retry { reason },
+                PushLogStatus::Dead => Attempted::Dead { reason },
+            });
+        }
+        let last = send.attempt >= MAX_ATTEMPTS;
+        let device = self.store.device(&send.push_id).await?;
+        let (status, err_message, provider_answer) = match device {
+            Some(device) if device.status == DeviceStatus::Active && device.user_id == send.user_id => {
+                match self.store.provider_config().await? {
+                    None => (failure(last), "no push provider URL is configured".to_owned(), String::new()),
+                    Some(config) => match self.provider.send_once(&config.url, &payload(send), Some(&send.key())).await
+                    {
+                        Outcome::Sent { answer } => (PushLogStatus::Sent, String::new(), answer),
+                        Outcome::Failed { message, answer, .. } => (failure(last), message, answer),
+                    },
+                }
+            }
+            // Logged out, moved to another user or gone since the send was made: it is not
+            // tried again, and its owner now gets nothing meant for someone else.
+            Some(device) if device.status != DeviceStatus::Active => {
+                (PushLogStatus::Dead, "the device was logged out before the send".to_owned(), String::new())
+            }
+            Some(_) => {
+                (PushLogStatus::Dead, "the device moved to another user before the send".to_owned(), String::new())
+            }
+            None => (PushLogStatus::Dead, "the device is no longer registered".to_owned(), String::new()),
+        };
+        let attempt = PushAttempt {
+            send_id: send.send_id.clone(),
+            attempt: send.attempt,
+            message_id: send.message_id.clone(),
+            user_id: send.user_id,
+            push_id: send.push_id.clone(),
+            message_type: send.message_type.clone(),
+            title: send.title.clone(),
+            content: send.content.clone(),
+            status,
+            err_message: err_message.clone(),
+            provider_answer,
+            create_time: mobile::now_ms(),
+        };
+        self.store.record_attempt(&attempt).await?;
+        Ok(match status {
+            PushLogStatus::Sent => Attempted::Sent,
+            PushLogStatus::Failed => Attempted::Retry { reason: err_message },
+            PushLogStatus::Dead => Attempted::Dead { reason: err_message },
+        })
+    }
+}
+
+fn failure(last: bool) -> PushLogStatus {
+    if last { PushLogStatus::Dead } else { PushLogStatus::Failed }
+}
+
+fn payload(send: &PushSend) -> PushPayload {
+    PushPayload {
+        push_clientid: send.push_id.clone(),
+        title: send.title.clone(),
+        content: send.content.clone(),
+        alarm_id: send.alarm_id.clone().filter(|id| !id.is_empty()),
+        category: send.category.clone().filter(|c| !c.is_empty()),
+        options: None,
+    }
+}
