@@ -127,9 +127,9 @@ pub struct RuleLog {
     pub create_time: i64,
 }
 
-/// How many times a registration that lost a race with another one for the same push id is
-/// tried again (the other one's row is there then).
-const REGISTER_ATTEMPTS: usize = 3;
+/// How many times a registration is made in all when it loses races with others for the same
+/// push id (the winner's row is there then).
+const REGISTER_ATTEMPTS: usize = 5;
 
 impl MobileStore {
     /// Registers `device` for its user: creates it, renews it, or moves it from the user who had
@@ -139,14 +139,14 @@ impl MobileStore {
         loop {
             attempt += 1;
             let txn = self.db.begin().await.map_err(db_error)?;
-            match register_in(&txn, device).await {
-                Ok(done) => {
-                    txn.commit().await.map_err(db_error)?;
-                    return Ok(done);
-                }
-                Err(err) if attempt < REGISTER_ATTEMPTS && is_unique_violation(&err) => {
-                    drop(txn);
-                    tracing::debug!(push_id = %device.push_id, "a concurrent registration of the push id won; again");
+            let made = match register_in(&txn, device).await {
+                Ok(done) => txn.commit().await.map(|()| done),
+                Err(err) => Err(err),
+            };
+            match made {
+                Ok(done) => return Ok(done),
+                Err(err) if attempt < REGISTER_ATTEMPTS && is_lost_race(&err) => {
+                    tracing::debug!(push_id = %device.push_id, error = %err, "a concurrent registration of the push id won; again");
                 }
                 Err(err) => return Err(db_error(err)),
             }
@@ -311,6 +311,18 @@ async fn write_rule(
     Ok(())
 }
 
-fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
-    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+/// Whether `err` is a registration losing a race with another for the same push id: the other
+/// inserted it first (a unique violation), or the database chose this transaction to break a
+/// lock cycle (MariaDB's gap locks on a push id not yet there: SQLSTATE 40001; PostgreSQL's
+/// deadlock, 40P01). Either way, trying again finds the other's row.
+fn is_lost_race(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
+        return true;
+    }
+    let (DbErr::Exec(RuntimeErr::SqlxError(sqlx)) | DbErr::Query(RuntimeErr::SqlxError(sqlx))) = err else {
+        return false;
+    };
+    let code = sqlx.as_database_error().and_then(|db| db.code());
+    matches!(code.as_deref(), Some("40001" | "40P01"))
 }

@@ -150,26 +150,7 @@ impl MobileStore {
 
     /// A page of the log rows `query` selects, newest first.
     pub async fn logs(&self, query: &LogQuery) -> Result<LogPage, DbError> {
-        let mut filter = Condition::all();
-        if let Some(start) = query.start_ms {
-            filter = filter.add(push_log::Column::CreateTime.gte(start));
-        }
-        if let Some(end) = query.end_ms {
-            filter = filter.add(push_log::Column::CreateTime.lte(end));
-        }
-        if let Some(status) = query.status {
-            filter = filter.add(push_log::Column::Status.eq(status.as_str()));
-        }
-        if let Some(user) = query.user_id {
-            filter = filter.add(push_log::Column::UserId.eq(user));
-        }
-        if let Some(push_id) = &query.push_id {
-            filter = filter.add(push_log::Column::PushId.eq(push_id.as_str()));
-        }
-        if let Some(send_id) = &query.send_id {
-            filter = filter.add(push_log::Column::SendId.eq(send_id.as_str()));
-        }
-        let select = push_log::Entity::find().filter(filter);
+        let select = push_log::Entity::find().filter(log_filter(query));
         let total = select.clone().count(&self.db).await.map_err(db_error)?;
         let rows = select
             .order_by_desc(push_log::Column::CreateTime)
@@ -181,6 +162,58 @@ impl MobileStore {
             .map_err(db_error)?;
         Ok(LogPage { total, items: rows.into_iter().map(PushLog::from).collect() })
     }
+
+    /// Up to `limit` of the rows `query` selects (its paging ignored), oldest first, after the
+    /// row `after` (its `create_time` and id): an export reads them all this way in bounded
+    /// chunks, each an index range scan however far it has got.
+    pub async fn logs_after(
+        &self,
+        query: &LogQuery,
+        after: Option<(i64, i64)>,
+        limit: u64,
+    ) -> Result<Vec<PushLog>, DbError> {
+        let mut filter = log_filter(query);
+        if let Some((time, id)) = after {
+            filter = filter.add(
+                Condition::any()
+                    .add(push_log::Column::CreateTime.gt(time))
+                    .add(Condition::all().add(push_log::Column::CreateTime.eq(time)).add(push_log::Column::Id.gt(id))),
+            );
+        }
+        let rows = push_log::Entity::find()
+            .filter(filter)
+            .order_by_asc(push_log::Column::CreateTime)
+            .order_by_asc(push_log::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(rows.into_iter().map(PushLog::from).collect())
+    }
+}
+
+/// The rows `query` selects, paging aside.
+fn log_filter(query: &LogQuery) -> Condition {
+    let mut filter = Condition::all();
+    if let Some(start) = query.start_ms {
+        filter = filter.add(push_log::Column::CreateTime.gte(start));
+    }
+    if let Some(end) = query.end_ms {
+        filter = filter.add(push_log::Column::CreateTime.lte(end));
+    }
+    if let Some(status) = query.status {
+        filter = filter.add(push_log::Column::Status.eq(status.as_str()));
+    }
+    if let Some(user) = query.user_id {
+        filter = filter.add(push_log::Column::UserId.eq(user));
+    }
+    if let Some(push_id) = &query.push_id {
+        filter = filter.add(push_log::Column::PushId.eq(push_id.as_str()));
+    }
+    if let Some(send_id) = &query.send_id {
+        filter = filter.add(push_log::Column::SendId.eq(send_id.as_str()));
+    }
+    filter
 }
 
 impl From<push_log::Model> for PushLog {

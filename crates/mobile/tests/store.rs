@@ -170,6 +170,23 @@ async fn push_logs(store: &MobileStore, backend: Backend) {
     let logged = store.logged_attempt("s1", 2).await.unwrap().unwrap();
     assert_eq!(store.log(logged.id).await.unwrap().unwrap(), logged, "{backend:?}");
     assert_eq!(store.logged_attempt("s1", 9).await.unwrap(), None);
+    // Read in chunks after a cursor, oldest first: rows of the same millisecond are neither
+    // skipped nor repeated at a chunk's edge.
+    for i in 0..5 {
+        store.record_attempt(&attempt(&format!("same-{i}"), 1, PushLogStatus::Sent, base + 5000)).await.unwrap();
+    }
+    let (mut read, mut after) = (Vec::new(), None);
+    loop {
+        let chunk = store.logs_after(&LogQuery::default(), after, 2).await.unwrap();
+        let Some(last) = chunk.last() else { break };
+        after = Some((last.attempt.create_time, last.id));
+        read.extend(chunk.into_iter().map(|l| (l.attempt.create_time, l.id)));
+    }
+    assert_eq!(read.len(), 9, "{backend:?}");
+    assert!(read.windows(2).all(|w| w[0] < w[1]), "{backend:?}: {read:?}");
+    let failed_only = LogQuery { status: Some(PushLogStatus::Failed), ..LogQuery::default() };
+    assert_eq!(store.logs_after(&failed_only, None, 100).await.unwrap().len(), 2, "{backend:?}");
+
     // A device that is gone: the attempt is still logged.
     let mut orphan = attempt("s3", 1, PushLogStatus::Failed, base + 4000);
     orphan.push_id = "no-such-device-0000".into();

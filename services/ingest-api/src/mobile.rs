@@ -4,7 +4,8 @@
 //! - `POST /api/message_push/logout`: the app stops receiving on it;
 //! - `GET` / `POST /api/message_push/config` (admin): the push provider's URL;
 //! - `GET /api/message_push/manage` (admin): registered devices, paged;
-//! - `GET /api/message_push/logs` (admin): provider send attempts, paged.
+//! - `GET /api/message_push/logs` (admin): provider send attempts, paged;
+//! - `GET /api/message_push/logs/export` (admin): the same as CSV, streamed.
 //!
 //! Registration rules (docs/mobile-clients.md): one push id is one device; registering it again
 //! re-activates it, and registering it as another user moves it to that user.
@@ -507,4 +508,200 @@ pub async fn logs(req: HttpRequest, _admin: AdminClaims, api: web::Data<IngestAp
     let found = api.mobile.logs(&query).await.map_err(unavailable)?;
     let items = found.items.into_iter().map(|log| LogView::new(log, &api.time)).collect();
     Ok(HttpResponse::Ok().json(ApiResponse::ok(Page { page, page_size, total: found.total, items })))
+}
+
+/// Rows an export reads from the database at a time: what it holds in memory, however many it
+/// streams.
+pub const EXPORT_CHUNK: u64 = 1000;
+/// The export's columns, in order: `message_push_log`'s.
+pub const EXPORT_COLUMNS: [&str; 13] = [
+    "id",
+    "send_id",
+    "message_id",
+    "user_id",
+    "push_id",
+    "message_type",
+    "title",
+    "content",
+    "status",
+    "err_message",
+    "attempt",
+    "provider_answer",
+    "create_time",
+];
+/// UTF-8's byte order mark: what spreadsheet tools need to read the file's Chinese text as UTF-8.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// The query of `GET /api/message_push/logs/export`; it is also what the OpenAPI document says.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ExportParams {
+    /// From: YYYY-MM-DD HH:MM:SS at the server's time.utc_offset, inclusive
+    #[serde(default)]
+    #[param(value_type = Option<openapi::FilterTime>, inline)]
+    start_time: Option<String>,
+    /// Until: YYYY-MM-DD HH:MM:SS at the server's time.utc_offset, inclusive
+    #[serde(default)]
+    #[param(value_type = Option<openapi::FilterTime>, inline)]
+    end_time: Option<String>,
+    /// Only attempts that came to this
+    #[serde(default)]
+    #[param(value_type = Option<openapi::PushLogStatusName>, inline)]
+    status: Option<PushLogStatus>,
+    /// Only this user's devices
+    #[serde(default)]
+    #[param(value_type = Option<openapi::PositiveId>, inline)]
+    user_id: Option<UserId>,
+    /// Only this device
+    #[serde(default)]
+    #[param(value_type = Option<openapi::PushIdText>, inline)]
+    push_id: Option<String>,
+}
+
+/// Where an export has got to.
+enum Export {
+    /// The first chunk, read before the answer was given (so a database that is down is a 503).
+    First(Vec<mobile::PushLog>),
+    /// After this row (its `create_time` and id).
+    After(i64, i64),
+    /// Everything is out.
+    Done,
+}
+
+/// `GET /api/message_push/logs/export`: the selected attempts as CSV, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/message_push/logs/export",
+    operation_id = "exportPushLogs",
+    tag = "mobile",
+    summary = "Export provider send attempts as CSV",
+    description = "The attempts the filters select (as `GET /api/message_push/logs`, without paging), oldest \
+        first, streamed: UTF-8 with a byte order mark so that spreadsheet tools read Chinese text, a header row \
+        of `message_push_log`'s columns, times in the spec's format. Read from the database 1000 rows at a time, \
+        so memory stays bounded however many rows there are. A text cell that a spreadsheet would take for a \
+        formula (starting with = + - @, a tab or a carriage return) is written with a leading `'`. Admin role.",
+    security(("bearer" = [])),
+    params(ExportParams),
+    responses(
+        (status = 200, description = "The CSV file", content_type = "text/csv", body = String,
+            headers(("Content-Disposition" = String, description = "attachment; filename=\"message_push_log.csv\""))),
+        (status = 400, description = "INVALID_REQUEST: a bad or unknown parameter, named in the message",
+            body = openapi::FailureResponse),
+        openapi::AdminRefusals,
+        (status = 503, description = "SERVICE_UNAVAILABLE: the database is unavailable; retry",
+            body = openapi::FailureResponse,
+            headers(("Retry-After" = inline(openapi::RetrySeconds), description = "Whole seconds to wait before trying again"))),
+    ),
+)]
+pub async fn export(req: HttpRequest, _admin: AdminClaims, api: web::Data<IngestApi>) -> Result<HttpResponse, Failure> {
+    let params: ExportParams = http_server::query(&req)?;
+    let (start_ms, end_ms) =
+        crate::records::window(&api.time, params.start_time.as_deref(), params.end_time.as_deref())?;
+    if let Some(user) = params.user_id
+        && user <= 0
+    {
+        return Err(Failure::new(ErrorCode::InvalidRequest, format!("user_id must be a positive integer, got {user}")));
+    }
+    let push_id = params.push_id.map(|raw| validation::mobile::check_any_push_id(&raw)).transpose()?;
+    let query = mobile::LogQuery {
+        start_ms,
+        end_ms,
+        status: params.status,
+        user_id: params.user_id,
+        push_id,
+        ..mobile::LogQuery::default()
+    };
+    let first = api.mobile.logs_after(&query, None, EXPORT_CHUNK).await.map_err(unavailable)?;
+    let (store, time) = (api.mobile.clone(), api.time);
+    let chunks = futures_util::stream::unfold(Export::First(first), move |at| {
+        let (store, query) = (store.clone(), query.clone());
+        async move {
+            let (rows, head) = match at {
+                Export::Done => return None,
+                Export::First(rows) => (rows, true),
+                Export::After(time, id) => match store.logs_after(&query, Some((time, id)), EXPORT_CHUNK).await {
+                    Ok(rows) => (rows, false),
+                    Err(err) => {
+                        // The answer has begun: all that is left is to cut it short, so the
+                        // client sees an incomplete transfer rather than a short file.
+                        tracing::warn!(error = %err, "push log export cut short");
+                        return Some((Err(actix_web::error::ErrorServiceUnavailable(err.to_string())), Export::Done));
+                    }
+                },
+            };
+            let next = match rows.last() {
+                Some(last) if rows.len() as u64 == EXPORT_CHUNK => Export::After(last.attempt.create_time, last.id),
+                _ => Export::Done,
+            };
+            if rows.is_empty() && !head {
+                return None;
+            }
+            Some((csv_chunk(&rows, &time, head), next))
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header(("Content-Disposition", "attachment; filename=\"message_push_log.csv\""))
+        .streaming(chunks))
+}
+
+/// `rows` as CSV, after the byte order mark and the header row when `head`.
+fn csv_chunk(rows: &[mobile::PushLog], time: &TimeFormat, head: bool) -> Result<web::Bytes, actix_web::Error> {
+    let mut out = Vec::with_capacity(256 * (rows.len() + 1));
+    if head {
+        out.extend_from_slice(BOM);
+    }
+    let mut writer = csv::Writer::from_writer(out);
+    let failed = |err: csv::Error| actix_web::error::ErrorInternalServerError(err.to_string());
+    if head {
+        writer.write_record(EXPORT_COLUMNS).map_err(failed)?;
+    }
+    for log in rows {
+        let a = &log.attempt;
+        writer
+            .write_record([
+                log.id.to_string().as_str(),
+                &inert(&a.send_id),
+                &inert(&a.message_id),
+                &a.user_id.to_string(),
+                &inert(&a.push_id),
+                &inert(&a.message_type),
+                &inert(&a.title),
+                &inert(&a.content),
+                a.status.as_str(),
+                &inert(&a.err_message),
+                &a.attempt.to_string(),
+                &inert(&a.provider_answer),
+                &time.format_millis(a.create_time),
+            ])
+            .map_err(failed)?;
+    }
+    let out = writer.into_inner().map_err(|err| actix_web::error::ErrorInternalServerError(err.to_string()))?;
+    Ok(web::Bytes::from(out))
+}
+
+/// `text` as a spreadsheet shows it and never evaluates it: a leading `'` where it would start a
+/// formula.
+fn inert(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_like_cells_are_made_inert_and_others_are_kept() {
+        assert_eq!(inert("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        for lead in ["+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+            assert!(inert(lead).starts_with('\''), "{lead:?}");
+        }
+        assert_eq!(inert("告警:温度过高"), "告警:温度过高");
+        assert_eq!(inert(""), "");
+    }
 }

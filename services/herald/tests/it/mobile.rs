@@ -205,6 +205,27 @@ async fn bad_registrations_are_refused_naming_the_field(app: &Endpoints) {
     }
 }
 
+/// The export's header row.
+fn ingest_api_columns() -> Vec<String> {
+    [
+        "id",
+        "send_id",
+        "message_id",
+        "user_id",
+        "push_id",
+        "message_type",
+        "title",
+        "content",
+        "status",
+        "err_message",
+        "attempt",
+        "provider_answer",
+        "create_time",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
 /// Sends made by the worker's send step on the app's own database, through the mock provider,
 /// then read through the logs API with every filter.
 async fn push_logs_through_the_api(app: &Endpoints, database: &database::DatabaseSettings) {
@@ -265,6 +286,52 @@ async fn push_logs_through_the_api(app: &Endpoints, database: &database::Databas
     assert!(device(good)["last_push_time"].is_string(), "{devices}");
     let (status, answer) = app.get(&dave, "/api/message_push/logs").await;
     refused(status, &answer, 403, "FORBIDDEN", None);
+
+    // The export: a byte order mark, a header, the rows oldest first, across several of the
+    // chunks it reads (1000 rows each): 2100 more attempts of another device.
+    let bulk = "00000000000000000000000000000c03";
+    register(app, &dave, bulk, "android").await;
+    for batch in 0..21 {
+        let attempts = (0..100).map(|i| {
+            let mut one = send(bulk, &format!("bulk-{}", batch * 100 + i), 1);
+            one.title = format!("告警:{}", batch * 100 + i);
+            one
+        });
+        let made = futures_util::future::join_all(attempts.map(|one| {
+            let sender = sender.clone();
+            async move { sender.attempt(&one).await }
+        }))
+        .await;
+        assert!(made.iter().all(|m| matches!(m, Ok(Attempted::Sent))), "{made:?}");
+    }
+    let response = app
+        .http
+        .get(format!("{}/api/message_push/logs/export?user_id=10", app.api))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(response.headers()["content-disposition"].to_str().unwrap().contains("attachment"));
+    let file = response.bytes().await.unwrap();
+    assert!(file.starts_with(b"\xEF\xBB\xBF"), "no byte order mark");
+    let mut reader = csv::Reader::from_reader(&file[3..]);
+    let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
+    assert_eq!(header, ingest_api_columns());
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len() as i32, 1 + MAX_ATTEMPTS + 2100);
+    let ids: Vec<i64> = rows.iter().map(|r| r[0].parse().unwrap()).collect();
+    assert_eq!(ids.iter().collect::<std::collections::HashSet<_>>().len(), ids.len(), "a row twice");
+    let times: Vec<&str> = rows.iter().map(|r| r.get(12).unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "not oldest first");
+    assert_eq!(&rows[0][7], "DEV-001");
+    assert!(rows.iter().any(|r| &r[6] == "告警:2099"), "Chinese text intact");
+    let dead: Vec<&csv::StringRecord> = rows.iter().filter(|r| &r[8] == "dead").collect();
+    assert_eq!(dead.len(), 1);
+    // The filters are the listing's.
+    let (status, answer) = app.get(&admin, "/api/message_push/logs/export?status=gone").await;
+    refused(status, &answer, 400, "INVALID_REQUEST", None);
     provider.stop().await;
     shutdown.cancel();
 }
