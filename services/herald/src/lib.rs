@@ -62,7 +62,7 @@ pub fn start(
             );
             vec![gateway.component()]
         }
-        Role::MobilePushWorker => vec![mobile_push_worker::component()],
+        Role::MobilePushWorker => vec![mobile_push_worker::component(mobile_push_worker::metrics::SendMetrics::new())],
         Role::RecordWriter => vec![record_writer::RecordWriter::start(
             record_writer::Batching {
                 size: settings.records.batch_size,

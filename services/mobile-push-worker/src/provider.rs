@@ -34,7 +34,7 @@ pub struct PushPayload {
 }
 
 /// Why a send failed, as a metric label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FailureReason {
     /// The provider answered JSON with a non-zero `errCode`.
     ErrCode,

@@ -3,6 +3,7 @@
 //! attempt already logged is not made again, and the provider is asked with the attempt's own
 //! `Idempotency-Key`, so a crash between its answer and the log pushes nothing twice.
 
+use crate::metrics::{Reason, SendMetrics};
 use crate::provider::{Outcome, PushPayload, UniPush};
 use mobile::{MobileStore, PushAttempt};
 use model::{DeviceStatus, PushLogStatus, UserId};
@@ -67,12 +68,14 @@ pub enum Attempted {
 pub struct Sender {
     store: MobileStore,
     provider: UniPush,
+    metrics: SendMetrics,
 }
 
 impl Sender {
-    /// Attempts over `store` (devices, the provider URL, the log) through `provider`.
-    pub fn new(store: MobileStore, provider: UniPush) -> Self {
-        Self { store, provider }
+    /// Attempts over `store` (devices, the provider URL, the log) through `provider`, counted
+    /// in `metrics`.
+    pub fn new(store: MobileStore, provider: UniPush, metrics: SendMetrics) -> Self {
+        Self { store, provider, metrics }
     }
 
     /// Makes `send`'s attempt (unless it was made already: then what it came to) and logs it.
@@ -89,26 +92,48 @@ impl Sender {
         }
         let last = send.attempt >= MAX_ATTEMPTS;
         let device = self.store.device(&send.push_id).await?;
-        let (status, err_message, provider_answer) = match device {
+        let (status, reason, err_message, provider_answer) = match device {
             Some(device) if device.status == DeviceStatus::Active && device.user_id == send.user_id => {
                 match self.store.provider_config().await? {
-                    None => (failure(last), "no push provider URL is configured".to_owned(), String::new()),
-                    Some(config) => match self.provider.send_once(&config.url, &payload(send), Some(&send.key())).await
-                    {
-                        Outcome::Sent { answer } => (PushLogStatus::Sent, String::new(), answer),
-                        Outcome::Failed { message, answer, .. } => (failure(last), message, answer),
-                    },
+                    None => (
+                        failure(last),
+                        Reason::NoProvider,
+                        "no push provider URL is configured".to_owned(),
+                        String::new(),
+                    ),
+                    Some(config) => {
+                        let started = std::time::Instant::now();
+                        let outcome = self.provider.send_once(&config.url, &payload(send), Some(&send.key())).await;
+                        self.metrics.provider_call(started.elapsed());
+                        match outcome {
+                            Outcome::Sent { answer } => (PushLogStatus::Sent, Reason::None, String::new(), answer),
+                            Outcome::Failed { reason, message, answer } => {
+                                (failure(last), Reason::Provider(reason), message, answer)
+                            }
+                        }
+                    }
                 }
             }
             // Logged out, moved to another user or gone since the send was made: it is not
             // tried again, and its owner now gets nothing meant for someone else.
-            Some(device) if device.status != DeviceStatus::Active => {
-                (PushLogStatus::Dead, "the device was logged out before the send".to_owned(), String::new())
-            }
-            Some(_) => {
-                (PushLogStatus::Dead, "the device moved to another user before the send".to_owned(), String::new())
-            }
-            None => (PushLogStatus::Dead, "the device is no longer registered".to_owned(), String::new()),
+            Some(device) if device.status != DeviceStatus::Active => (
+                PushLogStatus::Dead,
+                Reason::DeviceInactive,
+                "the device was logged out before the send".to_owned(),
+                String::new(),
+            ),
+            Some(_) => (
+                PushLogStatus::Dead,
+                Reason::DeviceMoved,
+                "the device moved to another user before the send".to_owned(),
+                String::new(),
+            ),
+            None => (
+                PushLogStatus::Dead,
+                Reason::DeviceGone,
+                "the device is no longer registered".to_owned(),
+                String::new(),
+            ),
         };
         let attempt = PushAttempt {
             send_id: send.send_id.clone(),
@@ -124,7 +149,10 @@ impl Sender {
             provider_answer,
             create_time: mobile::now_ms(),
         };
-        self.store.record_attempt(&attempt).await?;
+        // Counted once, with the log: a redelivery of an attempt logged already is not.
+        if self.store.record_attempt(&attempt).await? {
+            self.metrics.attempted(send.attempt, status, reason);
+        }
         Ok(match status {
             PushLogStatus::Sent => Attempted::Sent,
             PushLogStatus::Failed => Attempted::Retry { reason: err_message },

@@ -7,6 +7,7 @@
 
 use database::scratch::{Backend, ScratchDatabase};
 use mobile::{LogQuery, MobileStore, Registration};
+use mobile_push_worker::metrics::SendMetrics;
 use mobile_push_worker::provider::{ProviderTimeouts, PushPayload, UniPush};
 use mobile_push_worker::send::{Attempted, MAX_ATTEMPTS, PushSend, Sender};
 use mock_push::{Answer, MockProvider};
@@ -45,7 +46,8 @@ async fn attempts_are_logged_once_and_counted_on_the_device(backend: Backend) {
     let store = MobileStore::on(database::connect(&scratch.settings).await.unwrap(), shutdown.clone());
     let provider = MockProvider::start_local().unwrap();
     let client = UniPush::new(ProviderTimeouts::default()).unwrap();
-    let sender = Sender::new(store.clone(), client.clone());
+    let metrics = SendMetrics::new();
+    let sender = Sender::new(store.clone(), client.clone(), metrics.clone());
     let registration = Registration {
         user_id: 7,
         tenant_id: Some("acme".into()),
@@ -113,6 +115,27 @@ async fn attempts_are_logged_once_and_counted_on_the_device(backend: Backend) {
     let outcome = sender.attempt(&send("s4", 1)).await.unwrap();
     assert!(matches!(&outcome, Attempted::Dead { reason } if reason.contains("moved")), "{outcome:?}");
     assert_eq!(provider.mock.received().len(), 4, "{backend:?}");
+
+    // Every attempt made is counted once, by what it came to and why; redeliveries are not.
+    let text = metrics.render();
+    let value = |series: &str| -> f64 {
+        let line = text.lines().find(|l| l.starts_with(series)).unwrap_or_else(|| panic!("no {series} in\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let sends = |outcome: &str, reason: &str| {
+        value(&format!("herald_mobile_push_sends_total{{outcome=\"{outcome}\",reason=\"{reason}\"}}"))
+    };
+    assert_eq!(sends("failed", "no_provider"), 1.0, "{text}");
+    assert_eq!(sends("failed", "err_code"), 2.0, "{text}");
+    assert_eq!(sends("dead", "err_code"), 1.0, "{text}");
+    assert_eq!(sends("sent", "none"), 1.0, "{text}");
+    assert_eq!(sends("dead", "device_inactive"), 1.0, "{text}");
+    assert_eq!(sends("dead", "device_moved"), 1.0, "{text}");
+    assert_eq!(sends("failed", "timeout"), 0.0, "{text}");
+    assert_eq!(value("herald_mobile_push_retries_total"), 3.0, "{text}");
+    assert_eq!(value("herald_mobile_push_dead_letters_total"), 3.0, "{text}");
+    assert_eq!(value("herald_mobile_push_send_duration_seconds_count"), 4.0, "{text}");
+    assert!(text.contains("herald_mobile_push_send_duration_seconds_bucket{le=\"0.005\"}"), "{text}");
 
     provider.stop().await;
     shutdown.cancel();

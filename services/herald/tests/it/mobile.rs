@@ -235,7 +235,7 @@ async fn push_logs_through_the_api(app: &Endpoints, database: &database::Databas
     let shutdown = tokio_util::sync::CancellationToken::new();
     let store = mobile::MobileStore::on(database::connect(database).await.unwrap(), shutdown.clone());
     let client = mobile_push_worker::provider::UniPush::new(Default::default()).unwrap();
-    let sender = Sender::new(store, client);
+    let sender = Sender::new(store, client, mobile_push_worker::metrics::SendMetrics::new());
     let (status, answer) = app.post(&admin, "/api/message_push/config", &json!({"url": provider.push_url()})).await;
     assert_eq!(status, 200, "{answer}");
     let dave = tenant_token(10, Role::User, "dave", "acme");
@@ -346,9 +346,27 @@ async fn distributed_mobile_devices_and_config() {
     app.stop().await;
 }
 
+/// The worker's metrics, on the process that runs it.
+async fn worker_metrics_are_served(app: &Endpoints) {
+    let response = app.http.get(format!("{}/metrics", app.api)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = response.text().await.unwrap();
+    for name in [
+        "herald_mobile_push_sends_total{outcome=\"sent\",reason=\"none\"} 0",
+        "herald_mobile_push_sends_total{outcome=\"dead\",reason=\"timeout\"} 0",
+        "herald_mobile_push_retries_total 0",
+        "herald_mobile_push_dead_letters_total 0",
+        "# TYPE herald_mobile_push_send_duration_seconds histogram",
+    ] {
+        assert!(text.contains(name), "no {name} in\n{text}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_mobile_devices_and_config() {
     let app = Embedded::spawn().await;
+    worker_metrics_are_served(&app.endpoints).await;
     devices_register_move_and_log_out(&app.endpoints).await;
     provider_config(&app.endpoints).await;
     bad_registrations_are_refused_naming_the_field(&app.endpoints).await;
