@@ -179,6 +179,43 @@ impl AmqpBus {
         self.inner.dead_lettered.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// See [`crate::Bus::publish_delayed`]: declares the delay queue (durable, `x-message-ttl`
+    /// the delay, dead-lettering to `exchange` under `routing_key`), then publishes to it with
+    /// a confirm.
+    pub async fn publish_delayed(
+        &self,
+        exchange: Exchange,
+        routing_key: &str,
+        payload: Bytes,
+        delay: Duration,
+    ) -> Result<(), BusError> {
+        let publisher = self
+            .current_channel()
+            .filter(|c| c.channel.status().connected())
+            .ok_or_else(|| BusError::Unavailable("not connected; reconnecting".into()))?;
+        let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX).max(1);
+        let queue = self.inner.topology.delay_queue(exchange, routing_key, delay_ms);
+        let mut arguments = FieldTable::default();
+        arguments.insert("x-message-ttl".into(), AMQPValue::LongLongInt(i64::try_from(delay_ms).unwrap_or(i64::MAX)));
+        arguments.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(self.inner.topology.exchange(exchange).into()),
+        );
+        arguments.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(routing_key.into()));
+        let options = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+        let timeout_ms = self.inner.settings.publish_timeout_ms;
+        let declared = publisher.channel.queue_declare(queue.as_str().into(), options, arguments);
+        match tokio::time::timeout(Duration::from_millis(timeout_ms), declared).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => {
+                self.inner.reconnect.notify_one();
+                return Err(BusError::Unavailable(err.to_string()));
+            }
+            Err(_) => return Err(BusError::Timeout(timeout_ms)),
+        }
+        self.send_to(String::new(), queue, true, payload, FieldTable::default()).await?.confirmed().await
+    }
+
     async fn publish_with(
         &self,
         exchange: Exchange,
@@ -199,10 +236,6 @@ impl AmqpBus {
         payload: Bytes,
         mut headers: FieldTable,
     ) -> Result<PendingConfirm, BusError> {
-        let publisher = self
-            .current_channel()
-            .filter(|c| c.channel.status().connected())
-            .ok_or_else(|| BusError::Unavailable("not connected; reconnecting".into()))?;
         // The ingress and dead-letter queues are addressed by name through the default
         // exchange; the routing key travels in a header. `mandatory` makes the broker return
         // the message, rather than drop it, should the queue be missing.
@@ -218,6 +251,22 @@ impl AmqpBus {
             // A notice no consumer is bound for (no gateway up) is not an error.
             other => (self.inner.topology.exchange(other), routing_key.to_owned(), false),
         };
+        self.send_to(exchange_name, key, mandatory, payload, headers).await
+    }
+
+    /// [`Self::send`] to an exchange by name (empty: the default exchange, `key` a queue).
+    async fn send_to(
+        &self,
+        exchange_name: String,
+        key: String,
+        mandatory: bool,
+        payload: Bytes,
+        headers: FieldTable,
+    ) -> Result<PendingConfirm, BusError> {
+        let publisher = self
+            .current_channel()
+            .filter(|c| c.channel.status().connected())
+            .ok_or_else(|| BusError::Unavailable("not connected; reconnecting".into()))?;
         let properties = BasicProperties::default()
             .with_delivery_mode(PERSISTENT)
             .with_content_type("application/json".into())
@@ -281,7 +330,7 @@ impl AmqpBus {
         for queue in [topology.ingress_queue(), topology.dead_letter_queue()] {
             channel.queue_delete(queue.into(), QueueDeleteOptions::default()).await?;
         }
-        for exchange in [Exchange::Notifications, Exchange::Events] {
+        for exchange in [Exchange::Notifications, Exchange::Events, Exchange::Mobile] {
             let name = topology.exchange(exchange);
             channel.exchange_delete(name.into(), ExchangeDeleteOptions::default()).await?;
         }
@@ -375,7 +424,7 @@ async fn open_publisher(inner: &Inner) -> Result<(Connection, ConfirmChannel), l
     let conn = connect(&inner.settings, &format!("{}-publisher", inner.topology.prefix())).await?;
     let channel = conn.create_channel().await?;
     channel.confirm_select(ConfirmSelectOptions::default()).await?;
-    for exchange in [Exchange::Notifications, Exchange::Events] {
+    for exchange in [Exchange::Notifications, Exchange::Events, Exchange::Mobile] {
         declare_exchange(&channel, &inner.topology, exchange).await?;
     }
     // Publishing to a queue that does not exist drops the message silently: declare it first.

@@ -57,6 +57,9 @@ pub enum Exchange {
     /// `<prefix>.dead-letters`: messages a consumer gave up on, each with the reason, for an
     /// operator to inspect (and republish once the cause is fixed).
     DeadLetters,
+    /// `<prefix>.mobile`: the mobile-push-worker's sends, routing key `send`; retries come
+    /// back to it after their delay ([`Bus::publish_delayed`]).
+    Mobile,
 }
 
 impl Exchange {
@@ -67,12 +70,13 @@ impl Exchange {
             Exchange::Events => "events",
             Exchange::Ingress => "ingress",
             Exchange::DeadLetters => "dead-letters",
+            Exchange::Mobile => "mobile",
         }
     }
 
     /// The exchange `as_str` named.
     pub fn parse(name: &str) -> Option<Self> {
-        [Exchange::Notifications, Exchange::Events, Exchange::Ingress, Exchange::DeadLetters]
+        [Exchange::Notifications, Exchange::Events, Exchange::Ingress, Exchange::DeadLetters, Exchange::Mobile]
             .into_iter()
             .find(|e| e.as_str() == name)
     }
@@ -101,6 +105,7 @@ impl Topology {
         match exchange {
             Exchange::Notifications => format!("{}.notifications", self.prefix),
             Exchange::Events => format!("{}.events", self.prefix),
+            Exchange::Mobile => format!("{}.mobile", self.prefix),
             Exchange::Ingress | Exchange::DeadLetters => String::new(),
         }
     }
@@ -113,6 +118,13 @@ impl Topology {
     /// The dead-letter queue's name, e.g. `herald.dead-letters`.
     pub fn dead_letter_queue(&self) -> String {
         self.queue(DEAD_LETTERS)
+    }
+
+    /// The queue a message for `exchange` under `routing_key` waits `delay_ms` in before it is
+    /// routed there (RabbitMQ: a TTL queue dead-lettering to the exchange), e.g.
+    /// `herald.delay.mobile.send.5000`.
+    pub fn delay_queue(&self, exchange: Exchange, routing_key: &str, delay_ms: u64) -> String {
+        self.queue(&format!("delay.{}.{routing_key}.{delay_ms}", exchange.as_str()))
     }
 
     /// A queue's full name, e.g. `herald.record-writer.notifications`.
@@ -176,7 +188,9 @@ impl SubscriptionSpec {
                     max_length: None,
                 },
             ],
-            Exchange::Events => vec![Lane { suffix: "", bindings: self.bindings.clone(), max_length: None }],
+            Exchange::Events | Exchange::Mobile => {
+                vec![Lane { suffix: "", bindings: self.bindings.clone(), max_length: None }]
+            }
             Exchange::Ingress => vec![Lane { suffix: "", bindings: Vec::new(), max_length: Some(backlog) }],
             Exchange::DeadLetters => vec![Lane { suffix: "", bindings: Vec::new(), max_length: None }],
         }
@@ -408,6 +422,24 @@ impl Bus {
         match self {
             Bus::Amqp(bus) => bus.publish(exchange, routing_key, payload).await,
             Bus::Memory(bus) => bus.publish(exchange, routing_key, payload).await,
+        }
+    }
+
+    /// Publishes `payload` for `exchange` under `routing_key` to be routed there after `delay`:
+    /// returns once it is durably taken (confirmed, or journaled). RabbitMQ keeps it in a
+    /// durable TTL queue per exchange, routing key and delay, which dead-letters it to the
+    /// exchange when it expires; the in-process bus journals it at once and routes it when the
+    /// delay is over (after a restart, the journal delivers it at once).
+    pub async fn publish_delayed(
+        &self,
+        exchange: Exchange,
+        routing_key: &str,
+        payload: Bytes,
+        delay: Duration,
+    ) -> Result<(), BusError> {
+        match self {
+            Bus::Amqp(bus) => bus.publish_delayed(exchange, routing_key, payload, delay).await,
+            Bus::Memory(bus) => bus.publish_delayed(exchange, routing_key, payload, delay).await,
         }
     }
 

@@ -237,6 +237,34 @@ impl MemoryBus {
         Ok(())
     }
 
+    /// See [`crate::Bus::publish_delayed`]: journaled now, routed when `delay` is over (to the
+    /// subscriptions there are then, waiting for room as a recovery does).
+    pub async fn publish_delayed(
+        &self,
+        exchange: Exchange,
+        routing_key: &str,
+        payload: Bytes,
+        delay: Duration,
+    ) -> Result<(), BusError> {
+        let journal_id = self.append(exchange, routing_key, &payload).await?;
+        let (bus, routing_key) = (self.clone(), routing_key.to_owned());
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            match bus.reserve_waiting(exchange, &routing_key, Wait::Forever).await {
+                Ok(reservation) => {
+                    let ticket = match (&bus.journaled, journal_id) {
+                        (Some(journaled), Some(id)) => Some(journaled.ticket(id, reservation.permits.len())),
+                        _ => None,
+                    };
+                    reservation.send_with(ticket, payload);
+                }
+                // Journaled, it is delivered on the next start.
+                Err(err) => tracing::error!(error = %err, "delayed message not delivered"),
+            }
+        });
+        Ok(())
+    }
+
     async fn append(&self, exchange: Exchange, routing_key: &str, payload: &[u8]) -> Result<Option<i64>, BusError> {
         let Some(journaled) = &self.journaled else { return Ok(None) };
         journaled.journal.append(exchange, routing_key, payload).await.map(Some).map_err(BusError::Unavailable)
@@ -566,6 +594,26 @@ mod tests {
         assert_eq!(dead.len(), 1);
         assert_eq!((dead[0].reason.as_str(), dead[0].queue.as_str()), ("cannot be stored", "herald.q"));
         assert_eq!(bus.dead_lettered(), 1);
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_delayed_message_is_journaled_at_once_and_delivered_after_its_delay() {
+        let journal = Arc::new(MapJournal::default());
+        let shutdown = CancellationToken::new();
+        let Bus::Memory(bus) = journaled(&journal, &shutdown) else { unreachable!() };
+        let mut worker = bus.subscribe(spec(Exchange::Mobile, &["send"]));
+        let started = tokio::time::Instant::now();
+        bus.publish_delayed(Exchange::Mobile, "send", Bytes::from_static(b"later"), Duration::from_millis(300))
+            .await
+            .unwrap();
+        assert_eq!(journal.entries.lock().unwrap().len(), 1, "journaled before the delay is over");
+        assert!(tokio::time::timeout(Duration::from_millis(150), worker.next()).await.is_err(), "delivered early");
+        let incoming = worker.next().await.unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert_eq!(incoming.payload, Bytes::from_static(b"later"));
+        incoming.ack().await;
+        until_empty(&journal).await;
         shutdown.cancel();
     }
 

@@ -209,6 +209,25 @@ impl MobileStore {
         Ok(DevicePage { total, items: rows.into_iter().map(Device::from).collect() })
     }
 
+    /// Up to `limit` active devices of `tenant_id` whose id comes after `after` (all of them,
+    /// read in chunks in id order: a device changing state meanwhile moves no other across a
+    /// chunk's edge).
+    pub async fn active_devices_after(
+        &self,
+        tenant_id: &str,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<Device>, DbError> {
+        let mut select = push_device::Entity::find()
+            .filter(push_device::Column::TenantId.eq(tenant_id))
+            .filter(push_device::Column::Status.eq(DeviceStatus::Active.code()));
+        if let Some(after) = after {
+            select = select.filter(push_device::Column::Id.gt(after));
+        }
+        let rows = select.order_by_asc(push_device::Column::Id).limit(limit).all(&self.db).await.map_err(db_error)?;
+        Ok(rows.into_iter().map(Device::from).collect())
+    }
+
     /// The rules that changed `push_id`, oldest first.
     pub async fn rule_logs(&self, push_id: &str) -> Result<Vec<RuleLog>, DbError> {
         let rows = push_rule_log::Entity::find()

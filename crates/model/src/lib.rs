@@ -23,7 +23,8 @@ pub use error_code::ErrorCode;
 pub use event::{DeliveryEvent, DeliveryEventType, MAX_USER_AGENT_CHARS, PushChannel, ReportChannel};
 pub use message_id::{MessageId, MessageIdError};
 pub use mobile::{
-    DeviceStatus, DeviceType, LogoutDeviceRequest, PushConfigRequest, PushLogStatus, RegisterDeviceRequest,
+    AlarmJob, AlarmRequest, DeviceStatus, DeviceType, LogoutDeviceRequest, PushConfigRequest, PushLogStatus,
+    RegisterDeviceRequest,
 };
 pub use notification::{Audience, NotificationMessage, Sender};
 pub use notification_type::{NotificationType, NotificationTypeError};

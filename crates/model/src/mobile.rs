@@ -81,3 +81,39 @@ crate::closed_set! {
         Dead = "dead",
     }
 }
+
+/// `POST /api/message_push/alarm`: an alarm for every active device of a tenant (the
+/// original's `AlarmMessagePushSend`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmRequest {
+    /// The tenant whose devices get it.
+    pub tenant_id: String,
+    /// What triggered it: the title is `告警:<triggered>`.
+    pub triggered: String,
+    /// The alarm's configuration id, sent as `alarm_id`.
+    pub alarm_config_id: String,
+    /// The device that raised it: the content.
+    pub device_number: String,
+}
+
+/// An alarm on its way to a tenant's devices: published once by ingest-api on the mobile
+/// exchange (routing key `alarm`), expanded by the worker into one send per active device.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct AlarmJob {
+    /// The alarm's id (a message id): each device's send is `<job_id>:<device id>`.
+    pub job_id: String,
+    /// The tenant.
+    pub tenant_id: String,
+    /// `告警:<triggered>`.
+    pub title: String,
+    /// The device number.
+    pub content: String,
+    /// The alarm's configuration id.
+    pub alarm_id: String,
+}
+
+/// The routing key of one send on the mobile exchange.
+pub const SEND_ROUTING_KEY: &str = "send";
+/// The routing key of an alarm job on the mobile exchange.
+pub const ALARM_ROUTING_KEY: &str = "alarm";

@@ -17,6 +17,7 @@ pub use deps::Deps;
 pub use role::Role;
 pub use settings::{Defaults, Settings};
 
+use anyhow::Context;
 use http_server::Component;
 use std::net::TcpListener;
 use std::time::Duration;
@@ -62,7 +63,10 @@ pub fn start(
             );
             vec![gateway.component()]
         }
-        Role::MobilePushWorker => vec![mobile_push_worker::component(mobile_push_worker::metrics::SendMetrics::new())],
+        Role::MobilePushWorker => vec![
+            mobile_push_worker::component(&settings.mobile, deps.bus()?, deps.mobile()?.clone(), shutdown.clone())
+                .context("the push provider's HTTP client")?,
+        ],
         Role::RecordWriter => vec![record_writer::RecordWriter::start(
             record_writer::Batching {
                 size: settings.records.batch_size,

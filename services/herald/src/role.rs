@@ -9,7 +9,7 @@ pub enum Role {
     IngestApi,
     /// The WebSocket endpoint: live delivery, offline replay, receipts.
     WsGateway,
-    /// Mobile pushes through providers (a skeleton for now).
+    /// Mobile pushes through providers: sends, retries, dead letters, push logs.
     MobilePushWorker,
     /// Push records, receive records and notification logs from the bus.
     RecordWriter,
@@ -47,7 +47,7 @@ impl Role {
 
     /// Whether the role sends or receives on the bus.
     pub fn uses_bus(self) -> bool {
-        matches!(self, Role::IngestApi | Role::WsGateway | Role::RecordWriter)
+        matches!(self, Role::IngestApi | Role::WsGateway | Role::RecordWriter | Role::MobilePushWorker)
     }
 
     /// Whether the role reads or writes live state (inboxes, audiences, idempotency keys,
@@ -63,7 +63,7 @@ impl Role {
 
     /// Whether the role reads or writes the mobile tables (devices, the provider's configuration).
     pub fn uses_mobile(self) -> bool {
-        matches!(self, Role::IngestApi)
+        matches!(self, Role::IngestApi | Role::MobilePushWorker)
     }
 
     /// Whether the role reads or writes push records.

@@ -1,7 +1,7 @@
 //! Every setting Herald reads, in one configuration, each section owned by the crate it
 //! configures. `[http]`, `[jwt]`, `[log]`, `[time]`: `runtime` (shared by every role). `[bus]`:
 //! `bus`. `[redis]`, `[offline]`, `[presence]`: `state`. `[database]`: `database`. `[records]`:
-//! `records`. `[limits]`: `ingest-api`. `[ws]`: `ws-gateway`.
+//! `records`. `[limits]`: `ingest-api`. `[ws]`: `ws-gateway`. `[mobile]`: `mobile-push-worker`.
 //!
 //! Keys are `<section>.<key>` in the TOML file and `HERALD_<SECTION>_<KEY>` in the environment,
 //! the same for every role: one ConfigMap serves every Deployment.
@@ -10,6 +10,7 @@ use crate::Role;
 use bus::BusSettings;
 use database::DatabaseSettings;
 use ingest_api::LimitSettings;
+use mobile_push_worker::MobileSettings;
 use records::RecordsSettings;
 use runtime::{ConfigError, ConfigLoader, HttpSettings, JwtSettings, LogSettings, TimeSettings};
 use serde::{Deserialize, Serialize};
@@ -45,6 +46,8 @@ pub struct Settings {
     pub limits: LimitSettings,
     /// WebSocket behaviour (ws-gateway).
     pub ws: WsSettings,
+    /// Provider sends: concurrency, retries, timeouts (mobile-push-worker).
+    pub mobile: MobileSettings,
 }
 
 /// Which defaults a process starts from, below the file and the environment.
@@ -90,6 +93,7 @@ impl Settings {
         self.database.validate()?;
         self.records.validate()?;
         self.limits.validate()?;
+        self.mobile.validate()?;
         self.ws.validate()
     }
 }

@@ -5,7 +5,8 @@
 //! - `GET` / `POST /api/message_push/config` (admin): the push provider's URL;
 //! - `GET /api/message_push/manage` (admin): registered devices, paged;
 //! - `GET /api/message_push/logs` (admin): provider send attempts, paged;
-//! - `GET /api/message_push/logs/export` (admin): the same as CSV, streamed.
+//! - `GET /api/message_push/logs/export` (admin): the same as CSV, streamed;
+//! - `POST /api/message_push/alarm` (admin): an alarm for a tenant's devices, through the bus.
 //!
 //! Registration rules (docs/mobile-clients.md): one push id is one device; registering it again
 //! re-activates it, and registering it as another user moves it to that user.
@@ -704,4 +705,109 @@ mod tests {
         assert_eq!(inert("告警:温度过高"), "告警:温度过高");
         assert_eq!(inert(""), "");
     }
+}
+
+/// The longest `triggered` of an alarm, in characters.
+pub const MAX_TRIGGERED_CHARS: usize = 100;
+/// The longest `device_number` or `alarm_config_id` of an alarm, in characters.
+pub const MAX_ALARM_FIELD_CHARS: usize = 128;
+
+/// What `POST /api/message_push/alarm` answers.
+#[derive(Debug, Serialize)]
+struct AlarmView {
+    job_id: String,
+    tenant_id: String,
+    title: String,
+    devices_count: u64,
+    status: &'static str,
+}
+
+/// `POST /api/message_push/alarm`: an alarm for every active device of a tenant.
+#[utoipa::path(
+    post,
+    path = "/api/message_push/alarm",
+    operation_id = "sendAlarm",
+    tag = "mobile",
+    summary = "Push an alarm to a tenant's devices",
+    description = "The original's AlarmMessagePushSend: the title is `告警:<triggered>`, the content the device \
+        number, `alarm_id` the alarm configuration id, sent to every active device registered with a token of \
+        the tenant. Answered once the message bus durably took the alarm (`status: queued`); the worker then \
+        sends it to each device, retrying failures, and logs every attempt (`GET /api/message_push/logs`). \
+        `devices_count` is how many active devices the tenant had when it was accepted. Admin role (a backend \
+        service uses an admin token).",
+    security(("bearer" = [])),
+    request_body = openapi::AlarmRequest,
+    responses(
+        (status = 200, description = "Queued", body = openapi::AlarmResponse),
+        (status = 400, body = openapi::FailureResponse,
+            description = "INVALID_REQUEST: a malformed body or a field out of bounds; `data.field` names it"),
+        openapi::AdminRefusals,
+        (status = 503, description = "PUSH_FAILED: the message bus did not take the alarm; SERVICE_UNAVAILABLE: the \
+            database is unavailable. Retry.",
+            body = openapi::FailureResponse,
+            headers(("Retry-After" = inline(openapi::RetrySeconds), description = "Whole seconds to wait before trying again"))),
+        openapi::BodyRefusals,
+    ),
+)]
+pub async fn alarm(
+    AdminClaims(admin): AdminClaims,
+    api: web::Data<IngestApi>,
+    raw: web::Json<Value>,
+) -> Result<HttpResponse, Failure> {
+    let request: model::AlarmRequest = body(raw.into_inner())?;
+    for (field, value, max) in [
+        ("tenant_id", &request.tenant_id, crate::users::MAX_TAG_CHARS),
+        ("triggered", &request.triggered, MAX_TRIGGERED_CHARS),
+        ("alarm_config_id", &request.alarm_config_id, MAX_ALARM_FIELD_CHARS),
+        ("device_number", &request.device_number, MAX_ALARM_FIELD_CHARS),
+    ] {
+        validation::check_storable(field, value)?;
+        let length = value.chars().count();
+        if length == 0 || length > max || value.trim().is_empty() {
+            let mut failure =
+                Failure::new(ErrorCode::InvalidRequest, format!("{field} must be 1 to {max} characters, not blank"));
+            failure.data.field = Some(field.to_owned());
+            return Err(failure);
+        }
+    }
+    let active = mobile::DeviceQuery {
+        tenant_id: Some(request.tenant_id.clone()),
+        status: Some(DeviceStatus::Active),
+        page: 1,
+        page_size: 1,
+        ..mobile::DeviceQuery::default()
+    };
+    let devices_count = api.mobile.devices(&active).await.map_err(unavailable)?.total;
+    let job = model::AlarmJob {
+        job_id: model::MessageId::generate().to_string(),
+        tenant_id: request.tenant_id,
+        title: format!("告警:{}", request.triggered),
+        content: request.device_number,
+        alarm_id: request.alarm_config_id,
+    };
+    // A job of plain strings always serialises.
+    let payload = serde_json::to_vec(&job).unwrap_or_default();
+    let published = api.bus.publish(bus::Exchange::Mobile, model::mobile::ALARM_ROUTING_KEY, payload.into()).await;
+    if let Err(err) = published {
+        tracing::error!(error = %err, "alarm not published");
+        let message = match err {
+            bus::BusError::Unconfirmed(_) => format!(
+                "push outcome unknown: the message bus took the alarm but never confirmed it, so it may still be \
+                 sent; check the push logs for job {} before sending it again",
+                job.job_id
+            ),
+            _ => "push failed: the message bus is unavailable; nothing was sent, retry shortly".to_owned(),
+        };
+        let mut failure = Failure::new(ErrorCode::PushFailed, message);
+        failure.retry_after = Some(1);
+        return Err(failure);
+    }
+    tracing::info!(admin = admin.sub, job_id = %job.job_id, tenant = %job.tenant_id, devices_count, "alarm queued");
+    Ok(HttpResponse::Ok().json(ApiResponse::ok(AlarmView {
+        job_id: job.job_id,
+        tenant_id: job.tenant_id,
+        title: job.title,
+        devices_count,
+        status: "queued",
+    })))
 }

@@ -86,6 +86,8 @@ proto_schemas! {
     PushConfigRequest => "push-config-request.schema.json",
     PushConfigResponse => "push-config-response.schema.json",
     PushLogPageResponse => "push-log-page-response.schema.json",
+    AlarmRequest => "alarm-request.schema.json",
+    AlarmResponse => "alarm-response.schema.json",
     HealthResponse => "health-response.schema.json",
     ReadinessResponse => "readiness-response.schema.json",
 }
@@ -344,6 +346,7 @@ fn readyz() {}
         crate::mobile::manage,
         crate::mobile::logs,
         crate::mobile::export,
+        crate::mobile::alarm,
         websocket,
         healthz,
         readyz,
@@ -593,7 +596,7 @@ mod tests {
     #[test]
     fn every_operation_documents_its_answers_and_its_security() {
         let ops = operations();
-        assert_eq!(ops.len(), 20, "{:?}", ops.iter().map(|(m, p, _)| format!("{m} {p}")).collect::<Vec<_>>());
+        assert_eq!(ops.len(), 21, "{:?}", ops.iter().map(|(m, p, _)| format!("{m} {p}")).collect::<Vec<_>>());
         for (method, path, op) in ops {
             let at = format!("{method} {path}");
             assert!(op["operationId"].is_string(), "{at}: no operationId");

@@ -3,21 +3,48 @@
 //! Being built in steps (issue 12). What exists: the provider client ([`provider`]), which
 //! posts one send to the original's UniPush-style provider and classifies every answer, and
 //! one attempt of one send ([`send`]): made once, logged once, with what it did to the device,
-//! and counted in the worker's Prometheus metrics ([`metrics`], served at `/metrics`). The
-//! component has nothing to consume yet: the `mobile-push-worker` role starts, serves
-//! `/healthz` and `/readyz`, and stops cleanly.
+//! and counted in the worker's Prometheus metrics ([`metrics`], served at `/metrics`); the
+//! consumer of its queue, which expands alarms into sends, retries and dead-letters ([`worker`]).
+//! Not yet: notices with the mobile channel.
 
 pub mod metrics;
 pub mod provider;
 pub mod send;
+mod settings;
+pub mod worker;
+
+pub use settings::MobileSettings;
 
 use actix_web::{HttpResponse, web};
 use http_server::Component;
 use metrics::SendMetrics;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
-/// The worker, as a component of a process: its metrics at `/metrics`.
-pub fn component(metrics: SendMetrics) -> Component {
-    Component::new("mobile-push-worker").routes(move |cfg| {
+/// The worker, as a component of a process: the consumer of its queue (see [`worker`]), its
+/// readiness, and its metrics at `/metrics`.
+pub fn component(
+    settings: &MobileSettings,
+    bus: &bus::Bus,
+    store: ::mobile::MobileStore,
+    shutdown: CancellationToken,
+) -> Result<Component, reqwest::Error> {
+    let metrics = SendMetrics::new();
+    let provider = provider::UniPush::new(settings.timeouts())?;
+    let sender = send::Sender::new(store.clone(), provider, metrics.clone()).with_max_attempts(settings.max_attempts());
+    let delays = settings.retry_delays_ms.iter().map(|&ms| Duration::from_millis(ms)).collect();
+    let ready = worker::start(bus, sender, delays, settings.concurrency as usize, shutdown);
+    let bus = bus.clone();
+    let readiness = http_server::Readiness::default()
+        .check("mobile_subscription", move || *ready.borrow())
+        .check("bus", move || bus.is_ready())
+        .check("device_registry", move || store.is_ready());
+    Ok(metrics_routes(Component::new("mobile-push-worker"), metrics).readiness(readiness))
+}
+
+/// `component` mounting `metrics` at `/metrics`.
+fn metrics_routes(component: Component, metrics: SendMetrics) -> Component {
+    component.routes(move |cfg| {
         let metrics = metrics.clone();
         cfg.route(
             "/metrics",

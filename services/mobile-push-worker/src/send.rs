@@ -9,7 +9,7 @@ use mobile::{MobileStore, PushAttempt};
 use model::{DeviceStatus, PushLogStatus, UserId};
 use serde::{Deserialize, Serialize};
 
-/// How many attempts a send gets: the first and 3 retries.
+/// How many attempts a send gets by default: the first and 3 retries (`mobile.retry_delays_ms`).
 pub const MAX_ATTEMPTS: i32 = 4;
 
 /// A send, as the worker receives it.
@@ -40,6 +40,29 @@ pub struct PushSend {
 }
 
 impl PushSend {
+    /// Why the send cannot be logged as it is (a column it would not fit), if so: such a
+    /// message is dead-lettered, never retried.
+    pub fn malformed(&self) -> Option<String> {
+        let fields = [
+            ("send_id", &self.send_id, 128),
+            ("message_id", &self.message_id, 40),
+            ("push_id", &self.push_id, 255),
+            ("message_type", &self.message_type, 64),
+        ];
+        for (name, value, max) in fields {
+            if value.is_empty() || value.chars().count() > max {
+                return Some(format!("{name} must be 1 to {max} characters"));
+            }
+        }
+        if self.attempt < 1 {
+            return Some(format!("attempt must be positive, got {}", self.attempt));
+        }
+        if [&self.title, &self.content].iter().any(|text| text.contains('\0')) {
+            return Some("title and content must not hold NUL".to_owned());
+        }
+        None
+    }
+
     /// The provider's `Idempotency-Key` of this attempt.
     pub fn key(&self) -> String {
         format!("{}:{}", self.send_id, self.attempt)
@@ -69,13 +92,24 @@ pub struct Sender {
     store: MobileStore,
     provider: UniPush,
     metrics: SendMetrics,
+    max_attempts: i32,
 }
 
 impl Sender {
     /// Attempts over `store` (devices, the provider URL, the log) through `provider`, counted
     /// in `metrics`.
     pub fn new(store: MobileStore, provider: UniPush, metrics: SendMetrics) -> Self {
-        Self { store, provider, metrics }
+        Self { store, provider, metrics, max_attempts: MAX_ATTEMPTS }
+    }
+
+    /// The mobile tables it works on.
+    pub fn store(&self) -> &MobileStore {
+        &self.store
+    }
+
+    /// The same, giving each send `max_attempts` attempts (at least 1).
+    pub fn with_max_attempts(self, max_attempts: i32) -> Self {
+        Self { max_attempts: max_attempts.max(1), ..self }
     }
 
     /// Makes `send`'s attempt (unless it was made already: then what it came to) and logs it.
@@ -90,7 +124,7 @@ impl Sender {
                 PushLogStatus::Dead => Attempted::Dead { reason },
             });
         }
-        let last = send.attempt >= MAX_ATTEMPTS;
+        let last = send.attempt >= self.max_attempts;
         let device = self.store.device(&send.push_id).await?;
         let (status, reason, err_message, provider_answer) = match device {
             Some(device) if device.status == DeviceStatus::Active && device.user_id == send.user_id => {

@@ -310,3 +310,34 @@ async fn concurrent_publishes_into_a_full_ingress_are_answered_truthfully() {
     );
     t.cleanup(&[]).await;
 }
+
+#[tokio::test]
+async fn a_delayed_message_reaches_its_exchange_after_its_delay_and_not_before() {
+    let t = TestBus::start().await;
+    let spec =
+        SubscriptionSpec { exchange: Exchange::Mobile, ..t.spec("mobile-worker", QueueKind::Durable, &["send"]) };
+    let mut worker = t.bus.subscribe(spec);
+    assert!(worker.wait_ready(Duration::from_secs(10)).await);
+    let started = std::time::Instant::now();
+    t.bus
+        .publish_delayed(Exchange::Mobile, "send", Bytes::from_static(b"later"), Duration::from_millis(600))
+        .await
+        .unwrap();
+    t.bus.publish(Exchange::Mobile, "send", Bytes::from_static(b"now")).await.unwrap();
+    // Another routing key is not this subscription's, delayed or not.
+    t.bus
+        .publish_delayed(Exchange::Mobile, "other", Bytes::from_static(b"no"), Duration::from_millis(100))
+        .await
+        .unwrap();
+    assert_eq!(next_payload(&mut worker).await, ("send".to_owned(), Bytes::from_static(b"now")));
+    assert_eq!(next_payload(&mut worker).await, ("send".to_owned(), Bytes::from_static(b"later")));
+    assert!(started.elapsed() >= Duration::from_millis(600), "delivered after {:?}", started.elapsed());
+    // The same delay again uses the queue declared the first time.
+    t.bus
+        .publish_delayed(Exchange::Mobile, "send", Bytes::from_static(b"again"), Duration::from_millis(600))
+        .await
+        .unwrap();
+    assert_eq!(next_payload(&mut worker).await.1, Bytes::from_static(b"again"));
+    drop(worker);
+    t.cleanup(&["mobile-worker", "delay.mobile.send.600", "delay.mobile.other.100"]).await;
+}

@@ -138,7 +138,7 @@ impl MigrationTrait for CreateMobilePush {
                     .table(MessagePushLog::Table)
                     .if_not_exists()
                     .col(big_pk_auto(MessagePushLog::Id))
-                    .col(string_len(MessagePushLog::SendId, 64))
+                    .col(string_len(MessagePushLog::SendId, 128))
                     .col(string_len(MessagePushLog::MessageId, 40))
                     .col(big_integer(MessagePushLog::UserId))
                     .col(string_len(MessagePushLog::PushId, 255))

@@ -364,8 +364,16 @@ pub struct Distributed {
     leftovers: Option<Leftovers>,
 }
 
-/// The record-writer's durable queues, deleted with a test's topology.
-pub const RECORD_WRITER_QUEUES: &[&str] = &["records", "records-events"];
+/// The durable queues of a distributed test app: the record-writer's, the mobile-push-worker's
+/// and its retry delay queues (at the default delays).
+pub const DURABLE_QUEUES: &[&str] = &[
+    "records",
+    "records-events",
+    "mobile-push-worker",
+    "delay.mobile.send.5000",
+    "delay.mobile.send.30000",
+    "delay.mobile.send.120000",
+];
 
 /// What a distributed test app leaves on the servers.
 struct Leftovers {
@@ -381,7 +389,7 @@ impl Leftovers {
             RedisSettings { key_prefix: format!("{}:", self.bus_settings.prefix), ..RedisSettings::redis(redis_url()) };
         // Every step is tried even if one fails, so one hiccup does not leave the rest behind.
         let purged = state::purge_prefix(&redis).await.map(|_| ());
-        let removed = bus::amqp::AmqpBus::remove_topology(&self.bus_settings, RECORD_WRITER_QUEUES).await;
+        let removed = bus::amqp::AmqpBus::remove_topology(&self.bus_settings, DURABLE_QUEUES).await;
         let dropped = self.database.drop_now().await;
         purged.unwrap();
         removed.unwrap();
@@ -474,10 +482,14 @@ impl Distributed {
         }
         let writer_listener = listener();
         let writer_addr = writer_listener.local_addr().unwrap();
-        processes.push(spawn_roles(base, &[herald::Role::RecordWriter], writer_listener, shutdown.clone()));
+        processes.push(spawn_roles(base.clone(), &[herald::Role::RecordWriter], writer_listener, shutdown.clone()));
+        let worker_listener = listener();
+        let worker_addr = worker_listener.local_addr().unwrap();
+        processes.push(spawn_roles(base, &[herald::Role::MobilePushWorker], worker_listener, shutdown.clone()));
         let endpoints = Endpoints::new(api_addr, gateway_addrs[0]);
         endpoints.wait_ready(&endpoints.api.clone()).await;
         endpoints.wait_ready(&format!("http://{writer_addr}")).await;
+        endpoints.wait_ready(&format!("http://{worker_addr}")).await;
         for addr in &gateway_addrs {
             endpoints.wait_ready(&format!("http://{addr}")).await;
         }

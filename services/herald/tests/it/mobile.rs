@@ -343,7 +343,80 @@ async fn distributed_mobile_devices_and_config() {
     provider_config(&app.endpoints).await;
     bad_registrations_are_refused_naming_the_field(&app.endpoints).await;
     push_logs_through_the_api(&app.endpoints, &app.database()).await;
+    alarms_reach_the_tenants_active_devices(&app.endpoints).await;
     app.stop().await;
+}
+
+/// Alarms through the bus and the worker to the mock provider: every active device of the
+/// tenant gets exactly the original's payload; other tenants' devices and logged-out ones get
+/// nothing.
+async fn alarms_reach_the_tenants_active_devices(app: &Endpoints) {
+    let admin = token(1, Role::Admin, "root");
+    let provider = mock_push::MockProvider::start_local().unwrap();
+    let (status, answer) = app.post(&admin, "/api/message_push/config", &json!({"url": provider.push_url()})).await;
+    assert_eq!(status, 200, "{answer}");
+    let north = tenant_token(20, Role::User, "n1", "north");
+    let north_too = tenant_token(21, Role::User, "n2", "north");
+    let south = tenant_token(22, Role::User, "s1", "south");
+    let (android, ios, theirs, gone) = (
+        "00000000000000000000000000000d01",
+        "00000000000000000000000000000d02",
+        "00000000000000000000000000000d03",
+        "00000000000000000000000000000d04",
+    );
+    register(app, &north, android, "android").await;
+    register(app, &north_too, ios, "ios").await;
+    register(app, &south, theirs, "android").await;
+    register(app, &north, gone, "android").await;
+    let (status, _) = app.post(&north, "/api/message_push/logout", &json!({"pushId": gone})).await;
+    assert_eq!(status, 200);
+
+    let body =
+        json!({"tenant_id": "north", "triggered": "温度过高", "alarm_config_id": "cfg-9", "device_number": "DEV-001"});
+    assert_schema("alarm-request.schema.json", &body);
+    let (status, answer) = app.post(&admin, "/api/message_push/alarm", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_schema("alarm-response.schema.json", &answer);
+    assert_eq!((&answer["data"]["devices_count"], &answer["data"]["title"]), (&json!(2), &json!("告警:温度过高")));
+    let job_id = answer["data"]["job_id"].as_str().unwrap().to_owned();
+
+    runtime::testing::eventually("both north devices to be pushed", std::time::Duration::from_secs(15), || async {
+        let got = provider.mock.received().len();
+        runtime::testing::holds(got >= 2, format_args!("{got} received"))
+    })
+    .await;
+    // A moment more: nothing else arrives.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut received: Vec<Value> = provider.mock.received().into_iter().map(|r| r.body).collect();
+    received.sort_by_key(|body| body["push_clientid"].as_str().unwrap().to_owned());
+    let expected = |push_id: &str| json!({"push_clientid": push_id, "title": "告警:温度过高", "content": "DEV-001", "alarm_id": "cfg-9"});
+    assert_eq!(received, vec![expected(android), expected(ios)]);
+    for push_id in [android, ios] {
+        let (_, logs) = app.get(&admin, &format!("/api/message_push/logs?status=sent&push_id={push_id}")).await;
+        let items = logs["data"]["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{logs}");
+        assert!(items[0]["send_id"].as_str().unwrap().starts_with(&format!("{job_id}:")), "{logs}");
+    }
+    for (body, field) in [
+        (json!({"triggered": "x", "alarm_config_id": "c", "device_number": "d"}), "tenant_id"),
+        (json!({"tenant_id": "north", "triggered": " ", "alarm_config_id": "c", "device_number": "d"}), "triggered"),
+        (
+            json!({"tenant_id": "north", "triggered": "x".repeat(101), "alarm_config_id": "c", "device_number": "d"}),
+            "triggered",
+        ),
+        (
+            json!({"tenant_id": "north", "triggered": "x", "alarm_config_id": "", "device_number": "d"}),
+            "alarm_config_id",
+        ),
+        (json!({"tenant_id": "north", "triggered": "x", "alarm_config_id": "c", "device_number": 5}), "device_number"),
+        (json!({"tenant_id": "north", "triggered": "x", "alarm_config_id": "c", "device_number": "d", "x": 1}), "x"),
+    ] {
+        let (status, answer) = app.post(&admin, "/api/message_push/alarm", &body).await;
+        refused(status, &answer, 400, "INVALID_REQUEST", Some(field));
+    }
+    let (status, answer) = app.post(&north, "/api/message_push/alarm", &body).await;
+    refused(status, &answer, 403, "FORBIDDEN", None);
+    provider.stop().await;
 }
 
 /// The worker's metrics, on the process that runs it.
@@ -370,4 +443,5 @@ async fn embedded_mobile_devices_and_config() {
     devices_register_move_and_log_out(&app.endpoints).await;
     provider_config(&app.endpoints).await;
     bad_registrations_are_refused_naming_the_field(&app.endpoints).await;
+    alarms_reach_the_tenants_active_devices(&app.endpoints).await;
 }

@@ -1,0 +1,65 @@
+//! The mobile-push-worker's settings (`[mobile]`, `HERALD_MOBILE_*`).
+
+use crate::provider::ProviderTimeouts;
+use runtime::ConfigError;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// How the worker sends (`[mobile]`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MobileSettings {
+    /// Sends one worker replica makes at once (its queue's deliveries in hand).
+    pub concurrency: u32,
+    /// The delay before each retry of a failed send, in milliseconds: one entry per retry, so
+    /// the default is three retries (5 s, 30 s, 2 min) after the first attempt, then the dead
+    /// letter queue.
+    pub retry_delays_ms: Vec<u64>,
+    /// Time to connect to the provider.
+    pub connect_timeout_ms: u64,
+    /// Time for a whole provider call, answer included.
+    pub timeout_ms: u64,
+}
+
+impl Default for MobileSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            retry_delays_ms: vec![5_000, 30_000, 120_000],
+            connect_timeout_ms: 2_000,
+            timeout_ms: 5_000,
+        }
+    }
+}
+
+impl MobileSettings {
+    /// Rejects values the worker cannot run with.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=1024).contains(&self.concurrency) {
+            return Err(ConfigError::invalid("mobile.concurrency", "must be 1 to 1024"));
+        }
+        if self.retry_delays_ms.len() > 10 || self.retry_delays_ms.iter().any(|&ms| ms == 0 || ms > 86_400_000) {
+            return Err(ConfigError::invalid(
+                "mobile.retry_delays_ms",
+                "must hold at most 10 delays, each 1 ms to 24 h",
+            ));
+        }
+        if self.connect_timeout_ms == 0 || self.timeout_ms == 0 {
+            return Err(ConfigError::invalid("mobile.timeout_ms", "timeouts must be positive"));
+        }
+        Ok(())
+    }
+
+    /// The provider's timeouts.
+    pub fn timeouts(&self) -> ProviderTimeouts {
+        ProviderTimeouts {
+            connect: Duration::from_millis(self.connect_timeout_ms),
+            total: Duration::from_millis(self.timeout_ms),
+        }
+    }
+
+    /// Attempts a send gets: the first and one per retry delay.
+    pub fn max_attempts(&self) -> i32 {
+        1 + i32::try_from(self.retry_delays_ms.len()).unwrap_or(0)
+    }
+}

@@ -1,0 +1,183 @@
+//! The worker's consumer: sends from its durable queue (`<prefix>.mobile-push-worker`, bound to
+//! the mobile exchange under `send`), at most `mobile.concurrency` at a time. Each delivery is
+//! one attempt ([`Sender::attempt`]); then:
+//! - sent: acked;
+//! - failed with retries left: the next attempt is published to the exchange with the retry's
+//!   delay ([`Bus::publish_delayed`]: a TTL queue dead-lettering back on RabbitMQ, a journaled
+//!   timer in process), and only then acked;
+//! - dead (its last attempt, or a device that can no longer take it): moved to the dead-letter
+//!   queue with the reason, which acks it;
+//! - a delivery that is not a send: dead-lettered as such;
+//! - the database unavailable: requeued after a pause, the attempt neither made nor logged.
+//!
+//! A worker killed at any point loses nothing (a delivery is acked only once what follows it is
+//! durable) and doubles nothing (an attempt already logged is not made again; the provider gets
+//! the attempt's `Idempotency-Key`).
+
+use crate::send::{Attempted, PushSend, Sender};
+use bus::{Bus, Exchange, Incoming, QueueKind, SubscriptionSpec};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+/// The worker's durable queue, under the bus prefix.
+pub const QUEUE: &str = "mobile-push-worker";
+/// The routing key of a send on the mobile exchange.
+pub const SEND_KEY: &str = model::mobile::SEND_ROUTING_KEY;
+/// The routing key of an alarm job on the mobile exchange.
+pub const ALARM_KEY: &str = model::mobile::ALARM_ROUTING_KEY;
+/// Devices read at a time when an alarm is expanded.
+const EXPAND_PAGE: u64 = 200;
+/// How long a delivery waits before it is requeued when the database is unavailable.
+const STORE_PAUSE: Duration = Duration::from_secs(1);
+
+/// Publishes `job` for the worker, which sends it to the tenant's active devices.
+pub async fn publish_alarm(bus: &Bus, job: &model::AlarmJob) -> Result<(), bus::BusError> {
+    let payload = serde_json::to_vec(job).map_err(|err| bus::BusError::Unavailable(err.to_string()))?;
+    bus.publish(Exchange::Mobile, ALARM_KEY, Bytes::from(payload)).await
+}
+
+/// Publishes `send` for the worker (its first attempt, or any other).
+pub async fn publish(bus: &Bus, send: &PushSend) -> Result<(), bus::BusError> {
+    bus.publish(Exchange::Mobile, SEND_KEY, payload(send)).await
+}
+
+fn payload(send: &PushSend) -> Bytes {
+    // A send is plain strings and numbers: serialising it cannot fail.
+    Bytes::from(serde_json::to_vec(send).unwrap_or_default())
+}
+
+/// Consumes sends until `shutdown`; returns the subscription's readiness.
+pub fn start(
+    bus: &Bus,
+    sender: Sender,
+    retry_delays: Vec<Duration>,
+    concurrency: usize,
+    shutdown: CancellationToken,
+) -> tokio::sync::watch::Receiver<bool> {
+    let mut sends = bus.subscribe(SubscriptionSpec {
+        queue: QUEUE.into(),
+        kind: QueueKind::Durable,
+        exchange: Exchange::Mobile,
+        bindings: vec![SEND_KEY.into(), ALARM_KEY.into()],
+    });
+    let ready = sends.readiness();
+    let (bus, retry_delays) = (bus.clone(), Arc::new(retry_delays));
+    let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+    tokio::spawn(async move {
+        while let Some(incoming) = sends.next_until(&shutdown).await {
+            let Ok(slot) = slots.clone().acquire_owned().await else { break };
+            let (bus, sender, retry_delays) = (bus.clone(), sender.clone(), retry_delays.clone());
+            tokio::spawn(async move {
+                handle(&bus, &sender, &retry_delays, incoming).await;
+                drop(slot);
+            });
+        }
+        // Let the sends in hand finish (and be acked) before the subscription goes.
+        let _ = slots.acquire_many(u32::try_from(concurrency.max(1)).unwrap_or(u32::MAX)).await;
+        drop(sends);
+    });
+    ready
+}
+
+async fn handle(bus: &Bus, sender: &Sender, retry_delays: &[Duration], incoming: Incoming) {
+    if incoming.routing_key == ALARM_KEY {
+        return expand(bus, sender.store(), incoming).await;
+    }
+    let send: PushSend = match serde_json::from_slice::<PushSend>(&incoming.payload) {
+        Ok(send) => match send.malformed() {
+            None => send,
+            Some(why) => {
+                tracing::warn!(%why, "a push send that cannot be logged");
+                bus.dead_letter(incoming, &format!("not a valid push send: {why}")).await;
+                return;
+            }
+        },
+        Err(err) => {
+            tracing::warn!(error = %err, "a delivery on the mobile queue is not a push send");
+            bus.dead_letter(incoming, &format!("not a push send: {err}")).await;
+            return;
+        }
+    };
+    match sender.attempt(&send).await {
+        Ok(Attempted::Sent) => incoming.ack().await,
+        Ok(Attempted::Dead { reason }) => {
+            tracing::info!(send_id = %send.send_id, attempt = send.attempt, %reason, "push send dead");
+            bus.dead_letter(incoming, &format!("attempt {}: {reason}", send.attempt)).await;
+        }
+        Ok(Attempted::Retry { reason }) => {
+            let index = usize::try_from(send.attempt - 1).unwrap_or(0);
+            let delay = retry_delays.get(index).or(retry_delays.last()).copied().unwrap_or(Duration::from_secs(1));
+            let next = PushSend { attempt: send.attempt + 1, ..send };
+            tracing::debug!(send_id = %next.send_id, attempt = next.attempt, %reason, ?delay, "push send retried later");
+            match bus.publish_delayed(Exchange::Mobile, SEND_KEY, payload(&next), delay).await {
+                Ok(()) => incoming.ack().await,
+                Err(err) => {
+                    // The attempt is logged; the redelivery finds it so and publishes the retry.
+                    tracing::warn!(error = %err, "retry not published; the send is requeued");
+                    tokio::time::sleep(STORE_PAUSE).await;
+                    incoming.reject(true).await;
+                }
+            }
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "push send not attempted: the database is unavailable; requeued");
+            tokio::time::sleep(STORE_PAUSE).await;
+            incoming.reject(true).await;
+        }
+    }
+}
+
+/// An alarm job: one send per active device of its tenant, each published before the job is
+/// acked. A job redelivered after a crash publishes them again under the same send ids, which
+/// the log takes once each.
+async fn expand(bus: &Bus, store: &mobile::MobileStore, incoming: Incoming) {
+    let job: model::AlarmJob = match serde_json::from_slice(&incoming.payload) {
+        Ok(job) => job,
+        Err(err) => {
+            bus.dead_letter(incoming, &format!("not an alarm job: {err}")).await;
+            return;
+        }
+    };
+    let (mut after, mut sent) = (None::<String>, 0_u64);
+    loop {
+        let devices = match store.active_devices_after(&job.tenant_id, after.as_deref(), EXPAND_PAGE).await {
+            Ok(devices) => devices,
+            Err(err) => {
+                tracing::warn!(error = %err, "alarm not expanded: the database is unavailable; requeued");
+                tokio::time::sleep(STORE_PAUSE).await;
+                incoming.reject(true).await;
+                return;
+            }
+        };
+        for device in &devices {
+            let send = PushSend {
+                send_id: format!("{}:{}", job.job_id, device.id),
+                attempt: 1,
+                message_id: job.job_id.clone(),
+                user_id: device.user_id,
+                push_id: device.push_id.clone(),
+                message_type: "alarm".to_owned(),
+                title: job.title.clone(),
+                content: job.content.clone(),
+                alarm_id: Some(job.alarm_id.clone()),
+                category: None,
+            };
+            if let Err(err) = publish(bus, &send).await {
+                tracing::warn!(error = %err, "alarm expansion interrupted: the bus refused a send; requeued");
+                tokio::time::sleep(STORE_PAUSE).await;
+                incoming.reject(true).await;
+                return;
+            }
+            sent += 1;
+        }
+        match devices.last() {
+            Some(last) if devices.len() as u64 == EXPAND_PAGE => after = Some(last.id.clone()),
+            _ => break,
+        }
+    }
+    tracing::info!(job_id = %job.job_id, tenant = %job.tenant_id, sends = sent, "alarm expanded");
+    incoming.ack().await;
+}
