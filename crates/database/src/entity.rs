@@ -317,6 +317,8 @@ live_state_entity!(
         pub user_id: i64,
         pub push_id: String,
         pub message_type: String,
+        /// The alarm's configuration id; empty for a notice.
+        pub alarm_id: String,
         pub title: String,
         pub content: String,
         pub status: String,

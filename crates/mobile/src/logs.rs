@@ -28,6 +28,8 @@ pub struct PushAttempt {
     pub push_id: String,
     /// The notice's type (`alarm` for alarms).
     pub message_type: String,
+    /// The alarm's configuration id; empty for a notice.
+    pub alarm_id: String,
     /// The title sent.
     pub title: String,
     /// The text sent.
@@ -95,6 +97,7 @@ impl MobileStore {
             user_id: Set(attempt.user_id),
             push_id: Set(attempt.push_id.clone()),
             message_type: Set(attempt.message_type.clone()),
+            alarm_id: Set(attempt.alarm_id.clone()),
             title: Set(attempt.title.clone()),
             content: Set(attempt.content.clone()),
             status: Set(attempt.status.as_str().to_owned()),
@@ -227,6 +230,7 @@ impl From<push_log::Model> for PushLog {
                 user_id: row.user_id,
                 push_id: row.push_id,
                 message_type: row.message_type,
+                alarm_id: row.alarm_id,
                 title: row.title,
                 content: row.content,
                 // Only the set's names are ever written.

@@ -126,6 +126,7 @@ fn attempt(send_id: &str, number: i32, status: PushLogStatus, at: i64) -> PushAt
         user_id: 9,
         push_id: PHONE.to_owned(),
         message_type: "alarm".to_owned(),
+        alarm_id: "cfg-1".to_owned(),
         title: "告警:温度过高".to_owned(),
         content: "DEV-001".to_owned(),
         status,

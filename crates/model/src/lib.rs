@@ -23,7 +23,7 @@ pub use error_code::ErrorCode;
 pub use event::{DeliveryEvent, DeliveryEventType, MAX_USER_AGENT_CHARS, PushChannel, ReportChannel};
 pub use message_id::{MessageId, MessageIdError};
 pub use mobile::{
-    AlarmJob, AlarmRequest, DeviceStatus, DeviceType, LogoutDeviceRequest, PushConfigRequest, PushLogStatus,
+    AlarmJob, AlarmRequest, DeviceStatus, DeviceType, LogoutDeviceRequest, PushConfigRequest, PushLogStatus, PushSend,
     RegisterDeviceRequest,
 };
 pub use notification::{Audience, NotificationMessage, Sender};

@@ -2,6 +2,7 @@
 //! request mobile apps send. Field names are the original's (`pushId`, `deviceType`), which
 //! existing apps speak.
 
+use crate::UserId;
 use serde::Deserialize;
 
 crate::closed_set! {
@@ -117,3 +118,61 @@ pub struct AlarmJob {
 pub const SEND_ROUTING_KEY: &str = "send";
 /// The routing key of an alarm job on the mobile exchange.
 pub const ALARM_ROUTING_KEY: &str = "alarm";
+
+/// One send: a notice or an alarm to one device, as the mobile-push-worker receives it on the
+/// mobile exchange (routing key `send`), one message per attempt.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct PushSend {
+    /// The same across the send's attempts (and a retry an admin asks for gets a new one).
+    pub send_id: String,
+    /// 1 for the first try.
+    pub attempt: i32,
+    /// The notice or alarm.
+    pub message_id: String,
+    /// The device's user.
+    pub user_id: UserId,
+    /// The device.
+    pub push_id: String,
+    /// The notice's type (`alarm` for alarms).
+    pub message_type: String,
+    /// The title.
+    pub title: String,
+    /// The text.
+    pub content: String,
+    /// The alarm's config id, for alarms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_id: Option<String>,
+    /// The category passed to the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+}
+
+impl PushSend {
+    /// Why the send cannot be logged as it is (a column it would not fit), if so: such a
+    /// message is dead-lettered, never retried.
+    pub fn malformed(&self) -> Option<String> {
+        let fields = [
+            ("send_id", &self.send_id, 128),
+            ("message_id", &self.message_id, 40),
+            ("push_id", &self.push_id, 255),
+            ("message_type", &self.message_type, 64),
+        ];
+        for (name, value, max) in fields {
+            if value.is_empty() || value.chars().count() > max {
+                return Some(format!("{name} must be 1 to {max} characters"));
+            }
+        }
+        if self.attempt < 1 {
+            return Some(format!("attempt must be positive, got {}", self.attempt));
+        }
+        if [&self.title, &self.content].iter().any(|text| text.contains('\0')) {
+            return Some("title and content must not hold NUL".to_owned());
+        }
+        None
+    }
+
+    /// The provider's `Idempotency-Key` of this attempt.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.send_id, self.attempt)
+    }
+}

@@ -6,7 +6,8 @@
 //! - `GET /api/message_push/manage` (admin): registered devices, paged;
 //! - `GET /api/message_push/logs` (admin): provider send attempts, paged;
 //! - `GET /api/message_push/logs/export` (admin): the same as CSV, streamed;
-//! - `POST /api/message_push/alarm` (admin): an alarm for a tenant's devices, through the bus.
+//! - `POST /api/message_push/alarm` (admin): an alarm for a tenant's devices, through the bus;
+//! - `POST /api/message_push/logs/{id}/retry` (admin): a failed push sent again, through the bus.
 //!
 //! Registration rules (docs/mobile-clients.md): one push id is one device; registering it again
 //! re-activates it, and registering it as another user moves it to that user.
@@ -432,6 +433,7 @@ struct LogView {
     user_id: UserId,
     push_id: String,
     message_type: String,
+    alarm_id: String,
     title: String,
     content: String,
     status: PushLogStatus,
@@ -451,6 +453,7 @@ impl LogView {
             user_id: attempt.user_id,
             push_id: attempt.push_id,
             message_type: attempt.message_type,
+            alarm_id: attempt.alarm_id,
             title: attempt.title,
             content: attempt.content,
             status: attempt.status,
@@ -515,13 +518,14 @@ pub async fn logs(req: HttpRequest, _admin: AdminClaims, api: web::Data<IngestAp
 /// streams.
 pub const EXPORT_CHUNK: u64 = 1000;
 /// The export's columns, in order: `message_push_log`'s.
-pub const EXPORT_COLUMNS: [&str; 13] = [
+pub const EXPORT_COLUMNS: [&str; 14] = [
     "id",
     "send_id",
     "message_id",
     "user_id",
     "push_id",
     "message_type",
+    "alarm_id",
     "title",
     "content",
     "status",
@@ -668,6 +672,7 @@ fn csv_chunk(rows: &[mobile::PushLog], time: &TimeFormat, head: bool) -> Result<
                 &a.user_id.to_string(),
                 &inert(&a.push_id),
                 &inert(&a.message_type),
+                &inert(&a.alarm_id),
                 &inert(&a.title),
                 &inert(&a.content),
                 a.status.as_str(),
@@ -808,6 +813,98 @@ pub async fn alarm(
         tenant_id: job.tenant_id,
         title: job.title,
         devices_count,
+        status: "queued",
+    })))
+}
+
+/// What `POST /api/message_push/logs/{id}/retry` answers.
+#[derive(Debug, Serialize)]
+struct RetryView {
+    send_id: String,
+    retried_log_id: i64,
+    push_id: String,
+    status: &'static str,
+}
+
+/// `POST /api/message_push/logs/{id}/retry`: sends a failed or dead attempt's push again.
+#[utoipa::path(
+    post,
+    path = "/api/message_push/logs/{id}/retry",
+    operation_id = "retryPush",
+    tag = "mobile",
+    summary = "Send a failed push again",
+    description = "Publishes the push of a `failed` or `dead` log row again, through the bus to the worker, as a \
+        new send (`retry:<id>`, its own attempts and retries) to the same device, with the same title, content \
+        and alarm id; the device must still be the same user's and active, else the new send is `dead` with the \
+        reason. Retrying the same row again changes nothing: it is sent once. Admin role.",
+    security(("bearer" = [])),
+    params(("id" = inline(openapi::PositiveId), Path, description = "The log row's id (`GET /api/message_push/logs`)")),
+    responses(
+        (status = 200, description = "Queued", body = openapi::PushRetryResponse),
+        (status = 400, body = openapi::FailureResponse,
+            description = "INVALID_REQUEST: the id is not a positive integer, or the attempt was sent (`data.field` is `id`)"),
+        openapi::AdminRefusals,
+        (status = 404, description = "NOT_FOUND: no log row with this id", body = openapi::FailureResponse),
+        (status = 503, description = "PUSH_FAILED: the message bus did not take the retry; SERVICE_UNAVAILABLE: the \
+            database is unavailable. Retry.",
+            body = openapi::FailureResponse,
+            headers(("Retry-After" = inline(openapi::RetrySeconds), description = "Whole seconds to wait before trying again"))),
+    ),
+)]
+pub async fn retry(
+    req: HttpRequest,
+    AdminClaims(admin): AdminClaims,
+    api: web::Data<IngestApi>,
+) -> Result<HttpResponse, Failure> {
+    let raw = req.match_info().get("id").unwrap_or_default();
+    let field = |code: ErrorCode, message: String| {
+        let mut failure = Failure::new(code, message);
+        failure.data.field = Some("id".to_owned());
+        failure
+    };
+    let id = raw
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| field(ErrorCode::InvalidRequest, format!("id must be a positive integer, got {raw:?}")))?;
+    let Some(log) = api.mobile.log(id).await.map_err(unavailable)? else {
+        return Err(field(ErrorCode::NotFound, format!("no push log row with id {id}")));
+    };
+    let attempt = log.attempt;
+    if attempt.status == PushLogStatus::Sent {
+        return Err(field(
+            ErrorCode::InvalidRequest,
+            format!("the push log row with id {id} was sent; only a failed or dead one is retried"),
+        ));
+    }
+    let send = model::PushSend {
+        send_id: format!("retry:{id}"),
+        attempt: 1,
+        message_id: attempt.message_id,
+        user_id: attempt.user_id,
+        push_id: attempt.push_id,
+        message_type: attempt.message_type,
+        title: attempt.title,
+        content: attempt.content,
+        alarm_id: Some(attempt.alarm_id).filter(|id| !id.is_empty()),
+        category: None,
+    };
+    // A send of plain strings and numbers always serialises.
+    let payload = serde_json::to_vec(&send).unwrap_or_default();
+    if let Err(err) = api.bus.publish(bus::Exchange::Mobile, model::mobile::SEND_ROUTING_KEY, payload.into()).await {
+        tracing::error!(error = %err, "push retry not published");
+        let mut failure = Failure::new(
+            ErrorCode::PushFailed,
+            format!("push failed: the message bus did not take the retry ({err}); retry shortly"),
+        );
+        failure.retry_after = Some(1);
+        return Err(failure);
+    }
+    tracing::info!(admin = admin.sub, log_id = id, send_id = %send.send_id, "push retry queued");
+    Ok(HttpResponse::Ok().json(ApiResponse::ok(RetryView {
+        send_id: send.send_id,
+        retried_log_id: id,
+        push_id: send.push_id,
         status: "queued",
     })))
 }

@@ -88,6 +88,7 @@ proto_schemas! {
     PushLogPageResponse => "push-log-page-response.schema.json",
     AlarmRequest => "alarm-request.schema.json",
     AlarmResponse => "alarm-response.schema.json",
+    PushRetryResponse => "push-retry-response.schema.json",
     HealthResponse => "health-response.schema.json",
     ReadinessResponse => "readiness-response.schema.json",
 }
@@ -347,6 +348,7 @@ fn readyz() {}
         crate::mobile::logs,
         crate::mobile::export,
         crate::mobile::alarm,
+        crate::mobile::retry,
         websocket,
         healthz,
         readyz,
@@ -596,7 +598,7 @@ mod tests {
     #[test]
     fn every_operation_documents_its_answers_and_its_security() {
         let ops = operations();
-        assert_eq!(ops.len(), 21, "{:?}", ops.iter().map(|(m, p, _)| format!("{m} {p}")).collect::<Vec<_>>());
+        assert_eq!(ops.len(), 22, "{:?}", ops.iter().map(|(m, p, _)| format!("{m} {p}")).collect::<Vec<_>>());
         for (method, path, op) in ops {
             let at = format!("{method} {path}");
             assert!(op["operationId"].is_string(), "{at}: no operationId");

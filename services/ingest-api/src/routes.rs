@@ -10,7 +10,7 @@ use actix_web::{Route, web};
 type Handler = fn(Route) -> Route;
 
 /// Every route ingest-api mounts: method, path and handler.
-pub(crate) const ROUTES: [(Method, &str, Handler); 18] = [
+pub(crate) const ROUTES: [(Method, &str, Handler); 19] = [
     (Method::POST, "/api/admin/system/notice", |route| route.to(notice::post_notice)),
     (Method::POST, "/api/admin/notification/mark-read", |route| route.to(receipts::mark_read)),
     (Method::POST, "/api/admin/notification/confirm", |route| route.to(receipts::confirm)),
@@ -28,6 +28,7 @@ pub(crate) const ROUTES: [(Method, &str, Handler); 18] = [
     (Method::GET, "/api/message_push/logs", |route| route.to(mobile::logs)),
     (Method::GET, "/api/message_push/logs/export", |route| route.to(mobile::export)),
     (Method::POST, "/api/message_push/alarm", |route| route.to(mobile::alarm)),
+    (Method::POST, "/api/message_push/logs/{id}/retry", |route| route.to(mobile::retry)),
     (Method::GET, "/api/openapi.json", |route| route.to(openapi::serve)),
 ];
 

@@ -44,6 +44,7 @@ enum MessagePushLog {
     UserId,
     PushId,
     MessageType,
+    AlarmId,
     Title,
     Content,
     Status,
@@ -143,6 +144,7 @@ impl MigrationTrait for CreateMobilePush {
                     .col(big_integer(MessagePushLog::UserId))
                     .col(string_len(MessagePushLog::PushId, 255))
                     .col(string_len(MessagePushLog::MessageType, 64))
+                    .col(string_len(MessagePushLog::AlarmId, 128))
                     .col(text(MessagePushLog::Title))
                     .col(text(MessagePushLog::Content))
                     .col(string_len(MessagePushLog::Status, 16))

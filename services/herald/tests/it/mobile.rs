@@ -214,6 +214,7 @@ fn ingest_api_columns() -> Vec<String> {
         "user_id",
         "push_id",
         "message_type",
+        "alarm_id",
         "title",
         "content",
         "status",
@@ -323,11 +324,11 @@ async fn push_logs_through_the_api(app: &Endpoints, database: &database::Databas
     assert_eq!(rows.len() as i32, 1 + MAX_ATTEMPTS + 2100);
     let ids: Vec<i64> = rows.iter().map(|r| r[0].parse().unwrap()).collect();
     assert_eq!(ids.iter().collect::<std::collections::HashSet<_>>().len(), ids.len(), "a row twice");
-    let times: Vec<&str> = rows.iter().map(|r| r.get(12).unwrap()).collect();
+    let times: Vec<&str> = rows.iter().map(|r| r.get(13).unwrap()).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "not oldest first");
-    assert_eq!(&rows[0][7], "DEV-001");
-    assert!(rows.iter().any(|r| &r[6] == "告警:2099"), "Chinese text intact");
-    let dead: Vec<&csv::StringRecord> = rows.iter().filter(|r| &r[8] == "dead").collect();
+    assert_eq!((&rows[0][8], &rows[0][6]), ("DEV-001", "cfg-1"));
+    assert!(rows.iter().any(|r| &r[7] == "告警:2099"), "Chinese text intact");
+    let dead: Vec<&csv::StringRecord> = rows.iter().filter(|r| &r[9] == "dead").collect();
     assert_eq!(dead.len(), 1);
     // The filters are the listing's.
     let (status, answer) = app.get(&admin, "/api/message_push/logs/export?status=gone").await;
@@ -416,6 +417,52 @@ async fn alarms_reach_the_tenants_active_devices(app: &Endpoints) {
     }
     let (status, answer) = app.post(&north, "/api/message_push/alarm", &body).await;
     refused(status, &answer, 403, "FORBIDDEN", None);
+
+    // A failed push retried from the API: sent once, to the same device, however often asked.
+    provider.mock.answer_push_id(android, mock_push::Answer::Http500);
+    let (status, answer) = app.post(&admin, "/api/message_push/alarm", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    let failed_row = runtime::testing::eventually("the failed attempt", std::time::Duration::from_secs(15), || async {
+        let (_, logs) = app.get(&admin, &format!("/api/message_push/logs?status=failed&push_id={android}")).await;
+        match logs["data"]["items"][0]["id"].as_i64() {
+            Some(id) => Ok(id),
+            None => Err(logs),
+        }
+    })
+    .await;
+    provider.mock.answer_push_id(android, mock_push::Answer::Success);
+    let pushed = || provider.mock.received().iter().filter(|r| r.push_id == android).count();
+    let before = pushed();
+    let path = format!("/api/message_push/logs/{failed_row}/retry");
+    let (status, answer) = app.post(&admin, &path, &json!({})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_schema("push-retry-response.schema.json", &answer);
+    let send_id = format!("retry:{failed_row}");
+    assert_eq!(answer["data"]["send_id"], send_id);
+    runtime::testing::eventually("the retry to be sent", std::time::Duration::from_secs(15), || async {
+        let (_, logs) = app.get(&admin, &format!("/api/message_push/logs?status=sent&push_id={android}")).await;
+        let found = logs["data"]["items"].as_array().unwrap().iter().any(|l| l["send_id"] == send_id.as_str());
+        if found { Ok(()) } else { Err(logs) }
+    })
+    .await;
+    assert_eq!(pushed(), before + 1);
+    let last = provider.mock.received().into_iter().rev().find(|r| r.push_id == android).unwrap();
+    assert_eq!(last.body, expected(android));
+    let (status, _) = app.post(&admin, &path, &json!({})).await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(pushed(), before + 1, "a second retry of the same row pushed again");
+    let (_, sent) = app.get(&admin, &format!("/api/message_push/logs?status=sent&push_id={ios}")).await;
+    let sent_row = sent["data"]["items"][0]["id"].as_i64().unwrap();
+    for (path, want, code) in [
+        (format!("/api/message_push/logs/{sent_row}/retry"), 400, "INVALID_REQUEST"),
+        ("/api/message_push/logs/abc/retry".to_owned(), 400, "INVALID_REQUEST"),
+        ("/api/message_push/logs/0/retry".to_owned(), 400, "INVALID_REQUEST"),
+        ("/api/message_push/logs/999999999/retry".to_owned(), 404, "NOT_FOUND"),
+    ] {
+        let (status, answer) = app.post(&admin, &path, &json!({})).await;
+        refused(status, &answer, want, code, Some("id"));
+    }
     provider.stop().await;
 }
 
