@@ -1,7 +1,8 @@
 //! The one binary as a distributed deployment: `herald run ingest-api`, `herald run ws-gateway`
 //! and `herald run record-writer`, each a process of its own on the real RabbitMQ, Redis and
-//! PostgreSQL, pass the delivery scenario, the record-writer role records what was sent, and an
-//! ingest-api killed while it dispatches loses nothing it accepted.
+//! PostgreSQL, pass the delivery scenario, the record-writer role records what was sent, an
+//! ingest-api killed while it dispatches loses nothing it accepted, and a mobile-push-worker
+//! killed mid-stream loses no send and doubles none.
 
 use crate::helpers::{Endpoints, SECRET, ServerLeftovers, amqp_url, listener, redis_url, token};
 use crate::scenario;
@@ -188,5 +189,142 @@ async fn an_ingest_api_killed_while_dispatching_loses_no_accepted_notice() {
         child.wait().await.unwrap();
     }
     reader.abort();
+    leftovers.remove().await;
+}
+
+/// `herald run mobile-push-worker` with quick retries.
+fn run_worker(prefix: &str, database: &database::DatabaseSettings) -> (Child, SocketAddr) {
+    let addr = listener().local_addr().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["run", "mobile-push-worker"])
+        .env("HERALD_HTTP_ADDR", addr.to_string())
+        .env("HERALD_JWT_SECRET", SECRET)
+        .env("HERALD_LOG_LEVEL", "warn")
+        .env("HERALD_BUS_URL", amqp_url())
+        .env("HERALD_BUS_PREFIX", prefix)
+        .env("HERALD_DATABASE_URL", &database.url)
+        .env("HERALD_DATABASE_SCHEMA", &database.schema)
+        .env("HERALD_MOBILE_RETRY_DELAYS_MS", "[200,400,600]")
+        .env("HERALD_MOBILE_CONCURRENCY", "16")
+        .env_remove("HERALD_CONFIG")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    (child, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_worker_killed_mid_stream_loses_no_send_and_doubles_none() {
+    use mobile::{LogQuery, MobileStore, Registration};
+    use model::{DeviceType, PushLogStatus};
+    use std::collections::HashMap;
+    const DEVICES: usize = 600;
+    const FAILING: usize = 10;
+    let prefix = format!("test-worker-{}", uuid::Uuid::new_v4().simple());
+    let bus = bus::BusSettings { url: bus::BusUrl::Amqp(amqp_url()), prefix: prefix.clone(), ..Default::default() };
+    let leftovers = ServerLeftovers::new(
+        bus.clone(),
+        ScratchDatabase::create(Backend::Postgres).await.expect("PostgreSQL is not reachable"),
+    );
+    let database = leftovers.database().clone();
+    let (mut api, api_addr) = run_role("ingest-api", &prefix, &database);
+    let (mut worker, worker_addr) = run_worker(&prefix, &database);
+    let endpoints = Endpoints::new(api_addr, api_addr);
+    for addr in [api_addr, worker_addr] {
+        endpoints.wait_ready(&format!("http://{addr}")).await;
+    }
+    // A provider slow enough for the worker to die with sends in hand; a few devices it refuses.
+    let provider = mock_push::MockProvider::start_local().unwrap();
+    provider.mock.answer_all(mock_push::Answer::Slow { delay_ms: 20 });
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let store = MobileStore::on(database::connect(&database).await.unwrap(), shutdown.clone());
+    store.set_provider_url(&provider.push_url()).await.unwrap();
+    let push_ids: Vec<String> = (0..DEVICES).map(|i| format!("{i:032x}")).collect();
+    for chunk in push_ids.chunks(50) {
+        let registered = futures_util::future::join_all(chunk.iter().map(|push_id| {
+            let store = store.clone();
+            let device = Registration {
+                user_id: 100,
+                tenant_id: Some("plant".into()),
+                push_id: push_id.clone(),
+                device_type: DeviceType::Android,
+            };
+            async move { store.register(&device).await }
+        }))
+        .await;
+        assert!(registered.iter().all(Result::is_ok));
+    }
+    for push_id in &push_ids[..FAILING] {
+        provider.mock.answer_push_id(push_id, mock_push::Answer::Http500);
+    }
+
+    let admin = token(1, Role::Admin, "admin");
+    let body = serde_json::json!({"tenant_id": "plant", "triggered": "压力过高", "alarm_config_id": "c-7", "device_number": "P-1"});
+    let (status, answer) = endpoints.post(&admin, "/api/message_push/alarm", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    let job_id = answer["data"]["job_id"].as_str().unwrap().to_owned();
+    eventually("the worker to be mid-stream", Duration::from_secs(30), || async {
+        let got = provider.mock.received().len();
+        holds(got >= DEVICES / 3, got)
+    })
+    .await;
+    worker.start_kill().unwrap();
+    worker.wait().await.unwrap();
+    let (mut worker, worker_addr) = run_worker(&prefix, &database);
+    endpoints.wait_ready(&format!("http://{worker_addr}")).await;
+
+    // Every send accounted for once: sent for the devices the provider takes, failed three
+    // times then dead for those it refuses; the provider pushed each once.
+    let expected_rows = (DEVICES - FAILING) + FAILING * 4;
+    let query = LogQuery { page: 1, page_size: 10_000, ..LogQuery::default() };
+    eventually("every send to be accounted for", Duration::from_secs(60), || async {
+        let rows = store.logs(&LogQuery { page_size: 1, ..query.clone() }).await.unwrap().total as usize;
+        let dead = store.logs(&LogQuery { status: Some(PushLogStatus::Dead), page_size: 1, ..query.clone() }).await;
+        let dead = dead.unwrap().total as usize;
+        holds(rows >= expected_rows && dead == FAILING, format_args!("{rows} of {expected_rows} rows, {dead} dead"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let logs = store.logs(&query).await.unwrap().items;
+    assert_eq!(logs.len(), expected_rows, "a send logged twice or missing");
+    let mut per_device: HashMap<String, Vec<(i32, PushLogStatus)>> = HashMap::new();
+    for log in &logs {
+        assert!(log.attempt.send_id.starts_with(&format!("{job_id}:")), "{:?}", log.attempt.send_id);
+        per_device.entry(log.attempt.push_id.clone()).or_default().push((log.attempt.attempt, log.attempt.status));
+    }
+    assert_eq!(per_device.len(), DEVICES, "a device got no send");
+    for (i, push_id) in push_ids.iter().enumerate() {
+        let mut rows = per_device[push_id].clone();
+        rows.sort_by_key(|row| row.0);
+        let want = if i < FAILING {
+            vec![
+                (1, PushLogStatus::Failed),
+                (2, PushLogStatus::Failed),
+                (3, PushLogStatus::Failed),
+                (4, PushLogStatus::Dead),
+            ]
+        } else {
+            vec![(1, PushLogStatus::Sent)]
+        };
+        assert_eq!(rows, want, "{push_id}");
+    }
+    let mut pushed: HashMap<String, usize> = HashMap::new();
+    for received in provider.mock.received() {
+        *pushed.entry(received.push_id).or_default() += 1;
+    }
+    for (i, push_id) in push_ids.iter().enumerate() {
+        let want = if i < FAILING { 4 } else { 1 };
+        assert_eq!(pushed.get(push_id).copied().unwrap_or(0), want, "{push_id} pushed a wrong number of times");
+    }
+
+    for child in [&mut api, &mut worker] {
+        child.start_kill().unwrap();
+        child.wait().await.unwrap();
+    }
+    provider.stop().await;
+    shutdown.cancel();
+    let delays = ["delay.mobile.send.200", "delay.mobile.send.400", "delay.mobile.send.600"];
+    bus::amqp::AmqpBus::remove_topology(&bus, &delays).await.unwrap();
     leftovers.remove().await;
 }
