@@ -424,6 +424,24 @@ struct LogParams {
     push_id: Option<String>,
 }
 
+/// The filters a log listing and the export share, as sent (time range, status, user, push id).
+type LogFilters = (Option<String>, Option<String>, Option<PushLogStatus>, Option<UserId>, Option<String>);
+
+/// `filters` checked, as a query without paging.
+fn log_filters(
+    time: &TimeFormat,
+    (start, end, status, user_id, push_id): LogFilters,
+) -> Result<mobile::LogQuery, Failure> {
+    let (start_ms, end_ms) = crate::records::window(time, start.as_deref(), end.as_deref())?;
+    if let Some(user) = user_id
+        && user <= 0
+    {
+        return Err(Failure::new(ErrorCode::InvalidRequest, format!("user_id must be a positive integer, got {user}")));
+    }
+    let push_id = push_id.map(|raw| validation::mobile::check_any_push_id(&raw)).transpose()?;
+    Ok(mobile::LogQuery { start_ms, end_ms, status, user_id, push_id, ..mobile::LogQuery::default() })
+}
+
 /// A push log row as admins see it: the columns of `message_push_log`.
 #[derive(Debug, Serialize)]
 struct LogView {
@@ -491,24 +509,8 @@ pub async fn logs(req: HttpRequest, _admin: AdminClaims, api: web::Data<IngestAp
     let params: LogParams = http_server::query(&req)?;
     let (page, page_size) =
         crate::users::paging(params.page, params.page_size, (DEFAULT_PAGE_SIZE, MAX_LOG_PAGE_SIZE))?;
-    let (start_ms, end_ms) =
-        crate::records::window(&api.time, params.start_time.as_deref(), params.end_time.as_deref())?;
-    if let Some(user) = params.user_id
-        && user <= 0
-    {
-        return Err(Failure::new(ErrorCode::InvalidRequest, format!("user_id must be a positive integer, got {user}")));
-    }
-    let push_id = params.push_id.map(|raw| validation::mobile::check_any_push_id(&raw)).transpose()?;
-    let query = mobile::LogQuery {
-        start_ms,
-        end_ms,
-        status: params.status,
-        user_id: params.user_id,
-        push_id,
-        send_id: None,
-        page,
-        page_size,
-    };
+    let filters = (params.start_time, params.end_time, params.status, params.user_id, params.push_id);
+    let query = mobile::LogQuery { page, page_size, ..log_filters(&api.time, filters)? };
     let found = api.mobile.logs(&query).await.map_err(unavailable)?;
     let items = found.items.into_iter().map(|log| LogView::new(log, &api.time)).collect();
     Ok(HttpResponse::Ok().json(ApiResponse::ok(Page { page, page_size, total: found.total, items })))
@@ -601,22 +603,8 @@ enum Export {
 )]
 pub async fn export(req: HttpRequest, _admin: AdminClaims, api: web::Data<IngestApi>) -> Result<HttpResponse, Failure> {
     let params: ExportParams = http_server::query(&req)?;
-    let (start_ms, end_ms) =
-        crate::records::window(&api.time, params.start_time.as_deref(), params.end_time.as_deref())?;
-    if let Some(user) = params.user_id
-        && user <= 0
-    {
-        return Err(Failure::new(ErrorCode::InvalidRequest, format!("user_id must be a positive integer, got {user}")));
-    }
-    let push_id = params.push_id.map(|raw| validation::mobile::check_any_push_id(&raw)).transpose()?;
-    let query = mobile::LogQuery {
-        start_ms,
-        end_ms,
-        status: params.status,
-        user_id: params.user_id,
-        push_id,
-        ..mobile::LogQuery::default()
-    };
+    let filters = (params.start_time, params.end_time, params.status, params.user_id, params.push_id);
+    let query = log_filters(&api.time, filters)?;
     let first = api.mobile.logs_after(&query, None, EXPORT_CHUNK).await.map_err(unavailable)?;
     let (store, time) = (api.mobile.clone(), api.time);
     let chunks = futures_util::stream::unfold(Export::First(first), move |at| {
