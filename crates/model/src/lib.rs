@@ -2,6 +2,7 @@
 //! records, offline messages, API envelopes and the error-code table of the message-format spec.
 
 pub mod api;
+pub mod channel;
 pub mod closed;
 pub mod error_code;
 pub mod event;
@@ -18,6 +19,7 @@ pub mod time_format;
 pub mod ws;
 
 pub use api::{ApiResponse, FailureData, PushRecordItem, PushRecordPage, PushRecordStats, PushResult, PushStatus};
+pub use channel::{Channels, NoticeChannel};
 pub use closed::ClosedSet;
 pub use error_code::ErrorCode;
 pub use event::{DeliveryEvent, DeliveryEventType, MAX_USER_AGENT_CHARS, PushChannel, ReportChannel};

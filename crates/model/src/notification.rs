@@ -2,7 +2,7 @@
 
 use crate::offline::{OFFLINE_PREFIX, OfflineMessage};
 use crate::ws::ClientFrame;
-use crate::{MessageId, NotificationType, Priority, Target, UserId};
+use crate::{Channels, MessageId, NotificationType, Priority, Target, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -50,6 +50,10 @@ pub struct NotificationMessage {
     pub need_confirm: bool,
     /// The message id.
     pub message_id: MessageId,
+    /// The channels it goes out on; left out when WebSocket only (the default), so such an
+    /// envelope reads the same as before channels existed.
+    #[serde(default, skip_serializing_if = "Channels::is_default")]
+    pub channels: Channels,
     /// Who posted it.
     #[serde(flatten)]
     pub sender: Sender,

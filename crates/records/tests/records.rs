@@ -31,6 +31,7 @@ fn message(n: u64, target: Target, ids: Vec<i64>, content: &str) -> Notification
         exclude_ids: Vec::new(),
         need_confirm: false,
         message_id: MessageId::from_parts(nanos, uuid::Uuid::new_v4()),
+        channels: Default::default(),
         sender: Sender { id: if n.is_multiple_of(3) { 1 } else { 7 }, name: "admin".into() },
     }
 }

@@ -416,6 +416,7 @@ mod addressed_tests {
             exclude_ids,
             need_confirm: false,
             message_id: MessageId::generate(),
+            channels: Default::default(),
             sender: Sender { id: 1, name: "admin".into() },
         }
     }

@@ -2,7 +2,7 @@
 
 use crate::{MAX_CONTENT_CHARS, MAX_DATA_BYTES, MAX_USER_IDS, RESERVED_DATA_KEYS, ValidationError};
 use crate::{check_storable, check_storable_json};
-use model::{ErrorCode, NotificationType, Priority, Target, UserId};
+use model::{Channels, ErrorCode, NotificationType, Priority, Target, UserId};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
@@ -28,6 +28,9 @@ pub struct SystemNoticeRequest {
     pub priority: Option<Priority>,
     /// Whether recipients are asked to confirm; `false` when absent.
     pub need_confirm: Option<bool>,
+    /// A non-empty list of distinct channels (`websocket`, `mobile`); `["websocket"]` when
+    /// absent.
+    pub channels: Option<Channels>,
 }
 
 /// A notice that passed every rule, ready to be stamped and published.
@@ -49,6 +52,8 @@ pub struct NoticeDraft {
     pub priority: Priority,
     /// Whether confirmation is requested.
     pub need_confirm: bool,
+    /// The channels it goes out on.
+    pub channels: Channels,
 }
 
 impl NoticeDraft {
@@ -130,6 +135,7 @@ impl TryFrom<SystemNoticeRequest> for NoticeDraft {
             data: parse_data(req.data)?,
             priority: req.priority.unwrap_or_default(),
             need_confirm: req.need_confirm.unwrap_or(false),
+            channels: req.channels.unwrap_or_default(),
         })
     }
 }
@@ -395,5 +401,20 @@ mod tests {
         assert!(err.message.contains("user_ids"), "{}", err.message);
         let err = check(json!({"content": "x", "priority": 9})).unwrap_err();
         assert!(err.message.contains("priority"), "{}", err.message);
+    }
+
+    #[test]
+    fn channels_default_to_websocket_and_must_be_a_distinct_known_list() {
+        use model::NoticeChannel;
+        assert_eq!(check(json!({"content": "x"})).unwrap().channels, Channels::WEBSOCKET);
+        let both = check(json!({"content": "x", "channels": ["websocket", "mobile"]})).unwrap().channels;
+        assert!(both.has(NoticeChannel::Websocket) && both.has(NoticeChannel::Mobile));
+        let mobile = check(json!({"content": "x", "channels": ["mobile"]})).unwrap().channels;
+        assert!(mobile.has(NoticeChannel::Mobile) && !mobile.has(NoticeChannel::Websocket));
+        for bad in [json!([]), json!(["sms"]), json!(["mobile", "mobile"]), json!("mobile"), json!([true])] {
+            let err = check(json!({"content": "x", "channels": bad})).unwrap_err();
+            assert_eq!((err.code, err.field.as_deref()), (ErrorCode::InvalidRequest, Some("channels")), "{bad}");
+            assert!(err.message.starts_with("channels: "), "{}", err.message);
+        }
     }
 }

@@ -5,7 +5,9 @@ use crate::error::{ApiError, NoticeContext};
 use crate::openapi;
 use actix_web::{HttpRequest, HttpResponse, web};
 use http_server::AdminClaims;
-use model::{ApiResponse, ErrorCode, MessageId, NotificationMessage, Priority, PushResult, PushStatus, Sender};
+use model::{
+    ApiResponse, ErrorCode, MessageId, NoticeChannel, NotificationMessage, Priority, PushResult, PushStatus, Sender,
+};
 use serde_json::Value;
 use state::{Claim, IdempotencyStore};
 use validation::{NoticeDraft, parse_notice};
@@ -191,18 +193,24 @@ async fn accept(
         exclude_ids: draft.exclude_ids,
         need_confirm: draft.need_confirm,
         message_id: MessageId::from_parts(pushed_at.unix_timestamp_nanos(), uuid::Uuid::new_v4()),
+        channels: draft.channels,
         sender: Sender { id: admin.0.sub, name: admin.0.name },
     };
     tracing::Span::current().record("message_id", message.message_id.as_str());
     context.message_id = Some(message.message_id.to_string());
 
-    // `admin` notices go to every admin the directory knows, online or not.
-    let recipients = api
-        .stores
-        .directory
-        .recipients(&message)
-        .await
-        .map_err(|err| ApiError::Store(err.to_string(), context.clone()))?;
+    // Offline copies are the WebSocket channel's: `admin` notices go to every admin the
+    // directory knows, online or not. A mobile-only notice leaves no inbox entry (the worker
+    // finds its recipients' devices itself).
+    let recipients = match message.channels.has(NoticeChannel::Websocket) {
+        true => api
+            .stores
+            .directory
+            .recipients(&message)
+            .await
+            .map_err(|err| ApiError::Store(err.to_string(), context.clone()))?,
+        false => Vec::new(),
+    };
     // Urgent notices pass the backlog and the rate limits: how many are carried out at once is
     // bounded here instead.
     let _urgent_slot = if message.priority == Priority::Urgent {

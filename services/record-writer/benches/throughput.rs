@@ -99,6 +99,7 @@ async fn main() {
             exclude_ids: Vec::new(),
             need_confirm: false,
             message_id: MessageId::generate(),
+            channels: Default::default(),
             sender: Sender { id: 1, name: "bench".into() },
         })
         .collect();

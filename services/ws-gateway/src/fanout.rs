@@ -6,7 +6,7 @@ use crate::hub::{Hub, Notice};
 use crate::outbox::SharedFrame;
 use crate::transport;
 use bus::{Bus, Incoming, Subscription};
-use model::{DeliveryEvent, NotificationMessage, TimeFormat, WsMessage};
+use model::{DeliveryEvent, NoticeChannel, NotificationMessage, TimeFormat, WsMessage};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -15,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 pub enum Outcome {
     /// Fan this notice out, then acknowledge.
     FanOut(Arc<Notice>),
+    /// Not for WebSocket clients (a mobile-only notice): acknowledge.
+    Skip,
     /// Never processable (a malformed envelope): to the dead-letter queue, with why.
     DeadLetter(String),
 }
@@ -25,6 +27,9 @@ pub fn handle(incoming: &Incoming) -> Outcome {
         Ok(message) => message,
         Err(err) => return Outcome::DeadLetter(format!("malformed envelope: {err}")),
     };
+    if !message.channels.has(NoticeChannel::Websocket) {
+        return Outcome::Skip;
+    }
     let text = match message.client_frame().to_json() {
         Ok(text) => text,
         Err(err) => return Outcome::DeadLetter(format!("the client frame cannot be built: {err}")),
@@ -42,6 +47,7 @@ pub async fn run(hub: Arc<Hub>, bus: Bus, mut subscription: Subscription, shutdo
                 hub.fan_out(notice).await;
                 incoming.ack().await;
             }
+            Outcome::Skip => incoming.ack().await,
             Outcome::DeadLetter(reason) => bus.dead_letter(incoming, &reason).await,
         }
     }

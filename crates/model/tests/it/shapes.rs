@@ -2,9 +2,9 @@
 
 use model::offline::OfflineMessage;
 use model::{
-    AdminUserReceiveRecord, ApiResponse, ErrorCode, FailureData, MessageId, NotificationLog, NotificationMessage,
-    NotificationType, Priority, PushRecord, PushRecordItem, PushRecordPage, PushRecordStats, PushResult, PushStatus,
-    Sender, Target, WsNotification,
+    AdminUserReceiveRecord, ApiResponse, Channels, ErrorCode, FailureData, MessageId, NoticeChannel, NotificationLog,
+    NotificationMessage, NotificationType, Priority, PushRecord, PushRecordItem, PushRecordPage, PushRecordStats,
+    PushResult, PushStatus, Sender, Target, WsNotification,
 };
 use serde_json::{Value, json};
 
@@ -21,6 +21,7 @@ pub fn spec_3_2_message() -> NotificationMessage {
         exclude_ids: vec![],
         need_confirm: false,
         message_id: MessageId::parse("1706335800123456789-abc12345").unwrap(),
+        channels: Default::default(),
         sender: Sender { id: 1, name: "admin".into() },
     }
 }
@@ -38,6 +39,7 @@ pub fn sample_message() -> NotificationMessage {
         exclude_ids: vec![456],
         need_confirm: true,
         message_id: MessageId::parse("1706335800123456789-def67890").unwrap(),
+        channels: Channels::of([NoticeChannel::Mobile, NoticeChannel::Websocket]).unwrap(),
         sender: Sender { id: 7, name: "ops".into() },
     }
 }
@@ -77,7 +79,7 @@ fn envelope_carries_the_internal_fields_and_round_trips() {
             "type": "order_completed", "content": "您的订单已完成", "time": "2025-01-27 10:30:00",
             "priority": 3, "target": "custom", "target_ids": [123, 456, 789], "exclude_ids": [456],
             "need_confirm": true, "message_id": "1706335800123456789-def67890",
-            "sender_id": 7, "sender_name": "ops"
+            "channels": ["websocket", "mobile"], "sender_id": 7, "sender_name": "ops"
         })
     );
     let back: NotificationMessage = serde_json::from_value(value).unwrap();
@@ -90,7 +92,7 @@ fn envelope_omits_empty_data_and_id_lists() {
     let mut message = spec_3_2_message();
     message.data = None;
     let value = serde_json::to_value(&message).unwrap();
-    for omitted in ["data", "target_ids", "exclude_ids"] {
+    for omitted in ["data", "target_ids", "exclude_ids", "channels"] {
         assert!(value.get(omitted).is_none(), "{omitted} in {value}");
     }
 }

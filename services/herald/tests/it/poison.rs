@@ -23,6 +23,7 @@ fn poisoned_notice() -> NotificationMessage {
         exclude_ids: vec![],
         need_confirm: false,
         message_id: MessageId::generate(),
+        channels: Default::default(),
         sender: Sender { id: 1, name: "admin".into() },
     }
 }

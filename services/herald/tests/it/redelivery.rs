@@ -57,6 +57,7 @@ fn notice(n: usize) -> NotificationMessage {
         exclude_ids: Vec::new(),
         need_confirm: false,
         message_id: MessageId::generate(),
+        channels: Default::default(),
         sender: Sender { id: 9, name: "admin".into() },
     }
 }
