@@ -112,6 +112,17 @@ pub struct DevicePage {
     pub items: Vec<Device>,
 }
 
+/// Whose devices [`MobileStore::active_devices_after`] reads.
+#[derive(Clone, Copy, Debug)]
+pub enum DeviceScope<'a> {
+    /// The devices registered with this tenant's tokens: an alarm's.
+    Tenant(&'a str),
+    /// These users' devices (keep the list to a few hundred: it is one `IN`).
+    Users(&'a [UserId]),
+    /// Every device: a notice for all.
+    Everyone,
+}
+
 /// A rule that changed a device.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuleLog {
@@ -209,18 +220,23 @@ impl MobileStore {
         Ok(DevicePage { total, items: rows.into_iter().map(Device::from).collect() })
     }
 
-    /// Up to `limit` active devices of `tenant_id` whose id comes after `after` (all of them,
-    /// read in chunks in id order: a device changing state meanwhile moves no other across a
+    /// Up to `limit` active devices in `scope` whose id comes after `after` (all of them, read
+    /// in chunks in id order: a device changing state meanwhile moves no other across a
     /// chunk's edge).
     pub async fn active_devices_after(
         &self,
-        tenant_id: &str,
+        scope: DeviceScope<'_>,
         after: Option<&str>,
         limit: u64,
     ) -> Result<Vec<Device>, DbError> {
-        let mut select = push_device::Entity::find()
-            .filter(push_device::Column::TenantId.eq(tenant_id))
-            .filter(push_device::Column::Status.eq(DeviceStatus::Active.code()));
+        let mut select =
+            push_device::Entity::find().filter(push_device::Column::Status.eq(DeviceStatus::Active.code()));
+        select = match scope {
+            DeviceScope::Tenant(tenant_id) => select.filter(push_device::Column::TenantId.eq(tenant_id)),
+            DeviceScope::Users([]) => return Ok(Vec::new()),
+            DeviceScope::Users(users) => select.filter(push_device::Column::UserId.is_in(users.iter().copied())),
+            DeviceScope::Everyone => select,
+        };
         if let Some(after) = after {
             select = select.filter(push_device::Column::Id.gt(after));
         }

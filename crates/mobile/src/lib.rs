@@ -13,7 +13,7 @@ mod devices;
 mod logs;
 
 pub use config::{PROVIDER_URL, ProviderConfig};
-pub use devices::{Device, DevicePage, DeviceQuery, Registered, Registration, RuleLog};
+pub use devices::{Device, DevicePage, DeviceQuery, DeviceScope, Registered, Registration, RuleLog};
 pub use logs::{LogPage, LogQuery, PushAttempt, PushLog};
 
 use database::DbError;

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use database::scratch::{Backend, ScratchDatabase};
-use mobile::{DeviceQuery, LogQuery, MobileStore, PushAttempt, Registered, Registration};
+use mobile::{DeviceQuery, DeviceScope, LogQuery, MobileStore, PushAttempt, Registered, Registration};
 use model::{DeviceStatus, DeviceType, PushLogStatus};
 use tokio_util::sync::CancellationToken;
 
@@ -105,6 +105,32 @@ async fn listing(store: &MobileStore, backend: Backend) {
             assert!(seen.insert(device.push_id), "{backend:?}");
         }
     }
+
+    // What alarms and notices are expanded over: active devices in a scope, in id chunks.
+    let scoped = |scope: DeviceScope<'static>| async move {
+        let (mut all, mut after) = (Vec::new(), None::<String>);
+        loop {
+            let chunk = store.active_devices_after(scope, after.as_deref(), 7).await.unwrap();
+            assert!(chunk.windows(2).all(|w| w[0].id < w[1].id), "{backend:?}");
+            after = chunk.last().map(|d| d.id.clone());
+            let done = chunk.len() < 7;
+            all.extend(chunk);
+            if done {
+                return all;
+            }
+        }
+    };
+    let acme = scoped(DeviceScope::Tenant("acme")).await;
+    assert_eq!(acme.len(), 9, "{backend:?}");
+    assert!(acme.iter().all(|d| d.tenant_id.as_deref() == Some("acme") && d.status == DeviceStatus::Active));
+    let users = scoped(DeviceScope::Users(&[101, 102])).await;
+    assert_eq!(users.len(), 12, "{backend:?}");
+    assert!(users.iter().all(|d| [101, 102].contains(&d.user_id)), "{backend:?}");
+    assert!(scoped(DeviceScope::Users(&[])).await.is_empty(), "{backend:?}");
+    let everyone = scoped(DeviceScope::Everyone).await;
+    assert_eq!(everyone.len(), 30, "every device but the one logged out ({backend:?})");
+    let distinct: std::collections::HashSet<_> = everyone.iter().map(|d| d.id.clone()).collect();
+    assert_eq!(distinct.len(), 30, "{backend:?}");
 }
 
 async fn provider_config(store: &MobileStore, backend: Backend) {

@@ -64,8 +64,14 @@ pub fn start(
             vec![gateway.component()]
         }
         Role::MobilePushWorker => vec![
-            mobile_push_worker::component(&settings.mobile, deps.bus()?, deps.mobile()?.clone(), shutdown.clone())
-                .context("the push provider's HTTP client")?,
+            mobile_push_worker::component(
+                &settings.mobile,
+                deps.bus()?,
+                deps.mobile()?.clone(),
+                deps.directory()?.clone(),
+                shutdown.clone(),
+            )
+            .context("the push provider's HTTP client")?,
         ],
         Role::RecordWriter => vec![record_writer::RecordWriter::start(
             record_writer::Batching {

@@ -58,7 +58,7 @@ impl Role {
 
     /// Whether the role reads the user directory.
     pub fn uses_directory(self) -> bool {
-        matches!(self, Role::IngestApi | Role::WsGateway | Role::RecordWriter)
+        matches!(self, Role::IngestApi | Role::WsGateway | Role::RecordWriter | Role::MobilePushWorker)
     }
 
     /// Whether the role reads or writes the mobile tables (devices, the provider's configuration).

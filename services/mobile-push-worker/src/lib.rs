@@ -1,12 +1,12 @@
 //! mobile-push-worker: provider sends (reqwest), push logs, retries and device error counts.
 //!
-//! Being built in steps (issue 12). What exists: the provider client ([`provider`]), which
-//! posts one send to the original's UniPush-style provider and classifies every answer, and
+//! The provider client ([`provider`]) posts one send to the original's UniPush-style provider and classifies every answer, and
 //! one attempt of one send ([`send`]): made once, logged once, with what it did to the device,
 //! and counted in the worker's Prometheus metrics ([`metrics`], served at `/metrics`); the
-//! consumer of its queue, which expands alarms into sends, retries and dead-letters ([`worker`]).
-//! Not yet: notices with the mobile channel.
+//! consumers ([`worker`]): of notices with the mobile channel and alarm jobs, each expanded into
+//! one send per recipient device ([`expand`]), and of sends, retried and dead-lettered.
 
+pub mod expand;
 pub mod metrics;
 pub mod provider;
 pub mod send;
@@ -21,22 +21,27 @@ use metrics::SendMetrics;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// The worker, as a component of a process: the consumer of its queue (see [`worker`]), its
-/// readiness, and its metrics at `/metrics`.
+/// The worker, as a component of a process: its consumers (see [`worker`]), its readiness, and
+/// its metrics at `/metrics`. `directory` names the admins of `admin` notices.
 pub fn component(
     settings: &MobileSettings,
     bus: &bus::Bus,
     store: ::mobile::MobileStore,
+    directory: state::UserDirectory,
     shutdown: CancellationToken,
 ) -> Result<Component, reqwest::Error> {
     let metrics = SendMetrics::new();
     let provider = provider::UniPush::new(settings.timeouts())?;
     let sender = send::Sender::new(store.clone(), provider, metrics.clone()).with_max_attempts(settings.max_attempts());
     let delays = settings.retry_delays_ms.iter().map(|&ms| Duration::from_millis(ms)).collect();
-    let ready = worker::start(bus, sender, delays, settings.concurrency as usize, shutdown);
+    let concurrency = settings.concurrency as usize;
+    let notices = worker::start_notices(bus, store.clone(), directory.clone(), concurrency, shutdown.clone());
+    let ready = worker::start(bus, sender, delays, concurrency, shutdown);
     let bus = bus.clone();
     let readiness = http_server::Readiness::default()
         .check("mobile_subscription", move || *ready.borrow())
+        .check("notice_subscription", move || *notices.borrow())
+        .check("user_directory", move || directory.is_ready())
         .check("bus", move || bus.is_ready())
         .check("device_registry", move || store.is_ready());
     Ok(metrics_routes(Component::new("mobile-push-worker"), metrics).readiness(readiness))

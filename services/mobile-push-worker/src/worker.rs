@@ -1,6 +1,8 @@
-//! The worker's consumer: sends from its durable queue (`<prefix>.mobile-push-worker`, bound to
-//! the mobile exchange under `send`), at most `mobile.concurrency` at a time. Each delivery is
-//! one attempt ([`Sender::attempt`]); then:
+//! The worker's consumers. Notices from its queue on the notifications exchange
+//! (`<prefix>.mobile-push-notices`) and alarm jobs (key `alarm` on the mobile exchange) become
+//! one send per recipient device ([`crate::expand`]). Sends come from its durable queue
+//! (`<prefix>.mobile-push-worker`, bound to the mobile exchange under `send` and `alarm`), at
+//! most `mobile.concurrency` at a time. Each delivery is one attempt ([`Sender::attempt`]); then:
 //! - sent: acked;
 //! - failed with retries left: the next attempt is published to the exchange with the retry's
 //!   delay ([`Bus::publish_delayed`]: a TTL queue dead-lettering back on RabbitMQ, a journaled
@@ -14,9 +16,13 @@
 //! durable) and doubles nothing (an attempt already logged is not made again; the provider gets
 //! the attempt's `Idempotency-Key`).
 
+use crate::expand::{self, PAUSE};
 use crate::send::{Attempted, PushSend, Sender};
-use bus::{Bus, Exchange, Incoming, QueueKind, SubscriptionSpec};
+use bus::{Bus, Exchange, Incoming, QueueKind, Subscription, SubscriptionSpec};
 use bytes::Bytes;
+use mobile::MobileStore;
+use state::UserDirectory;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -28,10 +34,8 @@ pub const QUEUE: &str = "mobile-push-worker";
 pub const SEND_KEY: &str = model::mobile::SEND_ROUTING_KEY;
 /// The routing key of an alarm job on the mobile exchange.
 pub const ALARM_KEY: &str = model::mobile::ALARM_ROUTING_KEY;
-/// Devices read at a time when an alarm is expanded.
-const EXPAND_PAGE: u64 = 200;
-/// How long a delivery waits before it is requeued when the database is unavailable.
-const STORE_PAUSE: Duration = Duration::from_secs(1);
+/// The worker's durable queue on the notifications exchange, under the bus prefix.
+pub const NOTICE_QUEUE: &str = "mobile-push-notices";
 
 /// Publishes `job` for the worker, which sends it to the tenant's active devices.
 pub async fn publish_alarm(bus: &Bus, job: &model::AlarmJob) -> Result<(), bus::BusError> {
@@ -49,7 +53,7 @@ fn payload(send: &PushSend) -> Bytes {
     Bytes::from(serde_json::to_vec(send).unwrap_or_default())
 }
 
-/// Consumes sends until `shutdown`; returns the subscription's readiness.
+/// Consumes sends and alarm jobs until `shutdown`; returns the subscription's readiness.
 pub fn start(
     bus: &Bus,
     sender: Sender,
@@ -57,7 +61,7 @@ pub fn start(
     concurrency: usize,
     shutdown: CancellationToken,
 ) -> tokio::sync::watch::Receiver<bool> {
-    let mut sends = bus.subscribe(SubscriptionSpec {
+    let sends = bus.subscribe(SubscriptionSpec {
         queue: QUEUE.into(),
         kind: QueueKind::Durable,
         exchange: Exchange::Mobile,
@@ -65,26 +69,65 @@ pub fn start(
     });
     let ready = sends.readiness();
     let (bus, retry_delays) = (bus.clone(), Arc::new(retry_delays));
-    let slots = Arc::new(Semaphore::new(concurrency.max(1)));
-    tokio::spawn(async move {
-        while let Some(incoming) = sends.next_until(&shutdown).await {
-            let Ok(slot) = slots.clone().acquire_owned().await else { break };
-            let (bus, sender, retry_delays) = (bus.clone(), sender.clone(), retry_delays.clone());
-            tokio::spawn(async move {
-                handle(&bus, &sender, &retry_delays, incoming).await;
-                drop(slot);
-            });
-        }
-        // Let the sends in hand finish (and be acked) before the subscription goes.
-        let _ = slots.acquire_many(u32::try_from(concurrency.max(1)).unwrap_or(u32::MAX)).await;
-        drop(sends);
+    consume(sends, concurrency, shutdown, move |incoming| {
+        let (bus, sender, retry_delays) = (bus.clone(), sender.clone(), retry_delays.clone());
+        async move { handle(&bus, &sender, &retry_delays, incoming).await }
     });
     ready
 }
 
+/// Consumes notices (every one: the worker's durable queue `<prefix>.mobile-push-notices` on
+/// the notifications exchange) until `shutdown`, publishing a send to each recipient device of
+/// those whose channels include mobile; returns the subscription's readiness.
+pub fn start_notices(
+    bus: &Bus,
+    store: MobileStore,
+    directory: UserDirectory,
+    concurrency: usize,
+    shutdown: CancellationToken,
+) -> tokio::sync::watch::Receiver<bool> {
+    let notices = bus.subscribe(SubscriptionSpec {
+        queue: NOTICE_QUEUE.into(),
+        kind: QueueKind::Durable,
+        exchange: Exchange::Notifications,
+        bindings: Vec::new(),
+    });
+    let ready = notices.readiness();
+    let bus = bus.clone();
+    consume(notices, concurrency, shutdown, move |incoming| {
+        let (bus, store, directory) = (bus.clone(), store.clone(), directory.clone());
+        async move { expand::notice(&bus, &store, &directory, incoming).await }
+    });
+    ready
+}
+
+/// Runs `handle` on each delivery of `subscription`, at most `concurrency` at a time, until
+/// `shutdown`; then lets those in hand finish (and be acked) before the subscription goes.
+fn consume<F, Fut>(mut subscription: Subscription, concurrency: usize, shutdown: CancellationToken, handle: F)
+where
+    F: Fn(Incoming) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let concurrency = concurrency.max(1);
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let handle = Arc::new(handle);
+    tokio::spawn(async move {
+        while let Some(incoming) = subscription.next_until(&shutdown).await {
+            let Ok(slot) = slots.clone().acquire_owned().await else { break };
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                handle(incoming).await;
+                drop(slot);
+            });
+        }
+        let _ = slots.acquire_many(u32::try_from(concurrency).unwrap_or(u32::MAX)).await;
+        drop(subscription);
+    });
+}
+
 async fn handle(bus: &Bus, sender: &Sender, retry_delays: &[Duration], incoming: Incoming) {
     if incoming.routing_key == ALARM_KEY {
-        return expand(bus, sender.store(), incoming).await;
+        return expand::alarm(bus, sender.store(), incoming).await;
     }
     let send: PushSend = match serde_json::from_slice::<PushSend>(&incoming.payload) {
         Ok(send) => match send.malformed() {
@@ -117,67 +160,15 @@ async fn handle(bus: &Bus, sender: &Sender, retry_delays: &[Duration], incoming:
                 Err(err) => {
                     // The attempt is logged; the redelivery finds it so and publishes the retry.
                     tracing::warn!(error = %err, "retry not published; the send is requeued");
-                    tokio::time::sleep(STORE_PAUSE).await;
+                    tokio::time::sleep(PAUSE).await;
                     incoming.reject(true).await;
                 }
             }
         }
         Err(err) => {
             tracing::warn!(error = %err, "push send not attempted: the database is unavailable; requeued");
-            tokio::time::sleep(STORE_PAUSE).await;
+            tokio::time::sleep(PAUSE).await;
             incoming.reject(true).await;
         }
     }
-}
-
-/// An alarm job: one send per active device of its tenant, each published before the job is
-/// acked. A job redelivered after a crash publishes them again under the same send ids, which
-/// the log takes once each.
-async fn expand(bus: &Bus, store: &mobile::MobileStore, incoming: Incoming) {
-    let job: model::AlarmJob = match serde_json::from_slice(&incoming.payload) {
-        Ok(job) => job,
-        Err(err) => {
-            bus.dead_letter(incoming, &format!("not an alarm job: {err}")).await;
-            return;
-        }
-    };
-    let (mut after, mut sent) = (None::<String>, 0_u64);
-    loop {
-        let devices = match store.active_devices_after(&job.tenant_id, after.as_deref(), EXPAND_PAGE).await {
-            Ok(devices) => devices,
-            Err(err) => {
-                tracing::warn!(error = %err, "alarm not expanded: the database is unavailable; requeued");
-                tokio::time::sleep(STORE_PAUSE).await;
-                incoming.reject(true).await;
-                return;
-            }
-        };
-        for device in &devices {
-            let send = PushSend {
-                send_id: format!("{}:{}", job.job_id, device.id),
-                attempt: 1,
-                message_id: job.job_id.clone(),
-                user_id: device.user_id,
-                push_id: device.push_id.clone(),
-                message_type: "alarm".to_owned(),
-                title: job.title.clone(),
-                content: job.content.clone(),
-                alarm_id: Some(job.alarm_id.clone()),
-                category: None,
-            };
-            if let Err(err) = publish(bus, &send).await {
-                tracing::warn!(error = %err, "alarm expansion interrupted: the bus refused a send; requeued");
-                tokio::time::sleep(STORE_PAUSE).await;
-                incoming.reject(true).await;
-                return;
-            }
-            sent += 1;
-        }
-        match devices.last() {
-            Some(last) if devices.len() as u64 == EXPAND_PAGE => after = Some(last.id.clone()),
-            _ => break,
-        }
-    }
-    tracing::info!(job_id = %job.job_id, tenant = %job.tenant_id, sends = sent, "alarm expanded");
-    incoming.ack().await;
 }

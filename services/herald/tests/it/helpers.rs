@@ -365,11 +365,12 @@ pub struct Distributed {
 }
 
 /// The durable queues of a distributed test app: the record-writer's, the mobile-push-worker's
-/// and its retry delay queues (at the default delays).
+/// (sends, notices) and its retry delay queues (at the default delays).
 pub const DURABLE_QUEUES: &[&str] = &[
     "records",
     "records-events",
     "mobile-push-worker",
+    "mobile-push-notices",
     "delay.mobile.send.5000",
     "delay.mobile.send.30000",
     "delay.mobile.send.120000",

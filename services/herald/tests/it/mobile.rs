@@ -345,6 +345,7 @@ async fn distributed_mobile_devices_and_config() {
     bad_registrations_are_refused_naming_the_field(&app.endpoints).await;
     push_logs_through_the_api(&app.endpoints, &app.database()).await;
     alarms_reach_the_tenants_active_devices(&app.endpoints).await;
+    notices_reach_their_recipients_devices(&app.endpoints).await;
     app.stop().await;
 }
 
@@ -491,4 +492,144 @@ async fn embedded_mobile_devices_and_config() {
     provider_config(&app.endpoints).await;
     bad_registrations_are_refused_naming_the_field(&app.endpoints).await;
     alarms_reach_the_tenants_active_devices(&app.endpoints).await;
+    notices_reach_their_recipients_devices(&app.endpoints).await;
+}
+
+/// The active devices the manage API lists, as (user id, push id), sorted.
+async fn active_devices(app: &Endpoints, admin: &str, query: &str) -> Vec<(i64, String)> {
+    let mut found = Vec::new();
+    for page in 1.. {
+        let data = devices(app, admin, &format!("status=1&page={page}&page_size=100{query}")).await;
+        let items = data["items"].as_array().unwrap();
+        found.extend(items.iter().map(|d| (d["user_id"].as_i64().unwrap(), d["push_id"].as_str().unwrap().to_owned())));
+        if items.len() < 100 {
+            break;
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Notices with the mobile channel, through the notifications exchange and the worker to the
+/// mock provider: a `custom` notice reaches its users' active devices (exclusions applied), an
+/// `admin` one the directory's admins', an `all` one every active device but the excluded
+/// users'; a WebSocket-only notice reaches no phone, a mobile-only one no socket and no inbox.
+async fn notices_reach_their_recipients_devices(app: &Endpoints) {
+    let admin = token(1, Role::Admin, "root");
+    let provider = mock_push::MockProvider::start_local().unwrap();
+    let (status, answer) = app.post(&admin, "/api/message_push/config", &json!({"url": provider.push_url()})).await;
+    assert_eq!(status, 200, "{answer}");
+    let (a1, a2, b, c, d) = (
+        "00000000000000000000000000000e01",
+        "e02e02e02e02e02e02e02e02e02e02e02e02e02e02e02e02e02e02e02e02e02e",
+        "00000000000000000000000000000e03",
+        "00000000000000000000000000000e04",
+        "00000000000000000000000000000e05",
+    );
+    let (u40, u41, u42) = (token(40, Role::User, "u40"), token(41, Role::User, "u41"), token(42, Role::User, "u42"));
+    register(app, &u40, a1, "android").await;
+    register(app, &u40, a2, "ios").await;
+    register(app, &u41, b, "android").await;
+    register(app, &u42, c, "android").await;
+    let (status, _) = app.post(&u42, "/api/message_push/logout", &json!({"pushId": c})).await;
+    assert_eq!(status, 200);
+    let (status, answer) =
+        app.put(&admin, "/api/admin/users", &json!({"users": [{"user_id": 43, "name": "Ada", "role": "admin"}]})).await;
+    assert_eq!(status, 200, "{answer}");
+    let ada = token(43, Role::Admin, "Ada");
+    register(app, &ada, d, "harmony").await;
+
+    // Bad channels: refused naming the field, nothing sent.
+    for bad in [json!([]), json!(["sms"]), json!(["mobile", "mobile"]), json!("mobile"), json!([1])] {
+        let (status, _, answer) = app.post_notice(Some(&admin), &json!({"content": "x", "channels": bad})).await;
+        refused(status, &answer, 400, "INVALID_REQUEST", Some("channels"));
+    }
+
+    // WebSocket only (the default): no phone hears of it.
+    app.notice(&admin, json!({"content": "仅网页", "target": "custom", "user_ids": [40, 41]})).await;
+    // Custom, both channels: user 40's two devices; 41 is excluded, 42's device logged out.
+    let body = json!({
+        "content": "您的订单已完成", "type": "order_completed", "target": "custom", "user_ids": [40, 41, 42],
+        "exclude_user_ids": [41], "channels": ["websocket", "mobile"], "data": {"title": "订单完成", "order": "A-1"},
+    });
+    assert_schema("notice-request.schema.json", &body);
+    let order = app.notice(&admin, body).await;
+    // Admin, mobile only: the directory's admins' devices; Ada's open socket gets no frame.
+    let mut ada_socket = app.ws(&ada, crate::helpers::TokenVia::Query).await;
+    app.notice(&admin, json!({"content": "仅手机", "target": "admin", "channels": ["mobile"]})).await;
+    let web_only = app.notice(&admin, json!({"content": "管理员网页", "target": "admin"})).await;
+    let frame: Value = serde_json::from_str(&ada_socket.next_text().await).unwrap();
+    assert_eq!(frame["message_id"], web_only.message_id.as_str(), "a mobile-only notice reached a socket: {frame}");
+    drop(ada_socket);
+    // A mobile-only notice leaves no inbox entry: user 44 connecting later is replayed nothing.
+    app.notice(&admin, json!({"content": "不进收件箱", "target": "custom", "user_ids": [44], "channels": ["mobile"]}))
+        .await;
+    // All, mobile only: every active device but user 40's.
+    app.notice(&admin, json!({"content": "全体手机", "exclude_user_ids": [40], "channels": ["mobile"]})).await;
+
+    let admins: Vec<i64> = {
+        let (status, page) = app.get(&admin, "/api/admin/users?role=admin&page_size=100").await;
+        assert_eq!(status, 200, "{page}");
+        page["data"]["items"].as_array().unwrap().iter().map(|u| u["user_id"].as_i64().unwrap()).collect()
+    };
+    assert!(admins.contains(&43), "{admins:?}");
+    let everyone = active_devices(app, &admin, "").await;
+    let expected = |content: &str, title: &str, category: &str, to: Vec<&str>| -> Vec<Value> {
+        let mut bodies: Vec<Value> = to
+            .into_iter()
+            .map(|push_id| json!({"push_clientid": push_id, "title": title, "content": content, "category": category}))
+            .collect();
+        bodies.sort_by_key(|body| body["push_clientid"].as_str().unwrap().to_owned());
+        bodies
+    };
+    let admin_devices: Vec<&str> =
+        everyone.iter().filter(|(user, _)| admins.contains(user)).map(|(_, p)| p.as_str()).collect();
+    let all_devices: Vec<&str> = everyone.iter().filter(|(user, _)| *user != 40).map(|(_, p)| p.as_str()).collect();
+    assert!(admin_devices.contains(&d) && all_devices.contains(&b) && !all_devices.contains(&a1));
+    let want = [
+        ("您的订单已完成", expected("您的订单已完成", "订单完成", "order_completed", vec![a1, a2])),
+        ("仅手机", expected("仅手机", "system_notice", "system_notice", admin_devices)),
+        ("全体手机", expected("全体手机", "system_notice", "system_notice", all_devices)),
+    ];
+    let total: usize = want.iter().map(|(_, bodies)| bodies.len()).sum();
+    runtime::testing::eventually("every notice's devices to be pushed", std::time::Duration::from_secs(20), || async {
+        let got = provider.mock.received().len();
+        runtime::testing::holds(got >= total, format_args!("{got} of {total} received"))
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let received: Vec<Value> = provider.mock.received().into_iter().map(|r| r.body).collect();
+    assert_eq!(received.len(), total, "{received:#?}");
+    for (content, bodies) in want {
+        let mut got: Vec<Value> = received.iter().filter(|body| body["content"] == content).cloned().collect();
+        got.sort_by_key(|body| body["push_clientid"].as_str().unwrap().to_owned());
+        assert_eq!(got, bodies, "{content}");
+    }
+
+    // The log has each send, sent once; the device's error count and last push time show it.
+    let (_, logs) = app.get(&admin, &format!("/api/message_push/logs?status=sent&push_id={a1}")).await;
+    assert_schema("push-log-page-response.schema.json", &logs);
+    let rows: Vec<&Value> = logs["data"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["message_id"] == order.message_id.as_str())
+        .collect();
+    assert_eq!(rows.len(), 1, "{logs}");
+    assert_eq!(
+        (&rows[0]["message_type"], &rows[0]["title"], &rows[0]["content"], &rows[0]["attempt"]),
+        (&json!("order_completed"), &json!("订单完成"), &json!("您的订单已完成"), &json!(1)),
+        "{logs}"
+    );
+    assert!(rows[0]["send_id"].as_str().unwrap().starts_with(&format!("{}:", order.message_id)), "{logs}");
+    let mine = devices(app, &admin, "user_id=40").await;
+    for device in mine["items"].as_array().unwrap() {
+        assert_eq!(device["err_count"], 0, "{device}");
+        assert!(device["last_push_time"].is_string(), "{device}");
+    }
+    let mut late = app.ws(&token(44, Role::User, "u44"), crate::helpers::TokenVia::Query).await;
+    let after = app.notice(&admin, json!({"content": "网页", "target": "custom", "user_ids": [44]})).await;
+    let frame: Value = serde_json::from_str(&late.next_text().await).unwrap();
+    assert_eq!(frame["message_id"], after.message_id.as_str(), "a mobile-only notice was in the inbox: {frame}");
+    provider.stop().await;
 }
