@@ -365,7 +365,7 @@ pub struct Distributed {
 }
 
 /// The durable queues of a distributed test app: the record-writer's, the mobile-push-worker's
-/// (sends, notices) and its retry delay queues (at the default delays).
+/// (sends, notices) and its retry delay queues (at the default delays and `quick_retries`').
 pub const DURABLE_QUEUES: &[&str] = &[
     "records",
     "records-events",
@@ -374,7 +374,21 @@ pub const DURABLE_QUEUES: &[&str] = &[
     "delay.mobile.send.5000",
     "delay.mobile.send.30000",
     "delay.mobile.send.120000",
+    "delay.mobile.send.200",
+    "delay.mobile.send.400",
+    "delay.mobile.send.600",
 ];
+
+/// Provider sends retried after 200, 400 and 600 ms, a call timing out after 800 ms: a send's
+/// four attempts take a second or two.
+pub fn quick_retries() -> mobile_push_worker::MobileSettings {
+    mobile_push_worker::MobileSettings {
+        retry_delays_ms: vec![200, 400, 600],
+        connect_timeout_ms: 500,
+        timeout_ms: 800,
+        ..Default::default()
+    }
+}
 
 /// What a distributed test app leaves on the servers.
 struct Leftovers {
@@ -416,7 +430,12 @@ impl Distributed {
     /// One gateway; ingest-api reaches Redis at `redis` (a proxy in front of it, say) and takes
     /// the settings `adjust` makes.
     pub async fn spawn_with_redis(redis: String, adjust: impl FnOnce(&mut Settings)) -> Self {
-        Self::spawn_full(1, |_| {}, Some(redis), adjust).await
+        Self::spawn_full(1, |_| {}, Some(redis), adjust, Default::default()).await
+    }
+
+    /// One gateway; the mobile-push-worker runs with `mobile`.
+    pub async fn spawn_with_mobile(mobile: mobile_push_worker::MobileSettings) -> Self {
+        Self::spawn_full(1, |_| {}, None, |_| {}, mobile).await
     }
 
     /// As `spawn_with_gateways`; with `dispatch` false no ingress dispatcher runs, so normal
@@ -427,7 +446,7 @@ impl Distributed {
 
     /// `replicas` gateways, with the bus settings `adjust` makes (a small backlog, say).
     pub async fn spawn_with_bus(replicas: usize, adjust: impl FnOnce(&mut BusSettings)) -> Self {
-        Self::spawn_full(replicas, adjust, None, |_| {}).await
+        Self::spawn_full(replicas, adjust, None, |_| {}, Default::default()).await
     }
 
     /// ingest-api, `replicas` ws-gateways and a record-writer, each a process of its own role
@@ -438,6 +457,7 @@ impl Distributed {
         adjust: impl FnOnce(&mut BusSettings),
         api_redis: Option<String>,
         adjust_ingest: impl FnOnce(&mut Settings),
+        mobile: mobile_push_worker::MobileSettings,
     ) -> Self {
         runtime::install_crypto_provider();
         let mut bus_settings = BusSettings {
@@ -462,6 +482,7 @@ impl Distributed {
             database: database.settings.clone(),
             ws: generous_ws(),
             records: records::RecordsSettings { linger_ms: 5, ..Default::default() },
+            mobile,
             ..Default::default()
         };
         let api_listener = listener();

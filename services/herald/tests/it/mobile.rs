@@ -633,3 +633,125 @@ async fn notices_reach_their_recipients_devices(app: &Endpoints) {
     assert_eq!(frame["message_id"], after.message_id.as_str(), "a mobile-only notice was in the inbox: {frame}");
     provider.stop().await;
 }
+
+/// A device's log rows, oldest attempt first, as (attempt, status, err_message).
+async fn attempts(app: &Endpoints, admin: &str, push_id: &str) -> Vec<(i64, String, String)> {
+    let (status, logs) = app.get(admin, &format!("/api/message_push/logs?push_id={push_id}&page_size=50")).await;
+    assert_eq!(status, 200, "{logs}");
+    assert_schema("push-log-page-response.schema.json", &logs);
+    let mut rows: Vec<(i64, String, String)> = logs["data"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let text = |field: &str| l[field].as_str().unwrap().to_owned();
+            (l["attempt"].as_i64().unwrap(), text("status"), text("err_message"))
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// Every answer shape of the provider, end to end (API, bus, worker, mock provider): a success
+/// is logged `sent` once and restarts the device's error count; an `errCode` other than 0, an
+/// HTTP 500, an answer slower than the timeout, a body that is not JSON and a refused
+/// connection are each logged `failed` with why, retried 3 times, then `dead`, each attempt
+/// counted on the device and made once at the provider, with the same payload.
+async fn every_provider_answer_is_logged_retried_or_dead(app: &Endpoints) {
+    let admin = token(1, Role::Admin, "root");
+    let provider = mock_push::MockProvider::start_local().unwrap();
+    let (status, answer) = app.post(&admin, "/api/message_push/config", &json!({"url": provider.push_url()})).await;
+    assert_eq!(status, 200, "{answer}");
+    let user = token(60, Role::User, "u60");
+    let shapes = [
+        ("00000000000000000000000000000f01", mock_push::Answer::Success, ""),
+        ("00000000000000000000000000000f02", mock_push::Answer::ErrCode { err_code: 40001 }, "errCode 40001"),
+        ("00000000000000000000000000000f03", mock_push::Answer::Http500, "the provider answered HTTP 500"),
+        (
+            "00000000000000000000000000000f04",
+            mock_push::Answer::Slow { delay_ms: 1_500 },
+            "no answer from the provider within 800 ms",
+        ),
+        ("00000000000000000000000000000f05", mock_push::Answer::NotJson, "the provider's answer is not JSON"),
+    ];
+    for (push_id, answer, _) in &shapes {
+        register(app, &user, push_id, "android").await;
+        provider.mock.answer_push_id(push_id, *answer);
+    }
+    app.notice(&admin, json!({"content": "每种回答", "target": "custom", "user_ids": [60], "channels": ["mobile"]}))
+        .await;
+    let done = || async {
+        let mut waiting = Vec::new();
+        for (push_id, answer, _) in &shapes {
+            let want = if matches!(answer, mock_push::Answer::Success) { 1 } else { 4 };
+            if attempts(app, &admin, push_id).await.len() != want {
+                waiting.push(*push_id);
+            }
+        }
+        runtime::testing::holds(waiting.is_empty(), format_args!("waiting for {waiting:?}"))
+    };
+    runtime::testing::eventually("every send to be sent or dead", std::time::Duration::from_secs(30), done).await;
+    // A moment more: no attempt past the last.
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let payload = |push_id: &str| json!({"push_clientid": push_id, "title": "system_notice", "content": "每种回答", "category": "system_notice"});
+    for (push_id, answer, why) in &shapes {
+        let rows = attempts(app, &admin, push_id).await;
+        let device = &devices(app, &admin, "user_id=60&page_size=50").await["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["push_id"] == *push_id)
+            .unwrap()
+            .clone();
+        let bodies: Vec<Value> =
+            provider.mock.received().into_iter().filter(|r| r.push_id == *push_id).map(|r| r.body).collect();
+        if matches!(answer, mock_push::Answer::Success) {
+            assert_eq!(rows, [(1, "sent".to_owned(), String::new())]);
+            assert_eq!(bodies, [payload(push_id)]);
+            assert_eq!(device["err_count"], 0, "{device}");
+            assert!(device["last_push_time"].is_string(), "{device}");
+            continue;
+        }
+        let statuses: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+        assert_eq!(statuses, ["failed", "failed", "failed", "dead"], "{push_id}: {rows:?}");
+        assert!(rows.iter().all(|r| r.2.contains(why)), "{push_id}: {rows:?} should say {why}");
+        assert_eq!(bodies, vec![payload(push_id); 4], "{push_id}");
+        assert_eq!(device["err_count"], 4, "{device}");
+        assert!(device["last_push_time"].is_null(), "{device}");
+    }
+    let (_, dead) = app.get(&admin, "/api/message_push/logs?status=dead&user_id=60&page_size=50").await;
+    assert_eq!(dead["data"]["total"], 4, "{dead}");
+
+    // A provider that refuses the connection: the same, with why.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let url = format!("http://{closed}/push");
+    let (status, answer) = app.post(&admin, "/api/message_push/config", &json!({"url": url})).await;
+    assert_eq!(status, 200, "{answer}");
+    let refused_phone = "00000000000000000000000000000f06";
+    register(app, &token(61, Role::User, "u61"), refused_phone, "android").await;
+    app.notice(&admin, json!({"content": "连不上", "target": "custom", "user_ids": [61], "channels": ["mobile"]}))
+        .await;
+    let rows =
+        runtime::testing::eventually("the refused send to be dead", std::time::Duration::from_secs(30), || async {
+            let rows = attempts(app, &admin, refused_phone).await;
+            if rows.len() == 4 { Ok(rows) } else { Err(format!("{rows:?}")) }
+        })
+        .await;
+    let statuses: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+    assert_eq!(statuses, ["failed", "failed", "failed", "dead"], "{rows:?}");
+    assert!(rows.iter().all(|r| r.2.starts_with("cannot connect to the provider")), "{rows:?}");
+    provider.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distributed_provider_answers_end_to_end() {
+    let app = Distributed::spawn_with_mobile(crate::helpers::quick_retries()).await;
+    every_provider_answer_is_logged_retried_or_dead(&app.endpoints).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_provider_answers_end_to_end() {
+    let app = Embedded::spawn_with(|settings| settings.mobile = crate::helpers::quick_retries()).await;
+    every_provider_answer_is_logged_retried_or_dead(&app.endpoints).await;
+}
