@@ -8,10 +8,12 @@
 //! and registering it as another user moves the row to that user (a phone changed hands), with
 //! the move written to the rule log.
 
+mod cleanup;
 mod config;
 mod devices;
 mod logs;
 
+pub use cleanup::{DeviceRules, RULE_EXPIRED, RULE_FAILING};
 pub use config::{PROVIDER_URL, ProviderConfig};
 pub use devices::{Device, DevicePage, DeviceQuery, DeviceScope, Registered, Registration, RuleLog};
 pub use logs::{LogPage, LogQuery, PushAttempt, PushLog};
