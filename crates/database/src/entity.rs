@@ -341,3 +341,32 @@ live_state_entity!(
         pub create_time: i64,
     }
 );
+
+live_state_entity!(
+    /// `herald_job_leases`: a scheduled job's lease (holder, fence, expiry in Unix ms) and the
+    /// last scheduled slot a run of it finished.
+    job_lease, "herald_job_leases", {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub job: String,
+        pub holder: String,
+        pub fence: i64,
+        pub expires_at: i64,
+        pub done_slot: i64,
+    }
+);
+
+live_state_entity!(
+    /// `herald_job_runs`: a finished run of a job (its slot, `None` when run by hand) and what
+    /// it changed.
+    job_run, "herald_job_runs", {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub job: String,
+        pub slot: Option<i64>,
+        pub holder: String,
+        pub fence: i64,
+        pub started_at: i64,
+        pub finished_at: i64,
+        pub summary: String,
+    }
+);

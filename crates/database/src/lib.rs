@@ -5,6 +5,7 @@
 //! (`records`).
 
 pub mod entity;
+pub mod jobs;
 mod migration;
 #[cfg(feature = "test-util")]
 pub mod scratch;

@@ -8,9 +8,11 @@ use sea_orm_migration::schema::{
     text, text_null,
 };
 
+mod jobs;
 mod mobile_push;
 mod record_times;
 
+use jobs::CreateJobLeases;
 use mobile_push::CreateMobilePush;
 use record_times::RecordTimesAsInstants;
 
@@ -26,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateLiveState),
             Box::new(RecordTimesAsInstants),
             Box::new(CreateMobilePush),
+            Box::new(CreateJobLeases),
         ]
     }
 
