@@ -5,6 +5,7 @@
 use crate::{Role, Settings};
 use anyhow::Context;
 use bus::{Bus, BusUrl};
+use database::jobs::JobLeases;
 use mobile::MobileStore;
 use records::{RecordStore, RecordsBackend};
 use sea_orm::DatabaseConnection;
@@ -22,6 +23,7 @@ pub struct Deps {
     directory: Option<UserDirectory>,
     records: Option<RecordStore>,
     mobile: Option<MobileStore>,
+    leases: Option<JobLeases>,
 }
 
 impl Deps {
@@ -35,6 +37,7 @@ impl Deps {
         let db: Option<DatabaseConnection> = if any(Role::uses_live_state)
             || any(Role::uses_directory)
             || any(Role::uses_mobile)
+            || any(Role::uses_jobs)
             || (any(Role::uses_records) && records_in_db)
         {
             Some(database::connect(&settings.database).await.context("the database")?)
@@ -81,7 +84,11 @@ impl Deps {
             (Some(db), true) => Some(MobileStore::on(db.clone(), shutdown.clone())),
             _ => None,
         };
-        Ok(Self { shared, bus, stores, directory, records, mobile })
+        let leases = match (&db, any(Role::uses_jobs)) {
+            (Some(db), true) => Some(JobLeases::new(db.clone(), holder_name(), settings.janitor.lease())),
+            _ => None,
+        };
+        Ok(Self { shared, bus, stores, directory, records, mobile, leases })
     }
 
     /// The bus.
@@ -109,6 +116,11 @@ impl Deps {
         self.mobile.as_ref().context("no mobile tables were opened for this process's roles")
     }
 
+    /// The job leases, for this process.
+    pub fn leases(&self) -> anyhow::Result<&JobLeases> {
+        self.leases.as_ref().context("no job leases were opened for this process's roles")
+    }
+
     /// The bus, if the roles use one.
     pub fn bus_if_open(&self) -> Option<&Bus> {
         self.bus.as_ref()
@@ -128,4 +140,12 @@ impl Deps {
             Some(Bus::Memory(_)) => "in-process, in memory (lost on restart: for tests only)",
         }
     }
+}
+
+/// This process's name as a lease holder: the host (a pod's name in Kubernetes) and a random
+/// suffix, so two processes on one host are two holders.
+fn holder_name() -> String {
+    let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "herald".to_owned());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}-{}", host.chars().take(100).collect::<String>(), &suffix[..8])
 }

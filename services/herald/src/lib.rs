@@ -83,13 +83,59 @@ pub fn start(
             deps.directory()?.clone(),
             shutdown.clone(),
         )],
-        Role::Janitor => vec![janitor::Janitor::start(
-            records::Retention::of(&settings.records),
-            Duration::from_secs(settings.records.purge_interval_secs),
-            deps.records()?.clone(),
-            shutdown.clone(),
-        )],
+        Role::Janitor => vec![
+            janitor::Janitor::start(
+                &settings.janitor,
+                Duration::from_secs(settings.records.purge_interval_secs),
+                janitor_context(settings, deps)?,
+                shutdown.clone(),
+            )
+            .map_err(|err| anyhow::anyhow!(err))?,
+        ],
     })
+}
+
+/// What the janitor's jobs work on, from `deps` (opened for the janitor role).
+fn janitor_context(settings: &Settings, deps: &Deps) -> anyhow::Result<janitor::Context> {
+    Ok(janitor::Context {
+        records: deps.records()?.clone(),
+        retention: records::Retention::of(&settings.records),
+        mobile: deps.mobile()?.clone(),
+        rules: settings.janitor.device_rules(),
+        device_chunk: janitor::DEVICE_CHUNK,
+        leases: deps.leases()?.clone(),
+        lease: settings.janitor.lease(),
+    })
+}
+
+/// `herald janitor run-once [JOB]`: runs `jobs` now, by hand, under their leases (a job another
+/// process is running is not run twice), printing one JSON line per job. Fails if any job was
+/// held elsewhere or failed.
+pub async fn janitor_run_once(settings: &Settings, jobs: &[janitor::Job]) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let deps = Deps::open(settings, &[Role::Janitor], &shutdown).await?;
+    let context = janitor_context(settings, &deps)?;
+    let mut failed = Vec::new();
+    for (job, outcome) in janitor::run_once(&context, jobs).await {
+        let line = match &outcome {
+            Ok(janitor::Outcome::Ran(summary)) => {
+                serde_json::json!({"job": job.as_str(), "ran": true, "changed": summary})
+            }
+            Ok(janitor::Outcome::Held { holder }) => {
+                failed.push(format!("{job} is running in {holder}"));
+                serde_json::json!({"job": job.as_str(), "ran": false, "held_by": holder})
+            }
+            Ok(janitor::Outcome::Done) => serde_json::json!({"job": job.as_str(), "ran": false}),
+            Err(err) => {
+                failed.push(err.clone());
+                serde_json::json!({"job": job.as_str(), "ran": false, "error": err})
+            }
+        };
+        println!("{line}");
+    }
+    shutdown.cancel();
+    anyhow::ensure!(failed.is_empty(), "not every job ran: {}", failed.join("; "));
+    Ok(())
 }
 
 /// Runs `roles` on `listener` until `shutdown`.

@@ -1,6 +1,7 @@
 //! The `herald` command. `herald` runs every role in one process on embedded defaults (the
 //! all-in-one); `herald run <role>...` runs the roles named, on the distributed defaults
-//! (RabbitMQ, Redis); `herald token` mints a JWT.
+//! (RabbitMQ, Redis); `herald token` mints a JWT; `herald janitor run-once [JOB]` runs the
+//! janitor's jobs by hand.
 
 use clap::{Parser, Subcommand, ValueEnum};
 use herald::{Defaults, Role, Settings};
@@ -31,6 +32,11 @@ enum Command {
         #[arg(required = true, value_enum)]
         roles: Vec<RoleArg>,
     },
+    /// The janitor's jobs, by hand.
+    Janitor {
+        #[command(subcommand)]
+        action: JanitorCommand,
+    },
     /// Print a token signed with the configured secret (HERALD_JWT_SECRET).
     Token {
         /// The user id (the `sub` claim).
@@ -50,6 +56,35 @@ enum Command {
         #[arg(long, default_value_t = 86_400)]
         ttl_secs: u64,
     },
+}
+
+#[derive(Subcommand)]
+enum JanitorCommand {
+    /// Run the job named (every job when none is), now, once, under its lease: a job another
+    /// replica is running is not run twice (the command then fails).
+    RunOnce {
+        /// The job.
+        #[arg(value_enum)]
+        job: Option<JobArg>,
+    },
+}
+
+/// A janitor job on the command line.
+#[derive(Clone, Copy, ValueEnum)]
+enum JobArg {
+    /// Failing devices marked inactive, long-inactive ones removed.
+    DeviceRules,
+    /// Old push records, receive records and notification logs deleted.
+    Retention,
+}
+
+impl JobArg {
+    fn job(self) -> janitor::Job {
+        match self {
+            JobArg::DeviceRules => janitor::Job::DeviceRules,
+            JobArg::Retention => janitor::Job::Retention,
+        }
+    }
 }
 
 /// A role on the command line: one of Herald's, or `all`.
@@ -100,6 +135,7 @@ async fn main() -> anyhow::Result<()> {
             chosen.dedup();
             (chosen, false)
         }
+        Command::Janitor { .. } => (vec![Role::Janitor], false),
         Command::Serve | Command::Token { .. } => (Role::ALL.to_vec(), true),
     };
     let defaults = if embedded { Defaults::Embedded } else { Defaults::Roles(&roles) };
@@ -119,6 +155,13 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     runtime::telemetry::install(runtime::telemetry::build_subscriber(&settings.log));
+    if let Command::Janitor { action: JanitorCommand::RunOnce { job } } = command {
+        let jobs = match job {
+            Some(job) => vec![job.job()],
+            None => janitor::Job::ALL.to_vec(),
+        };
+        return herald::janitor_run_once(&settings, &jobs).await;
+    }
     runtime::warn_if_development_secret(&settings.jwt);
     let listener = http_server::bind(&settings.http)
         .map_err(|err| anyhow::anyhow!("cannot listen on {} (HERALD_HTTP_ADDR): {err}", settings.http.addr))?;

@@ -63,7 +63,12 @@ impl Role {
 
     /// Whether the role reads or writes the mobile tables (devices, the provider's configuration).
     pub fn uses_mobile(self) -> bool {
-        matches!(self, Role::IngestApi | Role::MobilePushWorker)
+        matches!(self, Role::IngestApi | Role::MobilePushWorker | Role::Janitor)
+    }
+
+    /// Whether the role runs scheduled jobs under leases in the database.
+    pub fn uses_jobs(self) -> bool {
+        matches!(self, Role::Janitor)
     }
 
     /// Whether the role reads or writes push records.

@@ -2,6 +2,7 @@
 //! configures. `[http]`, `[jwt]`, `[log]`, `[time]`: `runtime` (shared by every role). `[bus]`:
 //! `bus`. `[redis]`, `[offline]`, `[presence]`: `state`. `[database]`: `database`. `[records]`:
 //! `records`. `[limits]`: `ingest-api`. `[ws]`: `ws-gateway`. `[mobile]`: `mobile-push-worker`.
+//! `[janitor]`: `janitor`.
 //!
 //! Keys are `<section>.<key>` in the TOML file and `HERALD_<SECTION>_<KEY>` in the environment,
 //! the same for every role: one ConfigMap serves every Deployment.
@@ -10,6 +11,7 @@ use crate::Role;
 use bus::BusSettings;
 use database::DatabaseSettings;
 use ingest_api::LimitSettings;
+use janitor::JanitorSettings;
 use mobile_push_worker::MobileSettings;
 use records::RecordsSettings;
 use runtime::{ConfigError, ConfigLoader, HttpSettings, JwtSettings, LogSettings, TimeSettings};
@@ -48,6 +50,8 @@ pub struct Settings {
     pub ws: WsSettings,
     /// Provider sends: concurrency, retries, timeouts (mobile-push-worker).
     pub mobile: MobileSettings,
+    /// Scheduled jobs: when, the device rules' thresholds, the lease (janitor).
+    pub janitor: JanitorSettings,
 }
 
 /// Which defaults a process starts from, below the file and the environment.
@@ -94,6 +98,7 @@ impl Settings {
         self.records.validate()?;
         self.limits.validate()?;
         self.mobile.validate()?;
+        self.janitor.validate()?;
         self.ws.validate()
     }
 }

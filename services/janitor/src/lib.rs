@@ -1,42 +1,173 @@
-//! janitor: scheduled cleanup and retention.
+//! janitor: scheduled jobs, one replica at a time each.
 //!
-//! Every `records.purge_interval_secs` (and once at start) it deletes push records and receive
-//! records older than `records.retention_days` and notification logs older than
-//! `records.log_retention_days`. On MongoDB the TTL indexes expire documents on their own; the
-//! pass only makes it prompt. Replicas may overlap: a delete that finds nothing does nothing.
+//! - `device-rules` (`janitor.device_rules_schedule`, daily at 03:00 UTC by default): the
+//!   original's `MessagePushMangeClear` over `message_push_manage` ([`mobile::DeviceRules`]):
+//!   failing devices marked inactive, long-inactive ones removed, each change with a rule-log row.
+//! - `retention` (`janitor.retention_schedule`, or every `records.purge_interval_secs`): push
+//!   records and receive records older than `records.retention_days`, notification logs older
+//!   than `records.log_retention_days`, deleted. On MongoDB the TTL indexes expire documents on
+//!   their own; the pass only makes it prompt.
+//!
+//! Every run is for a slot (the scheduled instant, the same on every replica) and is claimed
+//! through a lease in the relational database ([`database::jobs`]): one replica runs a slot, the
+//! others see it held and look again until it is done (taking it over if the holder dies and
+//! its lease expires). A replica starting catches up on the last slot if no run finished it.
+//! Each finished run is kept in `herald_job_runs` with what it changed, and logged.
+//! `herald janitor run-once [JOB]` runs jobs by hand ([`run_once`]), under the same leases.
 
+pub mod schedule;
+mod settings;
+
+pub use settings::JanitorSettings;
+
+use database::jobs::{Claim, JobLeases, Lease};
 use http_server::Component;
+use mobile::{DeviceRules, MobileStore};
 use records::{Purged, RecordStore, RecordsError, Retention};
+use schedule::Schedule;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// The janitor's scheduled passes, as a component of a process.
-pub struct Janitor;
+/// Devices changed per transaction by the device rules.
+pub const DEVICE_CHUNK: u64 = 500;
 
-impl Janitor {
-    /// Starts the retention passes on `records`, one at once and then one `every` period, until
-    /// `shutdown`.
-    pub fn start(
-        retention: Retention,
-        every: Duration,
-        records: RecordStore,
-        shutdown: CancellationToken,
-    ) -> Component {
-        let ready = records.clone();
+model::closed_set! {
+    /// A job the janitor runs.
+    pub enum Job {
+        /// Failing devices marked inactive, long-inactive ones removed.
+        DeviceRules = "device-rules",
+        /// Old push records, receive records and notification logs deleted.
+        Retention = "retention",
+    }
+}
+
+/// What the jobs work on, and how.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// The push records.
+    pub records: RecordStore,
+    /// What retention keeps.
+    pub retention: Retention,
+    /// The device tables.
+    pub mobile: MobileStore,
+    /// The device rules' thresholds.
+    pub rules: DeviceRules,
+    /// Devices changed per transaction.
+    pub device_chunk: u64,
+    /// The job leases, for this process.
+    pub leases: JobLeases,
+    /// How long a lease lasts unless renewed.
+    pub lease: Duration,
+}
+
+/// What claiming and running a job came to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// This process ran it: what it changed.
+    Ran(Value),
+    /// Another process holds it.
+    Held {
+        /// Which.
+        holder: String,
+    },
+    /// A run already finished this slot.
+    Done,
+}
+
+/// Claims `job` for `slot` (`None`: a run by hand) and, if this process gets it, runs it to the
+/// end with its lease renewed, and records the run.
+pub async fn run_slot(context: &Context, job: Job, slot: Option<i64>) -> Result<Outcome, String> {
+    let lease = match context.leases.claim(job.as_str(), slot).await.map_err(|err| err.to_string())? {
+        Claim::Acquired(lease) => lease,
+        Claim::Held { holder } => return Ok(Outcome::Held { holder }),
+        Claim::Done => return Ok(Outcome::Done),
+    };
+    match run_leased(context, job, &lease).await {
+        Ok(summary) => {
+            let finished = context.leases.finish(lease, &summary.to_string()).await.map_err(|err| err.to_string())?;
+            if !finished {
+                return Err(format!("{job}: the lease was lost before the run was recorded; the next run converges"));
+            }
+            tracing::info!(%job, ?slot, %summary, "janitor job done");
+            Ok(Outcome::Ran(summary))
+        }
+        Err(err) => {
+            if let Err(release) = context.leases.abandon(&lease).await {
+                tracing::warn!(%job, error = %release, "could not give the lease up; it expires on its own");
+            }
+            Err(format!("{job}: {err}"))
+        }
+    }
+}
+
+/// Runs `jobs` now, by hand, each under its lease: what each came to.
+pub async fn run_once(context: &Context, jobs: &[Job]) -> Vec<(Job, Result<Outcome, String>)> {
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for &job in jobs {
+        outcomes.push((job, run_slot(context, job, None).await));
+    }
+    outcomes
+}
+
+/// Runs `job` while a task renews `lease`; a lease found lost stops the device rules at the
+/// next chunk.
+async fn run_leased(context: &Context, job: Job, lease: &Lease) -> Result<Value, String> {
+    let lost = Arc::new(AtomicBool::new(false));
+    let renewer = {
+        let (leases, lease, lost, every) = (context.leases.clone(), lease.clone(), lost.clone(), context.lease / 3);
         tokio::spawn(async move {
             loop {
-                if let Err(err) = purge_once(&records, retention).await {
-                    tracing::warn!(%err, "retention pass failed; trying again at the next one");
-                }
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(every) => {}
+                tokio::time::sleep(every.max(Duration::from_millis(100))).await;
+                if !leases.renew(&lease).await.unwrap_or(false) {
+                    lost.store(true, Ordering::Relaxed);
+                    break;
                 }
             }
-        });
-        Component::new("janitor")
-            .readiness(http_server::Readiness::default().check("records_store", move || ready.is_ready()))
+        })
+    };
+    let result = match job {
+        Job::DeviceRules => device_rules(context, &lost).await,
+        Job::Retention => purge_once(&context.records, context.retention)
+            .await
+            .map(|purged| summary_of(&purged))
+            .map_err(|e| e.to_string()),
+    };
+    renewer.abort();
+    result
+}
+
+/// The device rules, as of one instant, chunk by chunk.
+async fn device_rules(context: &Context, lost: &AtomicBool) -> Result<Value, String> {
+    let now = mobile::now_ms();
+    let (rules, chunk) = (&context.rules, context.device_chunk.max(1));
+    let mut counts = [0_u64; 2];
+    for (index, rule) in [mobile::RULE_FAILING, mobile::RULE_EXPIRED].into_iter().enumerate() {
+        loop {
+            if lost.load(Ordering::Relaxed) {
+                return Err("the lease was lost; stopped between chunks".to_owned());
+            }
+            let changed = match index {
+                0 => context.mobile.deactivate_failing(rules, now, chunk).await,
+                _ => context.mobile.remove_expired(rules, now, chunk).await,
+            }
+            .map_err(|err| err.to_string())?;
+            for device in &changed {
+                tracing::debug!(rule, push_id = %device.push_id, user_id = device.user_id, "device rule applied");
+            }
+            counts[index] += changed.len() as u64;
+            if (changed.len() as u64) < chunk {
+                break;
+            }
+        }
     }
+    Ok(json!({ mobile::RULE_FAILING: counts[0], mobile::RULE_EXPIRED: counts[1] }))
+}
+
+fn summary_of(purged: &Purged) -> Value {
+    json!({"records": purged.records, "receipts": purged.receipts, "logs": purged.logs})
 }
 
 /// One retention pass: deletes what `retention` no longer keeps, as of now.
@@ -51,4 +182,81 @@ pub async fn purge_once(records: &RecordStore, retention: Retention) -> Result<P
         );
     }
     Ok(purged)
+}
+
+/// The janitor's schedules, as a component of a process.
+pub struct Janitor;
+
+impl Janitor {
+    /// Starts each job on its schedule (`retention` every `purge_every` unless
+    /// `janitor.retention_schedule` says otherwise) until `shutdown`.
+    pub fn start(
+        settings: &JanitorSettings,
+        purge_every: Duration,
+        context: Context,
+        shutdown: CancellationToken,
+    ) -> Result<Component, String> {
+        let schedules = [
+            (Job::DeviceRules, Schedule::cron(&settings.device_rules_schedule)?),
+            (Job::Retention, Schedule::cron_or_every(&settings.retention_schedule, purge_every)?),
+        ];
+        for (job, schedule) in schedules {
+            tokio::spawn(scheduled(context.clone(), job, schedule, shutdown.clone()));
+        }
+        let (records, mobile) = (context.records.clone(), context.mobile.clone());
+        Ok(Component::new("janitor").readiness(
+            http_server::Readiness::default()
+                .check("records_store", move || records.is_ready())
+                .check("database", move || mobile.is_ready()),
+        ))
+    }
+}
+
+/// Runs `job` for the last slot if no run finished it, then for each next slot, until
+/// `shutdown`.
+async fn scheduled(context: Context, job: Job, schedule: Schedule, shutdown: CancellationToken) {
+    let mut slot = schedule.last_at_or_before(mobile::now_ms());
+    loop {
+        if let Some(slot) = slot {
+            run_until_done(&context, job, slot, &schedule, &shutdown).await;
+        }
+        let Some(next) = schedule.next_after(mobile::now_ms()) else {
+            tracing::warn!(%job, "the schedule names no further run");
+            return;
+        };
+        if !sleep_until(next, &shutdown).await {
+            return;
+        }
+        slot = Some(next);
+    }
+}
+
+/// Runs `slot` of `job`, or waits while another replica does, until it is done or the next
+/// slot is due.
+async fn run_until_done(context: &Context, job: Job, slot: i64, schedule: &Schedule, shutdown: &CancellationToken) {
+    let retry = (context.lease / 2).clamp(Duration::from_millis(200), Duration::from_secs(30));
+    loop {
+        match run_slot(context, job, Some(slot)).await {
+            Ok(Outcome::Ran(_) | Outcome::Done) => return,
+            Ok(Outcome::Held { holder }) => tracing::debug!(%job, slot, %holder, "job held by another replica"),
+            Err(err) => tracing::warn!(%job, slot, error = %err, "janitor job failed; trying again"),
+        }
+        let give_up_at = schedule.next_after(slot).unwrap_or(i64::MAX);
+        if mobile::now_ms() >= give_up_at {
+            return;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(retry) => {}
+        }
+    }
+}
+
+/// Sleeps until `at` (Unix ms); `false` if `shutdown` came first.
+async fn sleep_until(at: i64, shutdown: &CancellationToken) -> bool {
+    let wait = Duration::from_millis(u64::try_from(at - mobile::now_ms()).unwrap_or(0));
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = tokio::time::sleep(wait) => true,
+    }
 }

@@ -1,5 +1,5 @@
 //! The janitor's retention passes against a real PostgreSQL: what is older than the retention
-//! goes, the rest stays, and the periodic task keeps doing it.
+//! goes, the rest stays, and the scheduled job keeps doing it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -83,7 +83,19 @@ async fn old_records_and_logs_are_purged_on_schedule() {
     let defaults = RecordsSettings { purge_interval_secs: 1, ..RecordsSettings::default() };
     let shutdown = CancellationToken::new();
     let every = Duration::from_secs(defaults.purge_interval_secs);
-    let janitor = janitor::Janitor::start(Retention::of(&defaults), every, records.clone(), shutdown.clone());
+    let db = database::connect(&scratch.settings).await.unwrap();
+    let context = janitor::Context {
+        records: records.clone(),
+        retention: Retention::of(&defaults),
+        mobile: mobile::MobileStore::on(db.clone(), shutdown.clone()),
+        rules: mobile::DeviceRules::default(),
+        device_chunk: janitor::DEVICE_CHUNK,
+        leases: database::jobs::JobLeases::new(db.clone(), "janitor-test", Duration::from_secs(5)),
+        lease: Duration::from_secs(5),
+    };
+    // No retention schedule: every `records.purge_interval_secs`, the last slot caught up at once.
+    let settings = janitor::JanitorSettings::default();
+    let janitor = janitor::Janitor::start(&settings, every, context, shutdown.clone()).unwrap();
     eventually("the first pass to purge", Duration::from_secs(10), || async {
         let totals = totals(&records).await;
         holds(totals == (2, 2), format_args!("still {totals:?}"))
@@ -109,6 +121,6 @@ async fn old_records_and_logs_are_purged_on_schedule() {
     let purged = janitor::purge_once(&records, short).await.unwrap();
     assert_eq!((purged.records, purged.logs), (1, 1));
     assert_eq!(totals(&records).await, (1, 1));
-    drop(records);
+    drop((records, db));
     scratch.drop_now().await.unwrap();
 }

@@ -11,6 +11,7 @@ mod distributed;
 mod durability;
 mod helpers;
 mod idempotency;
+mod janitor_cli;
 mod limits;
 mod mobile;
 mod offline;
