@@ -12,6 +12,7 @@
 use crate::LiveState;
 use crate::settings::{OfflineSettings, RedisSettings, StateBackend};
 use fred::prelude::*;
+use fred::types::scan::Scanner;
 use fred::types::scripts::Script;
 use model::{MessageId, OfflineMessage, UserId};
 use std::collections::{BTreeMap, HashMap};
@@ -63,6 +64,31 @@ for _, existing in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1])
 end
 return 0
 "#;
+
+/// Trims an inbox to its limits, counting what goes as dropped.
+/// KEYS: inbox, dropped counter. ARGV: max entries, ttl secs, oldest score.
+const TRIM: &str = r#"
+local dropped = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
+local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[1])
+if over > 0 then
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1)
+  dropped = dropped + over
+end
+if dropped > 0 then
+  redis.call('INCRBY', KEYS[2], dropped)
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+end
+return dropped
+"#;
+
+/// What trimming every inbox did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Trimmed {
+    /// Inboxes that were past a limit.
+    pub inboxes: u64,
+    /// Entries that went (counted as dropped for the user's next replay).
+    pub dropped: u64,
+}
 
 /// An inbox operation that failed; nothing is half-done.
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +199,21 @@ impl OfflineInbox {
         Ok(())
     }
 
+    /// Trims every inbox to the limits: entries older than `offline.ttl_secs` go, and past
+    /// `offline.max_per_user` the oldest, each counted as dropped as when a store trims. A store
+    /// trims the inbox it writes to; this reaches the others (limits lowered since, entries
+    /// aged in an inbox nobody wrote to). Safe to run while notices are stored and replayed.
+    pub async fn trim_all(&self) -> Result<Trimmed, InboxError> {
+        match self {
+            OfflineInbox::Redis(inbox) => inbox.trim_all().await,
+            OfflineInbox::Sql(state) => {
+                let (inboxes, dropped) = state.trim_inboxes().await?;
+                Ok(Trimmed { inboxes, dropped })
+            }
+            OfflineInbox::Memory(inbox) => Ok(inbox.trim_all()),
+        }
+    }
+
     /// Waits until the inbox is usable, for at most `limit`.
     pub async fn wait_ready(&self, limit: Duration) -> bool {
         match self {
@@ -188,6 +229,18 @@ impl OfflineInbox {
             OfflineInbox::Sql(_) | OfflineInbox::Memory(_) => true,
         }
     }
+}
+
+/// `text` as a literal in a Redis glob pattern.
+fn glob_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 fn now_micros() -> i64 {
@@ -206,7 +259,7 @@ pub struct RedisInbox {
     key_prefix: String,
     max_per_user: usize,
     ttl: Duration,
-    scripts: Arc<[Script; 3]>,
+    scripts: Arc<[Script; 4]>,
 }
 
 impl std::fmt::Debug for RedisInbox {
@@ -223,7 +276,12 @@ impl RedisInbox {
             key_prefix: redis.key_prefix.clone(),
             max_per_user: offline.max_per_user,
             ttl: Duration::from_secs(offline.ttl_secs),
-            scripts: Arc::new([Script::from_lua(STORE), Script::from_lua(REPLAY), Script::from_lua(ACKNOWLEDGE)]),
+            scripts: Arc::new([
+                Script::from_lua(STORE),
+                Script::from_lua(REPLAY),
+                Script::from_lua(ACKNOWLEDGE),
+                Script::from_lua(TRIM),
+            ]),
         })
     }
 
@@ -245,7 +303,7 @@ impl RedisInbox {
     }
 
     async fn store(&self, recipients: &[UserId], id: &MessageId, json: String) -> Result<(), InboxError> {
-        let [store, _, _] = &*self.scripts;
+        let [store, _, _, _] = &*self.scripts;
         let oldest = self.oldest_allowed();
         // By hash (loading the script only if Redis does not know it: after a restart);
         // concurrent calls share one connection, which fred pipelines.
@@ -266,7 +324,7 @@ impl RedisInbox {
     }
 
     async fn replay(&self, user: UserId) -> Result<Replay, InboxError> {
-        let [_, replay, _] = &*self.scripts;
+        let [_, replay, _, _] = &*self.scripts;
         let keys = vec![self.inbox_key(user), self.dropped_key(user)];
         let mut values: Vec<String> =
             replay.evalsha_with_reload(&self.client, keys, vec![self.oldest_allowed()]).await?;
@@ -277,8 +335,40 @@ impl RedisInbox {
         Ok(Replay { dropped, entries: values })
     }
 
+    /// Every inbox key under the prefix, a page of `SCAN` at a time, each trimmed by one script.
+    async fn trim_all(&self) -> Result<Trimmed, InboxError> {
+        use futures_util::StreamExt;
+        let [_, _, _, trim] = &*self.scripts;
+        let inbox_prefix = format!("{}offline_msg:", self.key_prefix);
+        let pattern = format!("{}*", glob_escape(&inbox_prefix));
+        let mut trimmed = Trimmed::default();
+        let mut pages = std::pin::pin!(self.client.scan(pattern, Some(500), None));
+        while let Some(page) = pages.next().await {
+            let mut page = page?;
+            for key in page.take_results().unwrap_or_default() {
+                let Some(user) = key.as_str().and_then(|k| k.strip_prefix(&inbox_prefix)).and_then(|u| u.parse().ok())
+                else {
+                    continue;
+                };
+                let keys = vec![self.inbox_key(user), self.dropped_key(user)];
+                let args: Vec<Value> = vec![
+                    (self.max_per_user as i64).into(),
+                    (self.ttl.as_secs() as i64).into(),
+                    self.oldest_allowed().into(),
+                ];
+                let dropped: i64 = trim.evalsha_with_reload(&self.client, keys, args).await?;
+                if dropped > 0 {
+                    trimmed.inboxes += 1;
+                    trimmed.dropped += dropped as u64;
+                }
+            }
+            // Dropping the page asks for the next one.
+        }
+        Ok(trimmed)
+    }
+
     async fn acknowledge(&self, user: UserId, id: &MessageId) -> Result<bool, InboxError> {
-        let [_, _, acknowledge] = &*self.scripts;
+        let [_, _, acknowledge, _] = &*self.scripts;
         let args: Vec<Value> = vec![score(id).into(), id.as_str().into()];
         let removed: i64 = acknowledge.evalsha_with_reload(&self.client, vec![self.inbox_key(user)], args).await?;
         Ok(removed == 1)
@@ -364,6 +454,27 @@ impl MemoryInbox {
             users.remove(&user);
         }
         replay
+    }
+
+    fn trim_all(&self) -> Trimmed {
+        let oldest = now_micros() - self.ttl_micros;
+        let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut trimmed = Trimmed::default();
+        for inbox in users.values_mut() {
+            let before = inbox.entries.len();
+            inbox.expire(oldest);
+            while inbox.entries.len() > self.max_per_user {
+                inbox.entries.pop_first();
+                inbox.dropped += 1;
+            }
+            let gone = before - inbox.entries.len();
+            if gone > 0 {
+                self.total.fetch_sub(gone, Ordering::Relaxed);
+                trimmed.inboxes += 1;
+                trimmed.dropped += gone as u64;
+            }
+        }
+        trimmed
     }
 
     fn acknowledge(&self, user: UserId, id: &MessageId) -> bool {

@@ -23,7 +23,7 @@ pub use audience::{AudienceError, AudienceStore};
 pub use database::DbError;
 pub use directory::{DirectoryEntry, SeenRecorder, Source, UserDirectory, UserPage, UserProfile, UserQuery};
 pub use idempotency::{Claim, IdempotencyError, IdempotencyStore};
-pub use inbox::{InboxError, OfflineInbox, Replay};
+pub use inbox::{InboxError, OfflineInbox, Replay, Trimmed};
 pub use live::LiveState;
 pub use presence::PresenceError;
 pub use presence::{OnlineUser, Presence};

@@ -15,7 +15,7 @@ use database::entity::{audience, bus_journal, dead_letter, idempotency_key, inbo
 use model::{Audience, MessageId, UserId};
 use sea_orm::sea_query::{Expr, Func, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
 };
 use std::collections::{HashMap, HashSet};
@@ -205,7 +205,15 @@ impl LiveState {
         let mut users: Vec<UserId> = notices.iter().flat_map(|notice| notice.recipients.iter().copied()).collect();
         users.sort_unstable();
         users.dedup();
+        self.trim_in(db, &users).await?;
+        Ok(())
+    }
+
+    /// Trims the inboxes of `users` to the limits (entries past their age, then the oldest past
+    /// the count), counting what goes as dropped; returns how many went.
+    async fn trim_in<C: ConnectionTrait>(&self, db: &C, users: &[UserId]) -> Result<u64, DbErr> {
         let oldest = self.oldest_score();
+        let mut total = 0_u64;
         for users in users.chunks(INSERT_CHUNK) {
             let mut dropped: HashMap<UserId, i64> = HashMap::new();
             // Each inbox's size, and how much of it is too old (what a Redis inbox's trimming
@@ -255,10 +263,11 @@ impl LiveState {
                 *dropped.entry(user).or_default() += over;
             }
             for (user, count) in dropped {
+                total += u64::try_from(count).unwrap_or(0);
                 add_dropped(db, user, count).await?;
             }
         }
-        Ok(())
+        Ok(total)
     }
 
     /// What `user` has not acknowledged, oldest first, and how many were dropped since the last
@@ -628,6 +637,37 @@ impl LiveState {
     }
 
     // Housekeeping ---------------------------------------------------------------------------
+
+    /// Trims every inbox past a limit (entries older than `offline.ttl_secs`, more than
+    /// `offline.max_per_user`), a page of users per transaction; returns how many inboxes were
+    /// past one and how many entries went (counted as dropped for the next replay).
+    pub(crate) async fn trim_inboxes(&self) -> Result<(u64, u64), DbErr> {
+        use sea_orm::sea_query::ExprTrait as _;
+        let max = i64::try_from(self.max_per_user).unwrap_or(i64::MAX);
+        let (mut after, mut inboxes, mut dropped) = (0_i64, 0_u64, 0_u64);
+        loop {
+            let past_a_limit = Condition::any()
+                .add(Expr::expr(Func::count(Expr::col(inbox_entry::Column::MessageId))).gt(max))
+                .add(Expr::expr(Func::min(Expr::col(inbox_entry::Column::Score))).lt(self.oldest_score()));
+            let users: Vec<UserId> = inbox_entry::Entity::find()
+                .select_only()
+                .column(inbox_entry::Column::UserId)
+                .filter(inbox_entry::Column::UserId.gt(after))
+                .group_by(inbox_entry::Column::UserId)
+                .having(past_a_limit)
+                .order_by_asc(inbox_entry::Column::UserId)
+                .limit(INSERT_CHUNK as u64)
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            let Some(&last) = users.last() else { return Ok((inboxes, dropped)) };
+            let txn = self.db.begin().await?;
+            dropped += self.trim_in(&txn, &users).await?;
+            txn.commit().await?;
+            inboxes += users.len() as u64;
+            after = last;
+        }
+    }
 
     /// Deletes expired audiences, keys and receipts, and inbox entries past their age.
     pub async fn delete_expired(&self) -> Result<u64, DbErr> {

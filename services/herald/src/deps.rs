@@ -9,7 +9,7 @@ use database::jobs::JobLeases;
 use mobile::MobileStore;
 use records::{RecordStore, RecordsBackend};
 use sea_orm::DatabaseConnection;
-use state::{StoreSettings, Stores, UserDirectory};
+use state::{LiveState, OfflineInbox, StateBackend, StoreSettings, Stores, UserDirectory};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +24,7 @@ pub struct Deps {
     records: Option<RecordStore>,
     mobile: Option<MobileStore>,
     leases: Option<JobLeases>,
+    inbox: Option<OfflineInbox>,
 }
 
 impl Deps {
@@ -88,7 +89,19 @@ impl Deps {
             (Some(db), true) => Some(JobLeases::new(db.clone(), holder_name(), settings.janitor.lease())),
             _ => None,
         };
-        Ok(Self { shared, bus, stores, directory, records, mobile, leases })
+        // The janitor trims the inboxes: those of the process's live state if it has one, else
+        // its own handle on where they are kept.
+        let inbox = match (&stores, &db, any(Role::uses_jobs)) {
+            (_, _, false) => None,
+            (Some(stores), _, true) => Some(stores.inbox.clone()),
+            (None, Some(db), true) if *settings.redis.backend() == StateBackend::Database => {
+                Some(OfflineInbox::Sql(LiveState::new(db.clone(), &settings.offline, shutdown.clone())))
+            }
+            (None, _, true) => {
+                Some(OfflineInbox::start(&settings.redis, &settings.offline).context("the offline inboxes")?)
+            }
+        };
+        Ok(Self { shared, bus, stores, directory, records, mobile, leases, inbox })
     }
 
     /// The bus.
@@ -119,6 +132,11 @@ impl Deps {
     /// The job leases, for this process.
     pub fn leases(&self) -> anyhow::Result<&JobLeases> {
         self.leases.as_ref().context("no job leases were opened for this process's roles")
+    }
+
+    /// The offline inboxes, for the janitor.
+    pub fn inbox(&self) -> anyhow::Result<&OfflineInbox> {
+        self.inbox.as_ref().context("no offline inboxes were opened for this process's roles")
     }
 
     /// The bus, if the roles use one.

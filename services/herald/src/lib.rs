@@ -101,6 +101,7 @@ fn janitor_context(settings: &Settings, deps: &Deps) -> anyhow::Result<janitor::
         records: deps.records()?.clone(),
         retention: records::Retention::of(&settings.records),
         mobile: deps.mobile()?.clone(),
+        inbox: deps.inbox()?.clone(),
         rules: settings.janitor.device_rules(),
         device_chunk: janitor::DEVICE_CHUNK,
         leases: deps.leases()?.clone(),

@@ -76,6 +76,8 @@ enum JobArg {
     DeviceRules,
     /// Old push records, receive records and notification logs deleted.
     Retention,
+    /// Offline inboxes trimmed to their limits.
+    InboxTrim,
 }
 
 impl JobArg {
@@ -83,6 +85,7 @@ impl JobArg {
         match self {
             JobArg::DeviceRules => janitor::Job::DeviceRules,
             JobArg::Retention => janitor::Job::Retention,
+            JobArg::InboxTrim => janitor::Job::InboxTrim,
         }
     }
 }

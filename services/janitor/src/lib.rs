@@ -7,6 +7,9 @@
 //!   records and receive records older than `records.retention_days`, notification logs older
 //!   than `records.log_retention_days`, deleted. On MongoDB the TTL indexes expire documents on
 //!   their own; the pass only makes it prompt.
+//! - `inbox-trim` (`janitor.inbox_trim_schedule`, hourly at :30 by default): every offline inbox
+//!   trimmed to `offline.max_per_user` and `offline.ttl_secs` (what went is counted as dropped
+//!   for the user's next replay, as a store's own trimming is).
 //!
 //! Every run is for a slot (the scheduled instant, the same on every replica) and is claimed
 //! through a lease in the relational database ([`database::jobs`]): one replica runs a slot, the
@@ -26,6 +29,7 @@ use mobile::{DeviceRules, MobileStore};
 use records::{Purged, RecordStore, RecordsError, Retention};
 use schedule::Schedule;
 use serde_json::{Value, json};
+use state::OfflineInbox;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -41,6 +45,8 @@ model::closed_set! {
         DeviceRules = "device-rules",
         /// Old push records, receive records and notification logs deleted.
         Retention = "retention",
+        /// Offline inboxes trimmed to their limits (age, count).
+        InboxTrim = "inbox-trim",
     }
 }
 
@@ -53,6 +59,8 @@ pub struct Context {
     pub retention: Retention,
     /// The device tables.
     pub mobile: MobileStore,
+    /// The offline inboxes.
+    pub inbox: OfflineInbox,
     /// The device rules' thresholds.
     pub rules: DeviceRules,
     /// Devices changed per transaction.
@@ -134,6 +142,12 @@ async fn run_leased(context: &Context, job: Job, lease: &Lease) -> Result<Value,
             .await
             .map(|purged| summary_of(&purged))
             .map_err(|e| e.to_string()),
+        Job::InboxTrim => context
+            .inbox
+            .trim_all()
+            .await
+            .map(|trimmed| json!({"inboxes": trimmed.inboxes, "dropped": trimmed.dropped}))
+            .map_err(|err| err.to_string()),
     };
     renewer.abort();
     result
@@ -199,15 +213,17 @@ impl Janitor {
         let schedules = [
             (Job::DeviceRules, Schedule::cron(&settings.device_rules_schedule)?),
             (Job::Retention, Schedule::cron_or_every(&settings.retention_schedule, purge_every)?),
+            (Job::InboxTrim, Schedule::cron(&settings.inbox_trim_schedule)?),
         ];
         for (job, schedule) in schedules {
             tokio::spawn(scheduled(context.clone(), job, schedule, shutdown.clone()));
         }
-        let (records, mobile) = (context.records.clone(), context.mobile.clone());
+        let (records, mobile, inbox) = (context.records.clone(), context.mobile.clone(), context.inbox.clone());
         Ok(Component::new("janitor").readiness(
             http_server::Readiness::default()
                 .check("records_store", move || records.is_ready())
-                .check("database", move || mobile.is_ready()),
+                .check("database", move || mobile.is_ready())
+                .check("offline_inbox", move || inbox.is_ready()),
         ))
     }
 }

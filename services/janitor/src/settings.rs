@@ -16,6 +16,8 @@ pub struct JanitorSettings {
     /// When the retention pass runs: a cron expression in UTC, or empty (the default) for every
     /// `records.purge_interval_secs`.
     pub retention_schedule: String,
+    /// When the offline inboxes are trimmed: a cron expression in UTC. Hourly at :30 by default.
+    pub inbox_trim_schedule: String,
     /// Failed sends in a row past which a device may be marked inactive (`failing`).
     pub max_err_count: i32,
     /// Days without a successful push after which such a device is marked inactive.
@@ -33,6 +35,7 @@ impl Default for JanitorSettings {
         Self {
             device_rules_schedule: "0 3 * * *".to_owned(),
             retention_schedule: String::new(),
+            inbox_trim_schedule: "30 * * * *".to_owned(),
             max_err_count: rules.max_err_count,
             silent_days: rules.silent_days,
             remove_after_days: rules.remove_after_days,
@@ -50,6 +53,8 @@ impl JanitorSettings {
             Schedule::cron(&self.retention_schedule)
                 .map_err(|err| ConfigError::invalid("janitor.retention_schedule", err))?;
         }
+        Schedule::cron(&self.inbox_trim_schedule)
+            .map_err(|err| ConfigError::invalid("janitor.inbox_trim_schedule", err))?;
         if self.max_err_count < 0 {
             return Err(ConfigError::invalid("janitor.max_err_count", "must not be negative"));
         }

@@ -98,6 +98,8 @@ async fn context(db: &DatabaseConnection, holder: &str, lease: Duration, shutdow
         records: RecordStore::on(db.clone(), model::TimeFormat::default(), shutdown.clone()),
         retention: Retention::of(&records::RecordsSettings::default()),
         mobile: MobileStore::on(db.clone(), shutdown.clone()),
+        inbox: state::OfflineInbox::start(&state::RedisSettings::in_process(), &state::OfflineSettings::default())
+            .unwrap(),
         rules: DeviceRules::default(),
         device_chunk: 500,
         leases: JobLeases::new(db.clone(), holder, lease),
@@ -206,6 +208,7 @@ async fn two_janitors_run_each_slot_once(backend: Backend) {
     let settings = JanitorSettings {
         device_rules_schedule: "* * * * * *".to_owned(),
         retention_schedule: "* * * * * *".to_owned(),
+        inbox_trim_schedule: "* * * * * *".to_owned(),
         lease_secs: 2,
         ..JanitorSettings::default()
     };
@@ -218,7 +221,7 @@ async fn two_janitors_run_each_slot_once(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let leases = JobLeases::new(db_a.clone(), "reader", Duration::from_secs(1));
-    for job in ["device-rules", "retention"] {
+    for job in ["device-rules", "retention", "inbox-trim"] {
         let runs = leases.runs(job).await.unwrap();
         let mut slots: Vec<i64> = runs.iter().map(|r| r.slot.expect("a scheduled run")).collect();
         assert!(slots.len() >= 3, "{backend:?} {job}: only {runs:?}");

@@ -88,6 +88,8 @@ async fn old_records_and_logs_are_purged_on_schedule() {
         records: records.clone(),
         retention: Retention::of(&defaults),
         mobile: mobile::MobileStore::on(db.clone(), shutdown.clone()),
+        inbox: state::OfflineInbox::start(&state::RedisSettings::in_process(), &state::OfflineSettings::default())
+            .unwrap(),
         rules: mobile::DeviceRules::default(),
         device_chunk: janitor::DEVICE_CHUNK,
         leases: database::jobs::JobLeases::new(db.clone(), "janitor-test", Duration::from_secs(5)),

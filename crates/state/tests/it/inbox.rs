@@ -177,6 +177,62 @@ async fn concurrent_replays_each_get_their_own_inbox_and_the_dropped_count_once(
 
 /// The scripts go by hash and are loaded only when Redis does not know them (after a restart
 /// or a `SCRIPT FLUSH`): storing and replaying still work then.
+/// Trimming every inbox (the janitor's `inbox-trim`): with the limits lowered since the entries
+/// were stored, each inbox past the new count keeps its newest; once entries age past the
+/// retention, they go too; what went is counted for the next replay, as a store's trimming is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trimming_every_inbox_applies_lowered_limits_and_age() {
+    let roomy = OfflineSettings { max_per_user: 100, ttl_secs: 3 };
+    let strict = OfflineSettings { max_per_user: 4, ..roomy.clone() };
+    let redis = RedisSettings {
+        url: state::StateBackend::Redis(redis_url()),
+        key_prefix: format!("test-{}:", uuid::Uuid::new_v4().simple()),
+        ..RedisSettings::default()
+    };
+    let on_redis = OfflineInbox::start(&redis, &roomy).unwrap();
+    assert!(on_redis.wait_ready(Duration::from_secs(10)).await, "Redis is not reachable at {}", redis_url());
+    let databases = LiveDatabases::open(&roomy).await;
+    // Each backend as written, and (but in memory) the same storage under the lowered limits.
+    let mut all =
+        vec![("redis", on_redis), ("memory", OfflineInbox::start(&RedisSettings::in_process(), &roomy).unwrap())];
+    let mut lowered = vec![("redis", Some(OfflineInbox::start(&redis, &strict).unwrap())), ("memory", None)];
+    all.extend(databases.states.iter().map(|(name, live)| (*name, OfflineInbox::Sql(live.clone()))));
+    lowered.extend(
+        databases.with_limits(&strict).await.into_iter().map(|(name, live)| (name, Some(OfflineInbox::Sql(live)))),
+    );
+    for (_, inbox) in &all {
+        for n in 0..7 {
+            inbox.store(&[USER], &entry(n)).await.unwrap();
+        }
+        // Nearly as old as the retention: past it a second from now.
+        for n in 10..13 {
+            inbox.store(&[OTHER], &entry_aged(n, Duration::from_millis(2_200))).await.unwrap();
+        }
+    }
+    for ((backend, inbox), (_, strict_inbox)) in all.iter().zip(&lowered) {
+        // In memory the limits cannot change under a running process: only age applies there.
+        let trimmer = strict_inbox.as_ref().unwrap_or(inbox);
+        let first = trimmer.trim_all().await.unwrap();
+        let expected =
+            if strict_inbox.is_some() { state::Trimmed { inboxes: 1, dropped: 3 } } else { state::Trimmed::default() };
+        assert_eq!(first, expected, "{backend}");
+        assert_eq!(trimmer.trim_all().await.unwrap(), state::Trimmed::default(), "{backend}: trimmed twice");
+    }
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    for ((backend, inbox), (_, strict_inbox)) in all.iter().zip(&lowered) {
+        let trimmer = strict_inbox.as_ref().unwrap_or(inbox);
+        // The aged inbox, whose key (in Redis) has not expired yet: its entries go by age.
+        assert_eq!(trimmer.trim_all().await.unwrap(), state::Trimmed { inboxes: 1, dropped: 3 }, "{backend}");
+        let replay = inbox.replay(USER).await.unwrap();
+        let (kept, dropped) = if strict_inbox.is_some() { (4, 3) } else { (7, 0) };
+        assert_eq!((replay.entries.len(), replay.dropped), (kept, dropped), "{backend}");
+        assert_eq!(contents(&replay.entries).last().unwrap(), "[离线消息] notice 6", "{backend}: the newest stay");
+        let other = inbox.replay(OTHER).await.unwrap();
+        assert_eq!((other.entries.len(), other.dropped), (0, 3), "{backend}");
+        cleanup(inbox).await;
+    }
+}
+
 #[tokio::test]
 async fn a_redis_that_forgot_the_scripts_gets_them_again() {
     let (all, databases) = backends(OfflineSettings::default()).await;

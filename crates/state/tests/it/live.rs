@@ -38,6 +38,16 @@ impl Drop for LiveDatabases {
 }
 
 impl LiveDatabases {
+    /// The same databases, read and written with other limits (a process configured anew).
+    pub async fn with_limits(&self, offline: &OfflineSettings) -> Vec<(&'static str, LiveState)> {
+        let mut states = Vec::new();
+        for ((name, _), database) in self.states.iter().zip(&self.scratch) {
+            let db = database::connect(&database.settings).await.unwrap();
+            states.push((*name, LiveState::new(db, offline, self.shutdown.clone())));
+        }
+        states
+    }
+
     pub async fn open(offline: &OfflineSettings) -> Self {
         let shutdown = CancellationToken::new();
         let (mut states, mut scratch) = (Vec::new(), Vec::new());

@@ -16,6 +16,8 @@ async fn run_once(database: &database::DatabaseSettings, job: &[&str]) -> Output
         .args(job)
         .env("HERALD_DATABASE_URL", &database.url)
         .env("HERALD_DATABASE_SCHEMA", &database.schema)
+        // The inboxes it trims: this test's own (none), on the machine's Redis.
+        .env("HERALD_REDIS_KEY_PREFIX", format!("{}:", database.schema))
         .env("HERALD_LOG_LEVEL", "warn")
         .env_remove("HERALD_CONFIG")
         .output()
@@ -61,7 +63,7 @@ async fn janitor_run_once_applies_the_device_rules_and_says_what_changed() {
     let output = run_once(&scratch.settings, &[]).await;
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let jobs: Vec<Value> = lines(&output).iter().map(|line| line["job"].clone()).collect();
-    assert_eq!(jobs, [json!("device-rules"), json!("retention")]);
+    assert_eq!(jobs, [json!("device-rules"), json!("retention"), json!("inbox-trim")]);
 
     // Another process holds the job: nothing is run, and the command says so and fails.
     let other = database::jobs::JobLeases::new(db.clone(), "janitor-elsewhere", Duration::from_secs(60));
