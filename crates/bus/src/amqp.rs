@@ -48,6 +48,9 @@ const QUEUE_HEADER: &str = "x-herald-queue";
 #[derive(Clone, Debug)]
 struct ConfirmChannel {
     channel: Channel,
+    /// A channel of the same connection for passive queue declarations (queue depths): one that
+    /// fails closes this channel only, never the publisher's.
+    stats: Channel,
     /// Held from the moment a publish is numbered until its frames are queued (see the module
     /// documentation).
     order: Arc<tokio::sync::Mutex<()>>,
@@ -147,6 +150,32 @@ impl AmqpBus {
 
     fn current_channel(&self) -> Option<ConfirmChannel> {
         self.inner.publisher.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// How many messages wait in the durable queue `name` (under the prefix) on `exchange` (and
+    /// its urgent lane, on the notifications exchange), as the broker counts them (ready, not
+    /// yet delivered).
+    pub async fn queue_depth(&self, exchange: Exchange, name: &str) -> Result<u64, BusError> {
+        let publisher = self
+            .current_channel()
+            .filter(|c| c.stats.status().connected())
+            .ok_or_else(|| BusError::Unavailable("not connected; reconnecting".into()))?;
+        let queue = self.inner.topology.queue(name);
+        let lanes = match exchange {
+            Exchange::Notifications => vec![format!("{queue}.urgent"), queue],
+            _ => vec![queue],
+        };
+        let mut depth = 0;
+        for lane in lanes {
+            let options = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+            let declared = publisher
+                .stats
+                .queue_declare(lane.as_str().into(), options, FieldTable::default())
+                .await
+                .map_err(|err| BusError::Unavailable(err.to_string()))?;
+            depth += u64::from(declared.message_count());
+        }
+        Ok(depth)
     }
 
     /// Publishes persistently and waits for the broker's confirm, within the publish timeout.
@@ -430,7 +459,8 @@ async fn open_publisher(inner: &Inner) -> Result<(Connection, ConfirmChannel), l
     // Publishing to a queue that does not exist drops the message silently: declare it first.
     declare_queue(&channel, &inner.topology.ingress_queue(), false, Some(inner.settings.backlog)).await?;
     declare_queue(&channel, &inner.topology.dead_letter_queue(), false, None).await?;
-    Ok((conn, ConfirmChannel { channel, order: Arc::default() }))
+    let stats = conn.create_channel().await?;
+    Ok((conn, ConfirmChannel { channel, stats, order: Arc::default() }))
 }
 
 /// Declares a queue: exclusive (and auto-deleted) or durable, bounded with reject-publish when

@@ -602,6 +602,33 @@ impl Bus {
         }
     }
 
+    /// How many messages wait in the durable queue `name` (under the prefix) on `exchange`.
+    pub async fn queue_depth(&self, exchange: Exchange, name: &str) -> Result<u64, BusError> {
+        match self {
+            Bus::Amqp(bus) => bus.queue_depth(exchange, name).await,
+            Bus::Memory(bus) => Ok(bus.queue_depth(name)),
+        }
+    }
+
+    /// Keeps `gauge` at the depth of the durable queue `name` on `exchange`, read every 5
+    /// seconds until `shutdown` (a read that fails leaves the last value).
+    pub fn report_depth(&self, exchange: Exchange, name: &str, gauge: metrics::Gauge, shutdown: CancellationToken) {
+        let (bus, name) = (self.clone(), name.to_owned());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = every.tick() => {
+                        if let Ok(depth) = bus.queue_depth(exchange, &name).await {
+                            gauge.set(depth as f64);
+                        }
+                    }
+                }
+            }
+        });
+    }
+
     /// Starts consuming `spec`; the subscription re-establishes itself after broker outages.
     pub fn subscribe(&self, spec: SubscriptionSpec) -> Subscription {
         match self {

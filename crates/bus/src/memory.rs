@@ -327,6 +327,18 @@ impl MemoryBus {
         acker.settle();
     }
 
+    /// How many messages wait in the subscriptions to the queue `name` (under the prefix).
+    pub fn queue_depth(&self, name: &str) -> u64 {
+        let queue = self.topology.queue(name);
+        let subscribers = self.subscribers.lock().unwrap_or_else(PoisonError::into_inner);
+        subscribers
+            .iter()
+            .filter(|s| *s.queue == *queue)
+            .flat_map(|s| s.lanes.iter())
+            .map(|(_, tx)| (tx.max_capacity() - tx.capacity()) as u64)
+            .sum()
+    }
+
     /// A subscription to `spec`'s lanes. In memory, a durable queue is just a queue.
     pub fn subscribe(&self, spec: SubscriptionSpec) -> Subscription {
         let mut receivers = Vec::new();

@@ -66,6 +66,8 @@ pub struct Shared {
     pub verifier: JwtVerifier,
     /// How times are rendered.
     pub time: TimeFormat,
+    /// The process's metrics, served at `/metrics`.
+    pub metrics: crate::Registry,
 }
 
 /// Binds `settings.addr` and listens with `settings.backlog` (port 0 picks a free port; read it
@@ -106,8 +108,14 @@ pub async fn serve(
     socket2::SockRef::from(&listener).set_tcp_nodelay(true)?;
     let readiness = components.iter().fold(Readiness::default(), |all, c| all.merge(c.readiness.clone()));
     let routes: Vec<Routes> = components.iter().filter_map(|c| c.routes.clone()).collect();
-    let app =
-        AppBuilder { verifier: web::Data::new(shared.verifier), time: web::Data::new(shared.time), readiness, routes };
+    shared.metrics.start_upkeep(shutdown.clone());
+    let app = AppBuilder {
+        verifier: web::Data::new(shared.verifier),
+        time: web::Data::new(shared.time),
+        metrics: web::Data::new(shared.metrics),
+        readiness,
+        routes,
+    };
     let builder = actix_server::Server::build();
     let graceful = builder.graceful_shutdown_signal();
     let server = builder
@@ -155,6 +163,7 @@ pub async fn serve(
 struct AppBuilder {
     verifier: web::Data<JwtVerifier>,
     time: web::Data<TimeFormat>,
+    metrics: web::Data<crate::Registry>,
     readiness: Readiness,
     routes: Vec<Routes>,
 }
@@ -176,6 +185,8 @@ impl AppBuilder {
             .wrap(from_fn(crate::failure_envelope))
             .app_data(self.verifier)
             .app_data(self.time)
+            .app_data(self.metrics)
+            .route("/metrics", web::get().to(crate::metrics::serve_metrics))
             .configure(health_routes(self.readiness));
         for mount in &self.routes {
             app = app.configure(|cfg| mount(cfg));

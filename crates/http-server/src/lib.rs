@@ -9,6 +9,7 @@ mod client_ip;
 mod component;
 mod failure;
 mod health;
+pub mod metrics;
 mod takeover;
 mod text;
 
@@ -17,5 +18,6 @@ pub use client_ip::client_ip;
 pub use component::{Component, Shared, bind, serve};
 pub use failure::{Failure, failure_envelope, json_config, not_found, query};
 pub use health::{Readiness, health_routes};
+pub use metrics::Registry;
 pub use takeover::{Takeover, Upgraded};
 pub use text::check_claims;

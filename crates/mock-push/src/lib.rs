@@ -357,6 +357,7 @@ pub async fn serve(listener: TcpListener, mock: Mock, shutdown: CancellationToke
     let shared = http_server::Shared {
         verifier: runtime::JwtVerifier::new(&runtime::JwtSettings::default()),
         time: model::TimeFormat::default(),
+        metrics: http_server::Registry::new(),
     };
     http_server::serve(listener, &settings, shared, vec![mock.component()], shutdown).await
 }

@@ -33,7 +33,11 @@ impl Deps {
     pub async fn open(settings: &Settings, roles: &[Role], shutdown: &CancellationToken) -> anyhow::Result<Self> {
         let any = |uses: fn(Role) -> bool| roles.iter().copied().any(uses);
         let time = settings.time.format()?;
-        let shared = http_server::Shared { verifier: runtime::JwtVerifier::new(&settings.jwt), time };
+        let shared = http_server::Shared {
+            verifier: runtime::JwtVerifier::new(&settings.jwt),
+            time,
+            metrics: http_server::Registry::new(),
+        };
         let records_in_db = settings.records.url == RecordsBackend::Database;
         let db: Option<DatabaseConnection> = if any(Role::uses_live_state)
             || any(Role::uses_directory)

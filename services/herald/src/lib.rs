@@ -43,10 +43,11 @@ pub fn start(
                 time,
                 &settings.limits,
                 &settings.http,
-            );
+            )
+            .with_metrics(&deps.shared.metrics);
             let mut components = vec![api.component()];
             if settings.bus.dispatch {
-                components.push(ingest_api::dispatcher::component(bus, shutdown.clone()));
+                components.push(ingest_api::dispatcher::component(bus, &deps.shared.metrics, shutdown.clone()));
             } else {
                 tracing::info!("ingress dispatcher off (bus.dispatch = false)");
             }
@@ -59,6 +60,7 @@ pub fn start(
                 (deps.shared.verifier.clone(), time),
                 deps.bus()?,
                 deps.stores()?.clone(),
+                &deps.shared.metrics,
                 shutdown.clone(),
             );
             vec![gateway.component()]
@@ -69,6 +71,7 @@ pub fn start(
                 deps.bus()?,
                 deps.mobile()?.clone(),
                 deps.directory()?.clone(),
+                &deps.shared.metrics,
                 shutdown.clone(),
             )
             .context("the push provider's HTTP client")?,
@@ -81,6 +84,7 @@ pub fn start(
             deps.bus()?,
             deps.records()?.clone(),
             deps.directory()?.clone(),
+            &deps.shared.metrics,
             shutdown.clone(),
         )],
         Role::Janitor => vec![
@@ -106,6 +110,7 @@ fn janitor_context(settings: &Settings, deps: &Deps) -> anyhow::Result<janitor::
         device_chunk: janitor::DEVICE_CHUNK,
         leases: deps.leases()?.clone(),
         lease: settings.janitor.lease(),
+        metrics: janitor::JanitorMetrics::on(&deps.shared.metrics),
     })
 }
 

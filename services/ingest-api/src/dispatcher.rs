@@ -12,8 +12,10 @@ use bus::Bus;
 use http_server::{Component, Readiness};
 use tokio_util::sync::CancellationToken;
 
-/// Starts the dispatcher on `bus` until `shutdown`; ready while it consumes the ingress queue.
-pub fn component(bus: &Bus, shutdown: CancellationToken) -> Component {
+/// Starts the dispatcher on `bus` until `shutdown`; ready while it consumes the ingress queue,
+/// whose depth it reports on `registry`.
+pub fn component(bus: &Bus, registry: &http_server::Registry, shutdown: CancellationToken) -> Component {
+    bus.report_depth(bus::Exchange::Ingress, bus::INGRESS, registry.queue_gauge(bus::INGRESS), shutdown.clone());
     let ready = bus.start_dispatcher(shutdown);
     Component::new("ingress-dispatcher")
         .readiness(Readiness::default().check("ingress_dispatcher", move || *ready.borrow()))

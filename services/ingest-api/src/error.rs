@@ -48,6 +48,11 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The error code the client is answered with.
+    pub(crate) fn code(&self) -> ErrorCode {
+        self.failure().code
+    }
+
     fn failure(&self) -> Failure {
         let (code, message, field, context) = match self {
             ApiError::Validation(err, context) => (err.code, err.message.clone(), err.field.clone(), context),

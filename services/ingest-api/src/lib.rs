@@ -8,6 +8,7 @@ pub mod dispatcher;
 mod error;
 mod intake;
 mod limits;
+mod metrics;
 mod mobile;
 mod notice;
 pub mod openapi;
@@ -46,6 +47,7 @@ pub struct IngestApi {
     max_body_bytes: usize,
     limits: Arc<limits::SendLimits>,
     trusted_proxies: Arc<[IpAddr]>,
+    metrics: metrics::ApiMetrics,
 }
 
 impl IngestApi {
@@ -72,7 +74,14 @@ impl IngestApi {
             max_body_bytes: http.max_body_bytes,
             limits: start_limits(limits),
             trusted_proxies: http.trusted_proxies.clone().into(),
+            metrics: metrics::ApiMetrics::on(&http_server::Registry::new()),
         }
+    }
+
+    /// The API counting on the process's `registry` (served at `/metrics`).
+    pub fn with_metrics(mut self, registry: &http_server::Registry) -> Self {
+        self.metrics = metrics::ApiMetrics::on(registry);
+        self
     }
 
     /// The API as a component of a process: its routes and readiness.

@@ -77,9 +77,22 @@ pub async fn post_notice(
     api: web::Data<IngestApi>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let raw = body.into_inner();
-    let Some(key) = idempotency_key(&req)? else {
-        let answer = accept(&req, admin, &api, raw).await?;
+    let answer = handle_notice(&req, admin, &api, body.into_inner()).await;
+    if let Err(err) = &answer {
+        api.metrics.refused(err.code());
+    }
+    answer
+}
+
+/// The notice request, with its idempotency key if it has one.
+async fn handle_notice(
+    req: &HttpRequest,
+    admin: AdminClaims,
+    api: &IngestApi,
+    raw: Value,
+) -> Result<HttpResponse, ApiError> {
+    let Some(key) = idempotency_key(req)? else {
+        let answer = accept(req, admin, api, raw).await?;
         return Ok(json_answer(answer_text(&answer)?, false));
     };
     let scope = admin.0.sub.to_string();
@@ -107,7 +120,7 @@ pub async fn post_notice(
             ));
         }
     }
-    match accept(&req, admin, &api, raw).await {
+    match accept(req, admin, api, raw).await {
         Ok(answer) => {
             let answer = answer_text(&answer)?;
             if let Err(err) = api.stores.idempotency.complete(&scope, &key, &fingerprint, &answer).await {
@@ -220,6 +233,7 @@ async fn accept(
     };
     api.intake.accept(api, &message, &recipients, &context).await?;
     tracing::info!(target = %message.target, priority = %message.priority, "notice accepted");
+    api.metrics.accepted(message.priority);
 
     Ok(ApiResponse::ok(PushResult {
         success: true,

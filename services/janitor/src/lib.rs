@@ -69,6 +69,72 @@ pub struct Context {
     pub leases: JobLeases,
     /// How long a lease lasts unless renewed.
     pub lease: Duration,
+    /// Runs and changes, counted.
+    pub metrics: JanitorMetrics,
+}
+
+/// What each job's summary counts, as the `change` label of `herald_janitor_changes_total`.
+const CHANGES: [(Job, &str); 6] = [
+    (Job::DeviceRules, mobile::RULE_FAILING),
+    (Job::DeviceRules, mobile::RULE_EXPIRED),
+    (Job::Retention, "records"),
+    (Job::Retention, "receipts"),
+    (Job::Retention, "logs"),
+    (Job::InboxTrim, "dropped"),
+];
+
+/// The janitor's metrics: runs by job and outcome, and what they changed. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct JanitorMetrics {
+    runs: Arc<std::collections::HashMap<(Job, &'static str), metrics::Counter>>,
+    changes: Arc<std::collections::HashMap<(Job, &'static str), metrics::Counter>>,
+}
+
+impl Default for JanitorMetrics {
+    fn default() -> Self {
+        Self::on(&http_server::Registry::new())
+    }
+}
+
+impl JanitorMetrics {
+    /// Every series registered, at 0, on `registry`.
+    pub fn on(registry: &http_server::Registry) -> Self {
+        let mut runs = std::collections::HashMap::new();
+        for job in Job::ALL {
+            for outcome in ["ran", "failed"] {
+                let labels = [("job", job.as_str()), ("outcome", outcome)];
+                runs.insert(
+                    (job, outcome),
+                    registry.counter("herald_janitor_runs_total", "Janitor job runs, by outcome", &labels),
+                );
+            }
+        }
+        let changes = CHANGES
+            .into_iter()
+            .map(|(job, change)| {
+                let labels = [("job", job.as_str()), ("change", change)];
+                ((job, change), registry.counter("herald_janitor_changes_total", "What janitor runs changed", &labels))
+            })
+            .collect();
+        Self { runs: Arc::new(runs), changes: Arc::new(changes) }
+    }
+
+    fn ran(&self, job: Job, summary: &Value) {
+        if let Some(counter) = self.runs.get(&(job, "ran")) {
+            counter.increment(1);
+        }
+        for ((counted, change), counter) in self.changes.iter() {
+            if *counted == job {
+                counter.increment(summary.get(*change).and_then(Value::as_u64).unwrap_or(0));
+            }
+        }
+    }
+
+    fn failed(&self, job: Job) {
+        if let Some(counter) = self.runs.get(&(job, "failed")) {
+            counter.increment(1);
+        }
+    }
 }
 
 /// What claiming and running a job came to.
@@ -100,9 +166,11 @@ pub async fn run_slot(context: &Context, job: Job, slot: Option<i64>) -> Result<
                 return Err(format!("{job}: the lease was lost before the run was recorded; the next run converges"));
             }
             tracing::info!(%job, ?slot, %summary, "janitor job done");
+            context.metrics.ran(job, &summary);
             Ok(Outcome::Ran(summary))
         }
         Err(err) => {
+            context.metrics.failed(job);
             if let Err(release) = context.leases.abandon(&lease).await {
                 tracing::warn!(%job, error = %release, "could not give the lease up; it expires on its own");
             }

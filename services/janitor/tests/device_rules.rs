@@ -104,6 +104,7 @@ async fn context(db: &DatabaseConnection, holder: &str, lease: Duration, shutdow
         device_chunk: 500,
         leases: JobLeases::new(db.clone(), holder, lease),
         lease,
+        metrics: janitor::JanitorMetrics::default(),
     }
 }
 

@@ -94,6 +94,7 @@ async fn old_records_and_logs_are_purged_on_schedule() {
         device_chunk: janitor::DEVICE_CHUNK,
         leases: database::jobs::JobLeases::new(db.clone(), "janitor-test", Duration::from_secs(5)),
         lease: Duration::from_secs(5),
+        metrics: janitor::JanitorMetrics::default(),
     };
     // No retention schedule: every `records.purge_interval_secs`, the last slot caught up at once.
     let settings = janitor::JanitorSettings::default();

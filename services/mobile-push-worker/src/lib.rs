@@ -15,26 +15,31 @@ pub mod worker;
 
 pub use settings::MobileSettings;
 
-use actix_web::{HttpResponse, web};
 use http_server::Component;
 use metrics::SendMetrics;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// The worker, as a component of a process: its consumers (see [`worker`]), its readiness, and
-/// its metrics at `/metrics`. `directory` names the admins of `admin` notices.
+/// its metrics on `registry` (served at `/metrics`). `directory` names the admins of `admin` notices.
 pub fn component(
     settings: &MobileSettings,
     bus: &bus::Bus,
     store: ::mobile::MobileStore,
     directory: state::UserDirectory,
+    registry: &http_server::Registry,
     shutdown: CancellationToken,
 ) -> Result<Component, reqwest::Error> {
-    let metrics = SendMetrics::new();
+    let metrics = SendMetrics::on(registry);
     let provider = provider::UniPush::new(settings.timeouts())?;
     let sender = send::Sender::new(store.clone(), provider, metrics.clone()).with_max_attempts(settings.max_attempts());
     let delays = settings.retry_delays_ms.iter().map(|&ms| Duration::from_millis(ms)).collect();
     let concurrency = settings.concurrency as usize;
+    for (exchange, queue) in
+        [(bus::Exchange::Mobile, worker::QUEUE), (bus::Exchange::Notifications, worker::NOTICE_QUEUE)]
+    {
+        bus.report_depth(exchange, queue, registry.queue_gauge(queue), shutdown.clone());
+    }
     let notices = worker::start_notices(bus, store.clone(), directory.clone(), concurrency, shutdown.clone());
     let ready = worker::start(bus, sender, delays, concurrency, shutdown);
     let bus = bus.clone();
@@ -44,19 +49,5 @@ pub fn component(
         .check("user_directory", move || directory.is_ready())
         .check("bus", move || bus.is_ready())
         .check("device_registry", move || store.is_ready());
-    Ok(metrics_routes(Component::new("mobile-push-worker"), metrics).readiness(readiness))
-}
-
-/// `component` mounting `metrics` at `/metrics`.
-fn metrics_routes(component: Component, metrics: SendMetrics) -> Component {
-    component.routes(move |cfg| {
-        let metrics = metrics.clone();
-        cfg.route(
-            "/metrics",
-            web::get().to(move || {
-                let text = metrics.render();
-                async move { HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text) }
-            }),
-        );
-    })
+    Ok(Component::new("mobile-push-worker").readiness(readiness))
 }

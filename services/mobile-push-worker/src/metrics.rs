@@ -6,16 +6,18 @@
 //! | `herald_mobile_push_send_duration_seconds` | histogram | | the provider call, answer included |
 //! | `herald_mobile_push_retries_total` | counter | | attempts after a send's first |
 //! | `herald_mobile_push_dead_letters_total` | counter | | sends given up on |
+//! | `herald_deliveries_total{channel="mobile"}` | counter | | sends the provider took |
 //!
 //! `reason` is `none` for a success; the provider's failures are `err_code`, `bad_answer`,
 //! `http_status`, `timeout`, `connect`, `transport`; the worker's own `no_provider` (no URL is
 //! configured), `device_inactive`, `device_moved`, `device_gone` (no provider call then).
 //!
-//! Each set of metrics has its own recorder (no process-wide one): a test reads exactly its own.
+//! They are registered on the process's registry ([`http_server::Registry`]), served at
+//! `/metrics` with every other component's.
 
 use crate::provider::FailureReason;
-use metrics::{Counter, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, SharedString, Unit};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use http_server::Registry;
+use metrics::{Counter, Histogram};
 use model::PushLogStatus;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -67,17 +69,15 @@ impl Reason {
     ];
 }
 
-/// Upper bounds of the send-duration buckets, in seconds.
-const DURATION_BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
-
-/// The worker's metrics and their rendering. Cheap to clone.
+/// The worker's metrics. Cheap to clone.
 #[derive(Clone)]
 pub struct SendMetrics {
-    handle: PrometheusHandle,
+    registry: Registry,
     sends: Arc<HashMap<(PushLogStatus, Reason), Counter>>,
     duration: Histogram,
     retries: Counter,
     dead_letters: Counter,
+    delivered: Counter,
 }
 
 impl std::fmt::Debug for SendMetrics {
@@ -93,30 +93,13 @@ impl Default for SendMetrics {
 }
 
 impl SendMetrics {
-    /// Every metric registered, at 0.
+    /// Every metric registered, at 0, on a registry of its own (tests, benchmarks).
     pub fn new() -> Self {
-        let builder = PrometheusBuilder::new();
-        // The buckets are a fixed, non-empty, increasing list: this cannot fail.
-        let builder = builder.set_buckets(&DURATION_BUCKETS).unwrap_or_else(|_| PrometheusBuilder::new());
-        let recorder = builder.build_recorder();
-        let metadata = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
-        let describe = |name: &'static str, unit: Option<Unit>, text: &'static str| {
-            (KeyName::from_const_str(name), unit, SharedString::const_str(text))
-        };
-        let (name, unit, text) =
-            describe("herald_mobile_push_sends_total", None, "Provider send attempts, by outcome and reason");
-        recorder.describe_counter(name, unit, text);
-        let (name, unit, text) = describe(
-            "herald_mobile_push_send_duration_seconds",
-            Some(Unit::Seconds),
-            "Provider call duration, answer included",
-        );
-        recorder.describe_histogram(name, unit, text);
-        let (name, unit, text) = describe("herald_mobile_push_retries_total", None, "Attempts after a send's first");
-        recorder.describe_counter(name, unit, text);
-        let (name, unit, text) = describe("herald_mobile_push_dead_letters_total", None, "Sends given up on");
-        recorder.describe_counter(name, unit, text);
+        Self::on(&Registry::new())
+    }
 
+    /// Every metric registered, at 0, on the process's `registry`.
+    pub fn on(registry: &Registry) -> Self {
         let mut sends = HashMap::new();
         for outcome in PushLogStatus::ALL {
             for reason in Reason::ALL {
@@ -124,21 +107,31 @@ impl SendMetrics {
                 if (outcome == PushLogStatus::Sent) != (reason == Reason::None) {
                     continue;
                 }
-                let labels = vec![Label::new("outcome", outcome.as_str()), Label::new("reason", reason.as_str())];
-                let key = Key::from_parts("herald_mobile_push_sends_total", labels);
-                let counter = recorder.register_counter(&key, &metadata);
-                counter.increment(0);
+                let labels = [("outcome", outcome.as_str()), ("reason", reason.as_str())];
+                let counter = registry.counter(
+                    "herald_mobile_push_sends_total",
+                    "Provider send attempts, by outcome and reason",
+                    &labels,
+                );
                 sends.insert((outcome, reason), counter);
             }
         }
-        let duration =
-            recorder.register_histogram(&Key::from_static_name("herald_mobile_push_send_duration_seconds"), &metadata);
-        let retries = recorder.register_counter(&Key::from_static_name("herald_mobile_push_retries_total"), &metadata);
-        let dead_letters =
-            recorder.register_counter(&Key::from_static_name("herald_mobile_push_dead_letters_total"), &metadata);
-        retries.increment(0);
-        dead_letters.increment(0);
-        Self { handle: recorder.handle(), sends: Arc::new(sends), duration, retries, dead_letters }
+        Self {
+            sends: Arc::new(sends),
+            duration: registry.histogram(
+                "herald_mobile_push_send_duration_seconds",
+                "Provider call duration, answer included",
+                &[],
+            ),
+            retries: registry.counter("herald_mobile_push_retries_total", "Attempts after a send's first", &[]),
+            dead_letters: registry.counter("herald_mobile_push_dead_letters_total", "Sends given up on", &[]),
+            delivered: registry.counter(
+                "herald_deliveries_total",
+                "Notices handed to a client: a frame written to a socket (live), an offline entry replayed (offline), a provider send taken (mobile)",
+                &[("channel", "mobile")],
+            ),
+            registry: registry.clone(),
+        }
     }
 
     /// One attempt (number `attempt`) came to `outcome` for `reason`.
@@ -149,8 +142,10 @@ impl SendMetrics {
         if attempt > 1 {
             self.retries.increment(1);
         }
-        if outcome == PushLogStatus::Dead {
-            self.dead_letters.increment(1);
+        match outcome {
+            PushLogStatus::Dead => self.dead_letters.increment(1),
+            PushLogStatus::Sent => self.delivered.increment(1),
+            PushLogStatus::Failed => {}
         }
     }
 
@@ -159,8 +154,8 @@ impl SendMetrics {
         self.duration.record(elapsed.as_secs_f64());
     }
 
-    /// The metrics in Prometheus's text format.
+    /// The metrics in Prometheus's text format (with whatever else the registry holds).
     pub fn render(&self) -> String {
-        self.handle.render()
+        self.registry.render()
     }
 }

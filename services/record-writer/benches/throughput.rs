@@ -79,7 +79,14 @@ async fn main() {
     let bus = Bus::start(&bus_settings, shutdown.clone());
     let (records, directory) = open().await;
     let declare = CancellationToken::new();
-    let writer = record_writer::RecordWriter::start(batching, &bus, records, directory, declare.clone());
+    let writer = record_writer::RecordWriter::start(
+        batching,
+        &bus,
+        records,
+        directory,
+        &http_server::Registry::new(),
+        declare.clone(),
+    );
     eventually("the record-writer to declare its queues", Duration::from_secs(30), || async {
         holds(writer.is_ready(), "not ready")
     })
@@ -121,7 +128,14 @@ async fn main() {
     let (records, directory) = open().await;
     let check = records.clone();
     let started = Instant::now();
-    let writer = record_writer::RecordWriter::start(batching, &bus, records, directory, shutdown.clone());
+    let writer = record_writer::RecordWriter::start(
+        batching,
+        &bus,
+        records,
+        directory,
+        &http_server::Registry::new(),
+        shutdown.clone(),
+    );
     let all_logs = LogQuery { page: 1, page_size: 1, ..LogQuery::default() };
     let one = RecordQuery { page: 1, page_size: 1, ..RecordQuery::default() };
     eventually("the backlog to be written", Duration::from_secs(600), || async {

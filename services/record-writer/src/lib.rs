@@ -46,6 +46,7 @@ impl RecordWriter {
         bus: &Bus,
         records: RecordStore,
         directory: UserDirectory,
+        registry: &http_server::Registry,
         shutdown: CancellationToken,
     ) -> Component {
         let notices = bus.subscribe(SubscriptionSpec {
@@ -60,11 +61,16 @@ impl RecordWriter {
             exchange: Exchange::Events,
             bindings: vec!["#".into()],
         });
+        for (exchange, queue) in [(Exchange::Notifications, "records"), (Exchange::Events, "records-events")] {
+            bus.report_depth(exchange, queue, registry.queue_gauge(queue), shutdown.clone());
+        }
         let (notices_ready, events_ready, bus_ready) = (notices.readiness(), events.readiness(), bus.clone());
-        let writer = NoticeWriter { records: records.clone(), directory };
+        let writer =
+            NoticeWriter { records: records.clone(), directory, metrics: WriteMetrics::on(registry, "notices") };
         let consumer = Consumer { bus: bus.clone(), batching, shutdown: shutdown.clone() };
         tokio::spawn(consumer.clone().run(notices, writer));
-        tokio::spawn(consumer.run(events, EventWriter { records: records.clone() }));
+        let events_writer = EventWriter { records: records.clone(), metrics: WriteMetrics::on(registry, "events") };
+        tokio::spawn(consumer.run(events, events_writer));
         let readiness = http_server::Readiness::default()
             .check("records_subscription", move || *notices_ready.borrow())
             .check("records_events_subscription", move || *events_ready.borrow())
@@ -97,9 +103,52 @@ trait BatchWriter: Send + 'static {
     fn stores_answer(&self) -> impl std::future::Future<Output = bool> + Send;
 }
 
+/// What a writer records of each batch it wrote: its size and its items; for notices, also how
+/// long after its acceptance each was written.
+struct WriteMetrics {
+    batch_size: metrics::Histogram,
+    written: metrics::Counter,
+    lag: Option<metrics::Histogram>,
+}
+
+impl WriteMetrics {
+    fn on(registry: &http_server::Registry, kind: &'static str) -> Self {
+        let labels = [("kind", kind)];
+        Self {
+            batch_size: registry.histogram(
+                "herald_record_batch_size",
+                "Items per batch the record-writer wrote",
+                &labels,
+            ),
+            written: registry.counter("herald_records_written_total", "Items the record-writer wrote", &labels),
+            lag: (kind == "notices").then(|| {
+                registry.histogram(
+                    "herald_record_lag_seconds",
+                    "From a notice's acceptance (its message id's time) to its push record written",
+                    &[],
+                )
+            }),
+        }
+    }
+
+    /// A batch of `count` items was written; `accepted` are its notices' acceptance times (Unix
+    /// nanos).
+    fn wrote(&self, count: usize, accepted: impl Iterator<Item = u64>) {
+        self.batch_size.record(count as f64);
+        self.written.increment(count as u64);
+        if let Some(lag) = &self.lag {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+            for at in accepted {
+                lag.record(now.saturating_sub(u128::from(at)) as f64 / 1e9);
+            }
+        }
+    }
+}
+
 struct NoticeWriter {
     records: RecordStore,
     directory: UserDirectory,
+    metrics: WriteMetrics,
 }
 
 impl BatchWriter for NoticeWriter {
@@ -120,7 +169,9 @@ impl BatchWriter for NoticeWriter {
             .iter()
             .map(|message| NewRecord { message: message.clone(), addressed: addressed_users(message, &admins) })
             .collect();
-        self.records.write_messages(&batch).await.map_err(|err| err.to_string())
+        self.records.write_messages(&batch).await.map_err(|err| err.to_string())?;
+        self.metrics.wrote(items.len(), items.iter().map(|message| message.message_id.unix_nanos()));
+        Ok(())
     }
 
     async fn stores_answer(&self) -> bool {
@@ -130,6 +181,7 @@ impl BatchWriter for NoticeWriter {
 
 struct EventWriter {
     records: RecordStore,
+    metrics: WriteMetrics,
 }
 
 impl BatchWriter for EventWriter {
@@ -143,7 +195,9 @@ impl BatchWriter for EventWriter {
     }
 
     async fn write(&self, items: &[RecordedEvent]) -> Result<(), String> {
-        self.records.apply_events(items).await.map_err(|err| err.to_string())
+        self.records.apply_events(items).await.map_err(|err| err.to_string())?;
+        self.metrics.wrote(items.len(), std::iter::empty());
+        Ok(())
     }
 
     async fn stores_answer(&self) -> bool {

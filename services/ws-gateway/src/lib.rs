@@ -8,6 +8,7 @@
 
 mod fanout;
 pub mod hub;
+mod metrics;
 mod outbox;
 mod presence;
 mod session;
@@ -59,6 +60,7 @@ impl Gateway {
         (verifier, time): (JwtVerifier, TimeFormat),
         bus: &Bus,
         stores: Stores,
+        registry: &http_server::Registry,
         shutdown: CancellationToken,
     ) -> Self {
         let hub = Arc::new(Hub::new(settings.send_buffer, settings.max_connections_per_user, shutdown.clone()));
@@ -87,6 +89,7 @@ impl Gateway {
         let sessions = Arc::new(session::Shared {
             hub: hub.clone(),
             inbox: stores.inbox.clone(),
+            metrics: metrics::GatewayMetrics::on(registry),
             audience: stores.audience.clone(),
             receipts: stores.receipts.clone(),
             bus: bus.clone(),

@@ -15,6 +15,7 @@
 //! Until the session has replayed the user's offline inbox, live frames wait behind the replay;
 //! a live copy of a message the replay already sent is dropped.
 
+use crate::metrics::DeliveryMetrics;
 use actix_web::rt::net::TcpStream;
 use bytes::Bytes;
 use model::{CloseCode, MessageId};
@@ -96,13 +97,21 @@ pub struct Outbox {
     limit: usize,
     /// The connection's socket, for the worker hub's flush.
     socket: Option<Rc<TcpStream>>,
+    /// What a written notice's frame records.
+    metrics: Option<DeliveryMetrics>,
 }
 
 impl Outbox {
     /// An outbox holding at most `limit` frames, replaying first (see [`Outbox::replay_done`]),
     /// which a worker hub may flush to `socket`.
     pub fn new(limit: usize, socket: Option<Rc<TcpStream>>) -> Self {
-        Self { state: RefCell::new(State { replaying: true, ..State::default() }), limit, socket }
+        Self { state: RefCell::new(State { replaying: true, ..State::default() }), limit, socket, metrics: None }
+    }
+
+    /// The outbox recording each notice's frame it writes in `metrics`.
+    pub fn with_metrics(mut self, metrics: DeliveryMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Queues a notice's frame, unless it is the live copy of one the replay sent.
@@ -220,14 +229,22 @@ impl Outbox {
         }
         let offset = state.offset;
         let mut written = write(&state.queue, offset)? + offset;
-        while let Some(front) = state.queue.front() {
-            let len = front.bytes().len();
+        let mut done = 0;
+        for frame in &state.queue {
+            let len = frame.bytes().len();
             if written < len {
                 break;
             }
             written -= len;
-            state.queue.pop_front();
+            done += 1;
         }
+        if let Some(metrics) = &self.metrics {
+            metrics.written(state.queue.iter().take(done).filter_map(|frame| match frame {
+                Frame::Shared(shared) => Some(&shared.message_id),
+                Frame::Own(_) => None,
+            }));
+        }
+        state.queue.drain(..done);
         state.offset = written;
         let empty = state.queue.is_empty();
         if empty && state.queue.capacity() > KEPT_SLOTS {

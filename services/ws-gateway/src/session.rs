@@ -57,6 +57,8 @@ pub struct Shared {
     pub hub: Arc<Hub>,
     /// The offline inboxes: replayed on connect, emptied by receipts.
     pub inbox: OfflineInbox,
+    /// The replica's metrics.
+    pub metrics: crate::metrics::GatewayMetrics,
     /// Who each notice was for: receipts about others' notices are refused.
     pub audience: AudienceStore,
     /// Receipts already recorded: a repeat from this connection is no new event.
@@ -110,7 +112,10 @@ pub async fn run(upgraded: Upgraded, ctx: SessionContext, admission: Option<Admi
         close(io, CloseCode::TOO_MANY_CONNECTIONS, write_timeout).await;
         return;
     };
-    let outbox = Rc::new(Outbox::new(shared.hub.send_buffer(), Some(io.clone())));
+    let outbox =
+        Rc::new(Outbox::new(shared.hub.send_buffer(), Some(io.clone())).with_metrics(shared.metrics.delivery.clone()));
+    shared.metrics.connections.increment(1.0);
+    shared.metrics.connected.increment(1);
     let worker = WorkerHub::current(&shared.hub);
     worker.register(admission.id(), ctx.claims.sub, ctx.claims.is_admin(), outbox.clone());
     let registered = Registered { worker, id: admission.id() };
@@ -122,6 +127,7 @@ pub async fn run(upgraded: Upgraded, ctx: SessionContext, admission: Option<Admi
         write_timeout,
     };
     let ending = serve(&mut connection, &ctx, admission.id()).await;
+    shared.metrics.connections.decrement(1.0);
     drop(registered);
     drop(admission);
     if let Some(code) = ending {
@@ -188,7 +194,11 @@ async fn serve(connection: &mut Connection, ctx: &SessionContext, id: ConnId) ->
 async fn replay(ctx: &SessionContext, machine: &mut SessionMachine) -> (Vec<Bytes>, HashSet<MessageId>) {
     let shared = &*ctx.shared;
     let replay = match shared.inbox.replay(ctx.claims.sub).await {
-        Ok(replay) => replay,
+        Ok(replay) => {
+            shared.metrics.replay_size.record(replay.entries.len() as f64);
+            shared.metrics.offline.increment(replay.entries.len() as u64);
+            replay
+        }
         Err(err) => {
             // Live delivery still works; the entries stay and replay on the next connect.
             tracing::warn!(error = %err, "offline replay unavailable");

@@ -357,6 +357,9 @@ pub struct Distributed {
     pub gateway_base: String,
     /// Every gateway replica's WebSocket URL; `endpoints.ws` is the first.
     pub gateway_ws: Vec<String>,
+    /// The record-writer's and the mobile-push-worker's HTTP bases (`/readyz`, `/metrics`).
+    pub writer_base: String,
+    pub worker_base: String,
     shutdown: CancellationToken,
     /// The processes (`herald::run` tasks), which finish once they have stopped.
     processes: Vec<tokio::task::JoinHandle<()>>,
@@ -518,7 +521,38 @@ impl Distributed {
         let gateway_base = format!("http://{}", gateway_addrs[0]);
         let gateway_ws = gateway_addrs.iter().map(|addr| format!("ws://{addr}/ws")).collect();
         let leftovers = Some(Leftovers { bus_settings: bus_settings.clone(), database });
-        Self { endpoints, gateway_base, gateway_ws, shutdown, processes, bus_settings, leftovers }
+        let (writer_base, worker_base) = (format!("http://{writer_addr}"), format!("http://{worker_addr}"));
+        Self {
+            endpoints,
+            gateway_base,
+            gateway_ws,
+            writer_base,
+            worker_base,
+            shutdown,
+            processes,
+            bus_settings,
+            leftovers,
+        }
+    }
+
+    /// Starts a janitor on the deployment's database and Redis (with its default schedules, so
+    /// each job catches up on its last slot at once); returns its HTTP base.
+    pub async fn spawn_janitor(&mut self) -> String {
+        let settings = Settings {
+            jwt: jwt_settings(),
+            bus: self.bus_settings.clone(),
+            redis: RedisSettings {
+                key_prefix: format!("{}:", self.bus_settings.prefix),
+                ..RedisSettings::redis(redis_url())
+            },
+            database: self.database(),
+            ..Default::default()
+        };
+        let janitor_listener = listener();
+        let base = format!("http://{}", janitor_listener.local_addr().unwrap());
+        self.processes.push(spawn_roles(settings, &[herald::Role::Janitor], janitor_listener, self.shutdown.clone()));
+        self.endpoints.wait_ready(&base).await;
+        base
     }
 
     /// The bus settings the services run with (same broker, same prefix).

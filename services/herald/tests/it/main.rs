@@ -13,6 +13,7 @@ mod helpers;
 mod idempotency;
 mod janitor_cli;
 mod limits;
+mod metrics;
 mod mobile;
 mod offline;
 mod openapi;
