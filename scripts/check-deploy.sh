@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks deploy/: every Kubernetes manifest against the API's schemas (kubernetes-validate
-# --strict, for the oldest and newest Kubernetes we support) and deploy/Dockerfile with hadolint.
+# --strict, for the oldest and newest Kubernetes we support), deploy/Dockerfile with hadolint,
+# and deploy/compose.yaml against the Compose Specification (check-jsonschema).
 # Exits non-zero on any invalid manifest, unknown kind or field, or Dockerfile finding.
 #
 # The tools come from PyPI (scripts/check-deploy.requirements.txt, all pinned) into a virtualenv
@@ -126,7 +127,21 @@ lint_dockerfile() {
   echo "   no findings"
 }
 
+# --- Compose file ----------------------------------------------------------------------------
+
+validate_compose() {
+  echo "== check-jsonschema deploy/compose.yaml (the Compose Specification)"
+  "$venv/bin/check-jsonschema" --builtin-schema vendor.compose-spec deploy/compose.yaml \
+    || fail "deploy/compose.yaml does not follow the Compose Specification (see above)"
+  # Every file the stack mounts is there.
+  local mounted
+  for mounted in deploy/prometheus.yml deploy/otel-collector.yaml; do
+    [[ -f $mounted ]] || fail "deploy/compose.yaml mounts $mounted, which is missing"
+  done
+}
+
 install_tools
 validate_manifests
 lint_dockerfile
+validate_compose
 echo "check-deploy: OK"
