@@ -290,8 +290,15 @@ impl AmqpBus {
         key: String,
         mandatory: bool,
         payload: Bytes,
-        headers: FieldTable,
+        mut headers: FieldTable,
     ) -> Result<PendingConfirm, BusError> {
+        // The publishing span's trace goes with the message, unless it carries one already (a
+        // notice the dispatcher moves on).
+        if !headers.inner().contains_key(runtime::trace::TRACEPARENT)
+            && let Some(traceparent) = runtime::trace::current_traceparent()
+        {
+            headers.insert(runtime::trace::TRACEPARENT.into(), AMQPValue::LongString(traceparent.into()));
+        }
         let publisher = self
             .current_channel()
             .filter(|c| c.channel.status().connected())
@@ -591,6 +598,7 @@ async fn consume(
                     let incoming = Incoming {
                         routing_key: dispatch_key(&delivery),
                         dead_letter_reason: header(&delivery, REASON_HEADER),
+                        traceparent: header(&delivery, runtime::trace::TRACEPARENT),
                         queue: queue_names[lane].clone(),
                         payload: Bytes::from(delivery.data),
                         redelivered: delivery.redelivered,

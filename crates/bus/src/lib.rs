@@ -233,6 +233,9 @@ pub struct Incoming {
     pub queue: Arc<str>,
     /// Why it was given up on, for a message read from the dead-letter queue.
     pub dead_letter_reason: Option<String>,
+    /// The trace context it was published in (W3C `traceparent`), if any: the parent of the
+    /// consumer's span (`runtime::trace::continue_trace`).
+    pub traceparent: Option<String>,
     acker: Acker,
 }
 
@@ -280,7 +283,9 @@ impl Incoming {
                     tracing::warn!(error = %err, "reject failed; the message will be redelivered");
                 }
             }
-            Acker::Memory(acker) if requeue => acker.requeue(self.routing_key, self.payload, self.queue).await,
+            Acker::Memory(acker) if requeue => {
+                acker.requeue(self.routing_key, self.traceparent, self.payload, self.queue).await
+            }
             Acker::Memory(acker) => acker.settle(),
         }
     }
@@ -559,8 +564,15 @@ impl Bus {
     async fn start_forward(&self, incoming: &Incoming, exchange: Exchange) -> Result<Forwarded, BusError> {
         match self {
             Bus::Amqp(bus) => {
-                let pending =
-                    bus.send(exchange, &incoming.routing_key, incoming.payload.clone(), Default::default()).await?;
+                // The notice's trace goes on with it.
+                let mut headers = lapin::types::FieldTable::default();
+                if let Some(traceparent) = &incoming.traceparent {
+                    headers.insert(
+                        runtime::trace::TRACEPARENT.into(),
+                        lapin::types::AMQPValue::LongString(traceparent.as_str().into()),
+                    );
+                }
+                let pending = bus.send(exchange, &incoming.routing_key, incoming.payload.clone(), headers).await?;
                 Ok(Forwarded::Amqp(pending))
             }
             Bus::Memory(bus) => bus.forward(incoming, exchange).await.map(|()| Forwarded::Done),

@@ -66,10 +66,17 @@ impl MemoryAcker {
     }
 
     /// Hands the message back to its queue; it stays unsettled.
-    pub(crate) async fn requeue(self, routing_key: String, payload: Bytes, queue: Arc<str>) {
+    pub(crate) async fn requeue(
+        self,
+        routing_key: String,
+        traceparent: Option<String>,
+        payload: Bytes,
+        queue: Arc<str>,
+    ) {
         let to = self.requeue.clone();
         let incoming = Incoming {
             routing_key,
+            traceparent,
             payload,
             redelivered: true,
             queue,
@@ -98,6 +105,8 @@ enum Wait {
 #[derive(Debug)]
 pub struct Reservation {
     routing_key: String,
+    /// The trace context of the span that reserved it, handed to each delivery.
+    traceparent: Option<String>,
     /// Each queue's place, its sender (where a rejected message goes back to) and its name.
     permits: Vec<(mpsc::OwnedPermit<Incoming>, mpsc::Sender<Incoming>, Arc<str>)>,
     journaled: Option<Journaled>,
@@ -124,6 +133,7 @@ impl Reservation {
         for (permit, requeue, queue) in self.permits {
             permit.send(Incoming {
                 routing_key: self.routing_key.clone(),
+                traceparent: self.traceparent.clone(),
                 payload: payload.clone(),
                 redelivered: false,
                 queue,
@@ -225,7 +235,12 @@ impl MemoryBus {
             };
             permits.push((permit, requeue, queue));
         }
-        Ok(Reservation { routing_key: routing_key.to_owned(), permits, journaled: self.journaled.clone() })
+        Ok(Reservation {
+            routing_key: routing_key.to_owned(),
+            traceparent: runtime::trace::current_traceparent(),
+            permits,
+            journaled: self.journaled.clone(),
+        })
     }
 
     /// Delivers `payload` to every matching subscription, or to none (see [`Self::reserve`]);
@@ -273,7 +288,8 @@ impl MemoryBus {
     /// Moves a delivery on to `exchange` under the same journal entry, which then also waits
     /// for the new deliveries (the dispatcher moving a notice out of the ingress queue).
     pub(crate) async fn forward(&self, incoming: &Incoming, exchange: Exchange) -> Result<(), BusError> {
-        let reservation = self.reserve(exchange, &incoming.routing_key).await?;
+        let mut reservation = self.reserve(exchange, &incoming.routing_key).await?;
+        reservation.traceparent.clone_from(&incoming.traceparent);
         let ticket = match &incoming.acker {
             Acker::Memory(acker) => acker.ticket.clone(),
             Acker::Amqp(_) => None,

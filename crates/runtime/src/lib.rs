@@ -9,11 +9,14 @@ pub mod shutdown;
 pub mod telemetry;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+pub mod trace;
 
 pub use auth::{AuthError, Claims, JwtIssuer, JwtVerifier, Role};
 pub use config::{ConfigError, ConfigLoader};
 pub use retry::{Backoff, RetryPolicy};
-pub use settings::{HttpSettings, JwtSettings, LogFormat, LogSettings, TimeSettings, redact_url, string_like};
+pub use settings::{
+    HttpSettings, JwtSettings, LogFormat, LogSettings, OtlpProtocol, TimeSettings, redact_url, string_like,
+};
 pub use shutdown::shutdown_on_signals;
 
 /// Installs rustls' aws-lc-rs crypto provider for the process.

@@ -134,12 +134,33 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// A tracing filter such as `info` or `info,ws_gateway=debug`.
     pub level: String,
+    /// Where spans go: an OTLP/HTTP collector's base URL (`http://otel-collector:4318`; spans
+    /// are posted to `<url>/v1/traces`). Empty (the default): none are exported, though trace
+    /// ids are still made and carried across the bus.
+    pub otlp_endpoint: String,
+    /// How spans are encoded for the collector.
+    pub otlp_protocol: OtlpProtocol,
 }
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self { format: LogFormat::Pretty, level: "info".to_owned() }
+        Self {
+            format: LogFormat::Pretty,
+            level: "info".to_owned(),
+            otlp_endpoint: String::new(),
+            otlp_protocol: OtlpProtocol::Protobuf,
+        }
     }
+}
+
+/// The OTLP/HTTP encoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OtlpProtocol {
+    /// `application/x-protobuf`, what collectors expect by default.
+    Protobuf,
+    /// `application/json`.
+    Json,
 }
 
 /// How log lines are written.

@@ -126,8 +126,10 @@ enum UserRole {
     User,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Parses the command and the settings, builds the telemetry (before the async runtime: the
+/// span exporter's HTTP client is a blocking one, on a thread of its own), runs the command on
+/// a multi-threaded runtime, then flushes the spans still batched.
+fn main() -> anyhow::Result<()> {
     runtime::install_crypto_provider();
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve);
@@ -157,7 +159,25 @@ async fn main() -> anyhow::Result<()> {
         println!("{}", JwtIssuer::new(&settings.jwt).issue(&claims)?);
         return Ok(());
     }
-    runtime::telemetry::install(runtime::telemetry::build_subscriber(&settings.log));
+    let service = match (embedded, roles.as_slice()) {
+        (true, _) => "herald".to_owned(),
+        (false, [role]) => role.name().to_owned(),
+        (false, roles) => roles.iter().map(|role| role.name()).collect::<Vec<_>>().join("+"),
+    };
+    let (subscriber, telemetry) =
+        runtime::telemetry::build_subscriber(&settings.log, &service).map_err(|err| anyhow::anyhow!(err))?;
+    runtime::telemetry::install(subscriber);
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(serve(command, settings, roles)));
+    telemetry.shutdown();
+    result
+}
+
+/// The command, on the async runtime.
+async fn serve(command: Command, settings: Settings, roles: Vec<Role>) -> anyhow::Result<()> {
     if let Command::Janitor { action: JanitorCommand::RunOnce { job } } = command {
         let jobs = match job {
             Some(job) => vec![job.job()],

@@ -10,6 +10,7 @@ use model::{
 };
 use serde_json::Value;
 use state::{Claim, IdempotencyStore};
+use tracing::Instrument;
 use validation::{NoticeDraft, parse_notice};
 
 /// The header that makes a notice idempotent for 24 hours.
@@ -70,14 +71,24 @@ pub const IDEMPOTENT_REPLAYED: &str = "Idempotent-Replayed";
         openapi::BodyRefusals,
     ),
 )]
-#[tracing::instrument(name = "post_notice", skip_all, fields(sender = admin.0.sub, message_id))]
 pub async fn post_notice(
     req: HttpRequest,
     admin: AdminClaims,
     api: web::Data<IngestApi>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let answer = handle_notice(&req, admin, &api, body.into_inner()).await;
+    // The request's span: a caller's trace (its `traceparent` header) goes on through it, over
+    // the bus, to the deliveries.
+    let span = tracing::info_span!(
+        "post_notice",
+        sender = admin.0.sub,
+        message_id = tracing::field::Empty,
+        trace_id = tracing::field::Empty
+    );
+    let traceparent = req.headers().get(runtime::trace::TRACEPARENT).and_then(|value| value.to_str().ok());
+    runtime::trace::continue_trace(&span, traceparent);
+    runtime::trace::record_trace_id(&span);
+    let answer = handle_notice(&req, admin, &api, body.into_inner()).instrument(span).await;
     if let Err(err) = &answer {
         api.metrics.refused(err.code());
     }

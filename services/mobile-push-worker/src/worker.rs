@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// The worker's durable queue, under the bus prefix.
 pub const QUEUE: &str = "mobile-push-worker";
@@ -96,7 +97,12 @@ pub fn start_notices(
     let bus = bus.clone();
     consume(notices, concurrency, shutdown, move |incoming| {
         let (bus, store, directory) = (bus.clone(), store.clone(), directory.clone());
-        async move { expand::notice(&bus, &store, &directory, incoming).await }
+        async move {
+            let span = tracing::info_span!("mobile_notice", trace_id = tracing::field::Empty);
+            runtime::trace::continue_trace(&span, incoming.traceparent.as_deref());
+            runtime::trace::record_trace_id(&span);
+            expand::notice(&bus, &store, &directory, incoming).instrument(span).await
+        }
     });
     ready
 }
@@ -126,6 +132,14 @@ where
 }
 
 async fn handle(bus: &Bus, sender: &Sender, retry_delays: &[Duration], incoming: Incoming) {
+    let span =
+        tracing::info_span!("mobile_send", routing_key = %incoming.routing_key, trace_id = tracing::field::Empty);
+    runtime::trace::continue_trace(&span, incoming.traceparent.as_deref());
+    runtime::trace::record_trace_id(&span);
+    handle_in_span(bus, sender, retry_delays, incoming).instrument(span).await;
+}
+
+async fn handle_in_span(bus: &Bus, sender: &Sender, retry_delays: &[Duration], incoming: Incoming) {
     if incoming.routing_key == ALARM_KEY {
         return expand::alarm(bus, sender.store(), incoming).await;
     }

@@ -259,7 +259,19 @@ impl Consumer {
                     Err(reason) => self.bus.dead_letter(incoming, &format!("unreadable {}: {reason}", W::WHAT)).await,
                 }
             }
-            if let Flow::Stop = self.write_batch(&writer, items, accepted).await {
+            // One span per message, in its own trace, lasting while its batch is written.
+            let spans: Vec<tracing::Span> = accepted
+                .iter()
+                .map(|incoming| {
+                    let span = tracing::info_span!("record_write", what = W::WHAT, trace_id = tracing::field::Empty);
+                    runtime::trace::continue_trace(&span, incoming.traceparent.as_deref());
+                    runtime::trace::record_trace_id(&span);
+                    span
+                })
+                .collect();
+            let flow = self.write_batch(&writer, items, accepted).await;
+            drop(spans);
+            if let Flow::Stop = flow {
                 // Stopping: unacknowledged, the batch goes back to the broker.
                 break;
             }

@@ -9,6 +9,7 @@ use bus::{Bus, Incoming, Subscription};
 use model::{DeliveryEvent, NoticeChannel, NotificationMessage, TimeFormat, WsMessage};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// What to do with a delivery once handled.
 #[derive(Debug)]
@@ -41,10 +42,15 @@ pub fn handle(incoming: &Incoming) -> Outcome {
 /// Consumes `subscription` until shutdown, acking each delivery once every worker has it.
 pub async fn run(hub: Arc<Hub>, bus: Bus, mut subscription: Subscription, shutdown: CancellationToken) {
     while let Some(incoming) = subscription.next_until(&shutdown).await {
+        let span =
+            tracing::info_span!("ws_fan_out", message_id = tracing::field::Empty, trace_id = tracing::field::Empty);
+        runtime::trace::continue_trace(&span, incoming.traceparent.as_deref());
+        runtime::trace::record_trace_id(&span);
         match handle(&incoming) {
             Outcome::FanOut(notice) => {
-                tracing::debug!(message_id = %notice.frame.message_id, "fanning out");
-                hub.fan_out(notice).await;
+                span.record("message_id", notice.frame.message_id.as_str());
+                tracing::debug!(parent: &span, "fanning out");
+                hub.fan_out(notice).instrument(span).await;
                 incoming.ack().await;
             }
             Outcome::Skip => incoming.ack().await,

@@ -25,5 +25,6 @@ mod replicas;
 mod roles;
 mod scenario;
 mod slow_client;
+mod traces;
 mod websocket;
 mod ws_limits;
