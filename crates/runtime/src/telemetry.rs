@@ -11,7 +11,9 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::Level;
 use tracing::Subscriber;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
@@ -31,6 +33,22 @@ impl Telemetry {
     }
 }
 
+/// The crates whose spans (info and above) are exported, whatever `log.level` says.
+const HERALD_CRATES: [&str; 12] = [
+    "herald",
+    "ingest_api",
+    "ws_gateway",
+    "mobile_push_worker",
+    "record_writer",
+    "janitor",
+    "bus",
+    "state",
+    "records",
+    "mobile",
+    "http_server",
+    "runtime",
+];
+
 /// Builds the subscriber `settings` describe for `service` (the OpenTelemetry `service.name`);
 /// `RUST_LOG` overrides the level. Fails only for an OTLP endpoint it cannot use.
 pub fn build_subscriber(
@@ -42,8 +60,10 @@ pub fn build_subscriber(
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let fmt: Box<dyn Layer<_> + Send + Sync> = match settings.format {
-        LogFormat::Json => Box::new(fmt.json().flatten_event(true).with_current_span(true).with_span_list(false)),
-        LogFormat::Pretty => Box::new(fmt.compact()),
+        LogFormat::Json => {
+            Box::new(fmt.json().flatten_event(true).with_current_span(true).with_span_list(false).with_filter(filter))
+        }
+        LogFormat::Pretty => Box::new(fmt.compact().with_filter(filter)),
     };
     let resource = Resource::builder().with_service_name(service.to_owned()).build();
     let mut provider = SdkTracerProvider::builder().with_resource(resource);
@@ -62,8 +82,11 @@ pub fn build_subscriber(
         provider = provider.with_batch_exporter(exporter);
     }
     let provider = provider.build();
-    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("herald"));
-    let subscriber = tracing_subscriber::registry().with(filter).with(fmt).with(otel);
+    // Herald's own spans, whatever the log level: a quiet log keeps its traces.
+    let herald_spans =
+        HERALD_CRATES.iter().fold(Targets::new(), |targets, krate| targets.with_target(*krate, Level::INFO));
+    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("herald")).with_filter(herald_spans);
+    let subscriber = tracing_subscriber::registry().with(fmt).with(otel);
     Ok((Box::new(subscriber), Telemetry { provider }))
 }
 

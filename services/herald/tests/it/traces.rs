@@ -1,8 +1,9 @@
-//! One trace across the services: `herald run ingest-api`, `ws-gateway` and `record-writer`,
-//! each a process of its own over RabbitMQ, export their spans to an OTLP/HTTP receiver this test
-//! starts (JSON encoding). A notice posted with a caller's `traceparent` yields spans in that
-//! trace from all three: the API request, the gateway's delivery and the record write; the
-//! API's JSON log line about it carries the trace id.
+//! One trace across the services: `herald run ingest-api`, `ws-gateway`, `record-writer` and
+//! `mobile-push-worker`, each a process of its own over RabbitMQ, export their spans to an
+//! OTLP/HTTP receiver this test starts (JSON encoding). A notice posted with a caller's
+//! `traceparent` (and the mobile channel) yields spans in that trace from all four: the API
+//! request, the gateway's delivery, the record write, the worker's expansion and the provider
+//! send; the API's JSON log line about it carries the trace id.
 
 use crate::helpers::{Endpoints, SECRET, ServerLeftovers, TokenVia, amqp_url, listener, redis_url, token};
 use actix_web::{HttpResponse, web};
@@ -104,7 +105,7 @@ fn run_traced(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_notice_is_one_trace_across_ingest_gateway_and_record_writer() {
+async fn one_notice_is_one_trace_across_the_services() {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let (otlp, spans) = start_receiver(shutdown.clone());
     let prefix = format!("test-trace-{}", uuid::Uuid::new_v4().simple());
@@ -119,10 +120,20 @@ async fn one_notice_is_one_trace_across_ingest_gateway_and_record_writer() {
     let (api, api_addr) = run_traced("ingest-api", &prefix, &database, otlp, &logs.join("ingest-api.log"));
     let (gateway, gateway_addr) = run_traced("ws-gateway", &prefix, &database, otlp, &logs.join("ws-gateway.log"));
     let (writer, writer_addr) = run_traced("record-writer", &prefix, &database, otlp, &logs.join("record-writer.log"));
+    let (worker, worker_addr) =
+        run_traced("mobile-push-worker", &prefix, &database, otlp, &logs.join("mobile-push-worker.log"));
     let endpoints = Endpoints::new(api_addr, gateway_addr);
-    for addr in [api_addr, gateway_addr, writer_addr] {
+    for addr in [api_addr, gateway_addr, writer_addr, worker_addr] {
         endpoints.wait_ready(&format!("http://{addr}")).await;
     }
+    // User 80's phone, and a provider for it.
+    let provider = mock_push::MockProvider::start_local().unwrap();
+    let admin = token(1, Role::Admin, "root");
+    let (status, _) = endpoints.post(&admin, "/api/message_push/config", &json!({"url": provider.push_url()})).await;
+    assert_eq!(status, 200);
+    let phone = json!({"pushId": "00000000000000000000000000000c80", "deviceType": "android"});
+    let (status, _) = endpoints.post(&token(80, Role::User, "u80"), "/api/message_push", &phone).await;
+    assert_eq!(status, 200);
 
     let mut client = endpoints.ws(&token(80, Role::User, "u80"), TokenVia::Query).await;
     let answer: Value = endpoints
@@ -130,7 +141,7 @@ async fn one_notice_is_one_trace_across_ingest_gateway_and_record_writer() {
         .post(format!("{}/api/admin/system/notice", endpoints.api))
         .bearer_auth(token(1, Role::Admin, "root"))
         .header("traceparent", format!("00-{TRACE_ID}-00f067aa0ba902b7-01"))
-        .json(&json!({"content": "traced", "target": "custom", "user_ids": [80]}))
+        .json(&json!({"content": "traced", "target": "custom", "user_ids": [80], "channels": ["websocket", "mobile"]}))
         .send()
         .await
         .unwrap()
@@ -140,7 +151,13 @@ async fn one_notice_is_one_trace_across_ingest_gateway_and_record_writer() {
     let message_id = answer["data"]["message_id"].as_str().expect("accepted").to_owned();
     client.frames_until(&message_id).await;
 
-    let wanted = [("ingest-api", "post_notice"), ("ws-gateway", "ws_fan_out"), ("record-writer", "record_write")];
+    let wanted = [
+        ("ingest-api", "post_notice"),
+        ("ws-gateway", "ws_fan_out"),
+        ("record-writer", "record_write"),
+        ("mobile-push-worker", "mobile_notice"),
+        ("mobile-push-worker", "mobile_send"),
+    ];
     eventually("each service's span in the caller's trace", Duration::from_secs(20), || async {
         let spans = spans.lock().unwrap().clone();
         let missing: Vec<_> = wanted
@@ -164,7 +181,9 @@ async fn one_notice_is_one_trace_across_ingest_gateway_and_record_writer() {
         .unwrap_or_else(|| panic!("no \"notice accepted\" line in\n{log}"));
     assert_eq!(accepted["span"]["trace_id"], TRACE_ID, "{accepted}");
     assert_eq!(accepted["span"]["message_id"], message_id.as_str(), "{accepted}");
-    drop((api, gateway, writer, client));
+    assert_eq!(provider.mock.received().len(), 1, "the phone was pushed once");
+    drop((api, gateway, writer, worker, client));
+    provider.stop().await;
     let _ = std::fs::remove_dir_all(&logs);
     shutdown.cancel();
     leftovers.remove().await;
