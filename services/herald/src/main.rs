@@ -171,13 +171,13 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .map_err(anyhow::Error::from)
-        .and_then(|runtime| runtime.block_on(serve(command, settings, roles)));
+        .and_then(|runtime| runtime.block_on(serve(command, settings, roles, embedded)));
     telemetry.shutdown();
     result
 }
 
 /// The command, on the async runtime.
-async fn serve(command: Command, settings: Settings, roles: Vec<Role>) -> anyhow::Result<()> {
+async fn serve(command: Command, settings: Settings, roles: Vec<Role>, embedded: bool) -> anyhow::Result<()> {
     if let Command::Janitor { action: JanitorCommand::RunOnce { job } } = command {
         let jobs = match job {
             Some(job) => vec![job.job()],
@@ -188,5 +188,12 @@ async fn serve(command: Command, settings: Settings, roles: Vec<Role>) -> anyhow
     runtime::warn_if_development_secret(&settings.jwt);
     let listener = http_server::bind(&settings.http)
         .map_err(|err| anyhow::anyhow!("cannot listen on {} (HERALD_HTTP_ADDR): {err}", settings.http.addr))?;
+    if embedded {
+        // A ready link for a newcomer: the token rides in the fragment, which no server sees and
+        // the console removes from the address bar. Printed to the terminal, not the log.
+        let claims = Claims::new(1, "admin".to_owned(), runtime::Role::Admin, Duration::from_secs(86_400));
+        let token = JwtIssuer::new(&settings.jwt).issue(&claims)?;
+        eprintln!("Herald console: http://{}/console/#token={token}", listener.local_addr()?);
+    }
     herald::run(settings, &roles, listener, runtime::shutdown_on_signals()).await
 }

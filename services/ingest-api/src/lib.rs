@@ -4,6 +4,7 @@
 //! Two components: [`IngestApi::component`] (the routes) and [`dispatcher`] (moves notices from
 //! the bounded ingress queue onward). The binary's `ingest-api` role runs both.
 
+mod console;
 pub mod dispatcher;
 mod error;
 mod intake;
@@ -94,6 +95,7 @@ impl IngestApi {
     fn configure(&self, cfg: &mut web::ServiceConfig) {
         cfg.app_data(web::Data::new(self.clone())).app_data(http_server::json_config(self.max_body_bytes));
         routes::mount(cfg);
+        console::mount(cfg);
     }
 
     /// Readiness: the bus can publish and the stores answer.
