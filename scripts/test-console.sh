@@ -17,7 +17,12 @@ if [[ ! -x $chromium ]]; then
 fi
 export HERALD_CHROMIUM=$chromium
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-cargo build --locked -p herald --bin herald
+# scripts/test.sh passes the binary `cargo test` just built (HERALD_BIN); building it here with
+# `cargo build` would rebuild half the workspace under other features.
+if [[ -z ${HERALD_BIN:-} ]]; then
+  cargo build --locked -p herald --bin herald
+  export HERALD_BIN="$CARGO_TARGET_DIR/debug/herald"
+fi
 cd services/ingest-api/console/test
 if [[ ! -d node_modules/playwright-core || package-lock.json -nt node_modules/.package-lock.json ]]; then
   npm ci --no-audit --no-fund

@@ -9,7 +9,12 @@ command -v node >/dev/null 2>&1 || { echo "test-sdk: Node.js 20+ is needed (http
 major=$(node -p 'process.versions.node.split(".")[0]')
 (( major >= 20 )) || { echo "test-sdk: Node.js 20+ is needed, found $(node --version)" >&2; exit 1; }
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-cargo build --locked -p herald --bin herald
+# scripts/test.sh passes the binary `cargo test` just built (HERALD_BIN); building it here with
+# `cargo build` would rebuild half the workspace under other features.
+if [[ -z ${HERALD_BIN:-} ]]; then
+  cargo build --locked -p herald --bin herald
+  export HERALD_BIN="$CARGO_TARGET_DIR/debug/herald"
+fi
 cd sdk/js
 if [[ ! -d node_modules/ws || ! -d node_modules/typescript || package-lock.json -nt node_modules/.package-lock.json ]]; then
   npm ci --no-audit --no-fund

@@ -12,6 +12,9 @@ if (( $# > 0 )); then
   exec cargo test --workspace --locked "$@"
 fi
 cargo test --workspace --locked
+# The binary the integration tests just ran: what the SDK and the console are tested against.
+HERALD_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/herald"
+export HERALD_BIN
 echo "== the JavaScript SDK against the binary (scripts/test-sdk.sh)"
 scripts/test-sdk.sh
 echo "== the console in a browser (scripts/test-console.sh)"

@@ -353,11 +353,45 @@ async function renderUsers() {
 
 // ---------------------------------------------------------------------------------- Devices
 
-async function renderDevices() {
+async function renderDevices(params = new URLSearchParams()) {
   const status = el("p", { role: "status" });
-  main.replaceChildren(el("h1", { text: "Devices and mobile push" }), status, el("p", { text: "Loading…" }));
+  // Filters, kept in the address (#/devices?tenant_id=...): devices by tenant, user, status;
+  // logs by time and status.
+  const fields = [
+    ["tenant_id", "tenant", el("input", { type: "text", id: "filter-tenant" })],
+    ["user_id", "user", el("input", { type: "text", id: "filter-user" })],
+    ["status", "device status", el("select", { id: "filter-status" }, [["", "any"], ["1", "active"], ["0", "inactive"]].map(([v, t]) => el("option", { value: v, text: t })))],
+    ["log_status", "log status", el("select", { id: "filter-log-status" }, ["", "sent", "failed", "dead"].map((v) => el("option", { value: v, text: v || "any" })))],
+    ["start_time", "from", el("input", { type: "text", id: "filter-from", placeholder: "2026-01-01 00:00:00" })],
+    ["end_time", "to", el("input", { type: "text", id: "filter-to", placeholder: "2026-12-31 23:59:59" })],
+  ];
+  for (const [key, , input] of fields) input.value = params.get(key) ?? "";
+  const filterForm = el(
+    "form",
+    {
+      class: "filters",
+      onsubmit: (e) => {
+        e.preventDefault();
+        const query = new URLSearchParams();
+        for (const [key, , input] of fields) if (input.value) query.set(key, input.value);
+        location.hash = `#/devices?${query}`;
+      },
+    },
+    fields.map(([, label, input]) => el("label", {}, label, " ", input)),
+    el("button", { type: "submit", text: "Filter" }),
+  );
+  const deviceQuery = new URLSearchParams({ page_size: "50" });
+  for (const key of ["tenant_id", "user_id", "status"]) if (params.get(key)) deviceQuery.set(key, params.get(key));
+  const logQuery = new URLSearchParams({ page_size: "50" });
+  for (const key of ["user_id", "start_time", "end_time"]) if (params.get(key)) logQuery.set(key, params.get(key));
+  if (params.get("log_status")) logQuery.set("status", params.get("log_status"));
+  main.replaceChildren(el("h1", { text: "Devices and mobile push" }), filterForm, status, el("p", { text: "Loading…" }));
   try {
-    const [config, devices, logs] = await Promise.all([api("/api/message_push/config"), api("/api/message_push/manage?page_size=50"), api("/api/message_push/logs?page_size=50")]);
+    const [config, devices, logs] = await Promise.all([
+      api("/api/message_push/config"),
+      api(`/api/message_push/manage?${deviceQuery}`),
+      api(`/api/message_push/logs?${logQuery}`),
+    ]);
     const url = el("input", { type: "text", value: config.url ?? "", placeholder: "https://provider.example/push" });
     const urlError = el("span", { class: "field-error", role: "alert" });
     const configForm = el(
@@ -416,7 +450,9 @@ async function renderDevices() {
       text: "Export CSV",
       onclick: async () => {
         // Fetched with the token in a header (a link would need it in the URL), then saved.
-        const answer = await fetch("/api/message_push/logs/export", { headers: { authorization: `Bearer ${token()}` } });
+        const exportQuery = new URLSearchParams(logQuery);
+        exportQuery.delete("page_size");
+        const answer = await fetch(`/api/message_push/logs/export?${exportQuery}`, { headers: { authorization: `Bearer ${token()}` } });
         if (!answer.ok) return (status.textContent = `Export refused: ${answer.status}`);
         const link = el("a", { href: URL.createObjectURL(await answer.blob()), download: "message_push_log.csv" });
         link.click();
@@ -425,6 +461,7 @@ async function renderDevices() {
     });
     main.replaceChildren(
       el("h1", { text: "Devices and mobile push" }),
+      filterForm,
       status,
       configForm,
       el("h2", { text: `Devices (${devices.total})` }),
@@ -433,7 +470,7 @@ async function renderDevices() {
       table(["time", "user", "push id", "title", "status", "error", ""], logRows),
     );
   } catch (err) {
-    main.replaceChildren(el("h1", { text: "Devices and mobile push" }), failure(err));
+    main.replaceChildren(el("h1", { text: "Devices and mobile push" }), filterForm, failure(err));
   }
 }
 
@@ -450,7 +487,7 @@ function route() {
   if (path.startsWith("/records/")) return renderRecord(decodeURIComponent(path.slice("/records/".length)));
   if (path === "/records") return renderRecords(params);
   if (path === "/users") return renderUsers();
-  if (path === "/devices") return renderDevices();
+  if (path === "/devices") return renderDevices(params);
   return renderSend();
 }
 

@@ -128,6 +128,22 @@ test("an admin's notice reaches two inboxes live, and its record follows their r
     }
   }
 
+  // Devices, filtered by user; a filter the API refuses is shown in words.
+  const phone = { pushId: "00000000000000000000000000000c01", deviceType: "android" };
+  const registered = await fetch(`${herald.api}/api/message_push`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${herald.token(201)}` },
+    body: JSON.stringify(phone),
+  });
+  assert.equal(registered.status, 200);
+  await admin.goto(`${herald.api}/console/#/devices?user_id=201`);
+  await admin.waitForSelector(`td:text-is("${phone.pushId}")`);
+  assert.equal(await admin.inputValue("#filter-user"), "201");
+  await admin.goto(`${herald.api}/console/#/devices?user_id=abc`);
+  await admin.waitForSelector("main .error");
+  assert.match(await admin.textContent("main .error"), /user_id/);
+  await admin.screenshot({ path: join(shots, "devices-refused.png") });
+
   for (const p of [admin, alice, bob]) assert.deepEqual(p.problems, []);
 });
 
