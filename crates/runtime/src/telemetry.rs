@@ -83,8 +83,12 @@ pub fn build_subscriber(
     }
     let provider = provider.build();
     // Herald's own spans, whatever the log level: a quiet log keeps its traces.
-    let herald_spans =
-        HERALD_CRATES.iter().fold(Targets::new(), |targets, krate| targets.with_target(*krate, Level::INFO));
+    // A WebSocket session's span lasts as long as its connection: exporting it would keep span
+    // data per connection for hours, for a trace of little use (its receipts start their own).
+    let herald_spans = HERALD_CRATES
+        .iter()
+        .fold(Targets::new(), |targets, krate| targets.with_target(*krate, Level::INFO))
+        .with_target("ws_gateway::session", tracing_subscriber::filter::LevelFilter::OFF);
     let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("herald")).with_filter(herald_spans);
     let subscriber = tracing_subscriber::registry().with(fmt).with(otel);
     Ok((Box::new(subscriber), Telemetry { provider }))

@@ -32,14 +32,18 @@ pub struct DeliveryMetrics {
 impl DeliveryMetrics {
     /// `delivered` notices' frames were written to a socket just now.
     pub fn written<'a>(&self, delivered: impl Iterator<Item = &'a MessageId>) {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        // The clock is read once per write call, and only when a notice's frame went out.
+        let mut now = None;
         let mut count = 0;
         for id in delivered {
             count += 1;
-            let accepted = u128::from(id.unix_nanos());
-            self.latency.record(now.saturating_sub(accepted) as f64 / 1e9);
+            let now =
+                *now.get_or_insert_with(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+            self.latency.record(now.saturating_sub(u128::from(id.unix_nanos())) as f64 / 1e9);
         }
-        self.live.increment(count);
+        if count > 0 {
+            self.live.increment(count);
+        }
     }
 }
 
