@@ -5,12 +5,14 @@
 //! (`records`).
 
 pub mod entity;
+mod health;
 pub mod jobs;
 mod migration;
 #[cfg(feature = "test-util")]
 pub mod scratch;
 mod settings;
 
+pub use health::Health;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 use sea_orm_migration::MigratorTrait;
 pub use settings::DatabaseSettings;

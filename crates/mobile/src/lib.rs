@@ -20,39 +20,25 @@ pub use logs::{LogPage, LogQuery, PushAttempt, PushLog};
 
 use database::DbError;
 use sea_orm::DatabaseConnection;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// The mobile tables over the relational database. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct MobileStore {
     db: DatabaseConnection,
-    healthy: Arc<AtomicBool>,
+    health: database::Health,
 }
 
 impl MobileStore {
     /// The store on a pool already open (and migrated); checked every few seconds for
     /// `/readyz` until `shutdown`.
     pub fn on(db: DatabaseConnection, shutdown: CancellationToken) -> Self {
-        let store = Self { db, healthy: Arc::new(AtomicBool::new(true)) };
-        let probe = store.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(5));
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = every.tick() => probe.healthy.store(probe.db.ping().await.is_ok(), Ordering::Relaxed),
-                }
-            }
-        });
-        store
+        Self { health: database::Health::watch(db.clone(), shutdown), db }
     }
 
     /// Whether the database answered the last check.
     pub fn is_ready(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
+        self.health.is_ready()
     }
 }
 

@@ -14,8 +14,6 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use time::{OffsetDateTime, PrimitiveDateTime};
 use tokio::sync::mpsc;
@@ -101,7 +99,7 @@ pub fn addressed_users(message: &NotificationMessage, admins: &[UserId]) -> Vec<
 #[derive(Clone, Debug)]
 pub struct UserDirectory {
     db: DatabaseConnection,
-    healthy: Arc<AtomicBool>,
+    health: database::Health,
 }
 
 impl UserDirectory {
@@ -114,23 +112,12 @@ impl UserDirectory {
     /// The directory on a pool already open (and migrated); checked every few seconds for
     /// `/readyz` until `shutdown`.
     pub fn on(db: DatabaseConnection, shutdown: CancellationToken) -> Self {
-        let directory = Self { db, healthy: Arc::new(AtomicBool::new(true)) };
-        let probe = directory.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(5));
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = every.tick() => probe.healthy.store(probe.db.ping().await.is_ok(), Ordering::Relaxed),
-                }
-            }
-        });
-        directory
+        Self { health: database::Health::watch(db.clone(), shutdown), db }
     }
 
     /// Whether the database answered the last check.
     pub fn is_ready(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
+        self.health.is_ready()
     }
 
     /// Whether the database answers right now.
