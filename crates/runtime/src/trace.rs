@@ -40,6 +40,14 @@ pub fn continue_trace(span: &tracing::Span, traceparent: Option<&str>) {
     }
 }
 
+/// `span` (just created) continuing `traceparent`'s trace, with its `trace_id` field recorded:
+/// what a consumer wraps a message's handling in.
+pub fn continued(span: tracing::Span, traceparent: Option<&str>) -> tracing::Span {
+    continue_trace(&span, traceparent);
+    record_trace_id(&span);
+    span
+}
+
 /// The trace id of `span` (32 hex digits), if it has one: what log lines carry as `trace_id`.
 pub fn trace_id_of(span: &tracing::Span) -> Option<String> {
     let context = span.context();

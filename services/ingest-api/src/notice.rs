@@ -86,8 +86,7 @@ pub async fn post_notice(
         trace_id = tracing::field::Empty
     );
     let traceparent = req.headers().get(runtime::trace::TRACEPARENT).and_then(|value| value.to_str().ok());
-    runtime::trace::continue_trace(&span, traceparent);
-    runtime::trace::record_trace_id(&span);
+    let span = runtime::trace::continued(span, traceparent);
     let answer = handle_notice(&req, admin, &api, body.into_inner()).instrument(span).await;
     if let Err(err) = &answer {
         api.metrics.refused(err.code());

@@ -16,6 +16,7 @@ use mobile::{Device, DeviceScope, MobileStore};
 use model::{AlarmJob, NoticeChannel, NotificationMessage, Target, UserId};
 use state::UserDirectory;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Devices read at a time.
 const PAGE: u64 = 200;
@@ -93,6 +94,20 @@ pub(crate) async fn notice(bus: &Bus, store: &MobileStore, directory: &UserDirec
     if !message.channels.has(NoticeChannel::Mobile) {
         return incoming.ack().await;
     }
+    // Only notices for phones get a span: most notices the worker sees are for sockets alone.
+    let span = tracing::info_span!("mobile_notice", trace_id = tracing::field::Empty);
+    let span = runtime::trace::continued(span, incoming.traceparent.as_deref());
+    notice_to_devices(bus, store, directory, message, incoming).instrument(span).await;
+}
+
+/// A notice with the mobile channel, to its recipients' devices.
+async fn notice_to_devices(
+    bus: &Bus,
+    store: &MobileStore,
+    directory: &UserDirectory,
+    message: NotificationMessage,
+    incoming: Incoming,
+) {
     let template = Template {
         message_id: message.message_id.to_string(),
         message_type: message.notification_type.as_str().to_owned(),

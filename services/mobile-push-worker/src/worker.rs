@@ -97,12 +97,7 @@ pub fn start_notices(
     let bus = bus.clone();
     consume(notices, concurrency, shutdown, move |incoming| {
         let (bus, store, directory) = (bus.clone(), store.clone(), directory.clone());
-        async move {
-            let span = tracing::info_span!("mobile_notice", trace_id = tracing::field::Empty);
-            runtime::trace::continue_trace(&span, incoming.traceparent.as_deref());
-            runtime::trace::record_trace_id(&span);
-            expand::notice(&bus, &store, &directory, incoming).instrument(span).await
-        }
+        async move { expand::notice(&bus, &store, &directory, incoming).await }
     });
     ready
 }
@@ -134,8 +129,7 @@ where
 async fn handle(bus: &Bus, sender: &Sender, retry_delays: &[Duration], incoming: Incoming) {
     let span =
         tracing::info_span!("mobile_send", routing_key = %incoming.routing_key, trace_id = tracing::field::Empty);
-    runtime::trace::continue_trace(&span, incoming.traceparent.as_deref());
-    runtime::trace::record_trace_id(&span);
+    let span = runtime::trace::continued(span, incoming.traceparent.as_deref());
     handle_in_span(bus, sender, retry_delays, incoming).instrument(span).await;
 }
 

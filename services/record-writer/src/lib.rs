@@ -259,14 +259,14 @@ impl Consumer {
                     Err(reason) => self.bus.dead_letter(incoming, &format!("unreadable {}: {reason}", W::WHAT)).await,
                 }
             }
-            // One span per message, in its own trace, lasting while its batch is written.
+            // A span per message that comes in a trace (a notice), lasting while its batch is
+            // written; the many delivery events, which come in none, start no trace of their own.
             let spans: Vec<tracing::Span> = accepted
                 .iter()
-                .map(|incoming| {
+                .filter_map(|incoming| incoming.traceparent.as_deref())
+                .map(|traceparent| {
                     let span = tracing::info_span!("record_write", what = W::WHAT, trace_id = tracing::field::Empty);
-                    runtime::trace::continue_trace(&span, incoming.traceparent.as_deref());
-                    runtime::trace::record_trace_id(&span);
-                    span
+                    runtime::trace::continued(span, Some(traceparent))
                 })
                 .collect();
             let flow = self.write_batch(&writer, items, accepted).await;

@@ -44,8 +44,7 @@ pub async fn run(hub: Arc<Hub>, bus: Bus, mut subscription: Subscription, shutdo
     while let Some(incoming) = subscription.next_until(&shutdown).await {
         let span =
             tracing::info_span!("ws_fan_out", message_id = tracing::field::Empty, trace_id = tracing::field::Empty);
-        runtime::trace::continue_trace(&span, incoming.traceparent.as_deref());
-        runtime::trace::record_trace_id(&span);
+        let span = runtime::trace::continued(span, incoming.traceparent.as_deref());
         match handle(&incoming) {
             Outcome::FanOut(notice) => {
                 span.record("message_id", notice.frame.message_id.as_str());
