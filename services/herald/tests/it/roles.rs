@@ -14,10 +14,13 @@ use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::{Child, Command};
 
-/// `herald run <role>` on a free port, sharing `prefix` (bus and Redis keys) and `database`.
-fn run_role(role: &str, prefix: &str, database: &database::DatabaseSettings) -> (Child, SocketAddr) {
+/// `herald run <role>` on a free port, sharing `prefix` (bus and Redis keys) and `database`,
+/// configured as the tests' deployments are (limits off, quick record batches), not yet
+/// spawned: callers add what is theirs.
+pub fn role_command(role: &str, prefix: &str, database: &database::DatabaseSettings) -> (Command, SocketAddr) {
     let addr = listener().local_addr().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_herald"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+    command
         .args(["run", role])
         .env("HERALD_HTTP_ADDR", addr.to_string())
         .env("HERALD_JWT_SECRET", SECRET)
@@ -33,10 +36,14 @@ fn run_role(role: &str, prefix: &str, database: &database::DatabaseSettings) -> 
         .env("HERALD_RECORDS_LINGER_MS", "5")
         .env_remove("HERALD_CONFIG")
         .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    (child, addr)
+        .kill_on_drop(true);
+    (command, addr)
+}
+
+/// [`role_command`], spawned.
+fn run_role(role: &str, prefix: &str, database: &database::DatabaseSettings) -> (Child, SocketAddr) {
+    let (mut command, addr) = role_command(role, prefix, database);
+    (command.spawn().unwrap(), addr)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,24 +201,9 @@ async fn an_ingest_api_killed_while_dispatching_loses_no_accepted_notice() {
 
 /// `herald run mobile-push-worker` with quick retries.
 fn run_worker(prefix: &str, database: &database::DatabaseSettings) -> (Child, SocketAddr) {
-    let addr = listener().local_addr().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(["run", "mobile-push-worker"])
-        .env("HERALD_HTTP_ADDR", addr.to_string())
-        .env("HERALD_JWT_SECRET", SECRET)
-        .env("HERALD_LOG_LEVEL", "warn")
-        .env("HERALD_BUS_URL", amqp_url())
-        .env("HERALD_BUS_PREFIX", prefix)
-        .env("HERALD_DATABASE_URL", &database.url)
-        .env("HERALD_DATABASE_SCHEMA", &database.schema)
-        .env("HERALD_MOBILE_RETRY_DELAYS_MS", "[200,400,600]")
-        .env("HERALD_MOBILE_CONCURRENCY", "16")
-        .env_remove("HERALD_CONFIG")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    (child, addr)
+    let (mut command, addr) = role_command("mobile-push-worker", prefix, database);
+    command.env("HERALD_MOBILE_RETRY_DELAYS_MS", "[200,400,600]").env("HERALD_MOBILE_CONCURRENCY", "16");
+    (command.spawn().unwrap(), addr)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,17 +5,16 @@
 //! request, the gateway's delivery, the record write, the worker's expansion and the provider
 //! send; the API's JSON log line about it carries the trace id.
 
-use crate::helpers::{Endpoints, SECRET, ServerLeftovers, TokenVia, amqp_url, listener, redis_url, token};
+use crate::helpers::{Endpoints, ServerLeftovers, TokenVia, amqp_url, listener, token};
 use actix_web::{HttpResponse, web};
 use database::scratch::{Backend, ScratchDatabase};
 use runtime::Role;
 use runtime::testing::{eventually, holds};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 /// The caller's trace: the W3C example's trace id.
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -77,31 +76,16 @@ fn run_traced(
     otlp: SocketAddr,
     log: &std::path::Path,
 ) -> (Child, SocketAddr) {
-    let addr = listener().local_addr().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(["run", role])
-        .env("HERALD_HTTP_ADDR", addr.to_string())
-        .env("HERALD_JWT_SECRET", SECRET)
+    let (mut command, addr) = crate::roles::role_command(role, prefix, database);
+    command
         .env("HERALD_LOG_LEVEL", "warn,ingest_api=info,ws_gateway=info,record_writer=info")
         .env("HERALD_LOG_FORMAT", "json")
         .env("HERALD_LOG_OTLP_ENDPOINT", format!("http://{otlp}"))
         .env("HERALD_LOG_OTLP_PROTOCOL", "json")
         // Export batches every 200 ms rather than every 5 s.
         .env("OTEL_BSP_SCHEDULE_DELAY", "200")
-        .env("HERALD_BUS_URL", amqp_url())
-        .env("HERALD_BUS_PREFIX", prefix)
-        .env("HERALD_REDIS_URL", redis_url())
-        .env("HERALD_REDIS_KEY_PREFIX", format!("{prefix}:"))
-        .env("HERALD_DATABASE_URL", &database.url)
-        .env("HERALD_DATABASE_SCHEMA", &database.schema)
-        .env("HERALD_RECORDS_LINGER_MS", "5")
-        .env_remove("HERALD_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    (child, addr)
+        .stderr(std::fs::File::create(log).unwrap());
+    (command.spawn().unwrap(), addr)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
