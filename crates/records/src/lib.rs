@@ -23,26 +23,97 @@ use serde_json::{Map, Value};
 /// Seconds between readiness probes of a records store.
 const PROBE_EVERY_SECS: u64 = 2;
 
-/// A records store failed.
+/// What kind of failure a records store reported, which decides what a writer does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The store could not be reached, or did not answer in time: retry once it answers.
+    Unavailable,
+    /// The write met a concurrent writer's (a deadlock, a serialisation failure, a lock wait, a
+    /// row created meanwhile): the store is fine and the same write succeeds when retried.
+    Conflict,
+    /// The store answered and refused this write for what it holds: retrying changes nothing.
+    Refused,
+}
+
+/// A records store failed, and how.
 #[derive(Debug, thiserror::Error)]
-#[error("the records store is unavailable: {0}")]
-pub struct RecordsError(pub String);
+#[error("{}: {message}", match kind {
+    Failure::Unavailable => "the records store is unavailable",
+    Failure::Conflict => "the write met a concurrent writer's",
+    Failure::Refused => "the records store refused the write",
+})]
+pub struct RecordsError {
+    /// How it failed.
+    pub kind: Failure,
+    /// What the store said.
+    pub message: String,
+}
+
+impl RecordsError {
+    /// A failure of `kind` saying `message`.
+    pub fn new(kind: Failure, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into() }
+    }
+
+    /// Whether retrying the same write can succeed without anything changing in its input: the
+    /// store was away or busy with another writer.
+    pub fn is_transient(&self) -> bool {
+        self.kind != Failure::Refused
+    }
+}
+
+/// Markers of errors that are about the moment, not the data: lock waits, deadlocks,
+/// serialisation failures and timeouts, as PostgreSQL, MySQL/MariaDB and SQLite word them.
+const CONFLICT_MARKERS: [&str; 7] = [
+    "deadlock",
+    "could not serialize",
+    "lock wait timeout",
+    "database is locked",
+    "database table is locked",
+    "timed out",
+    "statement timeout",
+];
 
 impl From<sea_orm::DbErr> for RecordsError {
     fn from(err: sea_orm::DbErr) -> Self {
-        Self(err.to_string())
+        use sea_orm::{DbErr, SqlErr};
+        let message = err.to_string();
+        let lower = message.to_ascii_lowercase();
+        let kind = match &err {
+            DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => Failure::Unavailable,
+            _ if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Failure::Conflict,
+            _ if CONFLICT_MARKERS.iter().any(|marker| lower.contains(marker)) => Failure::Conflict,
+            // A connection lost in the middle of a statement.
+            _ if lower.contains("connection") && (lower.contains("closed") || lower.contains("reset")) => {
+                Failure::Unavailable
+            }
+            _ => Failure::Refused,
+        };
+        Self { kind, message }
     }
 }
 
 impl From<database::DbError> for RecordsError {
     fn from(err: database::DbError) -> Self {
-        Self(err.0)
+        Self::new(Failure::Unavailable, err.0)
     }
 }
 
 impl From<mongodb::error::Error> for RecordsError {
     fn from(err: mongodb::error::Error) -> Self {
-        Self(err.to_string())
+        use mongodb::error::ErrorKind;
+        let kind = match err.kind.as_ref() {
+            ErrorKind::Io(_) | ErrorKind::ServerSelection { .. } | ErrorKind::ConnectionPoolCleared { .. } => {
+                Failure::Unavailable
+            }
+            _ if err.contains_label(mongodb::error::RETRYABLE_WRITE_ERROR)
+                || err.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR) =>
+            {
+                Failure::Conflict
+            }
+            _ => Failure::Refused,
+        };
+        Self::new(kind, err.to_string())
     }
 }
 
@@ -553,6 +624,35 @@ pub(crate) fn millis_of(time: &TimeFormat, raw: &str) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
+    use super::{Failure, RecordsError};
+    use sea_orm::{DbErr, RuntimeErr};
+
+    fn kind_of(message: &str) -> Failure {
+        RecordsError::from(DbErr::Exec(RuntimeErr::Internal(message.to_owned()))).kind
+    }
+
+    #[test]
+    fn lock_and_timeout_errors_are_conflicts_and_data_errors_refusals() {
+        for conflict in [
+            "Execution Error: error returned from database: deadlock detected",
+            "error returned from database: could not serialize access due to concurrent update",
+            "error returned from database: 1205 (HY000): Lock wait timeout exceeded; try restarting transaction",
+            "Execution Error: error returned from database: (code: 5) database is locked",
+        ] {
+            assert_eq!(kind_of(conflict), Failure::Conflict, "{conflict}");
+        }
+        for refused in [
+            "Execution Error: error returned from database: invalid byte sequence for encoding \"UTF8\": 0x00",
+            "error returned from database: 1406 (22001): Data too long for column 'connection_id' at row 1",
+        ] {
+            assert_eq!(kind_of(refused), Failure::Refused, "{refused}");
+        }
+        let away = RecordsError::from(DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout));
+        assert_eq!(away.kind, Failure::Unavailable);
+        assert!(away.to_string().starts_with("the records store is unavailable"), "{away}");
+        assert!(!RecordsError::new(Failure::Refused, "x").is_transient());
+    }
+
     use super::*;
 
     #[test]

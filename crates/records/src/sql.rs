@@ -6,7 +6,7 @@
 //! notice is recounted with one grouped count and updated only if its counts changed.
 
 use super::{
-    LogPage, LogQuery, NewRecord, Purge, Purged, Receipt, RecordDetail, RecordPage, RecordQuery, RecordStats,
+    Failure, LogPage, LogQuery, NewRecord, Purge, Purged, Receipt, RecordDetail, RecordPage, RecordQuery, RecordStats,
     RecordedEvent, RecordsError, device_info, event_id_of, log_status, merge, millis_of, now_millis, pending_receipt,
     pushed_millis, status_of,
 };
@@ -16,8 +16,8 @@ use model::{ClosedSet, DeliveryEventType, DeliveryStatus, NotificationLog, PushR
 use sea_orm::sea_query::{Expr, Func, LikeExpr, OnConflict, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ActiveValue::Set, ActiveValue::Unchanged, ColumnTrait, Condition,
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Select, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait, IsolationLevel,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, TransactionTrait,
 };
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -41,12 +41,14 @@ fn escape_like(text: &str) -> String {
 
 /// Rows per multi-row insert: well under every backend's bound-parameter limit.
 const INSERT_CHUNK: usize = 400;
+/// Times a write transaction is tried when it keeps meeting concurrent writers.
+const CONFLICT_ATTEMPTS: u32 = 5;
 /// Values per `IN (...)` list, and events per round of statements.
 const IN_LIST_CHUNK: usize = 500;
 
-/// A receive record being folded: `id` once stored, and whether an event changed it.
+/// A stored receive record being folded, and whether an event changed it.
 struct Slot {
-    id: Option<i64>,
+    id: i64,
     dirty: bool,
     receipt: Receipt,
 }
@@ -85,14 +87,23 @@ impl SqlRecords {
         &self.healthy
     }
 
+    /// A write transaction: read committed on PostgreSQL and MySQL (MySQL's default is
+    /// repeatable read, whose snapshot would hide a concurrent writer's committed rows from the
+    /// counts taken after its locks were released).
+    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+        match self.db.get_database_backend() {
+            DbBackend::Sqlite => self.db.begin().await,
+            _ => self.db.begin_with_config(Some(IsolationLevel::ReadCommitted), None).await,
+        }
+    }
+
     fn observe<T>(&self, result: Result<T, DbErr>) -> Result<T, RecordsError> {
         result.map_err(RecordsError::from)
     }
 
     /// See [`super::RecordStore::write_messages`].
     pub async fn write_messages(&self, records: &[NewRecord]) -> Result<(), RecordsError> {
-        let result = self.write_messages_in_txn(records).await;
-        self.observe(result)
+        retry_conflicts(|| self.write_messages_in_txn(records)).await
     }
 
     async fn write_messages_in_txn(&self, records: &[NewRecord]) -> Result<(), DbErr> {
@@ -100,7 +111,7 @@ impl SqlRecords {
             return Ok(());
         }
         let now_ms = now_millis();
-        let txn = self.db.begin().await?;
+        let txn = self.begin().await?;
         for chunk in records.chunks(INSERT_CHUNK) {
             let rows = chunk.iter().map(|r| {
                 let m = &r.message;
@@ -144,14 +155,7 @@ impl SqlRecords {
             .map(|(message_id, user_id)| receipt_row(pending_receipt(&message_id, user_id, now_ms), None))
             .collect();
         for chunk in pending.chunks(INSERT_CHUNK) {
-            receive_record::Entity::insert_many(chunk.to_vec())
-                .on_conflict(
-                    OnConflict::columns([receive_record::Column::MessageId, receive_record::Column::UserId])
-                        .do_nothing_on([receive_record::Column::MessageId])
-                        .to_owned(),
-                )
-                .exec_without_returning(&txn)
-                .await?;
+            insert_missing_receipts(&txn, chunk.to_vec()).await?;
         }
         // Events may have arrived first: count what is there.
         let ids: BTreeSet<String> = records.iter().map(|r| r.message.message_id.to_string()).collect();
@@ -161,8 +165,7 @@ impl SqlRecords {
 
     /// See [`super::RecordStore::apply_events`].
     pub async fn apply_events(&self, events: &[RecordedEvent]) -> Result<(), RecordsError> {
-        let result = self.apply_events_in_txn(events).await;
-        self.observe(result)
+        retry_conflicts(|| self.apply_events_in_txn(events)).await
     }
 
     async fn apply_events_in_txn(&self, events: &[RecordedEvent]) -> Result<(), DbErr> {
@@ -170,7 +173,7 @@ impl SqlRecords {
             return Ok(());
         }
         let now_ms = now_millis();
-        let txn = self.db.begin().await?;
+        let txn = self.begin().await?;
         let mut touched = BTreeSet::new();
         for part in events.chunks(IN_LIST_CHUNK) {
             self.apply_part(&txn, part, now_ms, &mut touched).await?;
@@ -225,24 +228,29 @@ impl SqlRecords {
 
         let messages: BTreeSet<String> = fresh.iter().map(|(r, _)| r.event.message_id.to_string()).collect();
         let users: BTreeSet<i64> = fresh.iter().map(|(r, _)| r.event.user_id).collect();
-        let mut existing = receive_record::Entity::find()
-            .filter(receive_record::Column::MessageId.is_in(messages.iter().map(String::as_str)))
-            .filter(receive_record::Column::UserId.is_in(users.iter().copied()))
-            .order_by_asc(receive_record::Column::Id);
-        if txn.get_database_backend() != DbBackend::Sqlite {
-            // In id order, so two writers lock overlapping rows in the same order.
-            existing = existing.lock_exclusive();
+        let keys: BTreeSet<(String, i64)> =
+            fresh.iter().map(|(r, _)| (r.event.message_id.to_string(), r.event.user_id)).collect();
+        let mut slots = Self::lock_receipts(txn, &messages, &users).await?;
+        let missing: Vec<&(String, i64)> = keys.iter().filter(|key| !slots.contains_key(*key)).collect();
+        if !missing.is_empty() {
+            // Create the missing records as pending rows first, skipping any a concurrent writer
+            // created meanwhile (the insert waits for it to commit), then lock them like the
+            // others: two writers never both insert one record, and the second folds its
+            // events into what the first wrote. In key order, so two writers take the same
+            // locks in the same order.
+            let rows: Vec<receive_record::ActiveModel> = missing
+                .iter()
+                .map(|(message_id, user_id)| receipt_row(pending_receipt(message_id, *user_id, now_ms), None))
+                .collect();
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                insert_missing_receipts(txn, chunk.to_vec()).await?;
+            }
+            let messages: BTreeSet<String> = missing.iter().map(|(message_id, _)| message_id.clone()).collect();
+            let users: BTreeSet<i64> = missing.iter().map(|(_, user_id)| *user_id).collect();
+            for (key, slot) in Self::lock_receipts(txn, &messages, &users).await? {
+                slots.entry(key).or_insert(slot);
+            }
         }
-        let mut slots: HashMap<(String, i64), Slot> = existing
-            .all(txn)
-            .await?
-            .into_iter()
-            .map(|m| {
-                let key = (m.message_id.clone(), m.user_id);
-                let slot = Slot { id: Some(m.id), dirty: false, receipt: receipt_of(m)? };
-                Ok((key, slot))
-            })
-            .collect::<Result<_, DbErr>>()?;
         // Deliveries logged per user and notice, this batch's included: every delivery after
         // the first is a retry.
         let deliveries: HashMap<(String, i64), i64> = notification_log::Entity::find()
@@ -265,28 +273,42 @@ impl SqlRecords {
         for (recorded, _) in &fresh {
             let key = (recorded.event.message_id.to_string(), recorded.event.user_id);
             let delivered = deliveries.get(&key).copied().unwrap_or(0);
-            let slot = slots.entry(key).or_insert_with_key(|(message_id, user_id)| Slot {
-                id: None,
-                dirty: false,
-                receipt: pending_receipt(message_id, *user_id, now_ms),
-            });
+            let Some(slot) = slots.get_mut(&key) else {
+                return Err(DbErr::RecordNotFound(format!("the receive record of {} for user {}", key.0, key.1)));
+            };
             merge(&mut slot.receipt, recorded, u64::try_from(delivered).unwrap_or(0), &self.time, now_ms);
             slot.dirty = true;
             touched.insert(recorded.event.message_id.to_string());
         }
-        let (created, updated): (Vec<Slot>, Vec<Slot>) =
-            slots.into_values().filter(|slot| slot.dirty).partition(|slot| slot.id.is_none());
-        let created: Vec<receive_record::ActiveModel> =
-            created.into_iter().map(|slot| receipt_row(slot.receipt, None)).collect();
-        for chunk in created.chunks(INSERT_CHUNK) {
-            // No conflict clause: a row created meanwhile fails the batch, which is retried
-            // and then finds it.
-            receive_record::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
-        }
-        for slot in updated {
-            receipt_row(slot.receipt, slot.id).update(txn).await?;
+        for slot in slots.into_values().filter(|slot| slot.dirty) {
+            receipt_row(slot.receipt, Some(slot.id)).update(txn).await?;
         }
         Ok(())
+    }
+
+    /// The receive records of `messages` x `users`, read with `FOR UPDATE` (PostgreSQL,
+    /// MySQL; in id order, so two writers lock overlapping rows in the same order).
+    async fn lock_receipts(
+        txn: &DatabaseTransaction,
+        messages: &BTreeSet<String>,
+        users: &BTreeSet<i64>,
+    ) -> Result<HashMap<(String, i64), Slot>, DbErr> {
+        let mut existing = receive_record::Entity::find()
+            .filter(receive_record::Column::MessageId.is_in(messages.iter().map(String::as_str)))
+            .filter(receive_record::Column::UserId.is_in(users.iter().copied()))
+            .order_by_asc(receive_record::Column::Id);
+        if txn.get_database_backend() != DbBackend::Sqlite {
+            existing = existing.lock_exclusive();
+        }
+        existing
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|m| {
+                let key = (m.message_id.clone(), m.user_id);
+                Ok((key, Slot { id: m.id, dirty: false, receipt: receipt_of(m)? }))
+            })
+            .collect()
     }
 
     fn log_row(&self, recorded: &RecordedEvent, event_id: String, now_ms: i64) -> notification_log::ActiveModel {
@@ -314,6 +336,27 @@ impl SqlRecords {
     async fn recount<C: ConnectionTrait>(&self, db: &C, messages: &BTreeSet<String>, now_ms: i64) -> Result<(), DbErr> {
         let list: Vec<&str> = messages.iter().map(String::as_str).collect();
         for chunk in list.chunks(IN_LIST_CHUNK) {
+            let mut stored_query = push_record::Entity::find()
+                .select_only()
+                .column(push_record::Column::MessageId)
+                .column(push_record::Column::TotalCount)
+                .column(push_record::Column::DeliveredCount)
+                .column(push_record::Column::FailedCount)
+                .filter(push_record::Column::MessageId.is_in(chunk.iter().copied()))
+                .order_by_asc(push_record::Column::MessageId);
+            if db.get_database_backend() != DbBackend::Sqlite {
+                // Locked before counting, in message order: a second writer recounting the same
+                // notice waits here for the first to commit, then counts what it wrote (read
+                // committed), so the last count written is never a stale one.
+                stored_query = stored_query.lock_exclusive();
+            }
+            let stored: HashMap<String, (i64, i64, i64)> = stored_query
+                .into_tuple::<(String, i64, i64, i64)>()
+                .all(db)
+                .await?
+                .into_iter()
+                .map(|(message_id, total, delivered, failed)| (message_id, (total, delivered, failed)))
+                .collect();
             let mut counts: HashMap<&str, (i64, i64, i64)> = chunk.iter().map(|m| (*m, (0, 0, 0))).collect();
             let groups: Vec<(String, bool, String, i64)> = receive_record::Entity::find()
                 .select_only()
@@ -339,19 +382,6 @@ impl SqlRecords {
                     }
                 }
             }
-            let stored: HashMap<String, (i64, i64, i64)> = push_record::Entity::find()
-                .select_only()
-                .column(push_record::Column::MessageId)
-                .column(push_record::Column::TotalCount)
-                .column(push_record::Column::DeliveredCount)
-                .column(push_record::Column::FailedCount)
-                .filter(push_record::Column::MessageId.is_in(chunk.iter().copied()))
-                .into_tuple::<(String, i64, i64, i64)>()
-                .all(db)
-                .await?
-                .into_iter()
-                .map(|(message_id, total, delivered, failed)| (message_id, (total, delivered, failed)))
-                .collect();
             for (message_id, (total, delivered, failed)) in counts {
                 // No record yet (its events came first), or nothing changed.
                 if stored.get(message_id).is_none_or(|s| *s == (total, delivered, failed)) {
@@ -532,6 +562,52 @@ impl SqlRecords {
         }
         .await;
         self.observe(result)
+    }
+}
+
+/// Runs a write transaction, again when it met a concurrent writer's (a deadlock or a lock
+/// wait the database broke, which rolled it back whole): a conflict is the normal cost of two
+/// record-writers on overlapping records, not a failed batch.
+async fn retry_conflicts<F, Fut>(mut write: F) -> Result<(), RecordsError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), DbErr>>,
+{
+    let mut attempt = 0;
+    loop {
+        let err = match write().await {
+            Ok(()) => return Ok(()),
+            Err(err) => RecordsError::from(err),
+        };
+        attempt += 1;
+        if err.kind != Failure::Conflict || attempt >= CONFLICT_ATTEMPTS {
+            return Err(err);
+        }
+        tracing::debug!(attempt, error = %err, "records write met a concurrent writer's; retrying");
+        // A short pause that differs between writers, so two that collided do not collide again.
+        let jitter = u64::from(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_micros() % 20,
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5 * u64::from(attempt) + jitter)).await;
+    }
+}
+
+/// Inserts receive records, skipping those already there (a concurrent writer's included).
+async fn insert_missing_receipts(
+    txn: &DatabaseTransaction,
+    rows: Vec<receive_record::ActiveModel>,
+) -> Result<(), DbErr> {
+    let inserted = receive_record::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::columns([receive_record::Column::MessageId, receive_record::Column::UserId])
+                .do_nothing_on([receive_record::Column::MessageId])
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await;
+    match inserted {
+        Ok(_) | Err(DbErr::RecordNotInserted) => Ok(()),
+        Err(err) => Err(err),
     }
 }
 

@@ -365,3 +365,45 @@ async fn rows_written_as_rendered_strings_read_back_identically_once_migrated() 
         scratch.drop_now().await.unwrap();
     }
 }
+
+/// Two record-writers folding events of the same notices and users at once (one has the
+/// deliveries, the other the reads, in batches that overlap), on the servers where they can
+/// run side by side: no batch fails, and every count comes out exact.
+#[tokio::test]
+async fn two_writers_on_the_same_records_fail_no_batch_and_count_exactly() {
+    const USERS: i64 = 30;
+    for backend in [Backend::Postgres, Backend::MySql] {
+        let scratch = ScratchDatabase::create(backend).await.unwrap_or_else(|err| panic!("{backend:?}: {err}"));
+        let first = SqlRecords::open(&scratch.settings, TimeFormat::default()).await.unwrap();
+        let second = SqlRecords::open(&scratch.settings, TimeFormat::default()).await.unwrap();
+        // Broadcasts: no receive record exists until the first event of each user.
+        let notices: Vec<NotificationMessage> =
+            (0..12).map(|n| message(n, Target::All, Vec::new(), "maintenance tonight")).collect();
+        let records: Vec<NewRecord> =
+            notices.iter().map(|m| NewRecord { message: m.clone(), addressed: Vec::new() }).collect();
+        first.write_messages(&records).await.unwrap();
+        let of_kind = |kind: DeliveryEventType| -> Vec<RecordedEvent> {
+            notices.iter().flat_map(|m| (1..=USERS).map(move |user| event(kind, m, user, "websocket"))).collect()
+        };
+        let (delivered, read) = (of_kind(DeliveryEventType::Delivered), of_kind(DeliveryEventType::Read));
+        for (a, b) in delivered.chunks(45).zip(read.chunks(45)) {
+            let (left, right) = tokio::join!(first.apply_events(a), second.apply_events(b));
+            left.unwrap_or_else(|err| panic!("{backend:?}: the first writer's batch failed: {err}"));
+            right.unwrap_or_else(|err| panic!("{backend:?}: the second writer's batch failed: {err}"));
+        }
+        // The same events again, redelivered to the other writer: nothing changes.
+        let (left, right) = tokio::join!(first.apply_events(&read[..90]), second.apply_events(&delivered[..90]));
+        left.unwrap();
+        right.unwrap();
+        let store = RecordStore::Sql(first);
+        for notice in &notices {
+            assert_eq!(counts(&store, notice).await, (USERS, USERS, 0, "delivered".into()), "{backend:?}");
+            let detail = store.detail(notice.message_id.as_str()).await.unwrap().unwrap();
+            assert_eq!(detail.receipts.len(), USERS as usize, "{backend:?}: one receive record per user");
+            assert!(detail.receipts.iter().all(|r| r.is_received && r.is_read), "{backend:?}");
+            assert_eq!(detail.logs.len(), 2 * USERS as usize, "{backend:?}: each event logged once");
+        }
+        drop((store, second));
+        scratch.drop_now().await.unwrap();
+    }
+}

@@ -22,7 +22,7 @@ pub use device::parse_user_agent;
 use bus::{Bus, Exchange, Incoming, QueueKind, Subscription, SubscriptionSpec};
 use http_server::Component;
 use model::{DeliveryEvent, NotificationMessage, Target};
-use records::{NewRecord, RecordStore, RecordedEvent};
+use records::{Failure, NewRecord, RecordStore, RecordedEvent, RecordsError};
 use state::UserDirectory;
 use state::directory::addressed_users;
 use std::time::Duration;
@@ -98,7 +98,7 @@ trait BatchWriter: Send + 'static {
     /// Parses a payload.
     fn parse(&self, incoming: &Incoming) -> Result<Self::Item, String>;
     /// Writes a batch; an error means nothing was acknowledged and the batch is retried.
-    fn write(&self, items: &[Self::Item]) -> impl std::future::Future<Output = Result<(), String>> + Send;
+    fn write(&self, items: &[Self::Item]) -> impl std::future::Future<Output = Result<(), RecordsError>> + Send;
     /// Whether the stores it writes to answer right now: a failure then is the batch's fault.
     fn stores_answer(&self) -> impl std::future::Future<Output = bool> + Send;
 }
@@ -159,17 +159,19 @@ impl BatchWriter for NoticeWriter {
         serde_json::from_slice(&incoming.payload).map_err(|err| err.to_string())
     }
 
-    async fn write(&self, items: &[NotificationMessage]) -> Result<(), String> {
+    async fn write(&self, items: &[NotificationMessage]) -> Result<(), RecordsError> {
         // The directory's admins, asked once per batch that has an `admin` notice.
         let admins = match items.iter().any(|message| message.target == Target::Admin) {
-            true => self.directory.admin_ids().await.map_err(|err| err.to_string())?,
+            true => self.directory.admin_ids().await.map_err(|err| {
+                RecordsError::new(Failure::Unavailable, format!("the user directory did not answer: {err}"))
+            })?,
             false => Vec::new(),
         };
         let batch: Vec<NewRecord> = items
             .iter()
             .map(|message| NewRecord { message: message.clone(), addressed: addressed_users(message, &admins) })
             .collect();
-        self.records.write_messages(&batch).await.map_err(|err| err.to_string())?;
+        self.records.write_messages(&batch).await?;
         self.metrics.wrote(items.len(), items.iter().map(|message| message.message_id.unix_nanos()));
         Ok(())
     }
@@ -194,8 +196,8 @@ impl BatchWriter for EventWriter {
         Ok(RecordedEvent { event, device })
     }
 
-    async fn write(&self, items: &[RecordedEvent]) -> Result<(), String> {
-        self.records.apply_events(items).await.map_err(|err| err.to_string())?;
+    async fn write(&self, items: &[RecordedEvent]) -> Result<(), RecordsError> {
+        self.records.apply_events(items).await?;
         self.metrics.wrote(items.len(), std::iter::empty());
         Ok(())
     }
@@ -203,22 +205,6 @@ impl BatchWriter for EventWriter {
     async fn stores_answer(&self) -> bool {
         self.records.ping().await
     }
-}
-
-/// Whether a store's error is about the moment rather than the message: lock waits, deadlocks,
-/// serialisation failures and timeouts clear by themselves, so they are retried without
-/// counting towards dead-lettering.
-fn is_transient(reason: &str) -> bool {
-    const TRANSIENT: [&str; 6] = [
-        "deadlock",
-        "could not serialize",
-        "lock wait timeout",
-        "database is locked",
-        "timed out",
-        "statement timeout",
-    ];
-    let reason = reason.to_ascii_lowercase();
-    TRANSIENT.iter().any(|marker| reason.contains(marker))
 }
 
 /// A consumer loop's surroundings: the bus (for dead letters), batching and the stop signal.
@@ -286,20 +272,20 @@ impl Consumer {
         }
         let mut backoff = STORE_RETRY.start();
         loop {
-            let reason = match writer.write(&items).await {
+            let err = match writer.write(&items).await {
                 Ok(()) => {
                     for incoming in deliveries {
                         incoming.ack().await;
                     }
                     return Flow::Continue;
                 }
-                Err(reason) => reason,
+                Err(err) => err,
             };
-            if writer.stores_answer().await && !is_transient(&reason) {
-                tracing::warn!(what = W::WHAT, count = items.len(), %reason, "batch refused; writing its messages one by one");
+            if refused(writer, &err).await {
+                tracing::warn!(what = W::WHAT, count = items.len(), reason = %err, "batch refused; writing its messages one by one");
                 break;
             }
-            tracing::warn!(what = W::WHAT, count = items.len(), %reason, "records store unavailable; retrying");
+            tracing::warn!(what = W::WHAT, count = items.len(), reason = %err, "batch not written; retrying");
             if !backoff.pause(&self.shutdown).await {
                 return Flow::Stop;
             }
@@ -318,22 +304,22 @@ impl Consumer {
         let item = [item];
         let (mut attempts, mut backoff) = (0, STORE_RETRY.start());
         loop {
-            let reason = match writer.write(&item).await {
+            let err = match writer.write(&item).await {
                 Ok(()) => {
                     incoming.ack().await;
                     return Flow::Continue;
                 }
-                Err(reason) => reason,
+                Err(err) => err,
             };
-            if writer.stores_answer().await && !is_transient(&reason) {
+            if refused(writer, &err).await {
                 attempts += 1;
                 if attempts >= MAX_ATTEMPTS {
-                    let reason = format!("the records store refused this {} {attempts} times: {reason}", W::WHAT);
+                    let reason = format!("the records store refused this {} {attempts} times: {err}", W::WHAT);
                     self.bus.dead_letter(incoming, &reason).await;
                     return Flow::Continue;
                 }
             }
-            tracing::warn!(what = W::WHAT, attempts, %reason, "record not written; retrying");
+            tracing::warn!(what = W::WHAT, attempts, reason = %err, "record not written; retrying");
             if !backoff.pause(&self.shutdown).await {
                 return Flow::Stop;
             }
@@ -341,26 +327,9 @@ impl Consumer {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lock_and_timeout_errors_are_transient_and_data_errors_are_not() {
-        for transient in [
-            "Execution Error: error returned from database: deadlock detected",
-            "error returned from database: could not serialize access due to concurrent update",
-            "error returned from database: 1205 (HY000): Lock wait timeout exceeded; try restarting transaction",
-            "Execution Error: error returned from database: (code: 5) database is locked",
-            "Failed to acquire connection from pool: Connection pool timed out",
-        ] {
-            assert!(is_transient(transient), "{transient}");
-        }
-        for refused in [
-            "Execution Error: error returned from database: invalid byte sequence for encoding \"UTF8\": 0x00",
-            "error returned from database: 1406 (22001): Data too long for column 'connection_id' at row 1",
-        ] {
-            assert!(!is_transient(refused), "{refused}");
-        }
-    }
+/// Whether `err` is the batch's own fault: the store refused it and answers right now. A store
+/// that is away or busy with a concurrent writer (which the store retried already) is retried
+/// without counting towards dead-lettering.
+async fn refused<W: BatchWriter>(writer: &W, err: &RecordsError) -> bool {
+    !err.is_transient() && writer.stores_answer().await
 }

@@ -20,8 +20,8 @@ mod queries;
 mod tests;
 
 use super::{
-    LogPage, LogQuery, NewRecord, Purge, Purged, RecordDetail, RecordPage, RecordQuery, RecordStats, RecordedEvent,
-    RecordsError, Retention, event_id_of, merge, now_millis, pending_receipt, status_of,
+    Failure, LogPage, LogQuery, NewRecord, Purge, Purged, RecordDetail, RecordPage, RecordQuery, RecordStats,
+    RecordedEvent, RecordsError, Retention, event_id_of, merge, now_millis, pending_receipt, status_of,
 };
 use documents::{NotificationLogDoc, PushRecordDoc, ReceiveRecordDoc};
 use futures_util::TryStreamExt;
@@ -223,10 +223,13 @@ impl MongoRecords {
                 }
             }
         }
-        Err(RecordsError(format!(
-            "the receive record of {message_id} for user {} kept changing under {FOLD_ATTEMPTS} attempts",
-            e.user_id
-        )))
+        Err(RecordsError::new(
+            Failure::Conflict,
+            format!(
+                "the receive record of {message_id} for user {} kept changing under {FOLD_ATTEMPTS} attempts",
+                e.user_id
+            ),
+        ))
     }
 
     /// Recounts `message_id`'s receive records into its push record (if it is there yet).
