@@ -47,6 +47,10 @@ const QUEUE_HEADER: &str = "x-herald-queue";
 /// A confirm-mode channel with the lock that keeps its publishes numbered in wire order.
 #[derive(Clone, Debug)]
 struct ConfirmChannel {
+    /// Its connection, for declarations on channels of their own (see [`declare_queue`]).
+    conn: Arc<Connection>,
+    /// The delay queues declared on this connection, declared once each.
+    delay_queues: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     channel: Channel,
     /// A channel of the same connection for passive queue declarations (queue depths): one that
     /// fails closes this channel only, never the publisher's.
@@ -224,23 +228,24 @@ impl AmqpBus {
             .ok_or_else(|| BusError::Unavailable("not connected; reconnecting".into()))?;
         let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX).max(1);
         let queue = self.inner.topology.delay_queue(exchange, routing_key, delay_ms);
-        let mut arguments = FieldTable::default();
-        arguments.insert("x-message-ttl".into(), AMQPValue::LongLongInt(i64::try_from(delay_ms).unwrap_or(i64::MAX)));
-        arguments.insert(
-            "x-dead-letter-exchange".into(),
-            AMQPValue::LongString(self.inner.topology.exchange(exchange).into()),
-        );
-        arguments.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(routing_key.into()));
-        let options = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
-        let timeout_ms = self.inner.settings.publish_timeout_ms;
-        let declared = publisher.channel.queue_declare(queue.as_str().into(), options, arguments);
-        match tokio::time::timeout(Duration::from_millis(timeout_ms), declared).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => {
-                self.inner.reconnect.notify_one();
-                return Err(BusError::Unavailable(err.to_string()));
+        let known = publisher.delay_queues.lock().unwrap_or_else(PoisonError::into_inner).contains(&queue);
+        if !known {
+            let role = QueueRole::Delay {
+                ttl_ms: delay_ms,
+                exchange: self.inner.topology.exchange(exchange),
+                routing_key: routing_key.to_owned(),
+            };
+            let timeout_ms = self.inner.settings.publish_timeout_ms;
+            let declared = declare_queue(&publisher.conn, &self.inner.settings, &queue, role);
+            match tokio::time::timeout(Duration::from_millis(timeout_ms), declared).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => {
+                    self.inner.reconnect.notify_one();
+                    return Err(BusError::Unavailable(err.to_string()));
+                }
+                Err(_) => return Err(BusError::Timeout(timeout_ms)),
             }
-            Err(_) => return Err(BusError::Timeout(timeout_ms)),
+            publisher.delay_queues.lock().unwrap_or_else(PoisonError::into_inner).insert(queue.clone());
         }
         self.send_to(String::new(), queue, true, payload, FieldTable::default()).await?.confirmed().await
     }
@@ -374,17 +379,31 @@ impl AmqpBus {
     }
 }
 
+/// Connects to the first of `bus.url`'s addresses that answers, trying them in order: the nodes
+/// of a cluster, so a client whose node went away reconnects to another.
 async fn connect(settings: &BusSettings, name: &str) -> Result<Connection, lapin::Error> {
-    let properties = ConnectionProperties::default().with_connection_name(name.into());
-    // `Bus::start` hands this bus only an AMQP URL; `memory` would fail to parse here.
-    let url = String::from(settings.url.clone());
-    match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(&url, properties)).await {
-        Ok(result) => result,
-        Err(_) => Err(lapin::Error::from(lapin::ErrorKind::IOError(Arc::new(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "connection attempt timed out",
-        ))))),
+    let mut last = None;
+    for url in settings.url.addresses() {
+        let properties = ConnectionProperties::default().with_connection_name(name.into());
+        match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, properties)).await {
+            Ok(Ok(conn)) => return Ok(conn),
+            Ok(Err(err)) => {
+                tracing::debug!(broker = runtime::redact_url(url), error = %err, "broker address refused");
+                last = Some(err);
+            }
+            Err(_) => {
+                tracing::debug!(broker = runtime::redact_url(url), "broker address timed out");
+                last = Some(lapin::Error::from(lapin::ErrorKind::IOError(Arc::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connection attempt timed out",
+                )))));
+            }
+        }
     }
+    // `Bus::start` hands this bus only AMQP URLs, at least one.
+    Err(last.unwrap_or_else(|| {
+        lapin::Error::from(lapin::ErrorKind::IOError(Arc::new(std::io::Error::other("no broker address"))))
+    }))
 }
 
 async fn declare_exchange(channel: &Channel, topology: &Topology, exchange: Exchange) -> Result<(), lapin::Error> {
@@ -456,7 +475,7 @@ async fn supervise_publisher(inner: Arc<Inner>) {
     }
 }
 
-async fn open_publisher(inner: &Inner) -> Result<(Connection, ConfirmChannel), lapin::Error> {
+async fn open_publisher(inner: &Inner) -> Result<(Arc<Connection>, ConfirmChannel), lapin::Error> {
     let conn = connect(&inner.settings, &format!("{}-publisher", inner.topology.prefix())).await?;
     let channel = conn.create_channel().await?;
     channel.confirm_select(ConfirmSelectOptions::default()).await?;
@@ -464,27 +483,111 @@ async fn open_publisher(inner: &Inner) -> Result<(Connection, ConfirmChannel), l
         declare_exchange(&channel, &inner.topology, exchange).await?;
     }
     // Publishing to a queue that does not exist drops the message silently: declare it first.
-    declare_queue(&channel, &inner.topology.ingress_queue(), false, Some(inner.settings.backlog)).await?;
-    declare_queue(&channel, &inner.topology.dead_letter_queue(), false, None).await?;
+    let dead_letters = inner.topology.dead_letter_queue();
+    let ingress =
+        QueueRole::Durable { max_length: Some(inner.settings.backlog), dead_letters: Some(dead_letters.clone()) };
+    declare_queue(&conn, &inner.settings, &inner.topology.ingress_queue(), ingress).await?;
+    let kept = QueueRole::Durable { max_length: None, dead_letters: None };
+    declare_queue(&conn, &inner.settings, &dead_letters, kept).await?;
     let stats = conn.create_channel().await?;
-    Ok((conn, ConfirmChannel { channel, stats, order: Arc::default() }))
+    let conn = Arc::new(conn);
+    let publisher =
+        ConfirmChannel { conn: conn.clone(), delay_queues: Arc::default(), channel, stats, order: Arc::default() };
+    Ok((conn, publisher))
 }
 
-/// Declares a queue: exclusive (and auto-deleted) or durable, bounded with reject-publish when
-/// `max_length` is set, so a full queue makes the broker refuse the publish.
-async fn declare_queue(
-    channel: &Channel,
-    queue: &str,
-    exclusive: bool,
-    max_length: Option<u32>,
-) -> Result<(), lapin::Error> {
-    let options = QueueDeclareOptions { durable: !exclusive, exclusive, auto_delete: exclusive, ..Default::default() };
+/// What a queue is for, which decides how it is declared.
+enum QueueRole {
+    /// A gateway's own queue: exclusive to its connection and deleted with it; always classic
+    /// (a quorum queue cannot be exclusive).
+    Exclusive,
+    /// A durable queue, bounded with reject-publish when `max_length` is set (a full queue makes
+    /// the broker refuse the publish). On a quorum queue, messages past the broker's delivery
+    /// limit (RabbitMQ 4 sets one by default) go to `dead_letters` rather than being dropped.
+    Durable { max_length: Option<u32>, dead_letters: Option<String> },
+    /// A delay queue: its messages move on to `exchange` under `routing_key` after `ttl_ms`.
+    Delay { ttl_ms: u64, exchange: String, routing_key: String },
+}
+
+/// The declaration of a queue for `role`: its options and arguments.
+fn queue_declaration(settings: &BusSettings, role: &QueueRole) -> (QueueDeclareOptions, FieldTable) {
+    let text = |value: &str| AMQPValue::LongString(value.into());
     let mut arguments = FieldTable::default();
-    if let Some(max_length) = max_length {
-        arguments.insert("x-max-length".into(), AMQPValue::LongLongInt(i64::from(max_length)));
-        arguments.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
+    if let QueueRole::Exclusive = role {
+        let options = QueueDeclareOptions { durable: false, exclusive: true, auto_delete: true, ..Default::default() };
+        return (options, arguments);
     }
-    channel.queue_declare(queue.into(), options, arguments).await.map(|_| ())
+    if settings.quorum_queues {
+        arguments.insert("x-queue-type".into(), text("quorum"));
+    }
+    match role {
+        QueueRole::Exclusive => {}
+        QueueRole::Durable { max_length, dead_letters } => {
+            if let Some(max_length) = max_length {
+                // A quorum queue refuses publishes only once it holds more than its limit (it
+                // takes limit + 1): one less is declared, so it holds `max_length`.
+                let limit = if settings.quorum_queues { max_length.saturating_sub(1) } else { *max_length };
+                arguments.insert("x-max-length".into(), AMQPValue::LongLongInt(i64::from(limit)));
+                arguments.insert("x-overflow".into(), text("reject-publish"));
+            }
+            if let (true, Some(queue)) = (settings.quorum_queues, dead_letters) {
+                arguments.insert("x-dead-letter-exchange".into(), text(""));
+                arguments.insert("x-dead-letter-routing-key".into(), text(queue));
+            }
+        }
+        QueueRole::Delay { ttl_ms, exchange, routing_key } => {
+            arguments
+                .insert("x-message-ttl".into(), AMQPValue::LongLongInt(i64::try_from(*ttl_ms).unwrap_or(i64::MAX)));
+            arguments.insert("x-dead-letter-exchange".into(), text(exchange));
+            arguments.insert("x-dead-letter-routing-key".into(), text(routing_key));
+        }
+    }
+    (QueueDeclareOptions { durable: true, ..Default::default() }, arguments)
+}
+
+/// Declares `queue` for `role` on a channel of its own, idempotently: a queue that already
+/// exists with other arguments (the other type, another length bound) is used as it is, with a
+/// warning, instead of failing every (re)connection. The broker closes a channel whose
+/// declaration it refuses, which is why the declaration gets its own.
+async fn declare_queue(
+    conn: &Connection,
+    settings: &BusSettings,
+    queue: &str,
+    role: QueueRole,
+) -> Result<(), lapin::Error> {
+    let (options, arguments) = queue_declaration(settings, &role);
+    let channel = conn.create_channel().await?;
+    let declared = channel.queue_declare(queue.into(), options, arguments).await;
+    let outcome = match declared {
+        Ok(_) => Ok(()),
+        Err(err) if is_precondition_failed(&err) => {
+            let passive = conn.create_channel().await?;
+            let options = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+            let found = passive.queue_declare(queue.into(), options, FieldTable::default()).await.map(|_| ());
+            if found.is_ok() {
+                tracing::warn!(
+                    queue,
+                    error = %err,
+                    "the queue exists with other arguments than these settings give it (its type, length \
+                     bound or delay); it is used as it is: drain and delete it to have it declared anew"
+                );
+            }
+            let _ = passive.close(200, "declared".into()).await;
+            found
+        }
+        Err(err) => Err(err),
+    };
+    if channel.status().connected() {
+        let _ = channel.close(200, "declared".into()).await;
+    }
+    outcome
+}
+
+/// Whether the broker refused a declaration as inequivalent to the queue that exists (406).
+fn is_precondition_failed(err: &lapin::Error) -> bool {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    matches!(err.kind(), lapin::ErrorKind::ProtocolError(e)
+        if matches!(e.kind(), AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)))
 }
 
 enum Ended {
@@ -543,8 +646,9 @@ fn dispatch_key(delivery: &lapin::message::Delivery) -> String {
     header(delivery, ROUTING_KEY_HEADER).unwrap_or_else(|| delivery.routing_key.to_string())
 }
 
-/// Declares and binds a lane's queue on `channel` and starts consuming it.
+/// Declares and binds a lane's queue and starts consuming it on `channel`.
 async fn open_lane(
+    conn: &Connection,
     channel: &Channel,
     inner: &Inner,
     spec: &SubscriptionSpec,
@@ -552,7 +656,23 @@ async fn open_lane(
     lane: &Lane,
 ) -> Result<lapin::Consumer, lapin::Error> {
     channel.basic_qos(inner.settings.prefetch, BasicQosOptions::default()).await?;
-    declare_queue(channel, queue, spec.kind == QueueKind::Exclusive, lane.max_length).await?;
+    let role = match (&spec.kind, spec.exchange) {
+        (QueueKind::Exclusive, _) => QueueRole::Exclusive,
+        // The dead-letter queue keeps what it is given.
+        (QueueKind::Durable, Exchange::DeadLetters) => {
+            QueueRole::Durable { max_length: lane.max_length, dead_letters: None }
+        }
+        (QueueKind::Durable, _) => {
+            QueueRole::Durable { max_length: lane.max_length, dead_letters: Some(inner.topology.dead_letter_queue()) }
+        }
+    };
+    if spec.kind == QueueKind::Exclusive {
+        // Exclusive to this connection: declared on the channel that consumes it.
+        let (options, arguments) = queue_declaration(&inner.settings, &role);
+        channel.queue_declare(queue.into(), options, arguments).await?;
+    } else {
+        declare_queue(conn, &inner.settings, queue, role).await?;
+    }
     let exchange = inner.topology.exchange(spec.exchange);
     for binding in &lane.bindings {
         let (q, e, b) = (queue.into(), exchange.clone().into(), binding.as_str().into());
@@ -576,7 +696,7 @@ async fn consume(
         // A channel per lane, so each has its own prefetch window.
         let channel = conn.create_channel().await?;
         declare_exchange(&channel, &inner.topology, spec.exchange).await?;
-        let consumer = open_lane(&channel, inner, spec, &format!("{queue}{}", lane.suffix), lane).await?;
+        let consumer = open_lane(&conn, &channel, inner, spec, &format!("{queue}{}", lane.suffix), lane).await?;
         streams.push(consumer.map(move |delivery| (index, delivery)));
     }
     let mut deliveries = futures_util::stream::select_all(streams);

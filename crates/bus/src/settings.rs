@@ -11,7 +11,8 @@ const IN_PROCESS: &str = "memory";
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum BusUrl {
-    /// RabbitMQ at this `amqp://` or `amqps://` URL.
+    /// RabbitMQ at this `amqp://` or `amqps://` URL, or at several separated by commas: the
+    /// nodes of one cluster, tried in turn on every (re)connection.
     Amqp(String),
     /// The in-process bus (`memory`), for one process: the all-in-one.
     InProcess,
@@ -23,10 +24,13 @@ impl TryFrom<String> for BusUrl {
     fn try_from(url: String) -> Result<Self, String> {
         if url == IN_PROCESS {
             Ok(Self::InProcess)
-        } else if url.starts_with("amqp://") || url.starts_with("amqps://") {
+        } else if !url.is_empty()
+            && url.split(',').map(str::trim).all(|one| one.starts_with("amqp://") || one.starts_with("amqps://"))
+        {
             Ok(Self::Amqp(url))
         } else {
-            Err("must be `memory` or an amqp:// or amqps:// URL".to_owned())
+            Err("must be `memory`, an amqp:// or amqps:// URL, or several separated by commas (a cluster's nodes)"
+                .to_owned())
         }
     }
 }
@@ -53,7 +57,19 @@ impl fmt::Debug for BusUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::InProcess => f.write_str(IN_PROCESS),
-            Self::Amqp(url) => f.write_str(&runtime::redact_url(url)),
+            Self::Amqp(_) => {
+                f.write_str(&self.addresses().iter().map(|one| runtime::redact_url(one)).collect::<Vec<_>>().join(","))
+            }
+        }
+    }
+}
+
+impl BusUrl {
+    /// The broker addresses to try, in order (none for the in-process bus).
+    pub fn addresses(&self) -> Vec<&str> {
+        match self {
+            Self::Amqp(urls) => urls.split(',').map(str::trim).collect(),
+            Self::InProcess => Vec::new(),
         }
     }
 }
@@ -86,6 +102,12 @@ pub struct BusSettings {
     pub reconnect_min_ms: u64,
     /// The longest reconnection delay, in milliseconds.
     pub reconnect_max_ms: u64,
+    /// Whether durable queues are declared as quorum queues (replicated over a cluster's nodes,
+    /// surviving the loss of a minority of them) rather than classic ones, which live on one
+    /// node. The type is fixed when a queue is first declared: a queue that already exists with
+    /// the other type keeps it (a warning says so) until it is drained and deleted. A gateway's
+    /// own queue is always classic (exclusive to its connection).
+    pub quorum_queues: bool,
 }
 
 impl Default for BusSettings {
@@ -100,6 +122,7 @@ impl Default for BusSettings {
             dispatch: true,
             reconnect_min_ms: 100,
             reconnect_max_ms: 5000,
+            quorum_queues: true,
         }
     }
 }
@@ -157,6 +180,11 @@ mod tests {
         assert!(matches!("amqps://h/%2f".parse::<BusUrl>(), Ok(BusUrl::Amqp(_))));
         assert!("redis://x".parse::<BusUrl>().unwrap_err().contains("amqp://"));
         assert_eq!(format!("{:?}", BusUrl::Amqp("amqp://u:secret@h/%2f".into())), "amqp://u:***@h/%2f");
+        let cluster: BusUrl = "amqp://u:p@a:5672/%2f, amqp://u:p@b:5672/%2f".parse().unwrap();
+        assert_eq!(cluster.addresses(), ["amqp://u:p@a:5672/%2f", "amqp://u:p@b:5672/%2f"]);
+        assert_eq!(format!("{cluster:?}"), "amqp://u:***@a:5672/%2f,amqp://u:***@b:5672/%2f");
+        assert!("amqp://a/%2f,redis://b".parse::<BusUrl>().is_err());
+        assert!("".parse::<BusUrl>().is_err());
     }
 
     #[test]

@@ -341,3 +341,95 @@ async fn a_delayed_message_reaches_its_exchange_after_its_delay_and_not_before()
     drop(worker);
     t.cleanup(&["mobile-worker", "delay.mobile.send.600", "delay.mobile.other.100"]).await;
 }
+
+/// The type RabbitMQ gives each queue whose name starts with `prefix`, by name.
+fn queue_types(prefix: &str) -> std::collections::BTreeMap<String, String> {
+    let listed = std::process::Command::new("rabbitmqctl")
+        .args(["list_queues", "--quiet", "--formatter", "json", "name", "type"])
+        .output()
+        .expect("rabbitmqctl is needed to read queue types");
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    let queues: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    queues
+        .iter()
+        .filter_map(|q| Some((q["name"].as_str()?.to_owned(), q["type"].as_str()?.to_owned())))
+        .filter(|(name, _)| name.starts_with(prefix))
+        .collect()
+}
+
+#[tokio::test]
+async fn durable_queues_are_quorum_queues_and_one_already_there_keeps_its_type() {
+    let t = TestBus::start().await;
+    // A queue an earlier Herald declared classic, before quorum queues were the default.
+    let legacy = t.bus.topology().queue("legacy");
+    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await.unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+    channel.queue_declare(legacy.as_str().into(), durable, FieldTable::default()).await.unwrap();
+    conn.close(200, "done".into()).await.unwrap();
+
+    let events =
+        |queue: &str| SubscriptionSpec { exchange: Exchange::Events, ..t.spec(queue, QueueKind::Durable, &["#"]) };
+    let mut writer = t.bus.subscribe(events("writer"));
+    let mut old = t.bus.subscribe(events("legacy"));
+    let mut gateway = t.bus.subscribe(t.spec("gateway", QueueKind::Exclusive, &["#"]));
+    for sub in [&mut writer, &mut old, &mut gateway] {
+        assert!(sub.wait_ready(Duration::from_secs(10)).await, "a subscription did not start");
+    }
+    let delayed = Duration::from_millis(100);
+    t.bus.publish_delayed(Exchange::Events, "read", Bytes::from_static(b"later"), delayed).await.unwrap();
+    t.bus.publish(Exchange::Events, "read", Bytes::from_static(b"now")).await.unwrap();
+    t.bus.publish(Exchange::Notifications, "all.normal", Bytes::from_static(b"notice")).await.unwrap();
+    for sub in [&mut writer, &mut old] {
+        assert_eq!(next_payload(sub).await.1, Bytes::from_static(b"now"));
+        assert_eq!(next_payload(sub).await.1, Bytes::from_static(b"later"));
+    }
+    assert_eq!(next_payload(&mut gateway).await.1, Bytes::from_static(b"notice"));
+
+    let prefix = t.bus.topology().prefix().to_owned();
+    let types = queue_types(&prefix);
+    let type_of = |name: &str| types.get(name).map(String::as_str);
+    for quorum in [
+        t.bus.topology().queue("writer"),
+        t.bus.topology().ingress_queue(),
+        t.bus.topology().dead_letter_queue(),
+        t.bus.topology().delay_queue(Exchange::Events, "read", 100),
+    ] {
+        assert_eq!(type_of(&quorum), Some("quorum"), "{quorum}: {types:?}");
+    }
+    assert_eq!(type_of(&legacy), Some("classic"), "{types:?}");
+    let own = types.iter().find(|(name, _)| name.starts_with(&t.bus.topology().queue("gateway")));
+    assert_eq!(own.map(|(_, kind)| kind.as_str()), Some("classic"), "a gateway's own queue: {types:?}");
+    drop((writer, old, gateway));
+    t.cleanup(&["writer", "legacy", "delay.events.read.100"]).await;
+}
+
+#[tokio::test]
+async fn a_list_of_cluster_nodes_connects_to_the_first_that_answers() {
+    runtime::install_crypto_provider();
+    // A node that is down first, then the broker: every connection, the publisher's and each
+    // subscription's, gets past the dead address.
+    let settings = BusSettings {
+        url: format!("amqp://guest:guest@127.0.0.1:1/%2f, {}", amqp_url()).parse().unwrap(),
+        prefix: format!("test-bus-{}", uuid::Uuid::new_v4().simple()),
+        ..BusSettings::default()
+    };
+    let shutdown = CancellationToken::new();
+    let bus = Bus::start(&settings, shutdown.clone());
+    let spec = SubscriptionSpec {
+        queue: "writer".into(),
+        kind: QueueKind::Durable,
+        exchange: Exchange::Events,
+        bindings: vec!["#".into()],
+    };
+    let mut writer = bus.subscribe(spec);
+    assert!(writer.wait_ready(Duration::from_secs(15)).await, "the subscription did not get past the dead node");
+    eventually("the publisher to connect", Duration::from_secs(15), || async {
+        bus.publish(Exchange::Events, "delivered", Bytes::from_static(b"through")).await.map_err(|err| err.to_string())
+    })
+    .await;
+    assert_eq!(next_payload(&mut writer).await.1, Bytes::from_static(b"through"));
+    drop(writer);
+    let t = TestBus { bus, shutdown };
+    t.cleanup(&["writer"]).await;
+}
