@@ -108,3 +108,5 @@ mod tests {
         assert_eq!(holds(false, 3), Err("3".to_owned()));
     }
 }
+
+pub mod redis;

@@ -260,6 +260,9 @@ pub struct RedisInbox {
     max_per_user: usize,
     ttl: Duration,
     scripts: Arc<[Script; 4]>,
+    /// Replicas that must confirm a stored copy (`redis.wait_replicas`), and for how long.
+    wait_replicas: u8,
+    wait_timeout: Duration,
 }
 
 impl std::fmt::Debug for RedisInbox {
@@ -282,6 +285,8 @@ impl RedisInbox {
                 Script::from_lua(ACKNOWLEDGE),
                 Script::from_lua(TRIM),
             ]),
+            wait_replicas: redis.wait_replicas,
+            wait_timeout: Duration::from_millis(redis.wait_timeout_ms),
         })
     }
 
@@ -320,6 +325,19 @@ impl RedisInbox {
             store.evalsha_with_reload::<i64, _, _>(&self.client, keys, args)
         });
         futures_util::future::try_join_all(calls).await?;
+        if self.wait_replicas > 0 {
+            // Every write of this connection so far, these included, on that many replicas: a
+            // failover then promotes one that has them.
+            let wanted = i64::from(self.wait_replicas);
+            let confirmed: i64 = self.client.wait(wanted, self.wait_timeout.as_millis() as i64).await?;
+            if confirmed < wanted {
+                return Err(InboxError::Unavailable(format!(
+                    "{confirmed} of the {wanted} replicas redis.wait_replicas asks for confirmed the offline copies \
+                     within {} ms",
+                    self.wait_timeout.as_millis()
+                )));
+            }
+        }
         Ok(())
     }
 

@@ -12,7 +12,9 @@ const IN_PROCESS: &str = "memory";
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum StateBackend {
-    /// Redis at this `redis://` or `rediss://` URL: shared by every replica.
+    /// Redis at this `redis://` or `rediss://` URL, or the primary a set of Sentinels names
+    /// (`redis-sentinel://` or `rediss-sentinel://`, see [`RedisSettings::url`]): shared by
+    /// every replica.
     Redis(String),
     /// The relational database (`redis.url` empty; the all-in-one's default): survives restarts,
     /// for one process (presence is kept in that process).
@@ -29,10 +31,20 @@ impl TryFrom<String> for StateBackend {
             Ok(Self::Database)
         } else if url == IN_PROCESS {
             Ok(Self::Memory)
-        } else if url.starts_with("redis://") || url.starts_with("rediss://") {
+        } else if ["redis://", "rediss://", "redis-sentinel://", "rediss-sentinel://"]
+            .iter()
+            .any(|s| url.starts_with(s))
+        {
+            if url.contains("-sentinel://") && !url.contains("sentinelServiceName=") {
+                return Err(
+                    "a redis-sentinel:// URL must name the monitored primary: ?sentinelServiceName=<name>".to_owned()
+                );
+            }
             Ok(Self::Redis(url))
         } else {
-            Err("must be a redis:// or rediss:// URL, empty (state in the database) or `memory`".to_owned())
+            Err("must be a redis://, rediss://, redis-sentinel:// or rediss-sentinel:// URL, empty (state in the \
+                 database) or `memory`"
+                .to_owned())
         }
     }
 }
@@ -71,7 +83,10 @@ impl std::fmt::Debug for StateBackend {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisSettings {
-    /// `redis://host:port/db`; empty to keep live state in the relational database instead (one
+    /// `redis://host:port/db`; or, behind Redis Sentinel,
+    /// `redis-sentinel://[:password@]sentinel1:26379/db?sentinelServiceName=<primary>&node=sentinel2:26379`
+    /// (each `node` another Sentinel; the password is the data nodes'), which follows the primary
+    /// through a failover; empty to keep live state in the relational database instead (one
     /// process only); `memory` for the in-process twin (tests: lost on restart).
     pub url: StateBackend,
     /// Prepended to every key, so deployments and tests can share a server. Empty by default,
@@ -80,6 +95,13 @@ pub struct RedisSettings {
     pub key_prefix: String,
     /// Milliseconds a command may take before it fails (including while reconnecting).
     pub command_timeout_ms: u64,
+    /// Replicas that must have an offline copy before a notice is accepted (Redis `WAIT`): 0
+    /// (the default) trusts the primary alone, whose asynchronous replication can lose the last
+    /// writes in a failover; 1 or more makes a failover lose nothing accepted, at the price of
+    /// refusing notices (503) while fewer replicas are in sync.
+    pub wait_replicas: u8,
+    /// Milliseconds to wait for those replicas before the notice is refused.
+    pub wait_timeout_ms: u64,
 }
 
 impl Default for RedisSettings {
@@ -88,6 +110,8 @@ impl Default for RedisSettings {
             url: StateBackend::Redis("redis://127.0.0.1:6379".to_owned()),
             key_prefix: String::new(),
             command_timeout_ms: 2000,
+            wait_replicas: 0,
+            wait_timeout_ms: 1000,
         }
     }
 }
@@ -117,6 +141,12 @@ impl RedisSettings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.command_timeout_ms == 0 {
             return Err(ConfigError::invalid("redis.command_timeout_ms", "must be positive"));
+        }
+        if self.wait_replicas > 0 && (self.wait_timeout_ms == 0 || self.wait_timeout_ms >= self.command_timeout_ms) {
+            return Err(ConfigError::invalid(
+                "redis.wait_timeout_ms",
+                "must be positive and below redis.command_timeout_ms when redis.wait_replicas is set",
+            ));
         }
         Ok(())
     }

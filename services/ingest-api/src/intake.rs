@@ -64,17 +64,15 @@ impl Intake {
                     api.stores.inbox.store(recipients, &entry),
                     api.stores.audience.remember(&message.message_id, &audience)
                 );
-                stored.map_err(|err| ApiError::Inbox(err, boxed()))?;
+                if let Err(err) = stored {
+                    // Some copies may have been written (or written and not confirmed by the
+                    // replicas `redis.wait_replicas` asks for).
+                    withdraw(&api.stores.inbox, recipients, &message.message_id).await;
+                    return Err(ApiError::Inbox(err, boxed()));
+                }
                 remembered.map_err(|err| ApiError::Store(err.to_string(), boxed()))?;
                 if let Err(err) = api.bus.publish_notification(message).await {
-                    // Not accepted: take the copies back so nobody is replayed a notice the
-                    // sender was told failed. Best effort; a leftover copy is at worst a late
-                    // delivery.
-                    let withdrawals =
-                        recipients.iter().map(|user| api.stores.inbox.acknowledge(*user, &message.message_id));
-                    if futures_util::future::join_all(withdrawals).await.iter().any(Result::is_err) {
-                        tracing::warn!("could not withdraw every offline copy of a failed notice");
-                    }
+                    withdraw(&api.stores.inbox, recipients, &message.message_id).await;
                     return Err(ApiError::Publish(err, boxed()));
                 }
                 Ok(())
@@ -102,4 +100,52 @@ impl Intake {
             }
         }
     }
+}
+
+/// How long withdrawals that failed are retried in the background.
+const WITHDRAW_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+/// Notices whose withdrawals may be retried in the background at once: a long outage refuses
+/// many notices, and each would otherwise keep a task.
+static RETRIED_WITHDRAWALS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1024);
+
+/// Takes back the offline copies of a notice that was not accepted, so nobody is replayed a
+/// notice its sender was told failed. Those that cannot be withdrawn now (Redis failing over:
+/// the copy may live on in the replica about to be promoted) are retried in the background for
+/// [`WITHDRAW_FOR`]; one still there after that is at worst a late delivery.
+async fn withdraw(inbox: &state::OfflineInbox, recipients: &[UserId], message_id: &model::MessageId) {
+    let failed = withdraw_once(inbox, recipients, message_id).await;
+    if failed.is_empty() {
+        return;
+    }
+    let Ok(permit) = RETRIED_WITHDRAWALS.try_acquire() else {
+        tracing::warn!(%message_id, left = failed.len(), "could not withdraw every offline copy of a refused notice");
+        return;
+    };
+    let (inbox, message_id) = (inbox.clone(), message_id.clone());
+    tokio::spawn(async move {
+        let _permit = permit;
+        let deadline = tokio::time::Instant::now() + WITHDRAW_FOR;
+        let mut pending = failed;
+        let mut delay = std::time::Duration::from_millis(200);
+        while !pending.is_empty() {
+            if tokio::time::Instant::now() + delay > deadline {
+                tracing::warn!(%message_id, left = pending.len(), "could not withdraw every offline copy of a refused notice");
+                return;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            pending = withdraw_once(&inbox, &pending, &message_id).await;
+        }
+    });
+}
+
+/// One attempt at [`withdraw`]: the recipients whose copy could not be withdrawn.
+async fn withdraw_once(
+    inbox: &state::OfflineInbox,
+    recipients: &[UserId],
+    message_id: &model::MessageId,
+) -> Vec<UserId> {
+    let withdrawals = recipients.iter().map(|user| inbox.acknowledge(*user, message_id));
+    let outcomes = futures_util::future::join_all(withdrawals).await;
+    recipients.iter().zip(outcomes).filter(|(_, outcome)| outcome.is_err()).map(|(user, _)| *user).collect()
 }

@@ -259,3 +259,38 @@ async fn an_unreachable_redis_fails_fast() {
     assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
     assert!(!inbox.is_ready());
 }
+
+/// Redis run as the deployment docs say (AOF on, fsync every second) and killed with SIGKILL:
+/// once started again on its directory, every offline inbox is there as it was, and the client
+/// reconnected by itself.
+#[tokio::test]
+async fn offline_inboxes_survive_a_redis_crash_with_aof_on() {
+    use runtime::testing::redis::RedisServer;
+    let mut server = RedisServer::start(&["--appendonly", "yes", "--appendfsync", "everysec"]);
+    let redis = RedisSettings::redis(server.url());
+    let inbox = OfflineInbox::start(&redis, &OfflineSettings::default()).unwrap();
+    assert!(inbox.wait_ready(Duration::from_secs(10)).await, "the test's Redis is not reachable");
+    let users: Vec<i64> = (1..=40).collect();
+    let mut stored = Vec::new();
+    for n in 0..25 {
+        let entry = entry(n);
+        inbox.store(&users, &entry).await.unwrap();
+        stored.push(entry.message_id.clone());
+    }
+    server.kill();
+    assert!(inbox.replay(1).await.is_err(), "Redis answered while it was down");
+    server.restart();
+    for user in users {
+        let replay = runtime::testing::eventually("the inbox back after the restart", Duration::from_secs(20), || {
+            let inbox = inbox.clone();
+            async move { inbox.replay(user).await.map_err(|err| err.to_string()) }
+        })
+        .await;
+        let ids: Vec<String> = replay
+            .entries
+            .iter()
+            .map(|e| serde_json::from_str::<serde_json::Value>(e).unwrap()["message_id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(ids, stored, "user {user}'s inbox after the crash");
+    }
+}

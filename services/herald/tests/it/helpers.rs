@@ -263,6 +263,11 @@ impl WsClient {
         self.pending.extend(before);
     }
 
+    /// The frames read before the session went live (its offline replay), taken.
+    pub fn replayed(&mut self) -> Vec<String> {
+        self.pending.drain(..).collect()
+    }
+
     /// The next text frame, answering pings on the way.
     pub async fn next_text(&mut self) -> String {
         match self.pending.pop_front() {
@@ -433,12 +438,18 @@ impl Distributed {
     /// One gateway; ingest-api reaches Redis at `redis` (a proxy in front of it, say) and takes
     /// the settings `adjust` makes.
     pub async fn spawn_with_redis(redis: String, adjust: impl FnOnce(&mut Settings)) -> Self {
-        Self::spawn_full(1, |_| {}, Some(redis), adjust, Default::default()).await
+        Self::spawn_full(1, |_| {}, Some(redis), adjust, Default::default(), None).await
+    }
+
+    /// One gateway; every role keeps live state where `state` says (a Sentinel-watched set of
+    /// test servers, say), under the deployment's key prefix.
+    pub async fn spawn_with_state(state: RedisSettings) -> Self {
+        Self::spawn_full(1, |_| {}, None, |_| {}, Default::default(), Some(state)).await
     }
 
     /// One gateway; the mobile-push-worker runs with `mobile`.
     pub async fn spawn_with_mobile(mobile: mobile_push_worker::MobileSettings) -> Self {
-        Self::spawn_full(1, |_| {}, None, |_| {}, mobile).await
+        Self::spawn_full(1, |_| {}, None, |_| {}, mobile, None).await
     }
 
     /// As `spawn_with_gateways`; with `dispatch` false no ingress dispatcher runs, so normal
@@ -449,7 +460,7 @@ impl Distributed {
 
     /// `replicas` gateways, with the bus settings `adjust` makes (a small backlog, say).
     pub async fn spawn_with_bus(replicas: usize, adjust: impl FnOnce(&mut BusSettings)) -> Self {
-        Self::spawn_full(replicas, adjust, None, |_| {}, Default::default()).await
+        Self::spawn_full(replicas, adjust, None, |_| {}, Default::default(), None).await
     }
 
     /// ingest-api, `replicas` ws-gateways and a record-writer, each a process of its own role
@@ -461,6 +472,7 @@ impl Distributed {
         api_redis: Option<String>,
         adjust_ingest: impl FnOnce(&mut Settings),
         mobile: mobile_push_worker::MobileSettings,
+        state: Option<RedisSettings>,
     ) -> Self {
         runtime::install_crypto_provider();
         let mut bus_settings = BusSettings {
@@ -469,10 +481,12 @@ impl Distributed {
             ..BusSettings::default()
         };
         adjust(&mut bus_settings);
-        let redis =
-            RedisSettings { key_prefix: format!("{}:", bus_settings.prefix), ..RedisSettings::redis(redis_url()) };
+        let redis = RedisSettings {
+            key_prefix: format!("{}:", bus_settings.prefix),
+            ..state.unwrap_or_else(|| RedisSettings::redis(redis_url()))
+        };
         let inbox = state::OfflineInbox::start(&redis, &OfflineSettings::default()).unwrap();
-        assert!(inbox.wait_ready(Duration::from_secs(10)).await, "Redis is not reachable at {}", redis_url());
+        assert!(inbox.wait_ready(Duration::from_secs(10)).await, "Redis is not reachable at {:?}", redis.url);
         let database = ScratchDatabase::create(Backend::Postgres).await.expect("PostgreSQL is not reachable");
         let shutdown = CancellationToken::new();
         // What every role of this deployment shares.
@@ -492,7 +506,7 @@ impl Distributed {
         let api_addr = api_listener.local_addr().unwrap();
         let mut ingest = Settings {
             redis: RedisSettings {
-                url: state::StateBackend::Redis(api_redis.unwrap_or_else(redis_url)),
+                url: api_redis.map(state::StateBackend::Redis).unwrap_or_else(|| redis.url.clone()),
                 ..redis.clone()
             },
             ..base.clone()

@@ -9,6 +9,7 @@ mod bad_input;
 mod directory;
 mod distributed;
 mod durability;
+mod failover;
 mod helpers;
 mod idempotency;
 mod janitor_cli;
