@@ -1,9 +1,12 @@
 //! The SQL records store (sea-orm): SQLite, PostgreSQL, MySQL/MariaDB. Each batch is one
 //! transaction of a handful of set-wise statements rather than a few per event: the events
 //! already logged are read at once, the new ones logged in one insert, the receive records they
-//! touch read at once with `FOR UPDATE` (PostgreSQL, MySQL; in id order) so two record-writers
-//! never lose each other's update, folded in memory, and written once each; then every touched
-//! notice is recounted with one grouped count and updated only if its counts changed.
+//! touch read at once with `FOR UPDATE` (PostgreSQL, MySQL; in id order), the missing ones
+//! created as pending rows (`ON CONFLICT DO NOTHING`) and locked too, so two record-writers
+//! never both create one record nor lose each other's update; folded in memory, and written once
+//! each; then every touched notice's push record is locked, recounted with one grouped count
+//! (read committed, so a concurrent writer's committed rows count) and updated only if its
+//! counts changed. A transaction that meets a deadlock or lock wait is tried again.
 
 use super::{
     Failure, LogPage, LogQuery, NewRecord, Purge, Purged, Receipt, RecordDetail, RecordPage, RecordQuery, RecordStats,

@@ -1,8 +1,9 @@
 //! How an accepted notice is made durable before the API answers, chosen once per process:
 //!
-//! - **Brokered** (RabbitMQ): the recipients' inbox copies and the audience are written first,
-//!   then the envelope is published with a confirm; if the publish fails the copies are
-//!   withdrawn. Once the broker confirmed, its queues keep the notice.
+//! - **Brokered** (RabbitMQ): the recipients' inbox copies and the audience are written first
+//!   (and confirmed by `redis.wait_replicas` replicas), then the envelope is published with a
+//!   confirm; if either fails the copies are withdrawn. Once the broker confirmed, its queues
+//!   keep the notice.
 //! - **Embedded** (the all-in-one: the in-process bus journaled in the database): a place is
 //!   reserved in every queue the notice goes to (a full backlog refuses it here, before anything
 //!   is written), then the inbox copies, the audience and the bus journal entry are written in
