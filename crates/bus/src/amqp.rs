@@ -35,6 +35,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const HEALTH_CHECK_EVERY: Duration = Duration::from_millis(500);
 /// How long a subscription keeps its connection open after shutdown for in-flight acks.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Delay queues a publisher remembers having declared on its connection, at most.
+const KNOWN_DELAY_QUEUES: usize = 1024;
 /// AMQP delivery mode 2: the broker writes the message to disk.
 const PERSISTENT: u8 = 2;
 /// The header that carries an ingress notice's (or a dead letter's) routing key.
@@ -228,16 +230,16 @@ impl AmqpBus {
             .ok_or_else(|| BusError::Unavailable("not connected; reconnecting".into()))?;
         let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX).max(1);
         let queue = self.inner.topology.delay_queue(exchange, routing_key, delay_ms);
-        let known = publisher.delay_queues.lock().unwrap_or_else(PoisonError::into_inner).contains(&queue);
-        if !known {
+        let declared = publisher.delay_queues.lock().unwrap_or_else(PoisonError::into_inner).contains(&queue);
+        if !declared {
             let role = QueueRole::Delay {
                 ttl_ms: delay_ms,
                 exchange: self.inner.topology.exchange(exchange),
                 routing_key: routing_key.to_owned(),
             };
             let timeout_ms = self.inner.settings.publish_timeout_ms;
-            let declared = declare_queue(&publisher.conn, &self.inner.settings, &queue, role);
-            match tokio::time::timeout(Duration::from_millis(timeout_ms), declared).await {
+            let declaring = declare_queue(&publisher.conn, &self.inner.settings, &queue, role);
+            match tokio::time::timeout(Duration::from_millis(timeout_ms), declaring).await {
                 Ok(Ok(())) => {}
                 Ok(Err(err)) => {
                     self.inner.reconnect.notify_one();
@@ -245,7 +247,12 @@ impl AmqpBus {
                 }
                 Err(_) => return Err(BusError::Timeout(timeout_ms)),
             }
-            publisher.delay_queues.lock().unwrap_or_else(PoisonError::into_inner).insert(queue.clone());
+            let mut known = publisher.delay_queues.lock().unwrap_or_else(PoisonError::into_inner);
+            if known.len() >= KNOWN_DELAY_QUEUES {
+                // Delays a provider chose (Retry-After) can be many: forget, declare again.
+                known.clear();
+            }
+            known.insert(queue.clone());
         }
         self.send_to(String::new(), queue, true, payload, FieldTable::default()).await?.confirmed().await
     }
