@@ -1,7 +1,7 @@
 //! Herald's benchmark load generator (`herald-loadgen`): WebSocket fan-out against Herald or
 //! nchan, HTTP ingestion against Herald, RabbitMQ's own confirmed-publish ceiling, an idle gate,
-//! and the report that puts the JSON results side by side. `scripts/bench.sh` drives it;
-//! `docs/benchmarks.md` says what each number means.
+//! and the report that puts the JSON results side by side (`scripts/bench.sh` drives it;
+//! `docs/benchmarks.md` says what each number means); and the soak (`scripts/soak.sh`).
 
 pub mod broker;
 pub mod fanout;
@@ -9,6 +9,7 @@ pub mod idle;
 pub mod ingest;
 pub mod report;
 pub mod result;
+pub mod soak;
 pub mod stats;
 pub mod usage;
 

@@ -10,6 +10,7 @@ use loadgen::idle::IdleArgs;
 use loadgen::ingest::IngestArgs;
 use loadgen::report::{MACHINE_FILE, Results};
 use loadgen::result::MachineInfo;
+use loadgen::soak::SoakArgs;
 use std::path::PathBuf;
 
 /// Herald's benchmark load generator: fan-out against Herald or nchan, ingestion, the broker's
@@ -31,6 +32,9 @@ enum Command {
     Ingest(IngestArgs),
     /// RabbitMQ's confirmed-publish ceiling on a fresh durable queue.
     Broker(BrokerArgs),
+    /// A bounded soak: steady notices to online and offline users, reconnecting clients,
+    /// receipts; the servers' memory, descriptors and queues sampled; every notice accounted for.
+    Soak(SoakArgs),
     /// Wait until the machine is idle (prints `ok` or `timeout`; exits 0 either way).
     Idle(IdleArgs),
     /// Print the comparison table of every JSON result in a directory.
@@ -98,6 +102,13 @@ async fn measure(command: Command) -> Result<()> {
         Command::Ingest(args) => (loadgen::ingest::run(&args).await, args.output),
         Command::Broker(args) => (loadgen::broker::run(&args).await, args.output),
         Command::CleanupAmqp { amqp_url, prefix } => return cleanup_amqp(amqp_url, prefix).await,
+        Command::Soak(args) => {
+            if !loadgen::soak::run(&args).await? {
+                // The report says why.
+                std::process::exit(1);
+            }
+            return Ok(());
+        }
         Command::Idle(_) | Command::Report { .. } | Command::Machine { .. } | Command::FreePort => return Ok(()),
     };
     output.finish(&record)
@@ -109,7 +120,8 @@ async fn cleanup_amqp(url: String, prefix: String) -> Result<()> {
     let settings =
         bus::BusSettings { url: bus::BusUrl::Amqp(url), prefix: prefix.clone(), ..bus::BusSettings::default() };
     settings.validate()?;
-    bus::amqp::AmqpBus::remove_topology(&settings, &["records", "records-events"])
+    let queues = ["records", "records-events", "mobile-push-worker", "mobile-push-notices"];
+    bus::amqp::AmqpBus::remove_topology(&settings, &queues)
         .await
         .with_context(|| format!("removing the queues and exchanges of {prefix}"))?;
     println!("removed the queues and exchanges of {prefix}");
