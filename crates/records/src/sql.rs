@@ -20,7 +20,8 @@ use sea_orm::sea_query::{Expr, Func, LikeExpr, OnConflict, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ActiveValue::Set, ActiveValue::Unchanged, ColumnTrait, Condition,
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait, IsolationLevel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
 };
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -92,12 +93,23 @@ impl SqlRecords {
 
     /// A write transaction: read committed on PostgreSQL and MySQL (MySQL's default is
     /// repeatable read, whose snapshot would hide a concurrent writer's committed rows from the
-    /// counts taken after its locks were released).
+    /// counts taken after its locks were released); on SQLite `BEGIN IMMEDIATE`, which waits for
+    /// the write lock up front: a deferred transaction that reads first fails with "database is
+    /// locked" (`SQLITE_BUSY_SNAPSHOT`) when another connection of the pool wrote meanwhile, and
+    /// the soak saw the all-in-one's record-writer retry batches that way hundreds of times an
+    /// hour.
     async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
-        match self.db.get_database_backend() {
-            DbBackend::Sqlite => self.db.begin().await,
-            _ => self.db.begin_with_config(Some(IsolationLevel::ReadCommitted), None).await,
-        }
+        let options = match self.db.get_database_backend() {
+            DbBackend::Sqlite => TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            },
+            _ => TransactionOptions {
+                isolation_level: Some(IsolationLevel::ReadCommitted),
+                ..TransactionOptions::default()
+            },
+        };
+        self.db.begin_with_options(options).await
     }
 
     fn observe<T>(&self, result: Result<T, DbErr>) -> Result<T, RecordsError> {
