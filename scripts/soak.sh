@@ -8,7 +8,8 @@
 #   SOAK_SECS=300 SOAK_WARMUP_SECS=60 scripts/soak.sh
 #   SOAK_ONLY=roles SOAK_PROFILE=debug scripts/soak.sh
 #   SOAK_PARALLEL=1 scripts/soak.sh              # both at once (they share the machine)
-# Knobs: SOAK_RATE (notices/s, 20), SOAK_ONLINE (100), SOAK_OFFLINE (100). Output and the
+# Knobs: SOAK_RATE (notices/s, 20), SOAK_ONLINE (100), SOAK_OFFLINE (100); SOAK_ENV, settings
+# for every Herald process (`SOAK_ENV="HERALD_DATABASE_MAX_CONNECTIONS=2"`). Output and the
 # servers' logs go to target/soak/<time>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -69,6 +70,8 @@ wait_ready() { # url pid logfile
 # warnings only.
 herald_env=(HERALD_JWT_SECRET="$SECRET" HERALD_LOG_LEVEL=warn HERALD_LIMITS_SENDER_PER_SECOND=0
     HERALD_LIMITS_IP_PER_SECOND=0)
+read -r -a extra_env <<<"${SOAK_ENV:-}"
+herald_env+=("${extra_env[@]}")
 
 soak_all_in_one() {
     local dir port pid
