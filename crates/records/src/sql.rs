@@ -47,6 +47,10 @@ fn escape_like(text: &str) -> String {
 const INSERT_CHUNK: usize = 400;
 /// Times a write transaction is tried when it keeps meeting concurrent writers.
 const CONFLICT_ATTEMPTS: u32 = 5;
+/// The pauses between those tries: short, and jittered so two writers that collided do not
+/// collide again.
+const CONFLICT_RETRY: runtime::RetryPolicy =
+    runtime::RetryPolicy::new(std::time::Duration::from_millis(5), std::time::Duration::from_millis(40)).jittered();
 /// Values per `IN (...)` list, and events per round of statements.
 const IN_LIST_CHUNK: usize = 500;
 
@@ -588,6 +592,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), DbErr>>,
 {
+    let mut backoff = CONFLICT_RETRY.start();
     let mut attempt = 0;
     loop {
         let err = match write().await {
@@ -599,11 +604,7 @@ where
             return Err(err);
         }
         tracing::debug!(attempt, error = %err, "records write met a concurrent writer's; retrying");
-        // A short pause that differs between writers, so two that collided do not collide again.
-        let jitter = u64::from(
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_micros() % 20,
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(5 * u64::from(attempt) + jitter)).await;
+        tokio::time::sleep(backoff.next_delay()).await;
     }
 }
 

@@ -14,12 +14,20 @@ pub struct RetryPolicy {
     pub min: Duration,
     /// The longest wait.
     pub max: Duration,
+    /// Whether each wait gets a random share of itself added, so two parties that failed
+    /// together do not try again together.
+    pub jitter: bool,
 }
 
 impl RetryPolicy {
     /// A policy from `min` to `max` (a `max` below `min` is raised to it).
     pub const fn new(min: Duration, max: Duration) -> Self {
-        Self { min, max }
+        Self { min, max, jitter: false }
+    }
+
+    /// The same policy with jitter (see [`RetryPolicy::jitter`]).
+    pub const fn jittered(self) -> Self {
+        Self { jitter: true, ..self }
     }
 
     /// The waits of one run of attempts, starting at `min`.
@@ -28,12 +36,12 @@ impl RetryPolicy {
     }
 
     fn delays(&self) -> ExponentialBackoff {
-        ExponentialBuilder::default()
+        let builder = ExponentialBuilder::default()
             .with_min_delay(self.min)
             .with_max_delay(self.max.max(self.min))
             .with_factor(2.0)
-            .without_max_times()
-            .build()
+            .without_max_times();
+        if self.jitter { builder.with_jitter() } else { builder }.build()
     }
 }
 

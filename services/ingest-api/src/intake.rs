@@ -103,8 +103,10 @@ impl Intake {
     }
 }
 
-/// How long withdrawals that failed are retried in the background.
+/// How long withdrawals that failed are retried in the background, and how they wait.
 const WITHDRAW_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+const WITHDRAW_RETRY: runtime::RetryPolicy =
+    runtime::RetryPolicy::new(std::time::Duration::from_millis(200), std::time::Duration::from_secs(5));
 /// Notices whose withdrawals may be retried in the background at once: a long outage refuses
 /// many notices, and each would otherwise keep a task.
 static RETRIED_WITHDRAWALS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1024);
@@ -126,15 +128,15 @@ async fn withdraw(inbox: &state::OfflineInbox, recipients: &[UserId], message_id
     tokio::spawn(async move {
         let _permit = permit;
         let deadline = tokio::time::Instant::now() + WITHDRAW_FOR;
+        let mut backoff = WITHDRAW_RETRY.start();
         let mut pending = failed;
-        let mut delay = std::time::Duration::from_millis(200);
         while !pending.is_empty() {
+            let delay = backoff.next_delay();
             if tokio::time::Instant::now() + delay > deadline {
                 tracing::warn!(%message_id, left = pending.len(), "could not withdraw every offline copy of a refused notice");
                 return;
             }
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(std::time::Duration::from_secs(5));
             pending = withdraw_once(&inbox, &pending, &message_id).await;
         }
     });

@@ -2,11 +2,11 @@
 //! own primary, two replicas and a Sentinel (Debian's redis-server), the primary killed with
 //! SIGKILL mid-stream, and every accepted notice accounted for afterwards.
 
-use crate::helpers::{Distributed, TokenVia, token};
+use crate::helpers::{Distributed, TokenVia, message_ids, token};
 use runtime::Role;
 use runtime::testing::eventually;
 use runtime::testing::redis::RedisServer;
-use serde_json::{Value, json};
+use serde_json::json;
 use state::{RedisSettings, StateBackend};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -23,14 +23,6 @@ struct Posted {
     status: u16,
     message_id: Option<String>,
     after_failover: bool,
-}
-
-/// The message ids of frames that carry one.
-fn ids(frames: &[String]) -> Vec<String> {
-    frames
-        .iter()
-        .filter_map(|f| serde_json::from_str::<Value>(f).ok()?["message_id"].as_str().map(str::to_owned))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,7 +118,7 @@ async fn a_redis_failover_under_sentinel_loses_no_accepted_notice() {
     let posted = poster.await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     reading.store(false, Ordering::Relaxed);
-    let live = ids(&reader.await.unwrap());
+    let live = message_ids(&reader.await.unwrap());
 
     // What each user has: Alice live or in her inbox (she never acknowledged), the others in
     // theirs, replayed on connecting now.
@@ -134,7 +126,7 @@ async fn a_redis_failover_under_sentinel_loses_no_accepted_notice() {
     delivered.entry(ALICE).or_default().extend(live.iter().cloned());
     for user in std::iter::once(ALICE).chain(OFFLINE) {
         let mut client = app.endpoints.ws(&token(user, Role::User, "user"), TokenVia::Query).await;
-        delivered.entry(user).or_default().extend(ids(&client.replayed()));
+        delivered.entry(user).or_default().extend(message_ids(&client.replayed()));
     }
     let accepted: Vec<&Posted> = posted.iter().filter(|p| p.status == 200).collect();
     let refused: Vec<&Posted> = posted.iter().filter(|p| p.status != 200).collect();

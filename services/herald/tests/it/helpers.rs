@@ -339,6 +339,14 @@ impl WsClient {
     }
 }
 
+/// The message ids of the frames that carry one, in order.
+pub fn message_ids(frames: &[String]) -> Vec<String> {
+    frames
+        .iter()
+        .filter_map(|f| serde_json::from_str::<Value>(f).ok()?["message_id"].as_str().map(str::to_owned))
+        .collect()
+}
+
 /// The expected client frame (spec 3.2), written out by hand so the test does not share the
 /// serialiser it checks.
 pub fn expected_frame(

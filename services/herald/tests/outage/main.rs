@@ -139,11 +139,7 @@ async fn a_backlog_in_quorum_queues_is_delivered_after_a_broker_restart() {
     let settings = bus::BusSettings { dispatch: true, ..app.bus_settings().clone() };
     bus::Bus::start(&settings, shutdown.clone()).start_dispatcher(shutdown.clone());
     let frames = alice.frames_until(accepted.last().unwrap()).await;
-    let ids: Vec<String> = frames
-        .iter()
-        .filter_map(|f| serde_json::from_str::<Value>(f).ok()?["message_id"].as_str().map(str::to_owned))
-        .collect();
-    assert_eq!(ids, accepted, "the backlog as Alice received it");
+    assert_eq!(helpers::message_ids(&frames), accepted, "the backlog as Alice received it");
     shutdown.cancel();
     app.stop().await;
 }
