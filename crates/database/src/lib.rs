@@ -44,12 +44,10 @@ async fn connect_migrated(settings: &DatabaseSettings, steps: Option<u32>) -> Re
         return Err(DbError("database.schema applies to PostgreSQL only".to_owned()));
     }
     let timeout = Duration::from_millis(settings.connect_timeout_ms);
-    let options = |max_connections: Option<u32>| {
+    let options = |max_connections: u32| {
         let mut options = ConnectOptions::new(url.clone());
         options.connect_timeout(timeout).acquire_timeout(timeout).sqlx_logging(false);
-        if let Some(max) = max_connections {
-            options.max_connections(max);
-        }
+        options.max_connections(max_connections);
         if !settings.schema.is_empty() {
             options.set_schema_search_path(settings.schema.clone());
         }
@@ -66,19 +64,17 @@ async fn connect_migrated(settings: &DatabaseSettings, steps: Option<u32>) -> Re
     };
     // An in-memory SQLite database lives in its one connection: migrate through the pool itself.
     if url.starts_with("sqlite:") && url.contains(":memory:") {
-        let db = Database::connect(options(Some(1))).await?;
+        let db = Database::connect(options(1)).await?;
         migrate(&db, &settings.schema, steps).await?;
         return Ok(db);
     }
     // Replicas start together: each migrates on one connection under a database-wide lock, so
     // exactly one applies what is pending and the others find it done.
-    let migrator = Database::connect(options(Some(1))).await?;
+    let migrator = Database::connect(options(1)).await?;
     let migrated = migrate(&migrator, &settings.schema, steps).await;
     migrator.close().await?;
     migrated?;
-    // SQLite serialises writers anyway: one connection unless the operator asks for more.
-    let pool_size = (!url.starts_with("sqlite:") || settings.max_connections > 1).then_some(settings.max_connections);
-    Ok(Database::connect(options(pool_size)).await?)
+    Ok(Database::connect(options(settings.pool_size())).await?)
 }
 
 /// Applies pending migrations on `db` (one connection) under the backend's lock.
@@ -105,4 +101,37 @@ async fn migrate(db: &DatabaseConnection, schema: &str, steps: Option<u32>) -> R
         db.execute_raw(Statement::from_string(backend, unlock)).await?;
     }
     Ok(result?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn pool_of(url: &str, max_connections: Option<u32>) -> u32 {
+        let settings = DatabaseSettings { url: url.to_owned(), max_connections, ..DatabaseSettings::default() };
+        let db = connect(&settings).await.unwrap();
+        let size = db.get_sqlite_connection_pool().options().get_max_connections();
+        db.close().await.unwrap();
+        size
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_file_gets_a_small_pool_unless_told_otherwise() {
+        let dir = std::env::temp_dir().join(format!("herald-pool-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("pool.db").display());
+        assert_eq!(pool_of(&url, None).await, 2);
+        assert_eq!(pool_of(&url, Some(1)).await, 1);
+        assert_eq!(pool_of(&url, Some(6)).await, 6);
+        assert_eq!(pool_of("sqlite::memory:", Some(6)).await, 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_server_gets_ten_connections_unless_told_otherwise() {
+        let settings = DatabaseSettings { url: "postgres://db/herald".into(), ..DatabaseSettings::default() };
+        assert_eq!(settings.pool_size(), 10);
+        assert_eq!(DatabaseSettings { max_connections: Some(3), ..settings.clone() }.pool_size(), 3);
+        assert!(DatabaseSettings { max_connections: Some(0), ..settings }.validate().is_err());
+    }
 }

@@ -48,7 +48,7 @@ impl ScratchDatabase {
                 let settings = DatabaseSettings {
                     url: server.clone(),
                     schema: name.clone(),
-                    max_connections: 4,
+                    max_connections: Some(4),
                     ..DatabaseSettings::default()
                 };
                 (settings, server)
@@ -61,7 +61,7 @@ impl ScratchDatabase {
                 execute(&server, DbBackend::MySql, &format!("CREATE DATABASE `{name}`")).await?;
                 let settings = DatabaseSettings {
                     url: format!("{server}/{name}"),
-                    max_connections: 4,
+                    max_connections: Some(4),
                     ..DatabaseSettings::default()
                 };
                 (settings, server)

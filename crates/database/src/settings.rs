@@ -16,8 +16,10 @@ pub struct DatabaseSettings {
     /// server's default search path (usually `public`).
     #[serde(deserialize_with = "string_like")]
     pub schema: String,
-    /// Pool size (SQLite uses one connection unless this is set above 1).
-    pub max_connections: u32,
+    /// Pool size. Unset: 10 connections to a server, 2 to a SQLite file (SQLite takes one
+    /// writer at a time, and every pooled connection keeps a page cache of its own); an
+    /// in-memory SQLite database always has exactly one.
+    pub max_connections: Option<u32>,
     /// Milliseconds to wait for a connection from the pool or the server.
     pub connect_timeout_ms: u64,
 }
@@ -27,7 +29,7 @@ impl Default for DatabaseSettings {
         Self {
             url: "sqlite://herald.db?mode=rwc".to_owned(),
             schema: String::new(),
-            max_connections: 10,
+            max_connections: None,
             connect_timeout_ms: 5000,
         }
     }
@@ -46,12 +48,23 @@ impl DatabaseSettings {
         if !self.schema.is_empty() && !self.schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(ConfigError::invalid("database.schema", "may hold only letters, digits and `_`"));
         }
-        if self.max_connections == 0 || self.connect_timeout_ms == 0 {
+        if self.max_connections == Some(0) || self.connect_timeout_ms == 0 {
             return Err(ConfigError::invalid(
                 "database.max_connections",
                 "must be positive (database.connect_timeout_ms too)",
             ));
         }
         Ok(())
+    }
+
+    /// The pool's size: `max_connections`, or the backend's default when it is unset.
+    pub fn pool_size(&self) -> u32 {
+        if self.url.starts_with("sqlite:") && self.url.contains(":memory:") {
+            1
+        } else if self.url.starts_with("sqlite:") {
+            self.max_connections.unwrap_or(2)
+        } else {
+            self.max_connections.unwrap_or(10)
+        }
     }
 }
