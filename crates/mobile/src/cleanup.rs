@@ -12,6 +12,10 @@
 //! change and one `message_push_rule_log` row per device. A registration racing with the rule
 //! therefore either comes first (and the device no longer matches) or waits and undoes it. A
 //! run interrupted between chunks has made whole chunks only; running it again finishes the rest.
+//!
+//! One more rule is the worker's, not the janitor's: `unregistered` marks a device inactive at
+//! once when its provider answers that the token is dead (FCM `UNREGISTERED`), with the
+//! provider's answer as the reason.
 
 use crate::{Device, MobileStore, db_error};
 use database::DbError;
@@ -27,6 +31,8 @@ use sea_orm::{
 pub const RULE_FAILING: &str = "failing";
 /// The rule that removes devices inactive for long.
 pub const RULE_EXPIRED: &str = "expired";
+/// The rule that marks a device inactive whose provider said its token is dead.
+pub const RULE_UNREGISTERED: &str = "unregistered";
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
@@ -84,6 +90,24 @@ impl MobileStore {
         self.change_chunk(matches, limit, Change::Remove, reason, now).await
     }
 
+    /// Marks `push_id` inactive as of `now`, with a rule-log row saying `reason`, because its
+    /// provider said the token is dead; only while it is active and `user_id`'s. Returns whether
+    /// it did.
+    pub async fn deactivate_unregistered(
+        &self,
+        push_id: &str,
+        user_id: model::UserId,
+        reason: &str,
+        now: i64,
+    ) -> Result<bool, DbError> {
+        let matches = Condition::all()
+            .add(push_device::Column::PushId.eq(push_id))
+            .add(push_device::Column::UserId.eq(user_id))
+            .add(push_device::Column::Status.eq(DeviceStatus::Active.code()));
+        let changed = self.change_chunk(matches, 1, Change::Unregistered, |_| reason.to_owned(), now).await?;
+        Ok(!changed.is_empty())
+    }
+
     /// One chunk of a rule: up to `limit` devices matching `matches`, read with a lock in id
     /// order, changed as `change` says, each with a rule-log row, in one transaction.
     async fn change_chunk(
@@ -128,6 +152,8 @@ impl MobileStore {
 enum Change {
     /// `failing`: inactive as of now.
     Deactivate,
+    /// `unregistered`: inactive as of now.
+    Unregistered,
     /// `expired`: removed.
     Remove,
 }
@@ -136,13 +162,14 @@ impl Change {
     fn rule(self) -> &'static str {
         match self {
             Change::Deactivate => RULE_FAILING,
+            Change::Unregistered => RULE_UNREGISTERED,
             Change::Remove => RULE_EXPIRED,
         }
     }
 
     async fn apply(self, txn: &DatabaseTransaction, ids: Vec<String>, now: i64) -> Result<(), sea_orm::DbErr> {
         match self {
-            Change::Deactivate => {
+            Change::Deactivate | Change::Unregistered => {
                 push_device::Entity::update_many()
                     .col_expr(push_device::Column::Status, Expr::value(DeviceStatus::Inactive.code()))
                     .col_expr(push_device::Column::InactiveTime, Expr::value(now))

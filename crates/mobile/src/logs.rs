@@ -85,11 +85,12 @@ pub struct LogPage {
 
 impl MobileStore {
     /// Logs `attempt` and applies it to its device in one transaction: a success restarts the
-    /// device's `err_count` and sets `last_push_time`, a failure adds one to `err_count` (an
-    /// inactive device is left as it is).
+    /// device's `err_count` and sets `last_push_time`, a failure adds one to `err_count` when
+    /// `device_at_fault` (not when the provider refused Herald's own credential; an inactive
+    /// device is left as it is).
     /// Returns `false`, changing nothing, when this attempt of this send was logged already (a
     /// redelivered message).
-    pub async fn record_attempt(&self, attempt: &PushAttempt) -> Result<bool, DbError> {
+    pub async fn record_attempt(&self, attempt: &PushAttempt, device_at_fault: bool) -> Result<bool, DbError> {
         let txn = self.db.begin().await.map_err(db_error)?;
         let row = push_log::ActiveModel {
             send_id: Set(attempt.send_id.clone()),
@@ -122,8 +123,12 @@ impl MobileStore {
             PushLogStatus::Sent => device
                 .col_expr(push_device::Column::ErrCount, Expr::value(0))
                 .col_expr(push_device::Column::LastPushTime, Expr::value(attempt.create_time)),
-            PushLogStatus::Failed | PushLogStatus::Dead => {
+            PushLogStatus::Failed | PushLogStatus::Dead if device_at_fault => {
                 device.col_expr(push_device::Column::ErrCount, Expr::col(push_device::Column::ErrCount).add(1))
+            }
+            PushLogStatus::Failed | PushLogStatus::Dead => {
+                txn.commit().await.map_err(db_error)?;
+                return Ok(true);
             }
         };
         device

@@ -166,15 +166,15 @@ async fn push_logs(store: &MobileStore, backend: Backend) {
     let err_count = || async { store.device(PHONE).await.unwrap().unwrap().err_count };
     let base = 1_800_000_000_000;
     // Two failures count twice; the same attempt redelivered counts once and is logged once.
-    assert!(store.record_attempt(&attempt("s1", 1, PushLogStatus::Failed, base)).await.unwrap(), "{backend:?}");
-    assert!(!store.record_attempt(&attempt("s1", 1, PushLogStatus::Failed, base)).await.unwrap(), "{backend:?}");
-    assert!(store.record_attempt(&attempt("s1", 2, PushLogStatus::Failed, base + 1000)).await.unwrap());
+    assert!(store.record_attempt(&attempt("s1", 1, PushLogStatus::Failed, base), true).await.unwrap(), "{backend:?}");
+    assert!(!store.record_attempt(&attempt("s1", 1, PushLogStatus::Failed, base), true).await.unwrap(), "{backend:?}");
+    assert!(store.record_attempt(&attempt("s1", 2, PushLogStatus::Failed, base + 1000), true).await.unwrap());
     assert_eq!(err_count().await, 2, "{backend:?}");
     // A success restarts the count and sets the last push time.
-    assert!(store.record_attempt(&attempt("s1", 3, PushLogStatus::Sent, base + 2000)).await.unwrap());
+    assert!(store.record_attempt(&attempt("s1", 3, PushLogStatus::Sent, base + 2000), true).await.unwrap());
     let device = store.device(PHONE).await.unwrap().unwrap();
     assert_eq!((device.err_count, device.last_push_time), (0, Some(base + 2000)), "{backend:?}");
-    assert!(store.record_attempt(&attempt("s2", 4, PushLogStatus::Dead, base + 3000)).await.unwrap());
+    assert!(store.record_attempt(&attempt("s2", 4, PushLogStatus::Dead, base + 3000), true).await.unwrap());
     assert_eq!(err_count().await, 1, "{backend:?}");
 
     let page =
@@ -197,10 +197,16 @@ async fn push_logs(store: &MobileStore, backend: Backend) {
     let logged = store.logged_attempt("s1", 2).await.unwrap().unwrap();
     assert_eq!(store.log(logged.id).await.unwrap().unwrap(), logged, "{backend:?}");
     assert_eq!(store.logged_attempt("s1", 9).await.unwrap(), None);
+    // A failure that is not the device's (the provider refused Herald's credential) is logged
+    // and leaves the count alone.
+    assert!(
+        store.record_attempt(&attempt("s-credential", 1, PushLogStatus::Failed, base + 3500), false).await.unwrap()
+    );
+    assert_eq!(err_count().await, 1, "{backend:?}");
     // Read in chunks after a cursor, oldest first: rows of the same millisecond are neither
     // skipped nor repeated at a chunk's edge.
     for i in 0..5 {
-        store.record_attempt(&attempt(&format!("same-{i}"), 1, PushLogStatus::Sent, base + 5000)).await.unwrap();
+        store.record_attempt(&attempt(&format!("same-{i}"), 1, PushLogStatus::Sent, base + 5000), true).await.unwrap();
     }
     let (mut read, mut after) = (Vec::new(), None);
     loop {
@@ -209,15 +215,15 @@ async fn push_logs(store: &MobileStore, backend: Backend) {
         after = Some((last.attempt.create_time, last.id));
         read.extend(chunk.into_iter().map(|l| (l.attempt.create_time, l.id)));
     }
-    assert_eq!(read.len(), 9, "{backend:?}");
+    assert_eq!(read.len(), 10, "{backend:?}");
     assert!(read.windows(2).all(|w| w[0] < w[1]), "{backend:?}: {read:?}");
     let failed_only = LogQuery { status: Some(PushLogStatus::Failed), ..LogQuery::default() };
-    assert_eq!(store.logs_after(&failed_only, None, 100).await.unwrap().len(), 2, "{backend:?}");
+    assert_eq!(store.logs_after(&failed_only, None, 100).await.unwrap().len(), 3, "{backend:?}");
 
     // A device that is gone: the attempt is still logged.
     let mut orphan = attempt("s3", 1, PushLogStatus::Failed, base + 4000);
     orphan.push_id = "no-such-device-0000".into();
-    assert!(store.record_attempt(&orphan).await.unwrap(), "{backend:?}");
+    assert!(store.record_attempt(&orphan, true).await.unwrap(), "{backend:?}");
 }
 
 #[tokio::test]

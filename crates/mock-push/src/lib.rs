@@ -15,7 +15,10 @@
 //!   kept again (counted in `duplicates`): the provider side of "none doubled".
 //! - `DELETE /mock/received`, `DELETE /mock/answers`: forget them.
 //!
-//! Run it alone (`herald-mock-push --addr 127.0.0.1:9300`) or in process ([`MockProvider`]).
+//! Run it alone (`herald-mock-push --addr 127.0.0.1:9300`, which also serves the mock FCM) or in
+//! process ([`MockProvider`]). [`fcm`] mocks Firebase Cloud Messaging ([`MockFcmServer`]).
+
+pub mod fcm;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use http_server::Component;
@@ -351,13 +354,60 @@ impl Drop for MockProvider {
     }
 }
 
+/// A mock FCM (and its token endpoint) serving in this process until dropped.
+pub struct MockFcmServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state: instruct it and read what it received.
+    pub mock: fcm::MockFcm,
+    shutdown: CancellationToken,
+}
+
+impl MockFcmServer {
+    /// Serves a new mock FCM on a free port of 127.0.0.1.
+    pub fn start_local() -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let mock = fcm::MockFcm::new(&format!("http://{addr}/token"));
+        let shutdown = CancellationToken::new();
+        tokio::spawn(serve_components(listener, vec![mock.component()], shutdown.clone()));
+        Ok(Self { addr, mock, shutdown })
+    }
+
+    /// FCM's base URL (`mobile.fcm_url`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A service-account key file for it, signed with `private_key`
+    /// ([`fcm::TEST_PRIVATE_KEY`], or [`fcm::UNKNOWN_PRIVATE_KEY`] for a refused one).
+    pub fn service_account(&self, private_key: &str) -> String {
+        fcm::service_account(&format!("http://{}/token", self.addr), private_key)
+    }
+}
+
+impl Drop for MockFcmServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
 /// Serves `mock` on `listener` until `shutdown`, on one worker thread.
 pub async fn serve(listener: TcpListener, mock: Mock, shutdown: CancellationToken) -> std::io::Result<()> {
+    serve_components(listener, vec![mock.component()], shutdown).await
+}
+
+/// Serves the mocks' `components` on `listener` until `shutdown`, on one worker thread.
+pub async fn serve_components(
+    listener: TcpListener,
+    components: Vec<Component>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let settings = runtime::HttpSettings { workers: 1, shutdown_timeout_secs: 1, ..runtime::HttpSettings::default() };
     let shared = http_server::Shared {
         verifier: runtime::JwtVerifier::new(&runtime::JwtSettings::default()),
         time: model::TimeFormat::default(),
         metrics: http_server::Registry::new(),
     };
-    http_server::serve(listener, &settings, shared, vec![mock.component()], shutdown).await
+    http_server::serve(listener, &settings, shared, components, shutdown).await
 }

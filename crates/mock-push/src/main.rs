@@ -16,8 +16,12 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let listener = std::net::TcpListener::bind(cli.addr)?;
-    eprintln!("herald-mock-push: sends to http://{}/push; instructions at /mock/answers", listener.local_addr()?);
+    let addr = listener.local_addr()?;
+    eprintln!("herald-mock-push: sends to http://{addr}/push; instructions at /mock/answers");
+    eprintln!("herald-mock-push: FCM at http://{addr} (mobile.fcm_url), its token endpoint at http://{addr}/token");
     let shutdown = runtime::shutdown_on_signals();
-    mock_push::serve(listener, mock_push::Mock::default(), shutdown).await?;
+    let fcm = mock_push::fcm::MockFcm::new(&format!("http://{addr}/token"));
+    let components = vec![mock_push::Mock::default().component(), fcm.component()];
+    mock_push::serve_components(listener, components, shutdown).await?;
     Ok(())
 }

@@ -145,6 +145,10 @@ pub struct PushSend {
     /// The category passed to the provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
+    /// The notice's priority (an alarm's is normal; FCM sends alarms as high anyway). Sends
+    /// queued before it existed read as normal.
+    #[serde(default)]
+    pub priority: crate::Priority,
 }
 
 impl PushSend {

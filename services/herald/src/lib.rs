@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Starts `role`'s components on `deps`.
-pub fn start(
+pub async fn start(
     role: Role,
     settings: &Settings,
     deps: &Deps,
@@ -74,7 +74,8 @@ pub fn start(
                 &deps.shared.metrics,
                 shutdown.clone(),
             )
-            .context("the push provider's HTTP client")?,
+            .await
+            .context("the push providers")?,
         ],
         Role::RecordWriter => vec![record_writer::RecordWriter::start(
             record_writer::Batching {
@@ -154,7 +155,7 @@ pub async fn run(
     let deps = Deps::open(&settings, roles, &shutdown).await?;
     let mut components = Vec::new();
     for &role in roles {
-        components.extend(start(role, &settings, &deps, &shutdown)?);
+        components.extend(start(role, &settings, &deps, &shutdown).await?);
     }
     // Every consumer is subscribed: what a previous run accepted and did not finish goes out now.
     let recovered = match deps.bus_if_open() {

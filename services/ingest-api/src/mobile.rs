@@ -876,6 +876,7 @@ pub async fn retry(
         content: attempt.content,
         alarm_id: Some(attempt.alarm_id).filter(|id| !id.is_empty()),
         category: None,
+        priority: model::Priority::Normal,
     };
     // A send of plain strings and numbers always serialises.
     let payload = serde_json::to_vec(&send).unwrap_or_default();

@@ -13,7 +13,7 @@ use bus::{Bus, BusSettings, BusUrl};
 use database::scratch::{Backend, ScratchDatabase};
 use mobile::{LogQuery, MobileStore, Registration};
 use mobile_push_worker::metrics::SendMetrics;
-use mobile_push_worker::provider::{ProviderTimeouts, UniPush};
+use mobile_push_worker::provider::{ProviderTimeouts, Providers, UniPush};
 use mobile_push_worker::send::{PushSend, Sender};
 use mobile_push_worker::worker;
 use mock_push::{Answer, MockProvider};
@@ -69,7 +69,11 @@ async fn main() {
         assert!(amqp_bus.wait_connected(Duration::from_secs(10)).await, "RabbitMQ is not reachable");
         // Declare the queue, then stop consuming: the backlog waits in it.
         let worker_shutdown = CancellationToken::new();
-        let sender = Sender::new(store.clone(), UniPush::new(ProviderTimeouts::default()).unwrap(), SendMetrics::new());
+        let sender = Sender::new(
+            store.clone(),
+            Providers::unipush(UniPush::new(ProviderTimeouts::default()).unwrap()),
+            SendMetrics::new(),
+        );
         let mut ready =
             worker::start(&bus, sender.clone(), vec![Duration::from_secs(1)], concurrency, worker_shutdown.clone());
         ready.wait_for(|ready| *ready).await.unwrap();
@@ -87,6 +91,7 @@ async fn main() {
                 content: "DEV-001".into(),
                 alarm_id: Some("cfg-1".into()),
                 category: None,
+                priority: model::Priority::Normal,
             };
             worker::publish(&bus, &send).await.unwrap();
         }

@@ -33,6 +33,7 @@ struct Template {
     content: String,
     alarm_id: Option<String>,
     category: Option<String>,
+    priority: model::Priority,
 }
 
 impl Template {
@@ -48,6 +49,7 @@ impl Template {
             content: self.content.clone(),
             alarm_id: self.alarm_id.clone(),
             category: self.category.clone(),
+            priority: self.priority,
         }
     }
 }
@@ -74,6 +76,7 @@ pub(crate) async fn alarm(bus: &Bus, store: &MobileStore, incoming: Incoming) {
         content: job.content,
         alarm_id: Some(job.alarm_id),
         category: None,
+        priority: model::Priority::High,
     };
     match publish_to(bus, store, DeviceScope::Tenant(&job.tenant_id), &[], &template).await {
         Ok(sends) => {
@@ -115,6 +118,7 @@ async fn notice_to_devices(
         content: message.content.clone(),
         alarm_id: None,
         category: Some(message.notification_type.as_str().to_owned()),
+        priority: message.priority,
     };
     let published = match message.target {
         Target::All => publish_to(bus, store, DeviceScope::Everyone, &message.exclude_ids, &template).await,

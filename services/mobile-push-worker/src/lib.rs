@@ -1,6 +1,7 @@
 //! mobile-push-worker: provider sends (reqwest), push logs, retries and device error counts.
 //!
-//! The provider client ([`provider`]) posts one send to the original's UniPush-style provider and classifies every answer, and
+//! The providers ([`provider`]: the original's UniPush-style cloud function, FCM HTTP v1 for
+//! Android devices when configured) post one send and classify every answer, and
 //! one attempt of one send ([`send`]): made once, logged once, with what it did to the device,
 //! and counted in the worker's Prometheus metrics ([`metrics`], served at `/metrics`); the
 //! consumers ([`worker`]): of notices with the mobile channel and alarm jobs, each expanded into
@@ -22,17 +23,20 @@ use tokio_util::sync::CancellationToken;
 
 /// The worker, as a component of a process: its consumers (see [`worker`]), its readiness, and
 /// its metrics on `registry` (served at `/metrics`). `directory` names the admins of `admin` notices.
-pub fn component(
+/// Fails when a provider cannot be set up (FCM's key file unreadable or not a key, say).
+pub async fn component(
     settings: &MobileSettings,
     bus: &bus::Bus,
     store: ::mobile::MobileStore,
     directory: state::UserDirectory,
     registry: &http_server::Registry,
     shutdown: CancellationToken,
-) -> Result<Component, reqwest::Error> {
+) -> Result<Component, ProviderError> {
     let metrics = SendMetrics::on(registry);
-    let provider = provider::UniPush::new(settings.timeouts())?;
-    let sender = send::Sender::new(store.clone(), provider, metrics.clone()).with_max_attempts(settings.max_attempts());
+    let providers = providers(settings).await?;
+    let sender = send::Sender::new(store.clone(), providers, metrics.clone())
+        .with_max_attempts(settings.max_attempts())
+        .with_credential_pause(settings.credential_pause());
     let delays = settings.retry_delays_ms.iter().map(|&ms| Duration::from_millis(ms)).collect();
     let concurrency = settings.concurrency as usize;
     for (exchange, queue) in
@@ -50,4 +54,28 @@ pub fn component(
         .check("bus", move || bus.is_ready())
         .check("device_registry", move || store.is_ready());
     Ok(Component::new("mobile-push-worker").readiness(readiness))
+}
+
+/// A provider that cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The HTTP client.
+    #[error("the push provider's HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    /// FCM.
+    #[error(transparent)]
+    Fcm(#[from] provider::fcm::FcmError),
+}
+
+/// The providers `settings` configure.
+pub async fn providers(settings: &MobileSettings) -> Result<provider::Providers, ProviderError> {
+    let providers = provider::Providers::unipush(provider::UniPush::new(settings.timeouts())?);
+    if settings.fcm_credentials_file.is_empty() {
+        return Ok(providers);
+    }
+    let project = Some(settings.fcm_project_id.as_str()).filter(|id| !id.is_empty());
+    let key = std::path::Path::new(&settings.fcm_credentials_file);
+    let fcm = provider::fcm::Fcm::from_file(key, project, &settings.fcm_url, settings.timeouts()).await?;
+    tracing::info!(url = fcm.send_url(), "FCM sends for Android devices");
+    Ok(providers.with_fcm(fcm))
 }

@@ -7,17 +7,21 @@
 //! | `herald_mobile_push_retries_total` | counter | | attempts after a send's first |
 //! | `herald_mobile_push_dead_letters_total` | counter | | sends given up on |
 //! | `herald_deliveries_total{channel="mobile"}` | counter | | sends the provider took |
+//! | `herald_mobile_push_credential_failures_total` | counter | `provider` (`unipush`, `fcm`) | times a provider refused Herald's credential (alert on any increase) |
+//! | `herald_mobile_push_provider_stopped` | gauge | `provider` | 1 while that provider's sends are stopped after a refused credential (alert on 1), 0 once a send succeeds again |
 //!
 //! `reason` is `none` for a success; the provider's failures are `err_code`, `bad_answer`,
-//! `http_status`, `timeout`, `connect`, `transport`; the worker's own `no_provider` (no URL is
-//! configured), `device_inactive`, `device_moved`, `device_gone` (no provider call then).
+//! `http_status`, `timeout`, `connect`, `transport`, `unregistered` (a dead token: the device
+//! was deactivated), `credential`, `throttled`; the worker's own `no_provider` (no URL is
+//! configured), `provider_stopped` (its sends are stopped after a refused credential),
+//! `device_inactive`, `device_moved`, `device_gone` (no provider call then).
 //!
 //! They are registered on the process's registry ([`http_server::Registry`]), served at
 //! `/metrics` with every other component's.
 
-use crate::provider::FailureReason;
+use crate::provider::{FailureReason, ProviderKind};
 use http_server::Registry;
-use metrics::{Counter, Histogram};
+use metrics::{Counter, Gauge, Histogram};
 use model::PushLogStatus;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +36,8 @@ pub enum Reason {
     Provider(FailureReason),
     /// No provider URL is configured.
     NoProvider,
+    /// The provider's sends are stopped after it refused Herald's credential.
+    ProviderStopped,
     /// The device was logged out.
     DeviceInactive,
     /// The device moved to another user.
@@ -47,6 +53,7 @@ impl Reason {
             Reason::None => "none",
             Reason::Provider(reason) => reason.as_str(),
             Reason::NoProvider => "no_provider",
+            Reason::ProviderStopped => "provider_stopped",
             Reason::DeviceInactive => "device_inactive",
             Reason::DeviceMoved => "device_moved",
             Reason::DeviceGone => "device_gone",
@@ -54,19 +61,16 @@ impl Reason {
     }
 
     /// Every reason.
-    pub const ALL: [Reason; 11] = [
-        Reason::None,
-        Reason::Provider(FailureReason::ErrCode),
-        Reason::Provider(FailureReason::BadAnswer),
-        Reason::Provider(FailureReason::HttpStatus),
-        Reason::Provider(FailureReason::Timeout),
-        Reason::Provider(FailureReason::Connect),
-        Reason::Provider(FailureReason::Transport),
-        Reason::NoProvider,
-        Reason::DeviceInactive,
-        Reason::DeviceMoved,
-        Reason::DeviceGone,
-    ];
+    pub fn all() -> impl Iterator<Item = Reason> {
+        let own = [
+            Reason::NoProvider,
+            Reason::ProviderStopped,
+            Reason::DeviceInactive,
+            Reason::DeviceMoved,
+            Reason::DeviceGone,
+        ];
+        std::iter::once(Reason::None).chain(FailureReason::ALL.into_iter().map(Reason::Provider)).chain(own)
+    }
 }
 
 /// The worker's metrics. Cheap to clone.
@@ -78,6 +82,8 @@ pub struct SendMetrics {
     retries: Counter,
     dead_letters: Counter,
     delivered: Counter,
+    credential_failures: Arc<HashMap<ProviderKind, Counter>>,
+    stopped: Arc<HashMap<ProviderKind, Gauge>>,
 }
 
 impl std::fmt::Debug for SendMetrics {
@@ -102,7 +108,7 @@ impl SendMetrics {
     pub fn on(registry: &Registry) -> Self {
         let mut sends = HashMap::new();
         for outcome in PushLogStatus::ALL {
-            for reason in Reason::ALL {
+            for reason in Reason::all() {
                 // A success has no reason, and a failure always has one.
                 if (outcome == PushLogStatus::Sent) != (reason == Reason::None) {
                     continue;
@@ -130,7 +136,44 @@ impl SendMetrics {
                 "Notices handed to a client: a frame written to a socket (live), an offline entry replayed (offline), a provider send taken (mobile)",
                 &[("channel", "mobile")],
             ),
+            credential_failures: Arc::new(
+                ProviderKind::ALL
+                    .into_iter()
+                    .map(|kind| {
+                        let help = "Times a push provider refused Herald's credential";
+                        let labels = [("provider", kind.as_str())];
+                        (kind, registry.counter("herald_mobile_push_credential_failures_total", help, &labels))
+                    })
+                    .collect(),
+            ),
+            stopped: Arc::new(
+                ProviderKind::ALL
+                    .into_iter()
+                    .map(|kind| {
+                        let help = "1 while a push provider's sends are stopped after a refused credential";
+                        let labels = [("provider", kind.as_str())];
+                        (kind, registry.gauge("herald_mobile_push_provider_stopped", help, &labels))
+                    })
+                    .collect(),
+            ),
             registry: registry.clone(),
+        }
+    }
+
+    /// `kind` refused Herald's credential: its sends stop.
+    pub fn credential_refused(&self, kind: ProviderKind) {
+        if let Some(counter) = self.credential_failures.get(&kind) {
+            counter.increment(1);
+        }
+        if let Some(gauge) = self.stopped.get(&kind) {
+            gauge.set(1.0);
+        }
+    }
+
+    /// `kind` took a send.
+    pub fn resumed(&self, kind: ProviderKind) {
+        if let Some(gauge) = self.stopped.get(&kind) {
+            gauge.set(0.0);
         }
     }
 

@@ -1,10 +1,19 @@
-//! The push provider interface and the original's provider: a UniPush-style cloud function
-//! that takes an HTTP POST of `{"push_clientid", "title", "content", "alarm_id", "category",
-//! "options"}` (empty optional fields left out) and answers JSON with `errCode` 0 on success.
-//! Anything else is a failure with a reason (for metrics) and a message (for the push log).
+//! The push providers and what they have in common. A provider takes one send and tells what
+//! became of it ([`Outcome`]); [`Providers`] picks the provider of a device by its type:
+//! - `android` → Firebase Cloud Messaging HTTP v1 ([`fcm::Fcm`]) when `mobile.fcm_credentials_file`
+//!   is set;
+//! - everything else, and `android` without FCM → the original's UniPush-style cloud function
+//!   ([`UniPush`]) at the URL of the push config API.
+//!
+//! A failure carries a reason (for metrics and for what the worker does next: a dead token
+//! deactivates its device, a refused credential stops the provider, a `Retry-After` delays the
+//! retry) and a message (for the push log).
 
-use serde::Serialize;
-use serde_json::Value;
+pub mod fcm;
+mod unipush;
+
+pub use unipush::{PushPayload, UniPush};
+
 use std::time::Duration;
 
 /// The most bytes of an answer read; a longer one is cut there (and is a failure if that
@@ -12,26 +21,8 @@ use std::time::Duration;
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// The most characters of an answer kept in the push log.
 pub const MAX_LOGGED_ANSWER_CHARS: usize = 2000;
-
-/// One send, in the provider's field names.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct PushPayload {
-    /// The device's push id.
-    pub push_clientid: String,
-    /// The title.
-    pub title: String,
-    /// The text.
-    pub content: String,
-    /// The alarm's config id, for alarms.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub alarm_id: Option<String>,
-    /// The notice's category (its type).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub category: Option<String>,
-    /// Provider options, passed through.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub options: Option<Value>,
-}
+/// The longest `Retry-After` honoured: a provider asking for more gets its retry then.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// Why a send failed, as a metric label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -40,7 +31,7 @@ pub enum FailureReason {
     ErrCode,
     /// The answer was not JSON, or JSON without a numeric `errCode`.
     BadAnswer,
-    /// An HTTP status other than 2xx.
+    /// An HTTP status other than 2xx (and none of the ones below).
     HttpStatus,
     /// No answer within the timeout.
     Timeout,
@@ -48,6 +39,14 @@ pub enum FailureReason {
     Connect,
     /// Anything else on the way (a reset connection mid-answer, say).
     Transport,
+    /// The provider says the device's token will never work again (FCM `UNREGISTERED`): the
+    /// device is deactivated at once.
+    Unregistered,
+    /// The provider refused Herald's own credential (an OAuth2 grant refused, FCM 401/403):
+    /// no device's fault; the provider's sends stop for `mobile.credential_pause_ms`.
+    Credential,
+    /// The provider asked to slow down (429), usually with a `Retry-After`.
+    Throttled,
 }
 
 impl FailureReason {
@@ -60,8 +59,24 @@ impl FailureReason {
             FailureReason::Timeout => "timeout",
             FailureReason::Connect => "connect",
             FailureReason::Transport => "transport",
+            FailureReason::Unregistered => "unregistered",
+            FailureReason::Credential => "credential",
+            FailureReason::Throttled => "throttled",
         }
     }
+
+    /// Every reason.
+    pub const ALL: [FailureReason; 9] = [
+        FailureReason::ErrCode,
+        FailureReason::BadAnswer,
+        FailureReason::HttpStatus,
+        FailureReason::Timeout,
+        FailureReason::Connect,
+        FailureReason::Transport,
+        FailureReason::Unregistered,
+        FailureReason::Credential,
+        FailureReason::Throttled,
+    ];
 }
 
 /// What became of a send.
@@ -80,7 +95,15 @@ pub enum Outcome {
         message: String,
         /// The provider's answer, if any, cut to [`MAX_LOGGED_ANSWER_CHARS`].
         answer: String,
+        /// The provider's `Retry-After`, at most [`MAX_RETRY_AFTER`].
+        retry_after: Option<Duration>,
     },
+}
+
+impl Outcome {
+    fn failed(reason: FailureReason, message: String, answer: String) -> Self {
+        Outcome::Failed { reason, message, answer, retry_after: None }
+    }
 }
 
 /// Timeouts of provider calls.
@@ -98,97 +121,68 @@ impl Default for ProviderTimeouts {
     }
 }
 
-/// The original's provider, over one shared keep-alive client. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct UniPush {
-    client: reqwest::Client,
-    timeouts: ProviderTimeouts,
+/// Which provider a send goes through, as the `provider` metric label and in messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProviderKind {
+    /// The original's cloud function.
+    UniPush,
+    /// Firebase Cloud Messaging.
+    Fcm,
 }
 
-impl UniPush {
-    /// A provider client with `timeouts`.
-    pub fn new(timeouts: ProviderTimeouts) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(timeouts.connect)
-            .timeout(timeouts.total)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .user_agent(concat!("herald-mobile-push-worker/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Self { client, timeouts })
-    }
-
-    /// Posts `payload` to `url` and tells what became of it.
-    pub async fn send(&self, url: &str, payload: &PushPayload) -> Outcome {
-        self.send_once(url, payload, None).await
-    }
-
-    /// [`UniPush::send`] with an `Idempotency-Key` header: a provider that honours it (the mock
-    /// does) takes a second post with the same key as the first, so that an attempt repeated
-    /// after a crash between the provider's answer and the log is not pushed twice.
-    pub async fn send_once(&self, url: &str, payload: &PushPayload, key: Option<&str>) -> Outcome {
-        let mut request = self.client.post(url).json(payload);
-        if let Some(key) = key {
-            request = request.header("Idempotency-Key", key);
-        }
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(err) => return self.transport_failure(&err, String::new()),
-        };
-        let status = response.status();
-        let answer = match read_bounded(response).await {
-            Ok(answer) => answer,
-            Err(err) => return self.transport_failure(&err, String::new()),
-        };
-        let logged = cut(&answer, MAX_LOGGED_ANSWER_CHARS);
-        if !status.is_success() {
-            return Outcome::Failed {
-                reason: FailureReason::HttpStatus,
-                message: format!("the provider answered HTTP {}: {}", status.as_u16(), cut(&answer, 200)),
-                answer: logged,
-            };
-        }
-        let Ok(json) = serde_json::from_str::<Value>(&answer) else {
-            return Outcome::Failed {
-                reason: FailureReason::BadAnswer,
-                message: format!("the provider's answer is not JSON: {}", cut(&answer, 200)),
-                answer: logged,
-            };
-        };
-        match json.get("errCode").and_then(Value::as_i64) {
-            Some(0) => Outcome::Sent { answer: logged },
-            Some(code) => {
-                let detail = json.get("errMsg").and_then(Value::as_str).unwrap_or("no errMsg");
-                Outcome::Failed {
-                    reason: FailureReason::ErrCode,
-                    message: format!("the provider refused the send: errCode {code}: {}", cut(detail, 200)),
-                    answer: logged,
-                }
-            }
-            None => Outcome::Failed {
-                reason: FailureReason::BadAnswer,
-                message: "the provider's answer has no numeric errCode".to_owned(),
-                answer: logged,
-            },
+impl ProviderKind {
+    /// The label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::UniPush => "unipush",
+            ProviderKind::Fcm => "fcm",
         }
     }
 
-    fn transport_failure(&self, err: &reqwest::Error, answer: String) -> Outcome {
-        let (reason, message) = if err.is_timeout() {
-            (
-                FailureReason::Timeout,
-                format!("no answer from the provider within {} ms", self.timeouts.total.as_millis()),
-            )
-        } else if err.is_connect() {
-            (FailureReason::Connect, format!("cannot connect to the provider: {}", chain(err)))
-        } else {
-            (FailureReason::Transport, format!("the call to the provider failed: {}", chain(err)))
-        };
-        Outcome::Failed { reason, message, answer }
+    /// For people.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProviderKind::UniPush => "the push provider",
+            ProviderKind::Fcm => "FCM",
+        }
+    }
+
+    /// Every provider.
+    pub const ALL: [ProviderKind; 2] = [ProviderKind::UniPush, ProviderKind::Fcm];
+}
+
+/// The providers a worker sends through. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Providers {
+    /// The original's provider (its URL comes from the push config API).
+    pub unipush: UniPush,
+    /// FCM, when configured.
+    pub fcm: Option<std::sync::Arc<fcm::Fcm>>,
+}
+
+impl Providers {
+    /// Only the original's provider.
+    pub fn unipush(unipush: UniPush) -> Self {
+        Self { unipush, fcm: None }
+    }
+
+    /// With FCM for Android devices.
+    pub fn with_fcm(self, fcm: fcm::Fcm) -> Self {
+        Self { fcm: Some(std::sync::Arc::new(fcm)), ..self }
+    }
+
+    /// The provider of a device of type `device_type` (as stored; a type Herald does not know
+    /// goes to the original's provider, as every device did there).
+    pub fn kind_for(&self, device_type: &str) -> ProviderKind {
+        match model::DeviceType::parse(device_type) {
+            Some(model::DeviceType::Android) if self.fcm.is_some() => ProviderKind::Fcm,
+            _ => ProviderKind::UniPush,
+        }
     }
 }
 
 /// The answer's text, at most [`MAX_ANSWER_BYTES`] of it.
-async fn read_bounded(mut response: reqwest::Response) -> Result<String, reqwest::Error> {
+pub(crate) async fn read_bounded(mut response: reqwest::Response) -> Result<String, reqwest::Error> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await? {
         let room = MAX_ANSWER_BYTES - body.len();
@@ -201,7 +195,7 @@ async fn read_bounded(mut response: reqwest::Response) -> Result<String, reqwest
 }
 
 /// `text`, at most `max` characters of it.
-fn cut(text: &str, max: usize) -> String {
+pub(crate) fn cut(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((at, _)) => format!("{}…", &text[..at]),
         None => text.to_owned(),
@@ -209,7 +203,7 @@ fn cut(text: &str, max: usize) -> String {
 }
 
 /// An error and its causes, on one line.
-fn chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
@@ -220,29 +214,44 @@ fn chain(err: &dyn std::error::Error) -> String {
     text
 }
 
+/// A reqwest error as a failure: timeout, connect or transport.
+pub(crate) fn transport_failure(err: &reqwest::Error, timeouts: ProviderTimeouts, who: &str) -> Outcome {
+    let (reason, message) = if err.is_timeout() {
+        (FailureReason::Timeout, format!("no answer from {who} within {} ms", timeouts.total.as_millis()))
+    } else if err.is_connect() {
+        (FailureReason::Connect, format!("cannot connect to {who}: {}", chain(err)))
+    } else {
+        (FailureReason::Transport, format!("the call to {who} failed: {}", chain(err)))
+    };
+    Outcome::failed(reason, message, String::new())
+}
+
+/// A `Retry-After` header in seconds (the HTTP-date form is not used by FCM), at most
+/// [`MAX_RETRY_AFTER`].
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let secs = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok()?;
+    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn empty_optional_fields_are_left_out() {
-        let payload = PushPayload {
-            push_clientid: "cid".into(),
-            title: "告警:温度过高".into(),
-            content: "DEV-001".into(),
-            alarm_id: None,
-            category: None,
-            options: None,
-        };
-        assert_eq!(
-            serde_json::to_value(&payload).unwrap(),
-            serde_json::json!({"push_clientid": "cid", "title": "告警:温度过高", "content": "DEV-001"})
-        );
-    }
-
-    #[test]
     fn long_answers_are_cut_on_a_character() {
         assert_eq!(cut("告警告警", 2), "告警…");
         assert_eq!(cut("ok", 2), "ok");
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds_and_bounded() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(reqwest::header::RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(reqwest::header::RETRY_AFTER, "999999".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(MAX_RETRY_AFTER));
+        headers.insert(reqwest::header::RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        assert_eq!(retry_after(&headers), None);
     }
 }

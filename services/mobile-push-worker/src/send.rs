@@ -1,12 +1,26 @@
 //! One attempt of one send: a notice or an alarm to one device. The attempt is logged in
 //! `message_push_log` with what it did to the device, once, however often it is delivered: an
 //! attempt already logged is not made again, and the provider is asked with the attempt's own
-//! `Idempotency-Key`, so a crash between its answer and the log pushes nothing twice.
+//! `Idempotency-Key`, so a crash between its answer and the log pushes nothing twice (FCM has
+//! no such key: there a crash in that window can push one attempt twice).
+//!
+//! The device's type picks the provider ([`Providers::kind_for`]). What the provider answers
+//! decides what follows, besides the log:
+//! - a dead token (FCM `UNREGISTERED`): the device is marked inactive at once, with a
+//!   `message_push_rule_log` row (`unregistered`), and the send is dead;
+//! - Herald's credential refused: the send failed, not counted against the device, and that
+//!   provider's sends stop for `mobile.credential_pause_ms` (logged as failed without a call,
+//!   counted under `provider_stopped`, the `herald_mobile_push_provider_stopped` gauge at 1);
+//!   the other providers go on;
+//! - any other failure: retried (its `Retry-After` honoured) or, on the last attempt, dead.
 
 use crate::metrics::{Reason, SendMetrics};
-use crate::provider::{Outcome, PushPayload, UniPush};
+use crate::provider::{FailureReason, Outcome, ProviderKind, Providers, PushPayload};
 use mobile::{MobileStore, PushAttempt};
 use model::{DeviceStatus, PushLogStatus};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// How many attempts a send gets by default: the first and 3 retries (`mobile.retry_delays_ms`).
 pub const MAX_ATTEMPTS: i32 = 4;
@@ -22,6 +36,8 @@ pub enum Attempted {
     Retry {
         /// Why, for the log.
         reason: String,
+        /// The provider's `Retry-After`: the next attempt waits at least this long.
+        not_before: Option<Duration>,
     },
     /// It failed for good (its last attempt, or a device that can no longer receive it).
     Dead {
@@ -34,16 +50,34 @@ pub enum Attempted {
 #[derive(Clone, Debug)]
 pub struct Sender {
     store: MobileStore,
-    provider: UniPush,
+    providers: Providers,
     metrics: SendMetrics,
     max_attempts: i32,
+    credential_pause: Duration,
+    /// Providers whose sends are stopped, until when.
+    stopped: Arc<Mutex<HashMap<ProviderKind, Instant>>>,
 }
 
+/// How long a provider's sends stop after it refused Herald's credential, by default.
+pub const CREDENTIAL_PAUSE: Duration = Duration::from_secs(60);
+
 impl Sender {
-    /// Attempts over `store` (devices, the provider URL, the log) through `provider`, counted
+    /// Attempts over `store` (devices, the provider URL, the log) through `providers`, counted
     /// in `metrics`.
-    pub fn new(store: MobileStore, provider: UniPush, metrics: SendMetrics) -> Self {
-        Self { store, provider, metrics, max_attempts: MAX_ATTEMPTS }
+    pub fn new(store: MobileStore, providers: Providers, metrics: SendMetrics) -> Self {
+        Self {
+            store,
+            providers,
+            metrics,
+            max_attempts: MAX_ATTEMPTS,
+            credential_pause: CREDENTIAL_PAUSE,
+            stopped: Arc::default(),
+        }
+    }
+
+    /// The same, stopping a provider for `pause` after it refused the credential.
+    pub fn with_credential_pause(self, pause: Duration) -> Self {
+        Self { credential_pause: pause, ..self }
     }
 
     /// The mobile tables it works on.
@@ -64,55 +98,27 @@ impl Sender {
             let reason = logged.attempt.err_message;
             return Ok(match logged.attempt.status {
                 PushLogStatus::Sent => Attempted::Sent,
-                PushLogStatus::Failed => Attempted::Retry { reason },
+                PushLogStatus::Failed => Attempted::Retry { reason, not_before: None },
                 PushLogStatus::Dead => Attempted::Dead { reason },
             });
         }
         let last = send.attempt >= self.max_attempts;
         let device = self.store.device(&send.push_id).await?;
-        let (status, reason, err_message, provider_answer) = match device {
+        let dead = |reason, message: &str| Called::refused(PushLogStatus::Dead, reason, message);
+        let called = match device {
             Some(device) if device.status == DeviceStatus::Active && device.user_id == send.user_id => {
-                match self.store.provider_config().await? {
-                    None => (
-                        failure(last),
-                        Reason::NoProvider,
-                        "no push provider URL is configured".to_owned(),
-                        String::new(),
-                    ),
-                    Some(config) => {
-                        let started = std::time::Instant::now();
-                        let outcome = self.provider.send_once(&config.url, &payload(send), Some(&send.key())).await;
-                        self.metrics.provider_call(started.elapsed());
-                        match outcome {
-                            Outcome::Sent { answer } => (PushLogStatus::Sent, Reason::None, String::new(), answer),
-                            Outcome::Failed { reason, message, answer } => {
-                                (failure(last), Reason::Provider(reason), message, answer)
-                            }
-                        }
-                    }
-                }
+                self.call(self.providers.kind_for(&device.device_type), send, last).await?
             }
             // Logged out, moved to another user or gone since the send was made: it is not
             // tried again, and its owner now gets nothing meant for someone else.
-            Some(device) if device.status != DeviceStatus::Active => (
-                PushLogStatus::Dead,
-                Reason::DeviceInactive,
-                "the device was logged out before the send".to_owned(),
-                String::new(),
-            ),
-            Some(_) => (
-                PushLogStatus::Dead,
-                Reason::DeviceMoved,
-                "the device moved to another user before the send".to_owned(),
-                String::new(),
-            ),
-            None => (
-                PushLogStatus::Dead,
-                Reason::DeviceGone,
-                "the device is no longer registered".to_owned(),
-                String::new(),
-            ),
+            Some(device) if device.status != DeviceStatus::Active => {
+                dead(Reason::DeviceInactive, "the device was inactive (logged out, or its token dead) before the send")
+            }
+            Some(_) => dead(Reason::DeviceMoved, "the device moved to another user before the send"),
+            None => dead(Reason::DeviceGone, "the device is no longer registered"),
         };
+        let Called { status, reason, message: err_message, answer: provider_answer, device_at_fault, not_before } =
+            called;
         let attempt = PushAttempt {
             send_id: send.send_id.clone(),
             attempt: send.attempt,
@@ -129,14 +135,130 @@ impl Sender {
             create_time: mobile::now_ms(),
         };
         // Counted once, with the log: a redelivery of an attempt logged already is not.
-        if self.store.record_attempt(&attempt).await? {
+        if self.store.record_attempt(&attempt, device_at_fault).await? {
             self.metrics.attempted(send.attempt, status, reason);
         }
         Ok(match status {
             PushLogStatus::Sent => Attempted::Sent,
-            PushLogStatus::Failed => Attempted::Retry { reason: err_message },
+            PushLogStatus::Failed => Attempted::Retry { reason: err_message, not_before },
             PushLogStatus::Dead => Attempted::Dead { reason: err_message },
         })
+    }
+
+    /// Calls the provider `kind` with `send` (its `last` attempt or not), unless its sends are
+    /// stopped, and applies what the answer says to the device or the provider.
+    async fn call(&self, kind: ProviderKind, send: &PushSend, last: bool) -> Result<Called, database::DbError> {
+        if let Some(left) = self.stopped_for(kind) {
+            let message = format!(
+                "not sent: {} refused Herald's credential; its sends resume in {} s",
+                kind.name(),
+                left.as_secs().max(1)
+            );
+            return Ok(Called {
+                device_at_fault: false,
+                ..Called::refused(failure(last), Reason::ProviderStopped, &message)
+            });
+        }
+        let started = Instant::now();
+        let outcome = match kind {
+            ProviderKind::UniPush => match self.store.provider_config().await? {
+                None => {
+                    let message = "no push provider URL is configured";
+                    return Ok(Called::refused(failure(last), Reason::NoProvider, message));
+                }
+                Some(config) => self.providers.unipush.send_once(&config.url, &payload(send), Some(&send.key())).await,
+            },
+            ProviderKind::Fcm => match &self.providers.fcm {
+                Some(fcm) => fcm.send(send).await,
+                None => return Ok(Called::refused(failure(last), Reason::NoProvider, "FCM is not configured")),
+            },
+        };
+        self.metrics.provider_call(started.elapsed());
+        let (reason, message, answer, not_before) = match outcome {
+            Outcome::Sent { answer } => {
+                self.metrics.resumed(kind);
+                return Ok(Called {
+                    status: PushLogStatus::Sent,
+                    reason: Reason::None,
+                    message: String::new(),
+                    answer,
+                    device_at_fault: true,
+                    not_before: None,
+                });
+            }
+            Outcome::Failed { reason, message, answer, retry_after } => (reason, message, answer, retry_after),
+        };
+        let called = Called {
+            status: failure(last),
+            reason: Reason::Provider(reason),
+            message,
+            answer,
+            device_at_fault: true,
+            not_before,
+        };
+        Ok(match reason {
+            FailureReason::Unregistered => {
+                let why = format!("{}: the token is dead", called.message);
+                self.store.deactivate_unregistered(&send.push_id, send.user_id, &why, mobile::now_ms()).await?;
+                Called { status: PushLogStatus::Dead, ..called }
+            }
+            FailureReason::Credential => {
+                self.stop(kind, &called.message);
+                Called { device_at_fault: false, ..called }
+            }
+            _ => called,
+        })
+    }
+
+    /// How much longer `kind`'s sends are stopped, if they are.
+    fn stopped_for(&self, kind: ProviderKind) -> Option<Duration> {
+        let mut stopped = self.stopped.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let until = *stopped.get(&kind)?;
+        match until.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => Some(left),
+            // The pause is over: the next send tries again (and stops it anew if refused).
+            _ => {
+                stopped.remove(&kind);
+                None
+            }
+        }
+    }
+
+    fn stop(&self, kind: ProviderKind, why: &str) {
+        let mut stopped = self.stopped.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        stopped.insert(kind, Instant::now() + self.credential_pause);
+        drop(stopped);
+        tracing::error!(
+            provider = kind.as_str(),
+            %why,
+            pause_secs = self.credential_pause.as_secs(),
+            "the provider refused Herald's credential: its sends stop for a while"
+        );
+        self.metrics.credential_refused(kind);
+    }
+}
+
+/// What one call came to, for the log.
+struct Called {
+    status: PushLogStatus,
+    reason: Reason,
+    message: String,
+    answer: String,
+    device_at_fault: bool,
+    not_before: Option<Duration>,
+}
+
+impl Called {
+    /// No provider call: `status` for `reason`.
+    fn refused(status: PushLogStatus, reason: Reason, message: &str) -> Self {
+        Self {
+            status,
+            reason,
+            message: message.to_owned(),
+            answer: String::new(),
+            device_at_fault: true,
+            not_before: None,
+        }
     }
 }
 

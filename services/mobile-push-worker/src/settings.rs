@@ -19,6 +19,16 @@ pub struct MobileSettings {
     pub connect_timeout_ms: u64,
     /// Time for a whole provider call, answer included.
     pub timeout_ms: u64,
+    /// FCM (HTTP v1) for Android devices: the path of a service account's JSON key file (a
+    /// mounted secret). Empty: Android devices go to the push config API's URL like the others.
+    pub fcm_credentials_file: String,
+    /// The FCM project; empty means the key file's `project_id`.
+    pub fcm_project_id: String,
+    /// FCM's base URL (a test points it at a mock).
+    pub fcm_url: String,
+    /// How long a provider's sends stop after it refused Herald's credential, in milliseconds;
+    /// then one send tries again.
+    pub credential_pause_ms: u64,
 }
 
 impl Default for MobileSettings {
@@ -28,6 +38,10 @@ impl Default for MobileSettings {
             retry_delays_ms: vec![5_000, 30_000, 120_000],
             connect_timeout_ms: 2_000,
             timeout_ms: 5_000,
+            fcm_credentials_file: String::new(),
+            fcm_project_id: String::new(),
+            fcm_url: crate::provider::fcm::DEFAULT_URL.to_owned(),
+            credential_pause_ms: 60_000,
         }
     }
 }
@@ -47,6 +61,12 @@ impl MobileSettings {
         if self.connect_timeout_ms == 0 || self.timeout_ms == 0 {
             return Err(ConfigError::invalid("mobile.timeout_ms", "timeouts must be positive"));
         }
+        if !(self.fcm_url.starts_with("https://") || self.fcm_url.starts_with("http://")) {
+            return Err(ConfigError::invalid("mobile.fcm_url", "must be an http:// or https:// URL"));
+        }
+        if !(1_000..=86_400_000).contains(&self.credential_pause_ms) {
+            return Err(ConfigError::invalid("mobile.credential_pause_ms", "must be 1 s to 24 h"));
+        }
         Ok(())
     }
 
@@ -56,6 +76,11 @@ impl MobileSettings {
             connect: Duration::from_millis(self.connect_timeout_ms),
             total: Duration::from_millis(self.timeout_ms),
         }
+    }
+
+    /// The pause after a refused credential.
+    pub fn credential_pause(&self) -> Duration {
+        Duration::from_millis(self.credential_pause_ms)
     }
 
     /// Attempts a send gets: the first and one per retry delay.

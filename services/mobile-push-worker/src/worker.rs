@@ -5,8 +5,8 @@
 //! most `mobile.concurrency` at a time. Each delivery is one attempt ([`Sender::attempt`]); then:
 //! - sent: acked;
 //! - failed with retries left: the next attempt is published to the exchange with the retry's
-//!   delay ([`Bus::publish_delayed`]: a TTL queue dead-lettering back on RabbitMQ, a journaled
-//!   timer in process), and only then acked;
+//!   delay, or the provider's `Retry-After` when that is longer ([`Bus::publish_delayed`]: a TTL
+//!   queue dead-lettering back on RabbitMQ, a journaled timer in process), and only then acked;
 //! - dead (its last attempt, or a device that can no longer take it): moved to the dead-letter
 //!   queue with the reason, which acks it;
 //! - a delivery that is not a send: dead-lettered as such;
@@ -158,9 +158,11 @@ async fn handle_in_span(bus: &Bus, sender: &Sender, retry_delays: &[Duration], i
             tracing::info!(send_id = %send.send_id, attempt = send.attempt, %reason, "push send dead");
             bus.dead_letter(incoming, &format!("attempt {}: {reason}", send.attempt)).await;
         }
-        Ok(Attempted::Retry { reason }) => {
+        Ok(Attempted::Retry { reason, not_before }) => {
             let index = usize::try_from(send.attempt - 1).unwrap_or(0);
-            let delay = retry_delays.get(index).or(retry_delays.last()).copied().unwrap_or(Duration::from_secs(1));
+            let scheduled = retry_delays.get(index).or(retry_delays.last()).copied().unwrap_or(Duration::from_secs(1));
+            // The provider's Retry-After (whole seconds, at most an hour) when it asks for longer.
+            let delay = not_before.map_or(scheduled, |after| after.max(scheduled));
             let next = PushSend { attempt: send.attempt + 1, ..send };
             tracing::debug!(send_id = %next.send_id, attempt = next.attempt, %reason, ?delay, "push send retried later");
             match bus.publish_delayed(Exchange::Mobile, SEND_KEY, payload(&next), delay).await {

@@ -21,7 +21,7 @@ fn payload(push_id: &str) -> PushPayload {
 
 fn failed(outcome: &Outcome) -> (FailureReason, &str, &str) {
     match outcome {
-        Outcome::Failed { reason, message, answer } => (*reason, message.as_str(), answer.as_str()),
+        Outcome::Failed { reason, message, answer, .. } => (*reason, message.as_str(), answer.as_str()),
         Outcome::Sent { answer } => panic!("sent: {answer}"),
     }
 }

@@ -8,7 +8,7 @@
 use database::scratch::{Backend, ScratchDatabase};
 use mobile::{LogQuery, MobileStore, Registration};
 use mobile_push_worker::metrics::SendMetrics;
-use mobile_push_worker::provider::{ProviderTimeouts, PushPayload, UniPush};
+use mobile_push_worker::provider::{ProviderTimeouts, Providers, PushPayload, UniPush};
 use mobile_push_worker::send::{Attempted, MAX_ATTEMPTS, PushSend, Sender};
 use mock_push::{Answer, MockProvider};
 use model::{DeviceType, PushLogStatus};
@@ -29,6 +29,7 @@ fn send(send_id: &str, attempt: i32) -> PushSend {
         content: "DEV-001".to_owned(),
         alarm_id: Some("cfg-42".to_owned()),
         category: None,
+        priority: model::Priority::Normal,
     }
 }
 
@@ -47,7 +48,7 @@ async fn attempts_are_logged_once_and_counted_on_the_device(backend: Backend) {
     let provider = MockProvider::start_local().unwrap();
     let client = UniPush::new(ProviderTimeouts::default()).unwrap();
     let metrics = SendMetrics::new();
-    let sender = Sender::new(store.clone(), client.clone(), metrics.clone());
+    let sender = Sender::new(store.clone(), Providers::unipush(client.clone()), metrics.clone());
     let registration = Registration {
         user_id: 7,
         tenant_id: Some("acme".into()),
@@ -59,14 +60,20 @@ async fn attempts_are_logged_once_and_counted_on_the_device(backend: Backend) {
 
     // No provider configured yet: a failure to retry, pushed nowhere.
     let outcome = sender.attempt(&send("s1", 1)).await.unwrap();
-    assert!(matches!(&outcome, Attempted::Retry { reason } if reason.contains("no push provider URL")), "{outcome:?}");
+    assert!(
+        matches!(&outcome, Attempted::Retry { reason, .. } if reason.contains("no push provider URL")),
+        "{outcome:?}"
+    );
     store.set_provider_url(&provider.push_url()).await.unwrap();
 
     // The provider refuses: failed until the last attempt, which is dead.
     provider.mock.answer_push_id(PHONE, Answer::ErrCode { err_code: 20001 });
     for attempt in 2..MAX_ATTEMPTS {
         let outcome = sender.attempt(&send("s1", attempt)).await.unwrap();
-        assert!(matches!(&outcome, Attempted::Retry { reason } if reason.contains("20001")), "{backend:?} {outcome:?}");
+        assert!(
+            matches!(&outcome, Attempted::Retry { reason, .. } if reason.contains("20001")),
+            "{backend:?} {outcome:?}"
+        );
     }
     let outcome = sender.attempt(&send("s1", MAX_ATTEMPTS)).await.unwrap();
     assert!(matches!(outcome, Attempted::Dead { .. }), "{backend:?} {outcome:?}");

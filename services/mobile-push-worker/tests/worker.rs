@@ -11,7 +11,7 @@ use bytes::Bytes;
 use database::scratch::{Backend, ScratchDatabase};
 use mobile::{LogQuery, MobileStore, Registration};
 use mobile_push_worker::metrics::SendMetrics;
-use mobile_push_worker::provider::{ProviderTimeouts, UniPush};
+use mobile_push_worker::provider::{ProviderTimeouts, Providers, UniPush};
 use mobile_push_worker::send::{PushSend, Sender};
 use mobile_push_worker::worker;
 use mock_push::{Answer, MockProvider};
@@ -36,6 +36,7 @@ fn send(send_id: &str, push_id: &str) -> PushSend {
         content: "DEV-001".to_owned(),
         alarm_id: Some("cfg-1".to_owned()),
         category: None,
+        priority: model::Priority::Normal,
     }
 }
 
@@ -65,7 +66,11 @@ async fn retries_then_dead_letters(bus: &Bus, shutdown: &CancellationToken) {
     }
     provider.mock.answer_push_id(BAD, Answer::Http500);
     let metrics = SendMetrics::new();
-    let sender = Sender::new(store.clone(), UniPush::new(ProviderTimeouts::default()).unwrap(), metrics.clone());
+    let sender = Sender::new(
+        store.clone(),
+        Providers::unipush(UniPush::new(ProviderTimeouts::default()).unwrap()),
+        metrics.clone(),
+    );
     let delays = DELAYS_MS.iter().map(|&ms| Duration::from_millis(ms)).collect();
     let mut ready = worker::start(bus, sender, delays, 4, shutdown.clone());
     ready.wait_for(|ready| *ready).await.unwrap();

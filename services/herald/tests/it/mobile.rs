@@ -236,7 +236,11 @@ async fn push_logs_through_the_api(app: &Endpoints, database: &database::Databas
     let shutdown = tokio_util::sync::CancellationToken::new();
     let store = mobile::MobileStore::on(database::connect(database).await.unwrap(), shutdown.clone());
     let client = mobile_push_worker::provider::UniPush::new(Default::default()).unwrap();
-    let sender = Sender::new(store, client, mobile_push_worker::metrics::SendMetrics::new());
+    let sender = Sender::new(
+        store,
+        mobile_push_worker::provider::Providers::unipush(client),
+        mobile_push_worker::metrics::SendMetrics::new(),
+    );
     let (status, answer) = app.post(&admin, "/api/message_push/config", &json!({"url": provider.push_url()})).await;
     assert_eq!(status, 200, "{answer}");
     let dave = tenant_token(10, Role::User, "dave", "acme");
@@ -256,6 +260,7 @@ async fn push_logs_through_the_api(app: &Endpoints, database: &database::Databas
         content: "DEV-001".to_owned(),
         alarm_id: Some("cfg-1".to_owned()),
         category: None,
+        priority: model::Priority::Normal,
     };
     assert_eq!(sender.attempt(&send(good, "ok-1", 1)).await.unwrap(), Attempted::Sent);
     for attempt in 1..=MAX_ATTEMPTS {
