@@ -14,8 +14,8 @@
 //! run interrupted between chunks has made whole chunks only; running it again finishes the rest.
 //!
 //! One more rule is the worker's, not the janitor's: `unregistered` marks a device inactive at
-//! once when its provider answers that the token is dead (FCM `UNREGISTERED`), with the
-//! provider's answer as the reason.
+//! once when its provider answers that the token is dead (FCM `UNREGISTERED`, APNs 410), with
+//! the provider's answer as the reason.
 
 use crate::{Device, MobileStore, db_error};
 use database::DbError;

@@ -18,6 +18,7 @@
 //! Run it alone (`herald-mock-push --addr 127.0.0.1:9300`, which also serves the mock FCM) or in
 //! process ([`MockProvider`]). [`fcm`] mocks Firebase Cloud Messaging ([`MockFcmServer`]).
 
+pub mod apns;
 pub mod fcm;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -389,6 +390,42 @@ impl MockFcmServer {
 impl Drop for MockFcmServer {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// A mock APNs serving in this process (HTTP/2) until dropped.
+pub struct MockApnsServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state.
+    pub mock: apns::MockApns,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl MockApnsServer {
+    /// Serves a new mock APNs on a free port of 127.0.0.1.
+    pub fn start_local() -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let mock = apns::MockApns::default();
+        let server = mock.serve(listener)?;
+        let handle = server.handle();
+        tokio::spawn(server);
+        Ok(Self { addr, mock, server: handle })
+    }
+
+    /// APNs's base URL (`mobile.apns_url`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for MockApnsServer {
+    fn drop(&mut self) {
+        let stopped = self.server.stop(false);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(stopped);
+        }
     }
 }
 

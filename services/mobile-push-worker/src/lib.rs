@@ -65,17 +65,32 @@ pub enum ProviderError {
     /// FCM.
     #[error(transparent)]
     Fcm(#[from] provider::fcm::FcmError),
+    /// APNs.
+    #[error(transparent)]
+    Apns(#[from] provider::apns::ApnsError),
 }
 
 /// The providers `settings` configure.
 pub async fn providers(settings: &MobileSettings) -> Result<provider::Providers, ProviderError> {
-    let providers = provider::Providers::unipush(provider::UniPush::new(settings.timeouts())?);
-    if settings.fcm_credentials_file.is_empty() {
-        return Ok(providers);
+    let mut providers = provider::Providers::unipush(provider::UniPush::new(settings.timeouts())?);
+    if !settings.fcm_credentials_file.is_empty() {
+        let project = Some(settings.fcm_project_id.as_str()).filter(|id| !id.is_empty());
+        let key = std::path::Path::new(&settings.fcm_credentials_file);
+        let fcm = provider::fcm::Fcm::from_file(key, project, &settings.fcm_url, settings.timeouts()).await?;
+        tracing::info!(url = fcm.send_url(), "FCM sends for Android devices");
+        providers = providers.with_fcm(fcm);
     }
-    let project = Some(settings.fcm_project_id.as_str()).filter(|id| !id.is_empty());
-    let key = std::path::Path::new(&settings.fcm_credentials_file);
-    let fcm = provider::fcm::Fcm::from_file(key, project, &settings.fcm_url, settings.timeouts()).await?;
-    tracing::info!(url = fcm.send_url(), "FCM sends for Android devices");
-    Ok(providers.with_fcm(fcm))
+    if !settings.apns_key_file.is_empty() {
+        let config = provider::apns::ApnsConfig {
+            key_id: settings.apns_key_id.clone(),
+            team_id: settings.apns_team_id.clone(),
+            topic: settings.apns_topic.clone(),
+            base_url: settings.apns_url.clone(),
+        };
+        let key = std::path::Path::new(&settings.apns_key_file);
+        let apns = provider::apns::Apns::from_file(key, config, settings.timeouts()).await?;
+        tracing::info!(url = %settings.apns_url, topic = %settings.apns_topic, "APNs sends for iOS devices");
+        providers = providers.with_apns(apns);
+    }
+    Ok(providers)
 }

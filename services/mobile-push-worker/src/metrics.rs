@@ -7,7 +7,7 @@
 //! | `herald_mobile_push_retries_total` | counter | | attempts after a send's first |
 //! | `herald_mobile_push_dead_letters_total` | counter | | sends given up on |
 //! | `herald_deliveries_total{channel="mobile"}` | counter | | sends the provider took |
-//! | `herald_mobile_push_credential_failures_total` | counter | `provider` (`unipush`, `fcm`) | times a provider refused Herald's credential (alert on any increase) |
+//! | `herald_mobile_push_credential_failures_total` | counter | `provider` (`unipush`, `fcm`, `apns`) | times a provider refused Herald's credential (alert on any increase) |
 //! | `herald_mobile_push_provider_stopped` | gauge | `provider` | 1 while that provider's sends are stopped after a refused credential (alert on 1), 0 once a send succeeds again |
 //!
 //! `reason` is `none` for a success; the provider's failures are `err_code`, `bad_answer`,

@@ -2,13 +2,17 @@
 //! became of it ([`Outcome`]); [`Providers`] picks the provider of a device by its type:
 //! - `android` → Firebase Cloud Messaging HTTP v1 ([`fcm::Fcm`]) when `mobile.fcm_credentials_file`
 //!   is set;
-//! - everything else, and `android` without FCM → the original's UniPush-style cloud function
-//!   ([`UniPush`]) at the URL of the push config API.
+//! - `ios` with an APNs device token (64 hex digits) → APNs ([`apns::Apns`]) when
+//!   `mobile.apns_key_file` is set (an iOS device registered with a UniPush client id stays with
+//!   the cloud function);
+//! - everything else → the original's UniPush-style cloud function ([`UniPush`]) at the URL of
+//!   the push config API.
 //!
 //! A failure carries a reason (for metrics and for what the worker does next: a dead token
 //! deactivates its device, a refused credential stops the provider, a `Retry-After` delays the
 //! retry) and a message (for the push log).
 
+pub mod apns;
 pub mod fcm;
 mod unipush;
 
@@ -39,10 +43,11 @@ pub enum FailureReason {
     Connect,
     /// Anything else on the way (a reset connection mid-answer, say).
     Transport,
-    /// The provider says the device's token will never work again (FCM `UNREGISTERED`): the
-    /// device is deactivated at once.
+    /// The provider says the device's token will never work again (FCM `UNREGISTERED`, APNs
+    /// 410 or `BadDeviceToken`): the device is deactivated at once.
     Unregistered,
-    /// The provider refused Herald's own credential (an OAuth2 grant refused, FCM 401/403):
+    /// The provider refused Herald's own credential (an OAuth2 grant refused, FCM 401/403,
+    /// APNs 403 or a topic it does not serve):
     /// no device's fault; the provider's sends stop for `mobile.credential_pause_ms`.
     Credential,
     /// The provider asked to slow down (429), usually with a `Retry-After`.
@@ -128,6 +133,8 @@ pub enum ProviderKind {
     UniPush,
     /// Firebase Cloud Messaging.
     Fcm,
+    /// Apple's push service.
+    Apns,
 }
 
 impl ProviderKind {
@@ -136,6 +143,7 @@ impl ProviderKind {
         match self {
             ProviderKind::UniPush => "unipush",
             ProviderKind::Fcm => "fcm",
+            ProviderKind::Apns => "apns",
         }
     }
 
@@ -144,11 +152,12 @@ impl ProviderKind {
         match self {
             ProviderKind::UniPush => "the push provider",
             ProviderKind::Fcm => "FCM",
+            ProviderKind::Apns => "APNs",
         }
     }
 
     /// Every provider.
-    pub const ALL: [ProviderKind; 2] = [ProviderKind::UniPush, ProviderKind::Fcm];
+    pub const ALL: [ProviderKind; 3] = [ProviderKind::UniPush, ProviderKind::Fcm, ProviderKind::Apns];
 }
 
 /// The providers a worker sends through. Cheap to clone.
@@ -158,12 +167,14 @@ pub struct Providers {
     pub unipush: UniPush,
     /// FCM, when configured.
     pub fcm: Option<std::sync::Arc<fcm::Fcm>>,
+    /// APNs, when configured.
+    pub apns: Option<std::sync::Arc<apns::Apns>>,
 }
 
 impl Providers {
     /// Only the original's provider.
     pub fn unipush(unipush: UniPush) -> Self {
-        Self { unipush, fcm: None }
+        Self { unipush, fcm: None, apns: None }
     }
 
     /// With FCM for Android devices.
@@ -171,11 +182,17 @@ impl Providers {
         Self { fcm: Some(std::sync::Arc::new(fcm)), ..self }
     }
 
+    /// With APNs for iOS devices registered with an APNs device token.
+    pub fn with_apns(self, apns: apns::Apns) -> Self {
+        Self { apns: Some(std::sync::Arc::new(apns)), ..self }
+    }
+
     /// The provider of a device of type `device_type` (as stored; a type Herald does not know
-    /// goes to the original's provider, as every device did there).
-    pub fn kind_for(&self, device_type: &str) -> ProviderKind {
+    /// goes to the original's provider, as every device did there) with `push_id`.
+    pub fn kind_for(&self, device_type: &str, push_id: &str) -> ProviderKind {
         match model::DeviceType::parse(device_type) {
             Some(model::DeviceType::Android) if self.fcm.is_some() => ProviderKind::Fcm,
+            Some(model::DeviceType::Ios) if self.apns.is_some() && apns::is_device_token(push_id) => ProviderKind::Apns,
             _ => ProviderKind::UniPush,
         }
     }

@@ -6,7 +6,7 @@
 //!
 //! The device's type picks the provider ([`Providers::kind_for`]). What the provider answers
 //! decides what follows, besides the log:
-//! - a dead token (FCM `UNREGISTERED`): the device is marked inactive at once, with a
+//! - a dead token (FCM `UNREGISTERED`, APNs `410 Unregistered` / `BadDeviceToken`): the device is marked inactive at once, with a
 //!   `message_push_rule_log` row (`unregistered`), and the send is dead;
 //! - Herald's credential refused: the send failed, not counted against the device, and that
 //!   provider's sends stop for `mobile.credential_pause_ms` (logged as failed without a call,
@@ -107,7 +107,7 @@ impl Sender {
         let dead = |reason, message: &str| Called::refused(PushLogStatus::Dead, reason, message);
         let called = match device {
             Some(device) if device.status == DeviceStatus::Active && device.user_id == send.user_id => {
-                self.call(self.providers.kind_for(&device.device_type), send, last).await?
+                self.call(self.providers.kind_for(&device.device_type, &device.push_id), send, last).await?
             }
             // Logged out, moved to another user or gone since the send was made: it is not
             // tried again, and its owner now gets nothing meant for someone else.
@@ -171,6 +171,10 @@ impl Sender {
             ProviderKind::Fcm => match &self.providers.fcm {
                 Some(fcm) => fcm.send(send).await,
                 None => return Ok(Called::refused(failure(last), Reason::NoProvider, "FCM is not configured")),
+            },
+            ProviderKind::Apns => match &self.providers.apns {
+                Some(apns) => apns.send(send).await,
+                None => return Ok(Called::refused(failure(last), Reason::NoProvider, "APNs is not configured")),
             },
         };
         self.metrics.provider_call(started.elapsed());

@@ -26,6 +26,17 @@ pub struct MobileSettings {
     pub fcm_project_id: String,
     /// FCM's base URL (a test points it at a mock).
     pub fcm_url: String,
+    /// APNs for iOS devices registered with an APNs device token: the path of the team's `.p8`
+    /// signing key (a mounted secret). Empty: iOS devices go to the push config API's URL.
+    pub apns_key_file: String,
+    /// The signing key's id.
+    pub apns_key_id: String,
+    /// The Apple developer team's id.
+    pub apns_team_id: String,
+    /// The app's bundle id (`apns-topic`).
+    pub apns_topic: String,
+    /// APNs's base URL (`https://api.sandbox.push.apple.com` for development builds).
+    pub apns_url: String,
     /// How long a provider's sends stop after it refused Herald's credential, in milliseconds;
     /// then one send tries again.
     pub credential_pause_ms: u64,
@@ -41,6 +52,11 @@ impl Default for MobileSettings {
             fcm_credentials_file: String::new(),
             fcm_project_id: String::new(),
             fcm_url: crate::provider::fcm::DEFAULT_URL.to_owned(),
+            apns_key_file: String::new(),
+            apns_key_id: String::new(),
+            apns_team_id: String::new(),
+            apns_topic: String::new(),
+            apns_url: crate::provider::apns::DEFAULT_URL.to_owned(),
             credential_pause_ms: 60_000,
         }
     }
@@ -63,6 +79,17 @@ impl MobileSettings {
         }
         if !(self.fcm_url.starts_with("https://") || self.fcm_url.starts_with("http://")) {
             return Err(ConfigError::invalid("mobile.fcm_url", "must be an http:// or https:// URL"));
+        }
+        if !(self.apns_url.starts_with("https://") || self.apns_url.starts_with("http://")) {
+            return Err(ConfigError::invalid("mobile.apns_url", "must be an http:// or https:// URL"));
+        }
+        if !self.apns_key_file.is_empty()
+            && [&self.apns_key_id, &self.apns_team_id, &self.apns_topic].iter().any(|v| v.is_empty())
+        {
+            return Err(ConfigError::invalid(
+                "mobile.apns_key_file",
+                "needs mobile.apns_key_id, mobile.apns_team_id and mobile.apns_topic",
+            ));
         }
         if !(1_000..=86_400_000).contains(&self.credential_pause_ms) {
             return Err(ConfigError::invalid("mobile.credential_pause_ms", "must be 1 s to 24 h"));

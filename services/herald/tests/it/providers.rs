@@ -1,0 +1,160 @@
+//! The real providers end to end, configured as an operator would (key files named in
+//! `mobile.fcm_credentials_file` and `mobile.apns_key_file`, the base URLs pointing at the mock
+//! FCM and APNs, which verify every grant's and provider token's signature with the test keys):
+//! a notice on the mobile channel reaches an Android device through FCM and an iPhone with an
+//! APNs token through APNs, each with its message id and priority, and an iPhone registered with
+//! a UniPush client id through the original's provider; a device whose token FCM calls dead is
+//! deactivated with its push logged dead. All-in-one (SQLite, in-process bus) and distributed
+//! (RabbitMQ, PostgreSQL).
+
+use crate::helpers::{Distributed, Embedded, Endpoints, token};
+use mock_push::fcm::{FcmAnswer, TEST_PRIVATE_KEY};
+use mock_push::{MockApnsServer, MockFcmServer, MockProvider};
+use runtime::Role;
+use runtime::testing::{eventually, holds};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// FCM registration tokens (long, with `:`), an APNs device token, an iPhone's UniPush client id.
+const ALIVE: &str = "fcmE2Ealive:APA91bH-kq9vZ_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ";
+const DEAD: &str = "fcmE2Edead:APA91bH-kq9vZ_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ";
+const APNS_TOKEN: &str = "f0e1d2c3b4a5968778695a4b3c2d1e0ff0e1d2c3b4a5968778695a4b3c2d1e0f";
+const IPHONE: &str = "00000000000000000000000000000f01";
+
+/// The mock providers, and the worker's settings for them (key files under the temp directory,
+/// removed when dropped).
+struct Providers {
+    fcm: MockFcmServer,
+    apns: MockApnsServer,
+    keys: [std::path::PathBuf; 2],
+}
+
+impl Providers {
+    fn start() -> Self {
+        let fcm = MockFcmServer::start_local().unwrap();
+        let apns = MockApnsServer::start_local().unwrap();
+        let id = uuid::Uuid::new_v4().simple();
+        let keys = [
+            std::env::temp_dir().join(format!("herald-fcm-{id}.json")),
+            std::env::temp_dir().join(format!("herald-apns-{id}.p8")),
+        ];
+        std::fs::write(&keys[0], fcm.service_account(TEST_PRIVATE_KEY)).unwrap();
+        std::fs::write(&keys[1], mock_push::apns::TEST_PRIVATE_KEY).unwrap();
+        Self { fcm, apns, keys }
+    }
+
+    fn settings(&self) -> mobile_push_worker::MobileSettings {
+        mobile_push_worker::MobileSettings {
+            fcm_credentials_file: self.keys[0].display().to_string(),
+            fcm_url: self.fcm.base_url(),
+            apns_key_file: self.keys[1].display().to_string(),
+            apns_key_id: mock_push::apns::KEY_ID.to_owned(),
+            apns_team_id: mock_push::apns::TEAM_ID.to_owned(),
+            apns_topic: mock_push::apns::TOPIC.to_owned(),
+            apns_url: self.apns.base_url(),
+            ..crate::helpers::quick_retries()
+        }
+    }
+}
+
+impl Drop for Providers {
+    fn drop(&mut self) {
+        for key in &self.keys {
+            let _ = std::fs::remove_file(key);
+        }
+    }
+}
+
+async fn register(app: &Endpoints, user: i64, push_id: &str, device_type: &str) {
+    let body = json!({"pushId": push_id, "deviceType": device_type});
+    let (status, answer) = app.post(&token(user, Role::User, "u"), "/api/message_push", &body).await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+async fn devices_get_notices_from_their_providers(app: &Endpoints, providers: &Providers) {
+    let (fcm, apns) = (&providers.fcm, &providers.apns);
+    let admin = token(1, Role::Admin, "root");
+    let unipush = MockProvider::start_local().unwrap();
+    let (status, answer) = app.post(&admin, "/api/message_push/config", &json!({"url": unipush.push_url()})).await;
+    assert_eq!(status, 200, "{answer}");
+    register(app, 60, ALIVE, "android").await;
+    register(app, 60, IPHONE, "ios").await;
+    register(app, 60, APNS_TOKEN, "ios").await;
+    register(app, 61, DEAD, "android").await;
+    fcm.mock.answer_token(DEAD, FcmAnswer::Unregistered);
+
+    let notice = app
+        .notice(
+            &admin,
+            json!({
+                "content": "订单 A-7 已发货", "type": "order_shipped", "target": "custom", "user_ids": [60, 61],
+                "priority": "high", "channels": ["websocket", "mobile"], "data": {"title": "发货通知"},
+            }),
+        )
+        .await;
+
+    eventually("FCM, APNs and the provider to get the notice", Duration::from_secs(20), || async {
+        let got = (fcm.mock.received().len(), apns.mock.received().len(), unipush.mock.received().len());
+        holds(got == (2, 1, 1), format_args!("fcm, apns, unipush: {got:?}"))
+    })
+    .await;
+    let received = fcm.mock.received();
+    let alive = received.iter().find(|r| r.token == ALIVE).expect("the live token's send");
+    assert_eq!(
+        alive.body,
+        json!({"message": {
+            "token": ALIVE,
+            "notification": {"title": "发货通知", "body": "订单 A-7 已发货"},
+            "data": {"messageId": notice.message_id, "messageType": "order_shipped", "category": "order_shipped"},
+            "android": {"priority": "HIGH"},
+        }})
+    );
+    assert_eq!(fcm.mock.issued().len(), 1, "one grant for both sends");
+    assert_eq!(alive.access_token, fcm.mock.issued()[0].access_token);
+    assert_eq!(unipush.mock.received()[0].push_id, IPHONE);
+    let to_iphone = &apns.mock.received()[0];
+    assert_eq!((to_iphone.token.as_str(), to_iphone.version.as_str()), (APNS_TOKEN, "HTTP/2.0"));
+    assert_eq!(to_iphone.headers.get("apns-priority").map(String::as_str), Some("10"));
+    assert_eq!(to_iphone.headers.get("apns-collapse-id"), Some(&notice.message_id));
+    assert_eq!(
+        to_iphone.body,
+        json!({
+            "aps": {"alert": {"title": "发货通知", "body": "订单 A-7 已发货"}, "sound": "default"},
+            "messageId": notice.message_id, "messageType": "order_shipped", "category": "order_shipped",
+        })
+    );
+
+    // The dead token's device: inactive, its push logged dead with FCM's answer, never retried.
+    eventually("the dead token's device to be inactive", Duration::from_secs(10), || async {
+        let (status, page) = app.get(&admin, "/api/message_push/manage?user_id=61&status=0").await;
+        holds(status == 200 && page["data"]["total"] == 1, &page)
+    })
+    .await;
+    let (status, logs) = app.get(&admin, &format!("/api/message_push/logs?push_id={DEAD}")).await;
+    assert_eq!(status, 200, "{logs}");
+    let items = logs["data"]["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{logs}");
+    assert_eq!(items[0]["status"], "dead", "{logs}");
+    assert!(items[0]["err_message"].as_str().unwrap().contains("UNREGISTERED"), "{logs}");
+    let (status, page) = app.get(&admin, "/api/message_push/manage?user_id=60&status=1").await;
+    assert_eq!((status, &page["data"]["total"]), (200, &Value::from(3)), "{page}");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(fcm.mock.received().iter().filter(|r| r.token == DEAD).count(), 1, "a dead token is not retried");
+    unipush.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_devices_get_notices_from_their_providers() {
+    let providers = Providers::start();
+    let mobile = providers.settings();
+    let app = Embedded::spawn_with(|settings| settings.mobile = mobile).await;
+    devices_get_notices_from_their_providers(&app.endpoints, &providers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distributed_devices_get_notices_from_their_providers() {
+    let providers = Providers::start();
+    let app = Distributed::spawn_with_mobile(providers.settings()).await;
+    devices_get_notices_from_their_providers(&app.endpoints, &providers).await;
+    app.stop().await;
+}
