@@ -73,8 +73,7 @@ struct State {
     received: VecDeque<ApnsReceived>,
     refused: u64,
     seq: u64,
-    per_token: HashMap<String, ApnsAnswer>,
-    next: VecDeque<(ApnsAnswer, u32)>,
+    answers: crate::answers::Answers<ApnsAnswer>,
 }
 
 /// The mock APNs's state; clones share it.
@@ -90,14 +89,12 @@ impl MockApns {
 
     /// Answers sends to `token` with `answer` from now on.
     pub fn answer_token(&self, token: &str, answer: ApnsAnswer) {
-        self.lock().per_token.insert(token.to_owned(), answer);
+        self.lock().answers.for_key(token, answer);
     }
 
     /// Answers the next `count` sends with `answer`.
     pub fn answer_next(&self, count: u32, answer: ApnsAnswer) {
-        if count > 0 {
-            self.lock().next.push_back((answer, count));
-        }
+        self.lock().answers.next(count, answer);
     }
 
     /// The sends received, oldest first.
@@ -192,17 +189,7 @@ async fn send(mock: web::Data<MockApns>, req: HttpRequest, token: web::Path<Stri
         .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
         .collect();
     let mut state = mock.lock();
-    let answer = match state.next.front_mut() {
-        Some((answer, left)) => {
-            let answer = *answer;
-            *left -= 1;
-            if *left == 0 {
-                state.next.pop_front();
-            }
-            answer
-        }
-        None => state.per_token.get(token.as_str()).copied().unwrap_or(ApnsAnswer::Success),
-    };
+    let answer = state.answers.take(token.as_str()).unwrap_or(ApnsAnswer::Success);
     state.seq += 1;
     let seq = state.seq;
     if state.received.len() == crate::MAX_KEPT {

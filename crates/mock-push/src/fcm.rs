@@ -103,8 +103,7 @@ struct State {
     refused_sends: u64,
     received: VecDeque<FcmReceived>,
     seq: u64,
-    per_token: HashMap<String, FcmAnswer>,
-    next: VecDeque<(FcmAnswer, u32)>,
+    answers: crate::answers::Answers<FcmAnswer>,
 }
 
 /// The mock FCM's state; clones share it.
@@ -125,8 +124,7 @@ impl MockFcm {
             refused_sends: 0,
             received: VecDeque::new(),
             seq: 0,
-            per_token: HashMap::new(),
-            next: VecDeque::new(),
+            answers: Default::default(),
         };
         Self { state: Arc::new(Mutex::new(state)) }
     }
@@ -142,14 +140,12 @@ impl MockFcm {
 
     /// Answers sends to the device token `token` with `answer` from now on.
     pub fn answer_token(&self, token: &str, answer: FcmAnswer) {
-        self.lock().per_token.insert(token.to_owned(), answer);
+        self.lock().answers.for_key(token, answer);
     }
 
     /// Answers the next `count` sends, whatever their token, with `answer`.
     pub fn answer_next(&self, count: u32, answer: FcmAnswer) {
-        if count > 0 {
-            self.lock().next.push_back((answer, count));
-        }
+        self.lock().answers.next(count, answer);
     }
 
     /// The sends received, oldest first.
@@ -337,17 +333,7 @@ async fn send(
         ));
     };
     let token = token.to_owned();
-    let answer = match state.next.front_mut() {
-        Some((answer, left)) => {
-            let answer = *answer;
-            *left -= 1;
-            if *left == 0 {
-                state.next.pop_front();
-            }
-            answer
-        }
-        None => state.per_token.get(&token).copied().unwrap_or(FcmAnswer::Success),
-    };
+    let answer = state.answers.take(&token).unwrap_or(FcmAnswer::Success);
     state.seq += 1;
     let seq = state.seq;
     if state.received.len() == MAX_KEPT {

@@ -18,6 +18,7 @@
 //! Run it alone (`herald-mock-push --addr 127.0.0.1:9300`, which also serves the mock FCM) or in
 //! process ([`MockProvider`]). [`fcm`] mocks Firebase Cloud Messaging ([`MockFcmServer`]).
 
+mod answers;
 pub mod apns;
 pub mod fcm;
 
@@ -87,23 +88,13 @@ struct State {
     duplicates: u64,
     dropped: u64,
     seq: u64,
-    default: Option<Answer>,
-    per_push_id: HashMap<String, Answer>,
-    next: VecDeque<(Answer, u32)>,
+    answers: answers::Answers<Answer>,
 }
 
 impl State {
     /// The answer for a send to `push_id`, using up one of the queued "next N".
     fn answer_for(&mut self, push_id: &str) -> Answer {
-        if let Some((answer, left)) = self.next.front_mut() {
-            let answer = *answer;
-            *left -= 1;
-            if *left == 0 {
-                self.next.pop_front();
-            }
-            return answer;
-        }
-        self.per_push_id.get(push_id).copied().or(self.default).unwrap_or(Answer::Success)
+        self.answers.take(push_id).unwrap_or(Answer::Success)
     }
 
     fn keep(&mut self, push_id: String, body: Value, answer: Answer) -> u64 {
@@ -132,19 +123,17 @@ impl Mock {
 
     /// Answers sends to `push_id` with `answer` from now on.
     pub fn answer_push_id(&self, push_id: &str, answer: Answer) {
-        self.lock().per_push_id.insert(push_id.to_owned(), answer);
+        self.lock().answers.for_key(push_id, answer);
     }
 
     /// Answers the next `count` sends, whatever their push id, with `answer`.
     pub fn answer_next(&self, count: u32, answer: Answer) {
-        if count > 0 {
-            self.lock().next.push_back((answer, count));
-        }
+        self.lock().answers.next(count, answer);
     }
 
     /// Answers every send no other instruction covers with `answer`.
     pub fn answer_all(&self, answer: Answer) {
-        self.lock().default = Some(answer);
+        self.lock().answers.all(answer);
     }
 
     /// What was received, oldest first.
@@ -281,9 +270,7 @@ async fn instruct(mock: web::Data<Mock>, body: web::Bytes) -> HttpResponse {
 
 async fn forget_answers(mock: web::Data<Mock>) -> HttpResponse {
     let mut state = mock.lock();
-    state.default = None;
-    state.per_push_id.clear();
-    state.next.clear();
+    state.answers.clear();
     HttpResponse::Ok().json(json!({"ok": true}))
 }
 

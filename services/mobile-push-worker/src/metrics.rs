@@ -73,6 +73,11 @@ impl Reason {
     }
 }
 
+/// One metric per provider, made by `make` from its `provider` label.
+fn per_provider<M>(make: impl Fn(&[(&'static str, &'static str)]) -> M) -> Arc<HashMap<ProviderKind, M>> {
+    Arc::new(ProviderKind::ALL.into_iter().map(|kind| (kind, make(&[("provider", kind.as_str())]))).collect())
+}
+
 /// The worker's metrics. Cheap to clone.
 #[derive(Clone)]
 pub struct SendMetrics {
@@ -136,26 +141,14 @@ impl SendMetrics {
                 "Notices handed to a client: a frame written to a socket (live), an offline entry replayed (offline), a provider send taken (mobile)",
                 &[("channel", "mobile")],
             ),
-            credential_failures: Arc::new(
-                ProviderKind::ALL
-                    .into_iter()
-                    .map(|kind| {
-                        let help = "Times a push provider refused Herald's credential";
-                        let labels = [("provider", kind.as_str())];
-                        (kind, registry.counter("herald_mobile_push_credential_failures_total", help, &labels))
-                    })
-                    .collect(),
-            ),
-            stopped: Arc::new(
-                ProviderKind::ALL
-                    .into_iter()
-                    .map(|kind| {
-                        let help = "1 while a push provider's sends are stopped after a refused credential";
-                        let labels = [("provider", kind.as_str())];
-                        (kind, registry.gauge("herald_mobile_push_provider_stopped", help, &labels))
-                    })
-                    .collect(),
-            ),
+            credential_failures: per_provider(|labels| {
+                let help = "Times a push provider refused Herald's credential";
+                registry.counter("herald_mobile_push_credential_failures_total", help, labels)
+            }),
+            stopped: per_provider(|labels| {
+                let help = "1 while a push provider's sends are stopped after a refused credential";
+                registry.gauge("herald_mobile_push_provider_stopped", help, labels)
+            }),
             registry: registry.clone(),
         }
     }
