@@ -47,9 +47,11 @@ pub enum RecordError {
 }
 
 /// Records a receipt, the same way wherever it came from (a WebSocket frame, the REST API): the
-/// user's inbox entry goes (nothing to replay any more) and, the first time `device` reports it,
-/// `event` is published for the record-writer and the user's other devices. An event that could
-/// not be published is forgotten again, so the client's retry counts.
+/// first time `device` reports it, `event` is published for the record-writer and the user's
+/// other devices; then the user's inbox entry goes (nothing to replay any more). An event that
+/// could not be published is forgotten again and the inbox entry kept, so the client's retry
+/// counts, and a client that does not retry acknowledges the notice again when it is replayed:
+/// a receipt is lost no more than a notice is.
 pub async fn record(
     inbox: &OfflineInbox,
     ledger: &ReceiptLedger,
@@ -57,19 +59,18 @@ pub async fn record(
     event: &DeliveryEvent,
     device: &str,
 ) -> Result<(), RecordError> {
-    if let Err(err) = inbox.acknowledge(event.user_id, &event.message_id).await {
-        tracing::warn!(error = %err, message_id = %event.message_id, "inbox entry not cleared; the notice may replay");
-    }
     let receipt = Receipt { message_id: &event.message_id, user_id: event.user_id, event: event.event_type, device };
-    if !ledger.first(receipt).await? {
-        // A repeat: the event is out already.
-        return Ok(());
-    }
-    if let Err(err) = bus.publish_event(event).await {
+    // A repeat: the event is out already.
+    if ledger.first(receipt).await?
+        && let Err(err) = bus.publish_event(event).await
+    {
         if let Err(forget) = ledger.forget(receipt).await {
             tracing::warn!(error = %forget, "receipt not forgotten; a repeat will not be recorded");
         }
         return Err(RecordError::Publish(err));
+    }
+    if let Err(err) = inbox.acknowledge(event.user_id, &event.message_id).await {
+        tracing::warn!(error = %err, message_id = %event.message_id, "inbox entry not cleared; the notice may replay");
     }
     Ok(())
 }

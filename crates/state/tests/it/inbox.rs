@@ -54,7 +54,7 @@ fn entry_aged(n: usize, age: Duration) -> OfflineMessage {
     message.offline_entry("2025-01-27 10:30:01".into())
 }
 
-fn entry(n: usize) -> OfflineMessage {
+pub(crate) fn entry(n: usize) -> OfflineMessage {
     entry_aged(n, Duration::ZERO)
 }
 
