@@ -117,8 +117,9 @@ impl Ledger {
 #[derive(Clone, Debug)]
 struct Sample {
     at_secs: f64,
-    /// Per process: RSS in KiB and open descriptors.
-    processes: Vec<(u64, u64)>,
+    /// Per process: RSS in KiB, open descriptors, and the anonymous part of the RSS in KiB (the
+    /// heap and stacks, without the binary's and libraries' file-backed pages).
+    processes: Vec<(u64, u64, u64)>,
     /// Ready messages over the sampled queues.
     queued: Option<u64>,
     redis_bytes: Option<u64>,
@@ -388,8 +389,9 @@ async fn sample(
             let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
                 .with_context(|| format!("{name} (pid {pid}) is gone"))?;
             let rss = crate::usage::rss_kib(&status)?;
+            let anon = crate::usage::status_kib(&status, "RssAnon:").unwrap_or(0);
             let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map(|dir| dir.count() as u64).unwrap_or(0);
-            measured.push((rss, fds));
+            measured.push((rss, fds, anon));
         }
         let queued = match &amqp {
             Some((_connection, channel)) => {
@@ -443,8 +445,11 @@ fn report(
             continue;
         }
         last_minute = Some(minute);
-        let per_process: String =
-            sample.processes.iter().map(|(rss, fds)| format!("  {:>22}", format!("{:.1}/{fds}", mib(*rss)))).collect();
+        let per_process: String = sample
+            .processes
+            .iter()
+            .map(|(rss, fds, _)| format!("  {:>22}", format!("{:.1}/{fds}", mib(*rss))))
+            .collect();
         println!(
             "  {:>4.0}s{per_process}  {:>6}  {:>9}",
             sample.at_secs,
@@ -461,6 +466,7 @@ fn report(
     for (index, (name, _)) in processes.iter().enumerate() {
         let rss = |s: &Sample| s.processes.get(index).map(|p| p.0);
         let fds = |s: &Sample| s.processes.get(index).map(|p| p.1);
+        let anon = |s: &Sample| s.processes.get(index).map(|p| p.2);
         let (Some(rss_warm), Some(rss_end)) =
             (median(samples, warm, warm + 60.0, rss), median(samples, last, end, rss))
         else {
@@ -471,11 +477,15 @@ fn report(
         let growth = rss_end as f64 / rss_warm as f64 - 1.0;
         // Descriptors follow the connections of the moment; allow the churn of reconnecting clients.
         let fd_slack = (u64::from(args.online) / 20).max(5);
+        let (anon_warm, anon_end) =
+            (median(samples, warm, warm + 60.0, anon).unwrap_or(0), median(samples, last, end, anon).unwrap_or(0));
         println!(
-            "  {name:>18}: RSS {:.1} -> {:.1} MiB ({:+.1}%), descriptors {fds_warm} -> {fds_end}",
+            "  {name:>18}: RSS {:.1} -> {:.1} MiB ({:+.1}%; of it anonymous {:.1} -> {:.1} MiB), descriptors {fds_warm} -> {fds_end}",
             mib(rss_warm),
             mib(rss_end),
-            growth * 100.0
+            growth * 100.0,
+            mib(anon_warm),
+            mib(anon_end)
         );
         if growth > RSS_GROWTH_LIMIT {
             failures.push(format!("{name}'s RSS grew {:.1}%", growth * 100.0));

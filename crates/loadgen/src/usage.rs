@@ -68,6 +68,11 @@ pub fn cpu_ticks(stat: &str) -> Result<u64> {
     Ok(utime + stime)
 }
 
+/// A `/proc/<pid>/status` field in KiB (`RssAnon:`, say), if it is there.
+pub fn status_kib(status: &str, field: &str) -> Option<u64> {
+    status.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// `VmRSS` of a `/proc/<pid>/status` file, in KiB (the kernel's "kB" is 1024 bytes).
 pub fn rss_kib(status: &str) -> Result<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS line (a zombie?)")?;
