@@ -1,7 +1,8 @@
 //! mobile-push-worker: provider sends (reqwest), push logs, retries and device error counts.
 //!
-//! The providers ([`provider`]: the original's UniPush-style cloud function, FCM HTTP v1 for
-//! Android devices when configured) post one send and classify every answer, and
+//! The providers ([`provider`]: the original's UniPush-style cloud function; FCM HTTP v1 for
+//! Android devices and APNs for iPhones, when configured) post one send and classify every
+//! answer, and
 //! one attempt of one send ([`send`]): made once, logged once, with what it did to the device,
 //! and counted in the worker's Prometheus metrics ([`metrics`], served at `/metrics`); the
 //! consumers ([`worker`]): of notices with the mobile channel and alarm jobs, each expanded into
@@ -23,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 /// The worker, as a component of a process: its consumers (see [`worker`]), its readiness, and
 /// its metrics on `registry` (served at `/metrics`). `directory` names the admins of `admin` notices.
-/// Fails when a provider cannot be set up (FCM's key file unreadable or not a key, say).
+/// Fails when a provider cannot be set up (FCM's or APNs's key file unreadable or not a key).
 pub async fn component(
     settings: &MobileSettings,
     bus: &bus::Bus,
