@@ -198,6 +198,36 @@ impl Providers {
     }
 }
 
+/// A client builder with the worker's user agent, `timeouts` and an idle pool of 90 s.
+pub(crate) fn client_builder(timeouts: ProviderTimeouts) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .connect_timeout(timeouts.connect)
+        .timeout(timeouts.total)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .user_agent(concat!("herald-mobile-push-worker/", env!("CARGO_PKG_VERSION")))
+}
+
+/// Whether `send` goes out at the provider's high priority: Herald's high and urgent notices,
+/// and alarms.
+pub(crate) fn is_high(send: &model::PushSend) -> bool {
+    send.alarm_id.is_some() || send.priority >= model::Priority::High
+}
+
+/// The fields FCM and APNs carry beside the alert: `messageId`, `messageType`, and `alarmId` /
+/// `category` when there are.
+pub(crate) fn push_data(send: &model::PushSend) -> serde_json::Map<String, serde_json::Value> {
+    let mut data = serde_json::Map::new();
+    data.insert("messageId".into(), send.message_id.clone().into());
+    data.insert("messageType".into(), send.message_type.clone().into());
+    if let Some(alarm_id) = send.alarm_id.as_ref().filter(|id| !id.is_empty()) {
+        data.insert("alarmId".into(), alarm_id.clone().into());
+    }
+    if let Some(category) = send.category.as_ref().filter(|c| !c.is_empty()) {
+        data.insert("category".into(), category.clone().into());
+    }
+    data
+}
+
 /// The answer's text, at most [`MAX_ANSWER_BYTES`] of it.
 pub(crate) async fn read_bounded(mut response: reqwest::Response) -> Result<String, reqwest::Error> {
     let mut body = Vec::new();

@@ -16,8 +16,8 @@
 //! throttled; anything else a failure, retried (`Retry-After` honoured when present).
 
 use super::{
-    FailureReason, MAX_LOGGED_ANSWER_CHARS, Outcome, ProviderTimeouts, cut, read_bounded, retry_after,
-    transport_failure,
+    FailureReason, MAX_LOGGED_ANSWER_CHARS, Outcome, ProviderTimeouts, client_builder, cut, is_high, push_data,
+    read_bounded, retry_after, transport_failure,
 };
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use model::PushSend;
@@ -83,13 +83,10 @@ impl Apns {
                 return Err(ApnsError(format!("no {name}")));
             }
         }
-        let client = reqwest::Client::builder()
+        let client = client_builder(timeouts)
             .http2_prior_knowledge()
-            .connect_timeout(timeouts.connect)
-            .timeout(timeouts.total)
             .pool_idle_timeout(Duration::from_secs(600))
             .http2_keep_alive_interval(Duration::from_secs(60))
-            .user_agent(concat!("herald-mobile-push-worker/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|err| ApnsError(format!("cannot build the HTTP/2 client: {err}")))?;
         Ok(Self { client, key, config, lifetime: TOKEN_LIFETIME, token: std::sync::Mutex::new(None), timeouts })
@@ -130,14 +127,13 @@ impl Apns {
                 return Outcome::failed(FailureReason::Credential, message, String::new());
             }
         };
-        let high = send.alarm_id.is_some() || send.priority >= model::Priority::High;
         let request = self
             .client
             .post(self.url(&send.push_id))
             .header("authorization", format!("bearer {jwt}"))
             .header("apns-topic", &self.config.topic)
             .header("apns-push-type", "alert")
-            .header("apns-priority", if high { "10" } else { "5" })
+            .header("apns-priority", if is_high(send) { "10" } else { "5" })
             .header("apns-collapse-id", &send.message_id)
             .json(&payload(send));
         let response = match request.send().await {
@@ -172,16 +168,8 @@ impl Apns {
 
 /// The APNs payload of `send`.
 fn payload(send: &PushSend) -> Value {
-    let mut body = serde_json::Map::new();
+    let mut body = push_data(send);
     body.insert("aps".into(), json!({"alert": {"title": send.title, "body": send.content}, "sound": "default"}));
-    body.insert("messageId".into(), send.message_id.clone().into());
-    body.insert("messageType".into(), send.message_type.clone().into());
-    if let Some(alarm_id) = send.alarm_id.as_ref().filter(|id| !id.is_empty()) {
-        body.insert("alarmId".into(), alarm_id.clone().into());
-    }
-    if let Some(category) = send.category.as_ref().filter(|c| !c.is_empty()) {
-        body.insert("category".into(), category.clone().into());
-    }
     Value::Object(body)
 }
 

@@ -16,8 +16,8 @@
 //! - 429 (`QUOTA_EXCEEDED`): [`FailureReason::Throttled`]; it and 5xx carry `Retry-After`.
 
 use super::{
-    FailureReason, MAX_LOGGED_ANSWER_CHARS, Outcome, ProviderTimeouts, cut, read_bounded, retry_after,
-    transport_failure,
+    FailureReason, MAX_LOGGED_ANSWER_CHARS, Outcome, ProviderTimeouts, client_builder, cut, is_high, push_data,
+    read_bounded, retry_after, transport_failure,
 };
 use model::PushSend;
 use serde_json::{Value, json};
@@ -86,13 +86,8 @@ impl Fcm {
             .build()
             .await
             .map_err(|err| FcmError(format!("cannot set up OAuth2: {err}")))?;
-        let client = reqwest::Client::builder()
-            .connect_timeout(timeouts.connect)
-            .timeout(timeouts.total)
-            .pool_idle_timeout(std::time::Duration::from_secs(90))
-            .user_agent(concat!("herald-mobile-push-worker/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|err| FcmError(format!("cannot build the HTTP client: {err}")))?;
+        let client =
+            client_builder(timeouts).build().map_err(|err| FcmError(format!("cannot build the HTTP client: {err}")))?;
         let send_url = format!("{}/v1/projects/{project}/messages:send", base_url.trim_end_matches('/'));
         Ok(Self { client, auth, token_lock: tokio::sync::Mutex::new(()), send_url, timeouts })
     }
@@ -166,22 +161,12 @@ impl Fcm {
 
 /// The v1 message for `send`.
 fn message(send: &PushSend) -> Value {
-    let mut data = serde_json::Map::new();
-    data.insert("messageId".into(), send.message_id.clone().into());
-    data.insert("messageType".into(), send.message_type.clone().into());
-    if let Some(alarm_id) = send.alarm_id.as_ref().filter(|id| !id.is_empty()) {
-        data.insert("alarmId".into(), alarm_id.clone().into());
-    }
-    if let Some(category) = send.category.as_ref().filter(|c| !c.is_empty()) {
-        data.insert("category".into(), category.clone().into());
-    }
-    let high = send.alarm_id.is_some() || send.priority >= model::Priority::High;
     json!({
         "message": {
             "token": send.push_id,
             "notification": {"title": send.title, "body": send.content},
-            "data": data,
-            "android": {"priority": if high { "HIGH" } else { "NORMAL" }},
+            "data": push_data(send),
+            "android": {"priority": if is_high(send) { "HIGH" } else { "NORMAL" }},
         }
     })
 }

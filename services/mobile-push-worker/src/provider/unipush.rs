@@ -6,7 +6,6 @@
 use super::{FailureReason, MAX_LOGGED_ANSWER_CHARS, Outcome, ProviderTimeouts, cut, read_bounded, transport_failure};
 use serde::Serialize;
 use serde_json::Value;
-use std::time::Duration;
 
 /// One send, in the provider's field names.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -38,12 +37,7 @@ pub struct UniPush {
 impl UniPush {
     /// A provider client with `timeouts`.
     pub fn new(timeouts: ProviderTimeouts) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(timeouts.connect)
-            .timeout(timeouts.total)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .user_agent(concat!("herald-mobile-push-worker/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let client = super::client_builder(timeouts).build()?;
         Ok(Self { client, timeouts })
     }
 
