@@ -20,6 +20,9 @@ use std::time::Duration;
 
 pub use migration::Migrator;
 
+/// Prepared statements each SQLite connection keeps (sqlx's default: 100).
+const SQLITE_STATEMENT_CACHE: usize = 24;
+
 /// The database could not be reached or migrated.
 #[derive(Debug, thiserror::Error)]
 #[error("the database is unavailable: {0}")]
@@ -54,11 +57,17 @@ async fn connect_migrated(settings: &DatabaseSettings, steps: Option<u32>) -> Re
         // A SQLite file keeps a write-ahead log with `synchronous = NORMAL`: a commit is on disk
         // (in the log) when it returns, so a killed process loses nothing committed; only a
         // power cut or kernel crash can lose the last commits. Writers wait for the lock.
+        // Each connection keeps its prepared statements in an LRU cache; batch inserts and `IN`
+        // lists give one distinct statement per batch size, so sqlx's default of 100 filled the
+        // all-in-one's heap by a megabyte and more over the first hour of a soak. A small cache
+        // keeps the hot fixed-shape statements and re-prepares the rest (microseconds, beside a
+        // commit's fsync).
         options.map_sqlx_sqlite_opts(|sqlite| {
             sqlite
                 .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
+                .statement_cache_capacity(SQLITE_STATEMENT_CACHE)
         });
         options
     };
@@ -124,6 +133,30 @@ mod tests {
         assert_eq!(pool_of(&url, Some(1)).await, 1);
         assert_eq!(pool_of(&url, Some(6)).await, 6);
         assert_eq!(pool_of("sqlite::memory:", Some(6)).await, 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_connection_keeps_few_prepared_statements() {
+        use sea_orm::sqlx::{Connection, Executor};
+        let dir = std::env::temp_dir().join(format!("herald-stmt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("stmt.db").display());
+        let db = connect(&DatabaseSettings { url, ..DatabaseSettings::default() }).await.unwrap();
+        let mut conn = db.get_sqlite_connection_pool().acquire().await.unwrap();
+        // Batches of every size from 1 to 100, each its own statement.
+        for rows in 1..=100 {
+            let values = vec!["(?)"; rows].join(", ");
+            let sql = format!("SELECT * FROM (VALUES {values})");
+            let mut query = sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(sql));
+            for row in 0..rows {
+                query = query.bind(row as i64);
+            }
+            conn.fetch_all(query).await.unwrap();
+        }
+        assert_eq!(conn.cached_statements_size(), SQLITE_STATEMENT_CACHE);
+        drop(conn);
+        db.close().await.unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
