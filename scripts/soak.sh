@@ -43,6 +43,8 @@ for var in $(compgen -e | grep '^HERALD_' || true); do unset "$var"; done
 log() { echo "== $*" >&2; }
 die() { echo "soak: $*" >&2; exit 1; }
 mkdir -p "$OUT"
+# Absolute: the all-in-one runs in a directory of its own and writes its log here.
+OUT=$(cd "$OUT" && pwd)
 
 log "building herald and herald-loadgen ($PROFILE)"
 cargo build "${BUILD[@]}" --locked -p herald -p loadgen
