@@ -304,6 +304,9 @@ live_state_entity!(
         pub inactive_time: Option<i64>,
         pub create_time: i64,
         pub update_time: i64,
+        /// A `web` device's Web Push subscription JSON; NULL for the others.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub subscription: Option<String>,
     }
 );
 

@@ -11,10 +11,12 @@ use sea_orm_migration::schema::{
 mod jobs;
 mod mobile_push;
 mod record_times;
+mod web_push;
 
 use jobs::CreateJobLeases;
 use mobile_push::CreateMobilePush;
 use record_times::RecordTimesAsInstants;
+use web_push::AddWebPushSubscription;
 
 /// Herald's migrations, oldest first.
 pub struct Migrator;
@@ -29,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(RecordTimesAsInstants),
             Box::new(CreateMobilePush),
             Box::new(CreateJobLeases),
+            Box::new(AddWebPushSubscription),
         ]
     }
 

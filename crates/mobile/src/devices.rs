@@ -22,6 +22,8 @@ pub struct Registration {
     pub push_id: String,
     /// Its operating system.
     pub device_type: DeviceType,
+    /// A `web` device's Web Push subscription JSON (validated); `None` for the others.
+    pub subscription: Option<String>,
 }
 
 /// What a registration did.
@@ -65,6 +67,8 @@ pub struct Device {
     pub create_time: i64,
     /// Its last change, Unix ms.
     pub update_time: i64,
+    /// A `web` device's Web Push subscription JSON (its keys: never shown by the API).
+    pub subscription: Option<String>,
 }
 
 impl From<push_device::Model> for Device {
@@ -82,6 +86,7 @@ impl From<push_device::Model> for Device {
             inactive_time: row.inactive_time,
             create_time: row.create_time,
             update_time: row.update_time,
+            subscription: row.subscription,
         }
     }
 }
@@ -280,6 +285,7 @@ async fn register_in(txn: &DatabaseTransaction, device: &Registration) -> Result
             inactive_time: None,
             create_time: now,
             update_time: now,
+            subscription: device.subscription.clone(),
         };
         push_device::Entity::insert(row.clone().into_active_model()).exec_without_returning(txn).await?;
         return Ok((row.into(), Registered::Created));
@@ -289,6 +295,8 @@ async fn register_in(txn: &DatabaseTransaction, device: &Registration) -> Result
     active.user_id = Set(device.user_id);
     active.tenant_id = Set(device.tenant_id.clone());
     active.device_type = Set(device.device_type.as_str().to_owned());
+    // A browser registered again may bring new keys for its endpoint.
+    active.subscription = Set(device.subscription.clone());
     active.status = Set(DeviceStatus::Active.code());
     active.inactive_time = Set(None);
     active.update_time = Set(now);

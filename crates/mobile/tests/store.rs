@@ -10,7 +10,13 @@ use tokio_util::sync::CancellationToken;
 const PHONE: &str = "0123456789abcdef0123456789abcdef";
 
 fn registration(user_id: i64, tenant: Option<&str>, push_id: &str, device_type: DeviceType) -> Registration {
-    Registration { user_id, tenant_id: tenant.map(str::to_owned), push_id: push_id.to_owned(), device_type }
+    Registration {
+        user_id,
+        tenant_id: tenant.map(str::to_owned),
+        push_id: push_id.to_owned(),
+        device_type,
+        subscription: None,
+    }
 }
 
 async fn open(backend: Backend) -> (ScratchDatabase, MobileStore, CancellationToken) {
@@ -226,6 +232,36 @@ async fn push_logs(store: &MobileStore, backend: Backend) {
     assert!(store.record_attempt(&orphan, true).await.unwrap(), "{backend:?}");
 }
 
+/// A browser's subscription (longer than any push id column) is kept beside its device and
+/// replaced when the browser registers the endpoint again with new keys.
+async fn web_subscriptions(store: &MobileStore, backend: Backend) {
+    let subscription = |auth: &str| {
+        format!(
+            r#"{{"endpoint":"https://fcm.googleapis.com/fcm/send/{}","keys":{{"p256dh":"B","auth":"{auth}"}}}}"#,
+            "x".repeat(1500)
+        )
+    };
+    let browser =
+        Registration { subscription: Some(subscription("first")), ..registration(7, None, "web:e", DeviceType::Web) };
+    let (device, outcome) = store.register(&browser).await.unwrap();
+    assert_eq!(
+        (outcome, device.subscription.as_deref()),
+        (Registered::Created, Some(subscription("first").as_str())),
+        "{backend:?}"
+    );
+    let renewed = Registration { subscription: Some(subscription("second")), ..browser };
+    let (device, outcome) = store.register(&renewed).await.unwrap();
+    assert_eq!(outcome, Registered::Renewed, "{backend:?}");
+    assert_eq!(device.subscription.as_deref(), Some(subscription("second").as_str()), "{backend:?}");
+    let stored = store.device("web:e").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.device_type.as_str(), stored.subscription),
+        ("web", Some(subscription("second"))),
+        "{backend:?}"
+    );
+    assert_eq!(store.device(PHONE).await.unwrap().unwrap().subscription, None, "{backend:?}");
+}
+
 #[tokio::test]
 async fn the_mobile_tables_behave_the_same_on_every_sql_backend() {
     for backend in Backend::ALL {
@@ -234,6 +270,7 @@ async fn the_mobile_tables_behave_the_same_on_every_sql_backend() {
         listing(&store, backend).await;
         provider_config(&store, backend).await;
         push_logs(&store, backend).await;
+        web_subscriptions(&store, backend).await;
         shutdown.cancel();
         drop(store);
         scratch.drop_now().await.unwrap();

@@ -16,11 +16,14 @@
 //! - `DELETE /mock/received`, `DELETE /mock/answers`: forget them.
 //!
 //! Run it alone (`herald-mock-push --addr 127.0.0.1:9300`, which also serves the mock FCM) or in
-//! process ([`MockProvider`]). [`fcm`] mocks Firebase Cloud Messaging ([`MockFcmServer`]).
+//! process ([`MockProvider`]). [`fcm`] mocks Firebase Cloud Messaging ([`MockFcmServer`]),
+//! [`apns`] Apple's push service ([`MockApnsServer`]), [`webpush`] a browser push service
+//! ([`MockWebPushServer`]).
 
 mod answers;
 pub mod apns;
 pub mod fcm;
+pub mod webpush;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use http_server::Component;
@@ -408,6 +411,44 @@ impl MockApnsServer {
 }
 
 impl Drop for MockApnsServer {
+    fn drop(&mut self) {
+        let stopped = self.server.stop(false);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(stopped);
+        }
+    }
+}
+
+/// A mock browser push service ([`webpush::MockWebPush`]) served in process, stopped when
+/// dropped.
+pub struct MockWebPushServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state (subscriptions are made here).
+    pub mock: webpush::MockWebPush,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl MockWebPushServer {
+    /// Serves a new mock push service on a free port of 127.0.0.1.
+    pub fn start_local() -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let mock = webpush::MockWebPush::new(&format!("http://{addr}"));
+        let app = mock.clone();
+        let server = actix_web::HttpServer::new(move || actix_web::App::new().configure(|cfg| app.configure(cfg)))
+            .workers(1)
+            .disable_signals()
+            .shutdown_timeout(1)
+            .listen(listener)?
+            .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Ok(Self { addr, mock, server: handle })
+    }
+}
+
+impl Drop for MockWebPushServer {
     fn drop(&mut self) {
         let stopped = self.server.stop(false);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {

@@ -123,7 +123,7 @@ mod tests {
         round_trips(&DeliveryStatus::ALL, &["pending", "delivered", "failed"]);
         round_trips(&LogStatus::ALL, &["success", "failed"]);
         round_trips(&Target::ALL, &["user", "admin", "all", "group", "custom"]);
-        round_trips(&crate::DeviceType::ALL, &["android", "ios", "harmony"]);
+        round_trips(&crate::DeviceType::ALL, &["android", "ios", "harmony", "web"]);
         round_trips(&crate::PushLogStatus::ALL, &["sent", "failed", "dead"]);
         assert_eq!(PushStatus::NAMES, ["queued", "partial", "delivered", "failed"]);
     }

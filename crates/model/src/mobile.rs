@@ -14,6 +14,9 @@ crate::closed_set! {
         Ios = "ios",
         /// HarmonyOS (a UniPush client id or a Push Kit token).
         Harmony = "harmony",
+        /// A browser (a Web Push subscription: registered as its JSON, kept under a push id
+        /// derived from its endpoint).
+        Web = "web",
     }
 }
 

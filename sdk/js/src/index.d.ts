@@ -96,3 +96,33 @@ export declare class HeraldClient {
   confirm(messageId: string): boolean;
   ack(messageId: string): boolean;
 }
+
+/** Herald's device, as registration answers it. */
+export interface WebPushDevice {
+  id: string;
+  /** `web:` and the SHA-256 of the subscription's endpoint. */
+  pushId: string;
+  deviceType: "web";
+  status: 0 | 1;
+  registered?: "created" | "renewed" | "moved";
+}
+
+export interface WebPushOptions {
+  /** The page's service worker registration (`navigator.serviceWorker.register(...)`). */
+  registration: ServiceWorkerRegistration;
+  /** Herald's VAPID public key, base64url (the mobile-push-worker logs it at start). */
+  applicationServerKey: string;
+  /** Herald's HTTP API, e.g. `https://herald.example`. */
+  apiUrl: string;
+  /** The user's token, or a function giving one. */
+  token: string | (() => string | Promise<string>);
+  /** The fetch implementation; the global one by default. */
+  fetch?: typeof fetch;
+}
+
+/** The application server key as the bytes `pushManager.subscribe` takes. */
+export declare function applicationServerKeyBytes(key: string): Uint8Array;
+/** Subscribes the browser to Web Push and registers the subscription with Herald. */
+export declare function subscribeWebPush(options: WebPushOptions): Promise<{ subscription: PushSubscription; device: WebPushDevice }>;
+/** Logs the browser's device out of Herald and unsubscribes; whether there was a subscription. */
+export declare function unsubscribeWebPush(options: Omit<WebPushOptions, "applicationServerKey">): Promise<boolean>;

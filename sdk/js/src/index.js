@@ -7,7 +7,9 @@
 // the user's offline inbox), hands each message id over once however often it arrives (a replay
 // after a reconnect may repeat what came live), marks replayed messages as offline, reports the
 // overflow notice, sends read and confirm receipts, and tells of reads and confirms made on the
-// user's other devices.
+// user's other devices. `subscribeWebPush()` subscribes the browser to Web Push and registers the
+// subscription with Herald, so the user's notices on the mobile channel reach it while no page is
+// open.
 
 /** The subprotocol the gateway accepts beside the token. */
 export const BEARER_SUBPROTOCOL = "bearer";
@@ -224,4 +226,85 @@ export class HeraldClient {
       originalPushTime: data.original_push_time,
     });
   }
+}
+
+/** The application server key (base64url, as Herald's worker logs it) as the bytes the browser takes. */
+export function applicationServerKeyBytes(key) {
+  if (typeof key !== "string" || key.length === 0) throw new TypeError("applicationServerKey must be a base64url string");
+  const base64 = key.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(key.length / 4) * 4, "=");
+  const binary = atob(base64);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i += 1) bytes[i] = binary.charCodeAt(i);
+  if (bytes.length !== 65 || bytes[0] !== 4) throw new TypeError("applicationServerKey must be an uncompressed P-256 public key (65 bytes)");
+  return bytes;
+}
+
+async function postJson(apiUrl, path, token, body, fetchImpl) {
+  const bearer = typeof token === "function" ? await token() : token;
+  const answer = await fetchImpl(`${apiUrl.replace(/\/+$/, "")}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${bearer}` },
+    body: JSON.stringify(body),
+  });
+  const json = await answer.json().catch(() => ({}));
+  if (!answer.ok) {
+    throw Object.assign(new Error(json.message || `Herald answered HTTP ${answer.status}`), { code: json.data?.code, status: answer.status });
+  }
+  return json.data;
+}
+
+/**
+ * Subscribes this browser to Web Push and registers the subscription with Herald as a `web`
+ * device of the token's user: notices sent with the `mobile` channel then reach the service
+ * worker's `push` event as `{ title, body, tag, data: { messageId, messageType, ... } }`, even
+ * with no page open. Calling it again keeps the browser's existing subscription and registers it
+ * again (harmless: one endpoint is one device).
+ *
+ * @param {object} options
+ * @param {ServiceWorkerRegistration} options.registration the page's service worker
+ * @param {string} options.applicationServerKey Herald's VAPID public key, base64url
+ * @param {string} options.apiUrl Herald's HTTP API, e.g. `https://herald.example`
+ * @param {string | (() => string | Promise<string>)} options.token the user's token
+ * @param {typeof fetch} [options.fetch] the fetch implementation; the global one by default
+ * @returns {Promise<{ subscription: PushSubscription, device: object }>} the subscription and
+ *   Herald's device (`pushId` is `web:` and the endpoint's digest)
+ */
+export async function subscribeWebPush(options) {
+  const { registration, applicationServerKey, apiUrl, token } = options ?? {};
+  if (!registration?.pushManager) throw new TypeError("subscribeWebPush: options.registration must be a ServiceWorkerRegistration");
+  if (typeof apiUrl !== "string") throw new TypeError("subscribeWebPush: options.apiUrl is required");
+  if (!token) throw new TypeError("subscribeWebPush: options.token is required");
+  const fetchImpl = options.fetch ?? globalThis.fetch;
+  const key = applicationServerKeyBytes(applicationServerKey);
+  let subscription = await registration.pushManager.getSubscription();
+  if (subscription && !sameKey(subscription.options?.applicationServerKey, key)) {
+    // Made for another key (Herald's was rotated): the push service would refuse it.
+    await subscription.unsubscribe();
+    subscription = null;
+  }
+  subscription ??= await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+  const pushId = JSON.stringify(subscription.toJSON ? subscription.toJSON() : subscription);
+  const device = await postJson(apiUrl, "/api/message_push", token, { pushId, deviceType: "web" }, fetchImpl);
+  return { subscription, device };
+}
+
+/**
+ * Stops Web Push to this browser: logs its device out of Herald, then unsubscribes.
+ * Resolves to whether there was a subscription.
+ */
+export async function unsubscribeWebPush(options) {
+  const { registration, apiUrl, token } = options ?? {};
+  if (!registration?.pushManager) throw new TypeError("unsubscribeWebPush: options.registration must be a ServiceWorkerRegistration");
+  const subscription = await registration.pushManager.getSubscription();
+  if (!subscription) return false;
+  const pushId = JSON.stringify(subscription.toJSON ? subscription.toJSON() : subscription);
+  await postJson(apiUrl, "/api/message_push/logout", token, { pushId }, options.fetch ?? globalThis.fetch);
+  await subscription.unsubscribe();
+  return true;
+}
+
+function sameKey(buffer, bytes) {
+  if (!buffer) return true;
+  const have = new Uint8Array(buffer);
+  return have.length === bytes.length && have.every((b, i) => b === bytes[i]);
 }

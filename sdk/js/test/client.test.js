@@ -3,7 +3,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
-import { HeraldClient, describeClose } from "../src/index.js";
+import { HeraldClient, describeClose, subscribeWebPush, unsubscribeWebPush, applicationServerKeyBytes } from "../src/index.js";
+import { createECDH, randomBytes } from "node:crypto";
 import { startHerald, until } from "./herald.js";
 
 let herald;
@@ -139,4 +140,70 @@ test("the README's example runs as written", async () => {
   } finally {
     run.kill();
   }
+});
+
+/** A browser's push manager, as far as the SDK uses it: subscriptions with real P-256 keys. */
+function fakePushManager() {
+  const b64url = (bytes) => Buffer.from(bytes).toString("base64url");
+  const manager = {
+    current: null,
+    subscribed: 0,
+    async getSubscription() {
+      return manager.current;
+    },
+    async subscribe({ userVisibleOnly, applicationServerKey }) {
+      assert.equal(userVisibleOnly, true);
+      manager.subscribed += 1;
+      const keys = { p256dh: b64url(createECDH("prime256v1").generateKeys()), auth: b64url(randomBytes(16)) };
+      const endpoint = `https://fcm.googleapis.com/fcm/send/sdk-test-${manager.subscribed}-${"x".repeat(300)}`;
+      manager.current = {
+        endpoint,
+        options: { applicationServerKey: applicationServerKey.buffer },
+        toJSON: () => ({ endpoint, expirationTime: null, keys }),
+        unsubscribe: async () => {
+          manager.current = null;
+          return true;
+        },
+      };
+      return manager.current;
+    },
+  };
+  return manager;
+}
+
+test("subscribeWebPush registers the browser's subscription as a web device, unsubscribe logs it out", async () => {
+  const pushManager = fakePushManager();
+  const registration = { pushManager };
+  const serverKey = createECDH("prime256v1").generateKeys().toString("base64url");
+  const options = { registration, applicationServerKey: serverKey, apiUrl: herald.api, token: () => herald.token(106) };
+  const { subscription, device } = await subscribeWebPush(options);
+  assert.match(device.pushId, /^web:[A-Za-z0-9_-]{43}$/);
+  assert.equal(device.deviceType, "web");
+  assert.equal(device.status, 1);
+  assert.equal(device.registered, "created");
+  assert.ok(!JSON.stringify(device).includes(subscription.toJSON().keys.auth), "the keys are never shown");
+  // Again: the same subscription, the same device.
+  const again = await subscribeWebPush(options);
+  assert.equal(pushManager.subscribed, 1);
+  assert.equal(again.device.pushId, device.pushId);
+  assert.equal(again.device.registered, "renewed");
+  const admin = herald.token(1, "admin");
+  const list = async () => {
+    const answer = await fetch(`${herald.api}/api/message_push/manage?user_id=106`, { headers: { authorization: `Bearer ${admin}` } });
+    return (await answer.json()).data.items;
+  };
+  const devices = await list();
+  assert.equal(devices.length, 1);
+  assert.deepEqual([devices[0].push_id, devices[0].device_type, devices[0].status], [device.pushId, "web", 1]);
+  // Logged out by its subscription, then unsubscribed.
+  assert.equal(await unsubscribeWebPush(options), true);
+  assert.equal(pushManager.current, null);
+  assert.equal((await list())[0].status, 0);
+  assert.equal(await unsubscribeWebPush(options), false);
+  // A bad key is refused before the browser is asked.
+  await assert.rejects(subscribeWebPush({ ...options, applicationServerKey: "AAAA" }), /65 bytes/);
+  assert.equal(applicationServerKeyBytes(serverKey).length, 65);
+  // Herald's refusal reaches the caller with its code.
+  const refused = await subscribeWebPush({ ...options, token: "not-a-token" }).catch((err) => err);
+  assert.equal(refused.status, 401);
 });

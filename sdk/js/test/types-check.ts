@@ -1,6 +1,6 @@
 // Compiled by `tsc --noEmit` (scripts/test-sdk.sh): the declared types fit the way the SDK is
 // used, and misuse does not compile.
-import { HeraldClient, describeClose, type Notification, type DescribedClose } from "../src/index.js";
+import { HeraldClient, describeClose, subscribeWebPush, type Notification, type DescribedClose, type WebPushDevice } from "../src/index.js";
 
 const client = new HeraldClient({ url: "ws://127.0.0.1:8080/ws", token: async () => "a token", maxDelayMs: 5_000 });
 const stop: () => void = client.on("notification", (n: Notification) => {
@@ -19,3 +19,10 @@ console.log(described.message);
 client.on("frame", () => {});
 // @ts-expect-error: a url is required
 new HeraldClient({ token: "x" });
+
+declare const registration: ServiceWorkerRegistration;
+void subscribeWebPush({ registration, applicationServerKey: "BO2U", apiUrl: "https://herald.example", token: async () => "t" }).then(
+  ({ subscription, device }: { subscription: PushSubscription; device: WebPushDevice }) => console.log(subscription.endpoint, device.pushId),
+);
+// @ts-expect-error: the application server key is required
+void subscribeWebPush({ registration, apiUrl: "https://herald.example", token: "t" });

@@ -17,12 +17,14 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
 /// Path, content type, body.
-const FILES: [(&str, &str, &str); 6] = [
+const FILES: [(&str, &str, &str); 7] = [
     ("/console/", HTML, include_str!("../console/index.html")),
     ("/console/app.js", JS, include_str!("../console/app.js")),
     ("/console/style.css", CSS, include_str!("../console/style.css")),
     ("/console/inbox/", HTML, include_str!("../console/inbox/index.html")),
     ("/console/inbox/inbox.js", JS, include_str!("../console/inbox/inbox.js")),
+    // The inbox's service worker (Web Push); its scope is /console/inbox/.
+    ("/console/inbox/sw.js", JS, include_str!("../console/inbox/sw.js")),
     ("/console/sdk.js", JS, include_str!("../../../sdk/js/src/index.js")),
 ];
 

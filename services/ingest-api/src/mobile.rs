@@ -98,7 +98,10 @@ impl RegisteredView {
         it (never a second row), and registering a push id another user had moves the device to the caller (a \
         phone changed hands). The device carries the tenant of the token, which decides the alarms it gets. The \
         push id's format depends on `deviceType`: `ios`, 32 or 64 hexadecimal digits (stored in lower case); \
-        `android` and `harmony`, 16 to 255 characters of letters, digits and `_ - : .`. Any valid token.",
+        `android` and `harmony`, 16 to 255 characters of letters, digits and `_ - : .`; `web`, the browser's Web \
+        Push subscription as JSON (`JSON.stringify(subscription)`: `endpoint`, `keys.p256dh`, `keys.auth`), kept \
+        under the push id `web:` + the endpoint's SHA-256 (base64url), which the answer shows; the keys are never \
+        shown. Any valid token.",
     security(("bearer" = [])),
     request_body = openapi::DeviceRegisterRequest,
     responses(
@@ -120,8 +123,15 @@ pub async fn register(
 ) -> Result<HttpResponse, Failure> {
     let request: RegisterDeviceRequest = body(raw.into_inner())?;
     let device_type = validation::mobile::check_device_type(&request.device_type)?;
-    let push_id = validation::mobile::check_push_id(device_type, &request.push_id)?;
-    let registration = Registration { user_id: claims.sub, tenant_id: claims.tenant_id.clone(), push_id, device_type };
+    let (push_id, subscription) = match device_type {
+        DeviceType::Web => {
+            let web = validation::mobile::check_web_subscription(&request.push_id)?;
+            (web.push_id, Some(web.json))
+        }
+        _ => (validation::mobile::check_push_id(device_type, &request.push_id)?, None),
+    };
+    let registration =
+        Registration { user_id: claims.sub, tenant_id: claims.tenant_id.clone(), push_id, device_type, subscription };
     let (device, outcome) = api.mobile.register(&registration).await.map_err(unavailable)?;
     match outcome {
         Registered::Moved { from } => {
@@ -140,8 +150,9 @@ pub async fn register(
     tag = "mobile",
     summary = "Stop pushes to one of the caller's devices",
     description = "The app calls it on logout: the device becomes inactive (status 0) and is sent nothing until \
-        it is registered again. Logging out a device already inactive succeeds and changes nothing. Any valid \
-        token; only the caller's own devices.",
+        it is registered again. Logging out a device already inactive succeeds and changes nothing. A web device \
+        is named by its push id (`web:...`) or by the subscription JSON it was registered with. Any valid token; \
+        only the caller's own devices.",
     security(("bearer" = [])),
     request_body = openapi::DeviceLogoutRequest,
     responses(
@@ -163,6 +174,7 @@ pub async fn logout(
     raw: web::Json<Value>,
 ) -> Result<HttpResponse, Failure> {
     let request: LogoutDeviceRequest = body(raw.into_inner())?;
+    // A web device may be named by its push id or by the subscription it was registered with.
     let push_id = validation::mobile::check_any_push_id(&request.push_id)?;
     // An ios push id is stored in lower case; the app may send it as it got it.
     let mut device = api.mobile.logout(claims.sub, &push_id).await.map_err(unavailable)?;

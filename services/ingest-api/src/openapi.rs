@@ -715,7 +715,10 @@ mod tests {
         );
         assert_eq!(param("/api/admin/notification/logs", "event_type")["enum"], json!(crate::records::EVENT_TYPES));
         assert_eq!(param("/api/admin/users", "role")["enum"], json!(["admin", "user"]));
-        assert_eq!(param("/api/message_push/manage", "device_type")["enum"], json!(["android", "ios", "harmony"]));
+        assert_eq!(
+            param("/api/message_push/manage", "device_type")["enum"],
+            json!(["android", "ios", "harmony", "web"])
+        );
         assert_eq!(param("/api/message_push/manage", "status")["enum"], json!([0, 1]));
         assert_eq!(param("/api/message_push/logs", "status")["enum"], json!(["sent", "failed", "dead"]));
         for (path, max, default) in [

@@ -71,6 +71,7 @@ async fn seed_devices(db: &DatabaseConnection, now: i64, seeds: &[&Seed]) {
             inactive_time: Set(seed.inactive_days.map(|d| now - d * DAY)),
             create_time: Set(now - seed.created_days * DAY),
             update_time: Set(now - seed.created_days * DAY),
+            subscription: Set(None),
         };
         push_device::Entity::insert(row).exec_without_returning(db).await.unwrap();
     }

@@ -55,6 +55,7 @@ async fn main() {
                 tenant_id: None,
                 push_id: push_id.into(),
                 device_type: DeviceType::Android,
+                subscription: None,
             })
             .await
             .unwrap();

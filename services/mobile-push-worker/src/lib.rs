@@ -69,6 +69,9 @@ pub enum ProviderError {
     /// APNs.
     #[error(transparent)]
     Apns(#[from] provider::apns::ApnsError),
+    /// Web Push.
+    #[error(transparent)]
+    WebPush(#[from] provider::webpush::WebPushError),
 }
 
 /// The providers `settings` configure.
@@ -92,6 +95,16 @@ pub async fn providers(settings: &MobileSettings) -> Result<provider::Providers,
         let apns = provider::apns::Apns::from_file(key, config, settings.timeouts()).await?;
         tracing::info!(url = %settings.apns_url, topic = %settings.apns_topic, "APNs sends for iOS devices");
         providers = providers.with_apns(apns);
+    }
+    if !settings.web_push_vapid_key_file.is_empty() {
+        let key = std::path::Path::new(&settings.web_push_vapid_key_file);
+        let web_push = provider::webpush::WebPush::from_file(key, settings.web_push(), settings.timeouts()).await?;
+        tracing::info!(
+            application_server_key = %web_push.public_key(),
+            hosts = ?settings.web_push_hosts,
+            "Web Push sends for browsers"
+        );
+        providers = providers.with_web_push(web_push);
     }
     Ok(providers)
 }

@@ -5,6 +5,8 @@
 //! - `ios` with an APNs device token (64 hex digits) → APNs ([`apns::Apns`]) when
 //!   `mobile.apns_key_file` is set (an iOS device registered with a UniPush client id stays with
 //!   the cloud function);
+//! - `web` → Web Push ([`webpush::WebPush`]) when `mobile.web_push_vapid_key_file` is set (else
+//!   the send fails: the cloud function knows no browsers);
 //! - everything else → the original's UniPush-style cloud function ([`UniPush`]) at the URL of
 //!   the push config API.
 //!
@@ -15,6 +17,7 @@
 pub mod apns;
 pub mod fcm;
 mod unipush;
+pub mod webpush;
 
 pub use unipush::{PushPayload, UniPush};
 
@@ -52,6 +55,10 @@ pub enum FailureReason {
     Credential,
     /// The provider asked to slow down (429), usually with a `Retry-After`.
     Throttled,
+    /// Herald will not call where the device says to (a web device's endpoint on a host that is
+    /// not a push service in `mobile.web_push_hosts`, or a subscription it cannot read): the
+    /// send is dead at once, counted against the device.
+    EndpointRefused,
 }
 
 impl FailureReason {
@@ -67,11 +74,12 @@ impl FailureReason {
             FailureReason::Unregistered => "unregistered",
             FailureReason::Credential => "credential",
             FailureReason::Throttled => "throttled",
+            FailureReason::EndpointRefused => "endpoint_refused",
         }
     }
 
     /// Every reason.
-    pub const ALL: [FailureReason; 9] = [
+    pub const ALL: [FailureReason; 10] = [
         FailureReason::ErrCode,
         FailureReason::BadAnswer,
         FailureReason::HttpStatus,
@@ -81,6 +89,7 @@ impl FailureReason {
         FailureReason::Unregistered,
         FailureReason::Credential,
         FailureReason::Throttled,
+        FailureReason::EndpointRefused,
     ];
 }
 
@@ -135,6 +144,8 @@ pub enum ProviderKind {
     Fcm,
     /// Apple's push service.
     Apns,
+    /// Browsers' push services.
+    WebPush,
 }
 
 impl ProviderKind {
@@ -144,6 +155,7 @@ impl ProviderKind {
             ProviderKind::UniPush => "unipush",
             ProviderKind::Fcm => "fcm",
             ProviderKind::Apns => "apns",
+            ProviderKind::WebPush => "webpush",
         }
     }
 
@@ -153,11 +165,13 @@ impl ProviderKind {
             ProviderKind::UniPush => "the push provider",
             ProviderKind::Fcm => "FCM",
             ProviderKind::Apns => "APNs",
+            ProviderKind::WebPush => "Web Push",
         }
     }
 
     /// Every provider.
-    pub const ALL: [ProviderKind; 3] = [ProviderKind::UniPush, ProviderKind::Fcm, ProviderKind::Apns];
+    pub const ALL: [ProviderKind; 4] =
+        [ProviderKind::UniPush, ProviderKind::Fcm, ProviderKind::Apns, ProviderKind::WebPush];
 }
 
 /// The providers a worker sends through. Cheap to clone.
@@ -169,12 +183,14 @@ pub struct Providers {
     pub fcm: Option<std::sync::Arc<fcm::Fcm>>,
     /// APNs, when configured.
     pub apns: Option<std::sync::Arc<apns::Apns>>,
+    /// Web Push, when configured.
+    pub web_push: Option<std::sync::Arc<webpush::WebPush>>,
 }
 
 impl Providers {
     /// Only the original's provider.
     pub fn unipush(unipush: UniPush) -> Self {
-        Self { unipush, fcm: None, apns: None }
+        Self { unipush, fcm: None, apns: None, web_push: None }
     }
 
     /// With FCM for Android devices.
@@ -187,12 +203,18 @@ impl Providers {
         Self { apns: Some(std::sync::Arc::new(apns)), ..self }
     }
 
+    /// With Web Push for browsers.
+    pub fn with_web_push(self, web_push: webpush::WebPush) -> Self {
+        Self { web_push: Some(std::sync::Arc::new(web_push)), ..self }
+    }
+
     /// The provider of a device of type `device_type` (as stored; a type Herald does not know
     /// goes to the original's provider, as every device did there) with `push_id`.
     pub fn kind_for(&self, device_type: &str, push_id: &str) -> ProviderKind {
         match model::DeviceType::parse(device_type) {
             Some(model::DeviceType::Android) if self.fcm.is_some() => ProviderKind::Fcm,
             Some(model::DeviceType::Ios) if self.apns.is_some() && apns::is_device_token(push_id) => ProviderKind::Apns,
+            Some(model::DeviceType::Web) => ProviderKind::WebPush,
             _ => ProviderKind::UniPush,
         }
     }

@@ -6,8 +6,10 @@
 //!
 //! The device's type picks the provider ([`Providers::kind_for`]). What the provider answers
 //! decides what follows, besides the log:
-//! - a dead token (FCM `UNREGISTERED`, APNs `410 Unregistered` / `BadDeviceToken`): the device is marked inactive at once, with a
-//!   `message_push_rule_log` row (`unregistered`), and the send is dead;
+//! - a dead token (FCM `UNREGISTERED`, APNs `410 Unregistered` / `BadDeviceToken`, Web Push 404 /
+//!   410): the device is marked inactive at once, with a `message_push_rule_log` row
+//!   (`unregistered`), and the send is dead;
+//! - a web device whose endpoint is not on a push service Herald calls: the send is dead;
 //! - Herald's credential refused: the send failed, not counted against the device, and that
 //!   provider's sends stop for `mobile.credential_pause_ms` (logged as failed without a call,
 //!   counted under `provider_stopped`, the `herald_mobile_push_provider_stopped` gauge at 1);
@@ -107,7 +109,8 @@ impl Sender {
         let dead = |reason, message: &str| Called::refused(PushLogStatus::Dead, reason, message);
         let called = match device {
             Some(device) if device.status == DeviceStatus::Active && device.user_id == send.user_id => {
-                self.call(self.providers.kind_for(&device.device_type, &device.push_id), send, last).await?
+                let kind = self.providers.kind_for(&device.device_type, &device.push_id);
+                self.call(kind, send, device.subscription.as_deref(), last).await?
             }
             // Logged out, moved to another user or gone since the send was made: it is not
             // tried again, and its owner now gets nothing meant for someone else.
@@ -145,9 +148,16 @@ impl Sender {
         })
     }
 
-    /// Calls the provider `kind` with `send` (its `last` attempt or not), unless its sends are
-    /// stopped, and applies what the answer says to the device or the provider.
-    async fn call(&self, kind: ProviderKind, send: &PushSend, last: bool) -> Result<Called, database::DbError> {
+    /// Calls the provider `kind` with `send` (its `last` attempt or not; `subscription` the
+    /// device's, for a browser), unless its sends are stopped, and applies what the answer says
+    /// to the device or the provider.
+    async fn call(
+        &self,
+        kind: ProviderKind,
+        send: &PushSend,
+        subscription: Option<&str>,
+        last: bool,
+    ) -> Result<Called, database::DbError> {
         if let Some(left) = self.stopped_for(kind) {
             let message = format!(
                 "not sent: {} refused Herald's credential; its sends resume in {} s",
@@ -175,6 +185,13 @@ impl Sender {
             ProviderKind::Apns => match &self.providers.apns {
                 Some(apns) => apns.send(send).await,
                 None => return Ok(Called::refused(failure(last), Reason::NoProvider, "APNs is not configured")),
+            },
+            ProviderKind::WebPush => match &self.providers.web_push {
+                Some(web_push) => web_push.send(send, subscription).await,
+                None => {
+                    let message = "Web Push is not configured (mobile.web_push_vapid_key_file)";
+                    return Ok(Called::refused(failure(last), Reason::NoProvider, message));
+                }
             },
         };
         self.metrics.provider_call(started.elapsed());
@@ -210,6 +227,8 @@ impl Sender {
                 self.stop(kind, &called.message);
                 Called { device_at_fault: false, ..called }
             }
+            // Trying again would call the same place.
+            FailureReason::EndpointRefused => Called { status: PushLogStatus::Dead, not_before: None, ..called },
             _ => called,
         })
     }

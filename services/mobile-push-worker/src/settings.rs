@@ -40,6 +40,19 @@ pub struct MobileSettings {
     /// How long a provider's sends stop after it refused Herald's credential, in milliseconds;
     /// then one send tries again.
     pub credential_pause_ms: u64,
+    /// Web Push for browsers (`web` devices): the path of the VAPID private key (a mounted
+    /// secret: PKCS#8 PEM, or the raw key in base64url as `web-push generate-vapid-keys` prints
+    /// it). Empty: web devices get nothing.
+    pub web_push_vapid_key_file: String,
+    /// The operator's contact the push services see (`mailto:...` or `https://...`); needed
+    /// with the key.
+    pub web_push_subject: String,
+    /// How long a push service keeps a push for a browser that is offline, in seconds (at most
+    /// a day; also the VAPID token's lifetime).
+    pub web_push_ttl_secs: u64,
+    /// The push services sent to: hosts, or `.domain` for every host under it. An endpoint
+    /// elsewhere is never called (it came from a browser).
+    pub web_push_hosts: Vec<String>,
 }
 
 impl Default for MobileSettings {
@@ -58,6 +71,10 @@ impl Default for MobileSettings {
             apns_topic: String::new(),
             apns_url: crate::provider::apns::DEFAULT_URL.to_owned(),
             credential_pause_ms: 60_000,
+            web_push_vapid_key_file: String::new(),
+            web_push_subject: String::new(),
+            web_push_ttl_secs: 12 * 3600,
+            web_push_hosts: crate::provider::webpush::DEFAULT_HOSTS.map(str::to_owned).to_vec(),
         }
     }
 }
@@ -91,6 +108,26 @@ impl MobileSettings {
                 "needs mobile.apns_key_id, mobile.apns_team_id and mobile.apns_topic",
             ));
         }
+        let contact = self.web_push_subject.starts_with("mailto:") || self.web_push_subject.starts_with("https://");
+        if !self.web_push_vapid_key_file.is_empty() && !contact {
+            return Err(ConfigError::invalid(
+                "mobile.web_push_subject",
+                "must be a mailto: or https:// contact when mobile.web_push_vapid_key_file is set",
+            ));
+        }
+        if !(1..=86_400).contains(&self.web_push_ttl_secs) {
+            return Err(ConfigError::invalid("mobile.web_push_ttl_secs", "must be 1 s to 24 h"));
+        }
+        if self
+            .web_push_hosts
+            .iter()
+            .any(|host| host.trim_start_matches('.').is_empty() || host.contains(['/', ' ', ':']))
+        {
+            return Err(ConfigError::invalid(
+                "mobile.web_push_hosts",
+                "must hold host names (or .domain), no ports or paths",
+            ));
+        }
         if !(1_000..=86_400_000).contains(&self.credential_pause_ms) {
             return Err(ConfigError::invalid("mobile.credential_pause_ms", "must be 1 s to 24 h"));
         }
@@ -102,6 +139,15 @@ impl MobileSettings {
         ProviderTimeouts {
             connect: Duration::from_millis(self.connect_timeout_ms),
             total: Duration::from_millis(self.timeout_ms),
+        }
+    }
+
+    /// Web Push's settings but the key.
+    pub fn web_push(&self) -> crate::provider::webpush::WebPushConfig {
+        crate::provider::webpush::WebPushConfig {
+            subject: self.web_push_subject.clone(),
+            ttl: Duration::from_secs(self.web_push_ttl_secs),
+            hosts: self.web_push_hosts.clone(),
         }
     }
 

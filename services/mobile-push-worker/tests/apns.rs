@@ -134,8 +134,13 @@ async fn a_dead_apns_token_deactivates_its_device_and_a_refused_key_stops_apns_o
     store.set_provider_url(&unipush.push_url()).await.unwrap();
     let mock = MockApnsServer::start_local().unwrap();
     for push_id in [PHONE, GONE, CLIENT_ID] {
-        let device =
-            Registration { user_id: 9, tenant_id: None, push_id: push_id.into(), device_type: DeviceType::Ios };
+        let device = Registration {
+            user_id: 9,
+            tenant_id: None,
+            push_id: push_id.into(),
+            device_type: DeviceType::Ios,
+            subscription: None,
+        };
         store.register(&device).await.unwrap();
     }
     mock.mock.answer_token(GONE, ApnsAnswer::Unregistered);

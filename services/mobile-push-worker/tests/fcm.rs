@@ -161,7 +161,7 @@ async fn concurrent_sends_on_a_cold_client_share_one_grant() {
 }
 
 async fn register(store: &MobileStore, user_id: i64, push_id: &str, device_type: DeviceType) {
-    let device = Registration { user_id, tenant_id: None, push_id: push_id.into(), device_type };
+    let device = Registration { user_id, tenant_id: None, push_id: push_id.into(), device_type, subscription: None };
     store.register(&device).await.unwrap();
 }
 

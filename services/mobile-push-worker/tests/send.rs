@@ -54,6 +54,7 @@ async fn attempts_are_logged_once_and_counted_on_the_device(backend: Backend) {
         tenant_id: Some("acme".into()),
         push_id: PHONE.into(),
         device_type: DeviceType::Android,
+        subscription: None,
     };
     store.register(&registration).await.unwrap();
     let err_count = || async { store.device(PHONE).await.unwrap().unwrap().err_count };

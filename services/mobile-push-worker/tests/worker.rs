@@ -60,8 +60,13 @@ async fn retries_then_dead_letters(bus: &Bus, shutdown: &CancellationToken) {
     let provider = MockProvider::start_local().unwrap();
     store.set_provider_url(&provider.push_url()).await.unwrap();
     for push_id in [GOOD, BAD] {
-        let device =
-            Registration { user_id: 7, tenant_id: None, push_id: push_id.into(), device_type: DeviceType::Android };
+        let device = Registration {
+            user_id: 7,
+            tenant_id: None,
+            push_id: push_id.into(),
+            device_type: DeviceType::Android,
+            subscription: None,
+        };
         store.register(&device).await.unwrap();
     }
     provider.mock.answer_push_id(BAD, Answer::Http500);

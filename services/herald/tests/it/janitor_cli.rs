@@ -47,6 +47,7 @@ async fn janitor_run_once_applies_the_device_rules_and_says_what_changed() {
         inactive_time: Set(None),
         create_time: Set(now - 90 * day),
         update_time: Set(now - 90 * day),
+        subscription: Set(None),
     };
     push_device::Entity::insert(failing).exec_without_returning(&db).await.unwrap();
 

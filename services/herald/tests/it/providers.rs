@@ -1,15 +1,17 @@
 //! The real providers end to end, configured as an operator would (key files named in
-//! `mobile.fcm_credentials_file` and `mobile.apns_key_file`, the base URLs pointing at the mock
-//! FCM and APNs, which verify every grant's and provider token's signature with the test keys):
-//! a notice on the mobile channel reaches an Android device through FCM and an iPhone with an
-//! APNs token through APNs, each with its message id and priority, and an iPhone registered with
-//! a UniPush client id through the original's provider; a device whose token FCM calls dead is
+//! `mobile.fcm_credentials_file`, `mobile.apns_key_file` and `mobile.web_push_vapid_key_file`,
+//! the base URLs pointing at the mock FCM, APNs and push service, which verify every grant's,
+//! provider token's and VAPID token's signature with the test keys): a notice on the mobile
+//! channel reaches an Android device through FCM, an iPhone with an APNs token through APNs and a
+//! browser through Web Push (decrypted by the mock with the subscription's key), each with its
+//! message id and priority, and an iPhone registered with a UniPush client id through the
+//! original's provider; a browser logs out by its subscription; a device whose token FCM calls dead is
 //! deactivated with its push logged dead. All-in-one (SQLite, in-process bus) and distributed
 //! (RabbitMQ, PostgreSQL).
 
 use crate::helpers::{Distributed, Embedded, Endpoints, token};
 use mock_push::fcm::{FcmAnswer, TEST_PRIVATE_KEY};
-use mock_push::{MockApnsServer, MockFcmServer, MockProvider};
+use mock_push::{MockApnsServer, MockFcmServer, MockProvider, MockWebPushServer};
 use runtime::Role;
 use runtime::testing::{eventually, holds};
 use serde_json::{Value, json};
@@ -26,21 +28,25 @@ const IPHONE: &str = "00000000000000000000000000000f01";
 struct Providers {
     fcm: MockFcmServer,
     apns: MockApnsServer,
-    keys: [std::path::PathBuf; 2],
+    web: MockWebPushServer,
+    keys: [std::path::PathBuf; 3],
 }
 
 impl Providers {
     fn start() -> Self {
         let fcm = MockFcmServer::start_local().unwrap();
         let apns = MockApnsServer::start_local().unwrap();
+        let web = MockWebPushServer::start_local().unwrap();
         let id = uuid::Uuid::new_v4().simple();
         let keys = [
             std::env::temp_dir().join(format!("herald-fcm-{id}.json")),
             std::env::temp_dir().join(format!("herald-apns-{id}.p8")),
+            std::env::temp_dir().join(format!("herald-vapid-{id}.pem")),
         ];
         std::fs::write(&keys[0], fcm.service_account(TEST_PRIVATE_KEY)).unwrap();
         std::fs::write(&keys[1], mock_push::apns::TEST_PRIVATE_KEY).unwrap();
-        Self { fcm, apns, keys }
+        std::fs::write(&keys[2], mock_push::webpush::TEST_VAPID_KEY).unwrap();
+        Self { fcm, apns, web, keys }
     }
 
     fn settings(&self) -> mobile_push_worker::MobileSettings {
@@ -52,6 +58,9 @@ impl Providers {
             apns_team_id: mock_push::apns::TEAM_ID.to_owned(),
             apns_topic: mock_push::apns::TOPIC.to_owned(),
             apns_url: self.apns.base_url(),
+            web_push_vapid_key_file: self.keys[2].display().to_string(),
+            web_push_subject: "mailto:ops@example.com".to_owned(),
+            web_push_hosts: vec!["127.0.0.1".to_owned()],
             ..crate::helpers::quick_retries()
         }
     }
@@ -65,14 +74,15 @@ impl Drop for Providers {
     }
 }
 
-async fn register(app: &Endpoints, user: i64, push_id: &str, device_type: &str) {
+async fn register(app: &Endpoints, user: i64, push_id: &str, device_type: &str) -> Value {
     let body = json!({"pushId": push_id, "deviceType": device_type});
     let (status, answer) = app.post(&token(user, Role::User, "u"), "/api/message_push", &body).await;
     assert_eq!(status, 200, "{answer}");
+    answer
 }
 
 async fn devices_get_notices_from_their_providers(app: &Endpoints, providers: &Providers) {
-    let (fcm, apns) = (&providers.fcm, &providers.apns);
+    let (fcm, apns, web) = (&providers.fcm, &providers.apns, &providers.web);
     let admin = token(1, Role::Admin, "root");
     let unipush = MockProvider::start_local().unwrap();
     let (status, answer) = app.post(&admin, "/api/message_push/config", &json!({"url": unipush.push_url()})).await;
@@ -81,6 +91,14 @@ async fn devices_get_notices_from_their_providers(app: &Endpoints, providers: &P
     register(app, 60, IPHONE, "ios").await;
     register(app, 60, APNS_TOKEN, "ios").await;
     register(app, 61, DEAD, "android").await;
+    // A browser registers its subscription; the answer shows the push id made of its endpoint,
+    // never its keys.
+    let subscription = web.mock.subscribe("browser-60").json();
+    let browser = register(app, 60, &subscription, "web").await;
+    let browser_id = browser["data"]["pushId"].as_str().unwrap().to_owned();
+    assert!(browser_id.starts_with("web:") && browser_id.len() == 47, "{browser}");
+    assert_eq!(browser["data"]["deviceType"], "web", "{browser}");
+    assert!(!browser.to_string().contains("p256dh"), "{browser}");
     fcm.mock.answer_token(DEAD, FcmAnswer::Unregistered);
 
     let notice = app
@@ -93,11 +111,26 @@ async fn devices_get_notices_from_their_providers(app: &Endpoints, providers: &P
         )
         .await;
 
-    eventually("FCM, APNs and the provider to get the notice", Duration::from_secs(20), || async {
-        let got = (fcm.mock.received().len(), apns.mock.received().len(), unipush.mock.received().len());
-        holds(got == (2, 1, 1), format_args!("fcm, apns, unipush: {got:?}"))
+    eventually("FCM, APNs, Web Push and the provider to get the notice", Duration::from_secs(20), || async {
+        let got = (
+            fcm.mock.received().len(),
+            apns.mock.received().len(),
+            web.mock.received().len(),
+            unipush.mock.received().len(),
+        );
+        holds(got == (2, 1, 1, 1), format_args!("fcm, apns, web push, unipush: {got:?}"))
     })
     .await;
+    let to_browser = &web.mock.received()[0];
+    assert_eq!(
+        to_browser.payload,
+        json!({
+            "title": "发货通知", "body": "订单 A-7 已发货", "tag": notice.message_id,
+            "data": {"messageId": notice.message_id, "messageType": "order_shipped", "category": "order_shipped"},
+        })
+    );
+    assert_eq!(to_browser.headers.get("urgency").map(String::as_str), Some("high"));
+    assert_eq!(web.mock.refused(), 0);
     let received = fcm.mock.received();
     let alive = received.iter().find(|r| r.token == ALIVE).expect("the live token's send");
     assert_eq!(
@@ -137,7 +170,11 @@ async fn devices_get_notices_from_their_providers(app: &Endpoints, providers: &P
     assert_eq!(items[0]["status"], "dead", "{logs}");
     assert!(items[0]["err_message"].as_str().unwrap().contains("UNREGISTERED"), "{logs}");
     let (status, page) = app.get(&admin, "/api/message_push/manage?user_id=60&status=1").await;
-    assert_eq!((status, &page["data"]["total"]), (200, &Value::from(3)), "{page}");
+    assert_eq!((status, &page["data"]["total"]), (200, &Value::from(4)), "{page}");
+    // The browser logs out by naming its subscription.
+    let (status, out) =
+        app.post(&token(60, Role::User, "u"), "/api/message_push/logout", &json!({"pushId": subscription})).await;
+    assert_eq!((status, &out["data"]["pushId"], &out["data"]["status"]), (200, &json!(browser_id), &json!(0)), "{out}");
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(fcm.mock.received().iter().filter(|r| r.token == DEAD).count(), 1, "a dead token is not retried");
     unipush.stop().await;

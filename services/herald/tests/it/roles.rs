@@ -241,6 +241,7 @@ async fn a_push_worker_killed_mid_stream_loses_no_send_and_doubles_none() {
                 tenant_id: Some("plant".into()),
                 push_id: push_id.clone(),
                 device_type: DeviceType::Android,
+                subscription: None,
             };
             async move { store.register(&device).await }
         }))

@@ -1,8 +1,9 @@
 // The end-user inbox demo, built only on the SDK (served beside it at /console/sdk.js): a bell
 // with the unread count, the list, mark as read, a confirm dialog for notices that ask for one,
-// and the count kept right across the user's tabs and devices through `sync` events.
+// and the count kept right across the user's tabs and devices through `sync` events; and Web Push
+// (the SDK's subscribeWebPush with the service worker sw.js) for notices sent while it is closed.
 
-import { HeraldClient } from "/console/sdk.js";
+import { HeraldClient, subscribeWebPush } from "/console/sdk.js";
 
 const TOKEN_KEY = "herald.inbox.token";
 const items = document.getElementById("items");
@@ -63,9 +64,30 @@ function askConfirm(n) {
   dialog.showModal();
 }
 
+function offerWebPush(token) {
+  const form = document.getElementById("web-push");
+  const status = document.getElementById("web-push-status");
+  if (!("serviceWorker" in navigator) || !("PushManager" in window)) return;
+  form.hidden = false;
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    status.textContent = "subscribing…";
+    try {
+      const registration = await navigator.serviceWorker.register("/console/inbox/sw.js");
+      await navigator.serviceWorker.ready;
+      const applicationServerKey = document.getElementById("vapid-key").value.trim();
+      const { device } = await subscribeWebPush({ registration, applicationServerKey, apiUrl: location.origin, token });
+      status.textContent = `registered as ${device.pushId}: notices sent with the mobile channel reach this browser`;
+    } catch (err) {
+      status.textContent = `not subscribed: ${err.message}`;
+    }
+  });
+}
+
 function open(token) {
   document.getElementById("sign-in").hidden = true;
   items.hidden = false;
+  offerWebPush(token);
   client = new HeraldClient({ url: `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`, token });
   client.on("open", () => (connection.textContent = "live"));
   client.on("close", (c) => (connection.textContent = c.retry ? "reconnecting…" : c.message));
