@@ -22,6 +22,8 @@ pub use migration::Migrator;
 
 /// Prepared statements each SQLite connection keeps (sqlx's default: 100).
 const SQLITE_STATEMENT_CACHE: usize = 24;
+/// The page cache of each SQLite connection, in KiB (SQLite's default: 2000).
+const SQLITE_PAGE_CACHE_KIB: u32 = 512;
 
 /// The database could not be reached or migrated.
 #[derive(Debug, thiserror::Error)]
@@ -61,13 +63,17 @@ async fn connect_migrated(settings: &DatabaseSettings, steps: Option<u32>) -> Re
         // lists give one distinct statement per batch size, so sqlx's default of 100 filled the
         // all-in-one's heap by a megabyte and more over the first hour of a soak. A small cache
         // keeps the hot fixed-shape statements and re-prepares the rest (microseconds, beside a
-        // commit's fsync).
+        // commit's fsync). Each connection's page cache grows as the file does until it holds
+        // `cache_size` worth of pages; at SQLite's 2000 KiB per connection the all-in-one's heap
+        // still grew by 2.2 MiB over a half-hour soak, at 512 KiB by 0.8 MiB (docs/benchmarks.md).
+        // The pages left out are a `pread` away in the kernel's page cache.
         options.map_sqlx_sqlite_opts(|sqlite| {
             sqlite
                 .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .statement_cache_capacity(SQLITE_STATEMENT_CACHE)
+                .pragma("cache_size", format!("-{SQLITE_PAGE_CACHE_KIB}"))
         });
         options
     };
@@ -137,7 +143,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_sqlite_connection_keeps_few_prepared_statements() {
+    async fn a_sqlite_connection_keeps_few_prepared_statements_and_a_small_page_cache() {
         use sea_orm::sqlx::{Connection, Executor};
         let dir = std::env::temp_dir().join(format!("herald-stmt-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -155,6 +161,8 @@ mod tests {
             conn.fetch_all(query).await.unwrap();
         }
         assert_eq!(conn.cached_statements_size(), SQLITE_STATEMENT_CACHE);
+        let (cache_size,): (i64,) = sea_orm::sqlx::query_as("PRAGMA cache_size").fetch_one(&mut *conn).await.unwrap();
+        assert_eq!(cache_size, -i64::from(SQLITE_PAGE_CACHE_KIB));
         drop(conn);
         db.close().await.unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
