@@ -17,6 +17,19 @@ crate::closed_set! {
     }
 }
 
+/// The longest `fallback.mobile_after_secs`: a day.
+pub const MAX_FALLBACK_SECS: u32 = 86_400;
+
+/// A WebSocket notice's fallback to mobile (the request's `fallback`): a recipient who has not
+/// acknowledged it (a `delivered`, `read` or `confirmed` receipt from any connection, or the
+/// REST API) `mobile_after_secs` after it was accepted gets it on their active devices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fallback {
+    /// Seconds after acceptance, 1 to [`MAX_FALLBACK_SECS`].
+    pub mobile_after_secs: u32,
+}
+
 /// A notice's channels: a non-empty set, written as a list in [`NoticeChannel::ALL`] order.
 /// The default, when a request or an envelope names none, is WebSocket only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -116,8 +116,8 @@ mod tests {
     #[test]
     fn every_closed_set_round_trips_by_name() {
         round_trips(&Role::ALL, &["admin", "user"]);
-        round_trips(&ReportChannel::ALL, &["websocket", "rest"]);
-        round_trips(&PushChannel::ALL, &["websocket", "offline"]);
+        round_trips(&ReportChannel::ALL, &["websocket", "rest", "mobile"]);
+        round_trips(&PushChannel::ALL, &["websocket", "offline", "mobile"]);
         round_trips(&DeliveryEventType::ALL, &["sent", "delivered", "failed", "read", "confirmed"]);
         round_trips(&PushStatus::ALL, &["queued", "partial", "delivered", "failed"]);
         round_trips(&DeliveryStatus::ALL, &["pending", "delivered", "failed"]);

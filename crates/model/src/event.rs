@@ -27,6 +27,8 @@ crate::closed_set! {
         Websocket = "websocket",
         /// A call to the REST API.
         Rest = "rest",
+        /// The mobile-push-worker, from a push provider's answer.
+        Mobile = "mobile",
     }
 }
 
@@ -37,6 +39,8 @@ crate::closed_set! {
         Websocket = "websocket",
         /// Replayed from the offline inbox on connect.
         Offline = "offline",
+        /// Pushed to the user's mobile devices (a provider took it).
+        Mobile = "mobile",
     }
 }
 

@@ -19,7 +19,7 @@ pub mod time_format;
 pub mod ws;
 
 pub use api::{ApiResponse, FailureData, PushRecordItem, PushRecordPage, PushRecordStats, PushResult, PushStatus};
-pub use channel::{Channels, NoticeChannel};
+pub use channel::{Channels, Fallback, MAX_FALLBACK_SECS, NoticeChannel};
 pub use closed::ClosedSet;
 pub use error_code::ErrorCode;
 pub use event::{DeliveryEvent, DeliveryEventType, MAX_USER_AGENT_CHARS, PushChannel, ReportChannel};

@@ -121,6 +121,9 @@ pub struct AlarmJob {
 pub const SEND_ROUTING_KEY: &str = "send";
 /// The routing key of an alarm job on the mobile exchange.
 pub const ALARM_ROUTING_KEY: &str = "alarm";
+/// The routing key of a notice whose mobile fallback is due (the envelope, delayed by its
+/// `fallback.mobile_after_secs`) on the mobile exchange.
+pub const FALLBACK_ROUTING_KEY: &str = "fallback";
 
 /// One send: a notice or an alarm to one device, as the mobile-push-worker receives it on the
 /// mobile exchange (routing key `send`), one message per attempt.

@@ -2,7 +2,7 @@
 
 use crate::offline::{OFFLINE_PREFIX, OfflineMessage};
 use crate::ws::ClientFrame;
-use crate::{Channels, MessageId, NotificationType, Priority, Target, UserId};
+use crate::{Channels, Fallback, MessageId, NotificationType, Priority, Target, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -54,6 +54,10 @@ pub struct NotificationMessage {
     /// envelope reads the same as before channels existed.
     #[serde(default, skip_serializing_if = "Channels::is_default")]
     pub channels: Channels,
+    /// When its recipients who have not acknowledged it get it on their phones; left out
+    /// when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
     /// Who posted it.
     #[serde(flatten)]
     pub sender: Sender,

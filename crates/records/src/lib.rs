@@ -580,7 +580,7 @@ pub(crate) fn merge(row: &mut Receipt, recorded: &RecordedEvent, deliveries: u64
             row.received_ms = Some(at);
             // Online at push time: it reached a connection live rather than from the inbox.
             row.is_online = e.push_channel == Some(PushChannel::Websocket);
-            if e.push_channel.is_some() {
+            if e.push_channel.is_some() && row.push_channel != Some(PushChannel::Mobile) {
                 row.push_channel = e.push_channel;
             }
         }
@@ -602,6 +602,12 @@ pub(crate) fn merge(row: &mut Receipt, recorded: &RecordedEvent, deliveries: u64
         }
         DeliveryEventType::Failed if !row.is_received => {
             row.delivery_status = DeliveryStatus::Failed;
+        }
+        // A provider took it for one of the user's phones (the mobile channel, or a fallback):
+        // that is the channel the record names, whatever a connection acknowledged before or
+        // after, so the record is the same in any order of events.
+        DeliveryEventType::Sent if e.push_channel == Some(PushChannel::Mobile) => {
+            row.push_channel = Some(PushChannel::Mobile);
         }
         _ => {}
     }

@@ -32,6 +32,7 @@ fn message(n: u64, target: Target, ids: Vec<i64>, content: &str) -> Notification
         need_confirm: false,
         message_id: MessageId::from_parts(nanos, uuid::Uuid::new_v4()),
         channels: Default::default(),
+        fallback: None,
         sender: Sender { id: if n.is_multiple_of(3) { 1 } else { 7 }, name: "admin".into() },
     }
 }
@@ -193,12 +194,41 @@ async fn exercise(store: &RecordStore, backend: impl std::fmt::Debug + Copy) {
     assert_eq!(store.list(&q(|_| {})).await.unwrap().total, 0, "{backend:?}");
 }
 
+/// A user a provider reached on their phone: the receive record names `mobile` whatever a
+/// connection acknowledged before or after, and only an acknowledgement counts as received.
+async fn a_phone_push_names_the_channel(store: &RecordStore, backend: impl std::fmt::Debug + Copy) {
+    let notice = message(400, Target::Custom, vec![5, 6, 7, 8], "fallback");
+    let record = NewRecord { addressed: notice.target_ids.clone(), message: notice.clone() };
+    store.write_messages(&[record]).await.unwrap();
+    let phone = |user| {
+        let mut sent = event(DeliveryEventType::Sent, &notice, user, "mobile");
+        sent.event.channel = model::ReportChannel::Mobile;
+        sent
+    };
+    let replayed = |user| event(DeliveryEventType::Delivered, &notice, user, "offline");
+    store.apply_events(&[phone(5)]).await.unwrap();
+    store.apply_events(&[replayed(5), replayed(6)]).await.unwrap();
+    store
+        .apply_events(&[phone(6), phone(7), event(DeliveryEventType::Delivered, &notice, 8, "websocket")])
+        .await
+        .unwrap();
+    let detail = store.detail(notice.message_id.as_str()).await.unwrap().unwrap();
+    let rows: Vec<(i64, &str, bool)> =
+        detail.receipts.iter().map(|r| (r.user_id, r.push_channel.map_or("", |c| c.as_str()), r.is_received)).collect();
+    let want = [(5, "mobile", true), (6, "mobile", true), (7, "mobile", false), (8, "websocket", true)];
+    assert_eq!(rows, want, "{backend:?}");
+    assert_eq!(counts(store, &notice).await, (4, 3, 0, "partial".into()), "{backend:?}");
+    let sent = detail.logs.iter().filter(|l| l.event_type.as_str() == "sent").count();
+    assert_eq!(sent, 3, "{backend:?}: a log entry per phone push");
+}
+
 #[tokio::test]
 async fn the_sql_records_store_behaves_the_same_on_every_backend() {
     for backend in Backend::ALL {
         let scratch = ScratchDatabase::create(backend).await.unwrap_or_else(|err| panic!("{backend:?}: {err}"));
         let store = RecordStore::Sql(SqlRecords::open(&scratch.settings, TimeFormat::default()).await.unwrap());
         exercise(&store, backend).await;
+        a_phone_push_names_the_channel(&store, backend).await;
         assert!(store.is_ready());
         drop(store);
         scratch.drop_now().await.unwrap();
@@ -219,6 +249,7 @@ async fn the_mongodb_records_store_behaves_the_same() {
     MongoRecords::open_in(db.clone(), shorter, TimeFormat::default()).await.unwrap();
     let store = RecordStore::Mongo(mongo);
     exercise(&store, "mongodb").await;
+    a_phone_push_names_the_channel(&store, "mongodb").await;
     assert!(store.is_ready());
     db.drop().await.unwrap();
 }

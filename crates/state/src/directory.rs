@@ -404,6 +404,7 @@ mod addressed_tests {
             need_confirm: false,
             message_id: MessageId::generate(),
             channels: Default::default(),
+            fallback: None,
             sender: Sender { id: 1, name: "admin".into() },
         }
     }

@@ -554,6 +554,24 @@ impl LiveState {
             .map(|_| ())
     }
 
+    /// Which of `users` have a receipt of `id` (any event, any device) not yet expired.
+    pub(crate) async fn acknowledged(&self, id: &MessageId, users: &[UserId]) -> Result<HashSet<UserId>, DbErr> {
+        if users.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let rows: Vec<UserId> = receipt::Entity::find()
+            .select_only()
+            .column(receipt::Column::UserId)
+            .distinct()
+            .filter(receipt::Column::MessageId.eq(id.to_string()))
+            .filter(receipt::Column::UserId.is_in(users.iter().copied()))
+            .filter(receipt::Column::ExpiresAt.gt(now_ms()))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().collect())
+    }
+
     // Accepting a notice ---------------------------------------------------------------------
 
     /// Accepts a notice in one transaction with the others accepted at the same moment (a group

@@ -9,12 +9,15 @@ use crate::{LiveState, OfflineInbox};
 use bus::{Bus, BusError};
 use fred::prelude::*;
 use model::{DeliveryEvent, DeliveryEventType, MessageId, UserId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How long a receipt is remembered: as long as the records it feeds.
 pub const RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long Redis remembers that a user acknowledged a notice at all (the set
+/// `acked:{message_id}`, read by the mobile fallback): past the longest fallback.
+pub const ACKNOWLEDGED_RETENTION: Duration = Duration::from_secs(model::MAX_FALLBACK_SECS as u64 + 3600);
 /// The most receipts the in-process ledger holds; past it receipts are refused.
 pub const MEMORY_CAPACITY: usize = 100_000;
 
@@ -137,10 +140,17 @@ impl ReceiptLedger {
     pub async fn first(&self, receipt: Receipt<'_>) -> Result<bool, ReceiptError> {
         match self {
             ReceiptLedger::Redis { client, key_prefix } => {
+                // One round trip: the receipt itself, and the user in the notice's set of those
+                // who acknowledged it (what `acknowledged` reads without scanning receipts).
                 let expiry = Some(Expiration::PX(RETENTION.as_millis() as i64));
                 let name = format!("{key_prefix}receipt:{}", receipt.key());
-                let set: Option<String> = client.set(name, 1, expiry, Some(SetOptions::NX), false).await?;
-                Ok(set.is_some())
+                let acked = acknowledged_key(key_prefix, receipt.message_id);
+                let pipeline = client.pipeline();
+                let () = pipeline.set(name, 1, expiry, Some(SetOptions::NX), false).await?;
+                let () = pipeline.sadd(&acked, receipt.user_id).await?;
+                let () = pipeline.pexpire(&acked, ACKNOWLEDGED_RETENTION.as_millis() as i64, None).await?;
+                let results: Vec<Value> = pipeline.all().await?;
+                Ok(results.first().is_some_and(|set| !set.is_null()))
             }
             ReceiptLedger::Sql(state) => Ok(state
                 .first_receipt(receipt.message_id, receipt.user_id, receipt.event.as_str(), receipt.device, RETENTION)
@@ -160,6 +170,40 @@ impl ReceiptLedger {
                 }
                 seen.insert(key, now + RETENTION);
                 Ok(true)
+            }
+        }
+    }
+
+    /// Which of `users` acknowledged `message_id` (a receipt of any event from any device).
+    /// In Redis a receipt forgotten because its event was not published still counts (the
+    /// user did see the notice, and their client sends it again); in the database it counts
+    /// again once it is sent again.
+    pub async fn acknowledged(
+        &self,
+        message_id: &MessageId,
+        users: &[UserId],
+    ) -> Result<HashSet<UserId>, ReceiptError> {
+        if users.is_empty() {
+            return Ok(HashSet::new());
+        }
+        match self {
+            ReceiptLedger::Redis { client, key_prefix } => {
+                let members: Vec<i64> = users.to_vec();
+                let flags: Vec<bool> = client.smismember(acknowledged_key(key_prefix, message_id), members).await?;
+                Ok(users.iter().zip(flags).filter(|(_, acked)| *acked).map(|(user, _)| *user).collect())
+            }
+            ReceiptLedger::Sql(state) => Ok(state.acknowledged(message_id, users).await?),
+            ReceiptLedger::Memory(seen) => {
+                let seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+                let now = Instant::now();
+                Ok(users
+                    .iter()
+                    .copied()
+                    .filter(|user| {
+                        let prefix = format!("{message_id}:{user}:");
+                        seen.iter().any(|(key, expires)| key.starts_with(&prefix) && *expires > now)
+                    })
+                    .collect())
             }
         }
     }
@@ -189,4 +233,9 @@ impl ReceiptLedger {
             ReceiptLedger::Sql(_) | ReceiptLedger::Memory(_) => true,
         }
     }
+}
+
+/// The set of users who acknowledged `message_id`.
+fn acknowledged_key(key_prefix: &str, message_id: &MessageId) -> String {
+    format!("{key_prefix}acked:{message_id}")
 }

@@ -2,7 +2,9 @@
 
 use crate::{MAX_CONTENT_CHARS, MAX_DATA_BYTES, MAX_USER_IDS, RESERVED_DATA_KEYS, ValidationError};
 use crate::{check_storable, check_storable_json};
-use model::{Channels, ErrorCode, NotificationType, Priority, Target, UserId};
+use model::{
+    Channels, ErrorCode, Fallback, MAX_FALLBACK_SECS, NoticeChannel, NotificationType, Priority, Target, UserId,
+};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
@@ -31,6 +33,9 @@ pub struct SystemNoticeRequest {
     /// A non-empty list of distinct channels (`websocket`, `mobile`); `["websocket"]` when
     /// absent.
     pub channels: Option<Channels>,
+    /// `{"mobile_after_secs": N}`: recipients who have not acknowledged it N seconds (1 to a
+    /// day) after it was accepted get it on their mobile devices. WebSocket notices only.
+    pub fallback: Option<Fallback>,
 }
 
 /// A notice that passed every rule, ready to be stamped and published.
@@ -54,6 +59,8 @@ pub struct NoticeDraft {
     pub need_confirm: bool,
     /// The channels it goes out on.
     pub channels: Channels,
+    /// Its fallback to mobile, if any.
+    pub fallback: Option<Fallback>,
 }
 
 impl NoticeDraft {
@@ -126,6 +133,7 @@ impl TryFrom<SystemNoticeRequest> for NoticeDraft {
             }
             _ => {}
         }
+        let channels = req.channels.unwrap_or_default();
         Ok(Self {
             content,
             notification_type,
@@ -135,9 +143,28 @@ impl TryFrom<SystemNoticeRequest> for NoticeDraft {
             data: parse_data(req.data)?,
             priority: req.priority.unwrap_or_default(),
             need_confirm: req.need_confirm.unwrap_or(false),
-            channels: req.channels.unwrap_or_default(),
+            channels,
+            fallback: req.fallback.map(|fallback| check_fallback(fallback, channels)).transpose()?,
         })
     }
+}
+
+/// A fallback waits for a WebSocket acknowledgement: it needs the WebSocket channel, and a
+/// notice that goes to phones at once has nothing to fall back to.
+fn check_fallback(fallback: Fallback, channels: Channels) -> Result<Fallback, ValidationError> {
+    let refuse = |message: String| ValidationError::new(ErrorCode::InvalidRequest, "fallback", message);
+    if !(1..=MAX_FALLBACK_SECS).contains(&fallback.mobile_after_secs) {
+        return Err(refuse(format!(
+            "fallback.mobile_after_secs is {}; it must be 1 to {MAX_FALLBACK_SECS} seconds",
+            fallback.mobile_after_secs
+        )));
+    }
+    if channels.has(NoticeChannel::Mobile) || !channels.has(NoticeChannel::Websocket) {
+        return Err(refuse(
+            "fallback applies to WebSocket notices: leave mobile out of channels (a notice with the mobile channel goes to phones at once)".to_owned(),
+        ));
+    }
+    Ok(fallback)
 }
 
 fn parse_content(raw: Option<String>) -> Result<String, ValidationError> {
@@ -401,6 +428,36 @@ mod tests {
         assert!(err.message.contains("user_ids"), "{}", err.message);
         let err = check(json!({"content": "x", "priority": 9})).unwrap_err();
         assert!(err.message.contains("priority"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_fallback_is_a_whole_number_of_seconds_up_to_a_day_on_websocket_notices_only() {
+        let fallback = |secs| Some(Fallback { mobile_after_secs: secs });
+        assert_eq!(check(json!({"content": "x"})).unwrap().fallback, None);
+        let ok = check(json!({"content": "x", "fallback": {"mobile_after_secs": 2}})).unwrap();
+        assert_eq!(ok.fallback, fallback(2));
+        let day = json!({"content": "x", "channels": ["websocket"], "fallback": {"mobile_after_secs": 86_400}});
+        assert_eq!(check(day).unwrap().fallback, fallback(86_400));
+        for (bad, says) in [
+            (json!({"mobile_after_secs": 0}), "1 to 86400"),
+            (json!({"mobile_after_secs": 86_401}), "1 to 86400"),
+            (json!({"mobile_after_secs": -1}), "fallback"),
+            (json!({"mobile_after_secs": 1.5}), "fallback"),
+            (json!({"mobile_after_secs": "2"}), "fallback"),
+            (json!({}), "mobile_after_secs"),
+            (json!({"mobile_after_secs": 2, "web_after_secs": 1}), "unknown field"),
+            (json!(2), "fallback"),
+        ] {
+            let err = check(json!({"content": "x", "fallback": bad})).unwrap_err();
+            assert_eq!((err.code, err.field.as_deref()), (ErrorCode::InvalidRequest, Some("fallback")), "{bad}");
+            assert!(err.message.contains(says), "{bad}: {}", err.message);
+        }
+        for channels in [json!(["mobile"]), json!(["websocket", "mobile"])] {
+            let err =
+                check(json!({"content": "x", "channels": channels, "fallback": {"mobile_after_secs": 2}})).unwrap_err();
+            assert_eq!((err.code, err.field.as_deref()), (ErrorCode::InvalidRequest, Some("fallback")));
+            assert!(err.message.contains("leave mobile out of channels"), "{}", err.message);
+        }
     }
 
     #[test]

@@ -69,8 +69,12 @@ pub async fn start(
             mobile_push_worker::component(
                 &settings.mobile,
                 deps.bus()?,
-                deps.mobile()?.clone(),
-                deps.directory()?.clone(),
+                mobile_push_worker::WorkerStores {
+                    mobile: deps.mobile()?.clone(),
+                    directory: deps.directory()?.clone(),
+                    receipts: deps.stores()?.receipts.clone(),
+                },
+                time,
                 &deps.shared.metrics,
                 shutdown.clone(),
             )

@@ -51,9 +51,9 @@ impl Role {
     }
 
     /// Whether the role reads or writes live state (inboxes, audiences, idempotency keys,
-    /// receipts, presence).
+    /// receipts, presence); the mobile-push-worker reads receipts, for fallbacks.
     pub fn uses_live_state(self) -> bool {
-        matches!(self, Role::IngestApi | Role::WsGateway)
+        matches!(self, Role::IngestApi | Role::WsGateway | Role::MobilePushWorker)
     }
 
     /// Whether the role reads the user directory.

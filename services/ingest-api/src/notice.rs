@@ -217,6 +217,7 @@ async fn accept(
         need_confirm: draft.need_confirm,
         message_id: MessageId::from_parts(pushed_at.unix_timestamp_nanos(), uuid::Uuid::new_v4()),
         channels: draft.channels,
+        fallback: draft.fallback,
         sender: Sender { id: admin.0.sub, name: admin.0.name },
     };
     tracing::Span::current().record("message_id", message.message_id.as_str());

@@ -32,6 +32,7 @@ fn notice(days_ago: i128) -> NewRecord {
         need_confirm: false,
         message_id: MessageId::from_parts(nanos, uuid::Uuid::new_v4()),
         channels: Default::default(),
+        fallback: None,
         sender: Sender { id: 1, name: "admin".into() },
     };
     NewRecord { addressed: vec![5], message }

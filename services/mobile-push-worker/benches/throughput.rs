@@ -46,7 +46,8 @@ async fn main() {
     for concurrency in concurrencies {
         let scratch = ScratchDatabase::create(Backend::Postgres).await.unwrap();
         let shutdown = CancellationToken::new();
-        let store = MobileStore::on(database::connect(&scratch.settings).await.unwrap(), shutdown.clone());
+        let db = database::connect(&scratch.settings).await.unwrap();
+        let store = MobileStore::on(db.clone(), shutdown.clone());
         store.set_provider_url(&provider.push_url()).await.unwrap();
         let push_id = "0123456789abcdef0123456789abcdef";
         store
@@ -75,8 +76,15 @@ async fn main() {
             Providers::unipush(UniPush::new(ProviderTimeouts::default()).unwrap()),
             SendMetrics::new(),
         );
-        let mut ready =
-            worker::start(&bus, sender.clone(), vec![Duration::from_secs(1)], concurrency, worker_shutdown.clone());
+        let sends_of = |sender: Sender| worker::Sends {
+            bus: bus.clone(),
+            sender,
+            retry_delays: [Duration::from_secs(1)].into(),
+            directory: state::UserDirectory::on(db.clone(), shutdown.clone()),
+            receipts: state::ReceiptLedger::start(&state::RedisSettings::in_process()).unwrap(),
+            time: model::TimeFormat::default(),
+        };
+        let mut ready = worker::start(sends_of(sender.clone()), concurrency, worker_shutdown.clone());
         ready.wait_for(|ready| *ready).await.unwrap();
         worker_shutdown.cancel();
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -97,7 +105,7 @@ async fn main() {
             worker::publish(&bus, &send).await.unwrap();
         }
         let started = Instant::now();
-        let mut ready = worker::start(&bus, sender, vec![Duration::from_secs(1)], concurrency, shutdown.clone());
+        let mut ready = worker::start(sends_of(sender), concurrency, shutdown.clone());
         ready.wait_for(|ready| *ready).await.unwrap();
         loop {
             if logged(&store).await as usize >= sends {

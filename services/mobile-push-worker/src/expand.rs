@@ -9,13 +9,21 @@
 //! - `all`: every active device's, exclusions applied. Unlike the WebSocket channel, which
 //!   reaches only who is online, a phone is reached whether or not its app is running: that is
 //!   what the channel is for.
+//!
+//! A WebSocket notice with a `fallback` goes to phones later, and only to whom it did not reach:
+//! the worker publishes the envelope again on the mobile exchange (key `fallback`) delayed
+//! until `mobile_after_secs` after the notice was accepted ([`Bus::publish_delayed`]: a TTL
+//! queue on RabbitMQ, so a worker restarted meanwhile loses no timer; journaled in process).
+//! When it comes back, the same recipients as above, less those who acknowledged it by then
+//! (the receipt ledger, [`ReceiptLedger::acknowledged`]), get it on their active devices.
 
 use crate::send::PushSend;
 use bus::{Bus, Incoming};
 use mobile::{Device, DeviceScope, MobileStore};
-use model::{AlarmJob, NoticeChannel, NotificationMessage, Target, UserId};
-use state::UserDirectory;
-use std::time::Duration;
+use model::{AlarmJob, MessageId, NoticeChannel, NotificationMessage, Target, UserId};
+use state::{ReceiptLedger, UserDirectory};
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::Instrument;
 
 /// Devices read at a time.
@@ -78,7 +86,7 @@ pub(crate) async fn alarm(bus: &Bus, store: &MobileStore, incoming: Incoming) {
         category: None,
         priority: model::Priority::High,
     };
-    match publish_to(bus, store, DeviceScope::Tenant(&job.tenant_id), &[], &template).await {
+    match publish_to(bus, store, DeviceScope::Tenant(&job.tenant_id), &[], None, &template).await {
         Ok(sends) => {
             tracing::info!(job_id = %job.job_id, tenant = %job.tenant_id, sends, "alarm expanded");
             incoming.ack().await;
@@ -89,18 +97,109 @@ pub(crate) async fn alarm(bus: &Bus, store: &MobileStore, incoming: Incoming) {
 
 /// A notice from the notifications exchange: to its recipients' devices when its channels
 /// include mobile, else nothing.
-pub(crate) async fn notice(bus: &Bus, store: &MobileStore, directory: &UserDirectory, incoming: Incoming) {
+pub(crate) async fn notice(
+    bus: &Bus,
+    store: &MobileStore,
+    directory: &UserDirectory,
+    ledger: &ReceiptLedger,
+    incoming: Incoming,
+) {
     let message: NotificationMessage = match serde_json::from_slice(&incoming.payload) {
         Ok(message) => message,
         Err(err) => return bus.dead_letter(incoming, &format!("malformed envelope: {err}")).await,
     };
     if !message.channels.has(NoticeChannel::Mobile) {
-        return incoming.ack().await;
+        return match message.fallback {
+            Some(fallback) => schedule_or_fall_back(bus, store, directory, ledger, message, fallback, incoming).await,
+            None => incoming.ack().await,
+        };
     }
     // Only notices for phones get a span: most notices the worker sees are for sockets alone.
     let span = tracing::info_span!("mobile_notice", trace_id = tracing::field::Empty);
     let span = runtime::trace::continued(span, incoming.traceparent.as_deref());
     notice_to_devices(bus, store, directory, message, incoming).instrument(span).await;
+}
+
+/// A notice with a fallback, seen on the notifications exchange or back from a timer: published
+/// again to come back after the next hop of its wait, or, once the wait is over, to the devices
+/// of its recipients who have not acknowledged it.
+async fn schedule_or_fall_back(
+    bus: &Bus,
+    store: &MobileStore,
+    directory: &UserDirectory,
+    ledger: &ReceiptLedger,
+    message: NotificationMessage,
+    fallback: model::Fallback,
+    incoming: Incoming,
+) {
+    let Some(hop) = next_hop(message.message_id.unix_nanos(), fallback.mobile_after_secs, SystemTime::now()) else {
+        let message_id = message.message_id.clone();
+        let acks = Acks { ledger, message_id: &message_id };
+        return to_devices(bus, store, directory, message, Some(acks), incoming).await;
+    };
+    match bus.publish_delayed(bus::Exchange::Mobile, crate::worker::FALLBACK_KEY, incoming.payload.clone(), hop).await {
+        Ok(()) => {
+            tracing::debug!(message_id = %message.message_id, ?hop, "mobile fallback waits");
+            incoming.ack().await;
+        }
+        Err(err) => requeue(incoming, "fallback", &format!("the bus refused the fallback's timer: {err}")).await,
+    }
+}
+
+/// The longest hop of a fallback's wait: 2^16 s, past the longest wait (a day).
+const MAX_HOP_SECS: u64 = 1 << 16;
+
+/// The next hop of the wait until `after_secs` past the notice's acceptance (its id's instant),
+/// or `None` once it is over. The wait left, rounded up to whole seconds, is taken in hops of
+/// the largest power of two seconds that fits: a timer never fires early and at most a second
+/// late, and however many fallbacks and waits there are, the broker holds at most 17 delay
+/// queues (1 s to 2^16 s) for them. An id without an instant is due at once.
+fn next_hop(accepted_nanos: u64, after_secs: u32, now: SystemTime) -> Option<Duration> {
+    if accepted_nanos == 0 {
+        return None;
+    }
+    let due = UNIX_EPOCH + Duration::from_nanos(accepted_nanos) + Duration::from_secs(u64::from(after_secs));
+    let left = due.duration_since(now).ok().filter(|left| !left.is_zero())?;
+    let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    let hop = 1_u64 << (u64::BITS - 1 - secs.leading_zeros());
+    Some(Duration::from_secs(hop.min(MAX_HOP_SECS)))
+}
+
+/// A notice back from its fallback's timer (the mobile exchange, key `fallback`).
+pub(crate) async fn fallback(
+    bus: &Bus,
+    store: &MobileStore,
+    directory: &UserDirectory,
+    ledger: &ReceiptLedger,
+    incoming: Incoming,
+) {
+    let message: NotificationMessage = match serde_json::from_slice(&incoming.payload) {
+        Ok(message) => message,
+        Err(err) => return bus.dead_letter(incoming, &format!("malformed envelope: {err}")).await,
+    };
+    let Some(fallback) = message.fallback else {
+        return bus.dead_letter(incoming, "a notice without a fallback on the fallback key").await;
+    };
+    let span = tracing::info_span!("mobile_fallback", trace_id = tracing::field::Empty);
+    let span = runtime::trace::continued(span, incoming.traceparent.as_deref());
+    schedule_or_fall_back(bus, store, directory, ledger, message, fallback, incoming).instrument(span).await;
+}
+
+/// Whose acknowledgement spares their devices: those who acknowledged `message_id`.
+#[derive(Clone, Copy)]
+struct Acks<'a> {
+    ledger: &'a ReceiptLedger,
+    message_id: &'a MessageId,
+}
+
+impl Acks<'_> {
+    /// Which of `users` acknowledged the notice.
+    async fn of(&self, users: &[UserId]) -> Result<HashSet<UserId>, String> {
+        self.ledger
+            .acknowledged(self.message_id, users)
+            .await
+            .map_err(|err| format!("the receipt ledger is unavailable: {err}"))
+    }
 }
 
 /// A notice with the mobile channel, to its recipients' devices.
@@ -109,6 +208,19 @@ async fn notice_to_devices(
     store: &MobileStore,
     directory: &UserDirectory,
     message: NotificationMessage,
+    incoming: Incoming,
+) {
+    to_devices(bus, store, directory, message, None, incoming).await;
+}
+
+/// `message` to its recipients' devices (those of who did not acknowledge it, with `acks`);
+/// acks `incoming` once every send is published.
+async fn to_devices(
+    bus: &Bus,
+    store: &MobileStore,
+    directory: &UserDirectory,
+    message: NotificationMessage,
+    acks: Option<Acks<'_>>,
     incoming: Incoming,
 ) {
     let template = Template {
@@ -121,15 +233,16 @@ async fn notice_to_devices(
         priority: message.priority,
     };
     let published = match message.target {
-        Target::All => publish_to(bus, store, DeviceScope::Everyone, &message.exclude_ids, &template).await,
-        _ => publish_to_recipients(bus, store, directory, &message, &template).await,
+        Target::All => publish_to(bus, store, DeviceScope::Everyone, &message.exclude_ids, acks, &template).await,
+        _ => publish_to_recipients(bus, store, directory, &message, acks, &template).await,
     };
+    let what = if acks.is_some() { "fallback" } else { "notice" };
     match published {
         Ok(sends) => {
-            tracing::info!(message_id = %message.message_id, target = %message.target, sends, "notice sent to devices");
+            tracing::info!(message_id = %message.message_id, target = %message.target, sends, "{what} sent to devices");
             incoming.ack().await;
         }
-        Err(why) => requeue(incoming, "notice", &why).await,
+        Err(why) => requeue(incoming, what, &why).await,
     }
 }
 
@@ -139,24 +252,27 @@ async fn publish_to_recipients(
     store: &MobileStore,
     directory: &UserDirectory,
     message: &NotificationMessage,
+    acks: Option<Acks<'_>>,
     template: &Template,
 ) -> Result<u64, String> {
     let users =
         directory.recipients(message).await.map_err(|err| format!("the user directory is unavailable: {err}"))?;
     let mut sends = 0;
     for chunk in users.chunks(USERS_PER_QUERY) {
-        sends += publish_to(bus, store, DeviceScope::Users(chunk), &[], template).await?;
+        sends += publish_to(bus, store, DeviceScope::Users(chunk), &[], acks, template).await?;
     }
     Ok(sends)
 }
 
-/// Publishes `template` to every active device in `scope` whose user is not `excluded`;
-/// returns how many sends went out, or why it stopped.
+/// Publishes `template` to every active device in `scope` whose user is not `excluded` (nor,
+/// with `acks`, acknowledged the notice: asked a page of devices at a time); returns how many
+/// sends went out, or why it stopped.
 async fn publish_to(
     bus: &Bus,
     store: &MobileStore,
     scope: DeviceScope<'_>,
     excluded: &[UserId],
+    acks: Option<Acks<'_>>,
     template: &Template,
 ) -> Result<u64, String> {
     let (mut after, mut sent) = (None::<String>, 0_u64);
@@ -165,7 +281,17 @@ async fn publish_to(
             .active_devices_after(scope, after.as_deref(), PAGE)
             .await
             .map_err(|err| format!("the database is unavailable: {err}"))?;
-        for device in devices.iter().filter(|device| !excluded.contains(&device.user_id)) {
+        let acknowledged = match acks {
+            Some(acks) => {
+                let mut users: Vec<UserId> = devices.iter().map(|device| device.user_id).collect();
+                users.sort_unstable();
+                users.dedup();
+                acks.of(&users).await?
+            }
+            None => HashSet::new(),
+        };
+        let due = |device: &&Device| !excluded.contains(&device.user_id) && !acknowledged.contains(&device.user_id);
+        for device in devices.iter().filter(due) {
             crate::worker::publish(bus, &template.send_to(device))
                 .await
                 .map_err(|err| format!("the bus refused a send: {err}"))?;
@@ -182,4 +308,41 @@ async fn requeue(incoming: Incoming, what: &str, why: &str) {
     tracing::warn!(%why, "{what} not expanded to devices; requeued");
     tokio::time::sleep(PAUSE).await;
     incoming.reject(true).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_hop;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn a_fallback_waits_in_hops_of_whole_powers_of_two_seconds_until_it_is_due() {
+        let accepted = Duration::from_secs(1_800_000_000);
+        let nanos = accepted.as_nanos() as u64;
+        let at = |secs_later: f64| match secs_later < 0.0 {
+            true => UNIX_EPOCH + accepted - Duration::from_secs_f64(-secs_later),
+            false => UNIX_EPOCH + accepted + Duration::from_secs_f64(secs_later),
+        };
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!(next_hop(nanos, 2, at(0.0)), secs(2));
+        assert_eq!(next_hop(nanos, 2, at(0.001)), secs(2), "1.999 s left rounds up, never early");
+        assert_eq!(next_hop(nanos, 2, at(1.5)), secs(1));
+        assert_eq!(next_hop(nanos, 2, at(2.0)), None);
+        assert_eq!(next_hop(nanos, 2, at(5.0)), None, "seen late: due at once");
+        assert_eq!(next_hop(nanos, 5, at(0.0)), secs(4));
+        assert_eq!(next_hop(nanos, 5, at(4.0)), secs(1));
+        // A day: 65536 s, then 16384, 4096, 256, 128 (86400 = 65536 + 16384 + 4096 + 256 + 128).
+        let mut now = 0.0;
+        let mut hops = Vec::new();
+        while let Some(hop) = next_hop(nanos, 86_400, at(now)) {
+            hops.push(hop.as_secs());
+            now += hop.as_secs_f64();
+        }
+        assert_eq!(hops, [65_536, 16_384, 4_096, 256, 128]);
+        // A clock behind the id's: the wait from the id's instant, in hops no longer than 2^16 s.
+        assert_eq!(next_hop(nanos, 2, at(-3.0)), secs(4));
+        assert_eq!(next_hop(nanos, 86_400, at(-100_000.0)), secs(65_536));
+        // An id without an instant: at once.
+        assert_eq!(next_hop(0, 7, at(0.0)), None);
+    }
 }

@@ -22,36 +22,58 @@ use metrics::SendMetrics;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// What the worker reads besides its settings and the bus.
+#[derive(Clone)]
+pub struct WorkerStores {
+    /// The devices and the push logs.
+    pub mobile: ::mobile::MobileStore,
+    /// Who `admin` and `custom` notices are for.
+    pub directory: state::UserDirectory,
+    /// Who acknowledged which notice, for fallbacks.
+    pub receipts: state::ReceiptLedger,
+}
+
 /// The worker, as a component of a process: its consumers (see [`worker`]), its readiness, and
-/// its metrics on `registry` (served at `/metrics`). `directory` names the admins of `admin` notices.
+/// its metrics on `registry` (served at `/metrics`). Its records' events write times as `time`.
 /// Fails when a provider cannot be set up (FCM's or APNs's key file unreadable or not a key).
 pub async fn component(
     settings: &MobileSettings,
     bus: &bus::Bus,
-    store: ::mobile::MobileStore,
-    directory: state::UserDirectory,
+    stores: WorkerStores,
+    time: model::TimeFormat,
     registry: &http_server::Registry,
     shutdown: CancellationToken,
 ) -> Result<Component, ProviderError> {
+    let WorkerStores { mobile: store, directory, receipts } = stores;
     let metrics = SendMetrics::on(registry);
     let providers = providers(settings).await?;
     let sender = send::Sender::new(store.clone(), providers, metrics.clone())
         .with_max_attempts(settings.max_attempts())
         .with_credential_pause(settings.credential_pause());
-    let delays = settings.retry_delays_ms.iter().map(|&ms| Duration::from_millis(ms)).collect();
+    let retry_delays = settings.retry_delays_ms.iter().map(|&ms| Duration::from_millis(ms)).collect();
     let concurrency = settings.concurrency as usize;
     for (exchange, queue) in
         [(bus::Exchange::Mobile, worker::QUEUE), (bus::Exchange::Notifications, worker::NOTICE_QUEUE)]
     {
         bus.report_depth(exchange, queue, registry.queue_gauge(queue), shutdown.clone());
     }
-    let notices = worker::start_notices(bus, store.clone(), directory.clone(), concurrency, shutdown.clone());
-    let ready = worker::start(bus, sender, delays, concurrency, shutdown);
+    let notices =
+        worker::start_notices(bus, store.clone(), directory.clone(), receipts.clone(), concurrency, shutdown.clone());
+    let sends = worker::Sends {
+        bus: bus.clone(),
+        sender,
+        retry_delays,
+        directory: directory.clone(),
+        receipts: receipts.clone(),
+        time,
+    };
+    let ready = worker::start(sends, concurrency, shutdown);
     let bus = bus.clone();
     let readiness = http_server::Readiness::default()
         .check("mobile_subscription", move || *ready.borrow())
         .check("notice_subscription", move || *notices.borrow())
         .check("user_directory", move || directory.is_ready())
+        .check("receipt_ledger", move || receipts.is_ready())
         .check("bus", move || bus.is_ready())
         .check("device_registry", move || store.is_ready());
     Ok(Component::new("mobile-push-worker").readiness(readiness))

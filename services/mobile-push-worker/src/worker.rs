@@ -3,13 +3,16 @@
 //! one send per recipient device ([`crate::expand`]). Sends come from its durable queue
 //! (`<prefix>.mobile-push-worker`, bound to the mobile exchange under `send` and `alarm`), at
 //! most `mobile.concurrency` at a time. Each delivery is one attempt ([`Sender::attempt`]); then:
-//! - sent: acked;
+//! - sent: for a notice, a `sent` delivery event with `push_channel: mobile` goes to the records
+//!   (its id made from the send's, so a redelivery records nothing twice); then acked;
 //! - failed with retries left: the next attempt is published to the exchange with the retry's
 //!   delay, or the provider's `Retry-After` when that is longer ([`Bus::publish_delayed`]: a TTL
 //!   queue dead-lettering back on RabbitMQ, a journaled timer in process), and only then acked;
 //! - dead (its last attempt, or a device that can no longer take it): moved to the dead-letter
 //!   queue with the reason, which acks it;
 //! - a delivery that is not a send: dead-lettered as such;
+//! - a notice whose mobile fallback is due (key `fallback`): expanded to the devices of its
+//!   recipients who have not acknowledged it ([`crate::expand`]);
 //! - the database unavailable: requeued after a pause, the attempt neither made nor logged.
 //!
 //! A worker killed at any point loses nothing (a delivery is acked only once what follows it is
@@ -21,7 +24,9 @@ use crate::send::{Attempted, PushSend, Sender};
 use bus::{Bus, Exchange, Incoming, QueueKind, Subscription, SubscriptionSpec};
 use bytes::Bytes;
 use mobile::MobileStore;
-use state::UserDirectory;
+use model::{DeliveryEvent, DeliveryEventType, MessageId, PushChannel, ReportChannel, TimeFormat};
+use sha2::{Digest, Sha256};
+use state::{ReceiptLedger, UserDirectory};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +40,8 @@ pub const QUEUE: &str = "mobile-push-worker";
 pub const SEND_KEY: &str = model::mobile::SEND_ROUTING_KEY;
 /// The routing key of an alarm job on the mobile exchange.
 pub const ALARM_KEY: &str = model::mobile::ALARM_ROUTING_KEY;
+/// The routing key of a notice whose mobile fallback is due, on the mobile exchange.
+pub const FALLBACK_KEY: &str = model::mobile::FALLBACK_ROUTING_KEY;
 /// The worker's durable queue on the notifications exchange, under the bus prefix.
 pub const NOTICE_QUEUE: &str = "mobile-push-notices";
 
@@ -54,36 +61,50 @@ fn payload(send: &PushSend) -> Bytes {
     Bytes::from(serde_json::to_vec(send).unwrap_or_default())
 }
 
-/// Consumes sends and alarm jobs until `shutdown`; returns the subscription's readiness.
-pub fn start(
-    bus: &Bus,
-    sender: Sender,
-    retry_delays: Vec<Duration>,
-    concurrency: usize,
-    shutdown: CancellationToken,
-) -> tokio::sync::watch::Receiver<bool> {
-    let sends = bus.subscribe(SubscriptionSpec {
+/// What the consumer of sends, alarm jobs and due fallbacks works with.
+#[derive(Clone)]
+pub struct Sends {
+    /// The bus.
+    pub bus: Bus,
+    /// Makes the attempts.
+    pub sender: Sender,
+    /// The delay before each retry (the last repeated).
+    pub retry_delays: Arc<[Duration]>,
+    /// Who `admin` and `custom` notices are for.
+    pub directory: UserDirectory,
+    /// Who acknowledged which notice (for fallbacks).
+    pub receipts: ReceiptLedger,
+    /// How the records' events write their time.
+    pub time: TimeFormat,
+}
+
+/// Consumes sends, alarm jobs and due fallbacks until `shutdown`; returns the subscription's
+/// readiness.
+pub fn start(sends: Sends, concurrency: usize, shutdown: CancellationToken) -> tokio::sync::watch::Receiver<bool> {
+    let subscription = sends.bus.subscribe(SubscriptionSpec {
         queue: QUEUE.into(),
         kind: QueueKind::Durable,
         exchange: Exchange::Mobile,
-        bindings: vec![SEND_KEY.into(), ALARM_KEY.into()],
+        bindings: vec![SEND_KEY.into(), ALARM_KEY.into(), FALLBACK_KEY.into()],
     });
-    let ready = sends.readiness();
-    let (bus, retry_delays) = (bus.clone(), Arc::new(retry_delays));
-    consume(sends, concurrency, shutdown, move |incoming| {
-        let (bus, sender, retry_delays) = (bus.clone(), sender.clone(), retry_delays.clone());
-        async move { handle(&bus, &sender, &retry_delays, incoming).await }
+    let ready = subscription.readiness();
+    let sends = Arc::new(sends);
+    consume(subscription, concurrency, shutdown, move |incoming| {
+        let sends = sends.clone();
+        async move { handle(&sends, incoming).await }
     });
     ready
 }
 
 /// Consumes notices (every one: the worker's durable queue `<prefix>.mobile-push-notices` on
 /// the notifications exchange) until `shutdown`, publishing a send to each recipient device of
-/// those whose channels include mobile; returns the subscription's readiness.
+/// those whose channels include mobile, and a timer for those with a fallback; returns the
+/// subscription's readiness.
 pub fn start_notices(
     bus: &Bus,
     store: MobileStore,
     directory: UserDirectory,
+    receipts: ReceiptLedger,
     concurrency: usize,
     shutdown: CancellationToken,
 ) -> tokio::sync::watch::Receiver<bool> {
@@ -96,8 +117,8 @@ pub fn start_notices(
     let ready = notices.readiness();
     let bus = bus.clone();
     consume(notices, concurrency, shutdown, move |incoming| {
-        let (bus, store, directory) = (bus.clone(), store.clone(), directory.clone());
-        async move { expand::notice(&bus, &store, &directory, incoming).await }
+        let (bus, store, directory, receipts) = (bus.clone(), store.clone(), directory.clone(), receipts.clone());
+        async move { expand::notice(&bus, &store, &directory, &receipts, incoming).await }
     });
     ready
 }
@@ -126,14 +147,19 @@ where
     });
 }
 
-async fn handle(bus: &Bus, sender: &Sender, retry_delays: &[Duration], incoming: Incoming) {
+async fn handle(sends: &Sends, incoming: Incoming) {
+    if incoming.routing_key == FALLBACK_KEY {
+        let (store, directory, receipts) = (sends.sender.store(), &sends.directory, &sends.receipts);
+        return expand::fallback(&sends.bus, store, directory, receipts, incoming).await;
+    }
     let span =
         tracing::info_span!("mobile_send", routing_key = %incoming.routing_key, trace_id = tracing::field::Empty);
     let span = runtime::trace::continued(span, incoming.traceparent.as_deref());
-    handle_in_span(bus, sender, retry_delays, incoming).instrument(span).await;
+    handle_in_span(sends, incoming).instrument(span).await;
 }
 
-async fn handle_in_span(bus: &Bus, sender: &Sender, retry_delays: &[Duration], incoming: Incoming) {
+async fn handle_in_span(sends: &Sends, incoming: Incoming) {
+    let Sends { bus, sender, retry_delays, .. } = sends;
     if incoming.routing_key == ALARM_KEY {
         return expand::alarm(bus, sender.store(), incoming).await;
     }
@@ -153,7 +179,15 @@ async fn handle_in_span(bus: &Bus, sender: &Sender, retry_delays: &[Duration], i
         }
     };
     match sender.attempt(&send).await {
-        Ok(Attempted::Sent) => incoming.ack().await,
+        Ok(Attempted::Sent) => match record_sent(bus, &sends.time, &send).await {
+            Ok(()) => incoming.ack().await,
+            Err(err) => {
+                // The attempt is logged sent; the redelivery finds it so and publishes the event.
+                tracing::warn!(error = %err, "the send's delivery event not published; the send is requeued");
+                tokio::time::sleep(PAUSE).await;
+                incoming.reject(true).await;
+            }
+        },
         Ok(Attempted::Dead { reason }) => {
             tracing::info!(send_id = %send.send_id, attempt = send.attempt, %reason, "push send dead");
             bus.dead_letter(incoming, &format!("attempt {}: {reason}", send.attempt)).await;
@@ -181,4 +215,30 @@ async fn handle_in_span(bus: &Bus, sender: &Sender, retry_delays: &[Duration], i
             incoming.reject(true).await;
         }
     }
+}
+
+/// Tells the records a notice reached `send`'s user through their phone: a `sent` event with
+/// `push_channel: mobile`, its id made of the send's id (a redelivered send publishes the same
+/// event, which the records take once). Alarms are not notices: they have no record.
+async fn record_sent(bus: &Bus, time: &TimeFormat, send: &PushSend) -> Result<(), bus::BusError> {
+    if send.alarm_id.is_some() {
+        return Ok(());
+    }
+    let Ok(message_id) = MessageId::parse(&send.message_id) else { return Ok(()) };
+    let digest = Sha256::digest(send.send_id.as_bytes());
+    let event = DeliveryEvent {
+        event_id: digest[..16].iter().map(|byte| format!("{byte:02x}")).collect(),
+        event_type: DeliveryEventType::Sent,
+        message_id,
+        user_id: send.user_id,
+        username: String::new(),
+        channel: ReportChannel::Mobile,
+        connection_id: String::new(),
+        timestamp: time.format(time::OffsetDateTime::now_utc()),
+        user_role: None,
+        push_channel: Some(PushChannel::Mobile),
+        client_ip: String::new(),
+        user_agent: String::new(),
+    };
+    bus.publish_event(&event).await
 }

@@ -263,14 +263,23 @@ async fn over_rabbitmq_a_429_delays_the_retry_by_its_retry_after() {
     let Bus::Amqp(amqp) = &bus else { unreachable!() };
     assert!(amqp.wait_connected(Duration::from_secs(10)).await, "RabbitMQ is not reachable");
     let scratch = ScratchDatabase::create(Backend::Postgres).await.unwrap();
-    let store = MobileStore::on(database::connect(&scratch.settings).await.unwrap(), shutdown.clone());
+    let db = database::connect(&scratch.settings).await.unwrap();
+    let store = MobileStore::on(db.clone(), shutdown.clone());
     let mock = MockFcmServer::start_local().unwrap();
     register(&store, 9, "fcm-throttled", DeviceType::Android).await;
     mock.mock.answer_next(1, FcmAnswer::Quota { retry_after_secs: 2 });
     let providers = Providers::unipush(UniPush::new(timeouts()).unwrap()).with_fcm(fcm(&mock, TEST_PRIVATE_KEY).await);
     let sender = Sender::new(store.clone(), providers, SendMetrics::new());
     // The schedule says 100 ms; the provider says 2 s.
-    let mut ready = worker::start(&bus, sender, vec![Duration::from_millis(100)], 4, shutdown.clone());
+    let sends = worker::Sends {
+        bus: bus.clone(),
+        sender,
+        retry_delays: [Duration::from_millis(100)].into(),
+        directory: state::UserDirectory::on(db, shutdown.clone()),
+        receipts: state::ReceiptLedger::start(&state::RedisSettings::in_process()).unwrap(),
+        time: model::TimeFormat::default(),
+    };
+    let mut ready = worker::start(sends, 4, shutdown.clone());
     ready.wait_for(|ready| *ready).await.unwrap();
 
     worker::publish(&bus, &send("q-1", "fcm-throttled", 9)).await.unwrap();

@@ -56,7 +56,8 @@ async fn statuses(store: &MobileStore, send_id: &str) -> Vec<(i32, PushLogStatus
 
 async fn retries_then_dead_letters(bus: &Bus, shutdown: &CancellationToken) {
     let scratch = ScratchDatabase::create(Backend::Postgres).await.unwrap();
-    let store = MobileStore::on(database::connect(&scratch.settings).await.unwrap(), shutdown.clone());
+    let db = database::connect(&scratch.settings).await.unwrap();
+    let store = MobileStore::on(db.clone(), shutdown.clone());
     let provider = MockProvider::start_local().unwrap();
     store.set_provider_url(&provider.push_url()).await.unwrap();
     for push_id in [GOOD, BAD] {
@@ -76,8 +77,15 @@ async fn retries_then_dead_letters(bus: &Bus, shutdown: &CancellationToken) {
         Providers::unipush(UniPush::new(ProviderTimeouts::default()).unwrap()),
         metrics.clone(),
     );
-    let delays = DELAYS_MS.iter().map(|&ms| Duration::from_millis(ms)).collect();
-    let mut ready = worker::start(bus, sender, delays, 4, shutdown.clone());
+    let sends = worker::Sends {
+        bus: bus.clone(),
+        sender,
+        retry_delays: DELAYS_MS.iter().map(|&ms| Duration::from_millis(ms)).collect(),
+        directory: state::UserDirectory::on(db, shutdown.clone()),
+        receipts: state::ReceiptLedger::start(&state::RedisSettings::in_process()).unwrap(),
+        time: model::TimeFormat::default(),
+    };
+    let mut ready = worker::start(sends, 4, shutdown.clone());
     ready.wait_for(|ready| *ready).await.unwrap();
     let mut dead_letters = bus.subscribe(SubscriptionSpec {
         queue: bus::DEAD_LETTERS.into(),

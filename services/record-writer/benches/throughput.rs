@@ -107,6 +107,7 @@ async fn main() {
             need_confirm: false,
             message_id: MessageId::generate(),
             channels: Default::default(),
+            fallback: None,
             sender: Sender { id: 1, name: "bench".into() },
         })
         .collect();

@@ -470,6 +470,7 @@ mod tests {
             need_confirm: false,
             message_id: MessageId::generate(),
             channels: Default::default(),
+            fallback: None,
             sender: Sender { id: 1, name: "admin".into() },
         }
     }

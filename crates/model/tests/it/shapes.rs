@@ -22,6 +22,7 @@ pub fn spec_3_2_message() -> NotificationMessage {
         need_confirm: false,
         message_id: MessageId::parse("1706335800123456789-abc12345").unwrap(),
         channels: Default::default(),
+        fallback: None,
         sender: Sender { id: 1, name: "admin".into() },
     }
 }
@@ -40,6 +41,7 @@ pub fn sample_message() -> NotificationMessage {
         need_confirm: true,
         message_id: MessageId::parse("1706335800123456789-def67890").unwrap(),
         channels: Channels::of([NoticeChannel::Mobile, NoticeChannel::Websocket]).unwrap(),
+        fallback: None,
         sender: Sender { id: 7, name: "ops".into() },
     }
 }

@@ -23,6 +23,7 @@ fn notice() -> NewRecord {
         need_confirm: true,
         message_id: MessageId::from_parts(1_767_254_400_000_000_000, uuid::Uuid::nil()),
         channels: Default::default(),
+        fallback: None,
         sender: Sender { id: 1, name: "admin".into() },
     };
     NewRecord { addressed: vec![2, 3], message }

@@ -49,6 +49,7 @@ fn entry_aged(n: usize, age: Duration) -> OfflineMessage {
         need_confirm: false,
         message_id: MessageId::from_parts(nanos, uuid::Uuid::new_v4()),
         channels: Default::default(),
+        fallback: None,
         sender: Sender { id: 1, name: "admin".into() },
     };
     message.offline_entry("2025-01-27 10:30:01".into())

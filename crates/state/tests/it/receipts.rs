@@ -33,6 +33,41 @@ async fn only_the_first_receipt_of_a_kind_from_a_device_counts() {
     state::purge_prefix(&RedisSettings { key_prefix: prefix, ..RedisSettings::redis(url) }).await.unwrap();
 }
 
+/// Which users acknowledged a notice at all: any kind, any device; other notices' and other
+/// users' receipts do not count; one forgotten (its event not published) still does in Redis.
+#[tokio::test]
+async fn the_ledger_says_which_users_acknowledged_a_notice() {
+    let url = std::env::var("HERALD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("test-{}:", uuid::Uuid::new_v4().simple());
+    let redis = RedisSettings { key_prefix: prefix.clone(), ..RedisSettings::redis(url.clone()) };
+    let databases = crate::live::LiveDatabases::open(&state::OfflineSettings::default()).await;
+    let mut all = vec![
+        ("redis", ReceiptLedger::start(&redis).unwrap()),
+        ("memory", ReceiptLedger::start(&RedisSettings::in_process()).unwrap()),
+    ];
+    all.extend(databases.states.iter().map(|(name, live)| (*name, ReceiptLedger::Sql(live.clone()))));
+    for (backend, ledger) in all {
+        let (id, other) = (MessageId::generate(), MessageId::generate());
+        let receipt = |message_id, user_id, event, device| Receipt { message_id, user_id, event, device };
+        assert!(ledger.acknowledged(&id, &[1, 2, 3]).await.unwrap().is_empty(), "{backend}");
+        assert!(ledger.acknowledged(&id, &[]).await.unwrap().is_empty(), "{backend}");
+        ledger.first(receipt(&id, 1, DeliveryEventType::Delivered, "gw-1-1")).await.unwrap();
+        ledger.first(receipt(&id, 3, DeliveryEventType::Confirmed, "rest")).await.unwrap();
+        ledger.first(receipt(&other, 2, DeliveryEventType::Delivered, "gw-1-2")).await.unwrap();
+        let forgotten = receipt(&id, 4, DeliveryEventType::Read, "gw-2-1");
+        ledger.first(forgotten).await.unwrap();
+        ledger.forget(forgotten).await.unwrap();
+        let mut acked: Vec<i64> = ledger.acknowledged(&id, &[1, 2, 3, 4, 5]).await.unwrap().into_iter().collect();
+        acked.sort_unstable();
+        let want: &[i64] = if backend == "redis" { &[1, 3, 4] } else { &[1, 3] };
+        assert_eq!(acked, want, "{backend}");
+        let acked: Vec<i64> = ledger.acknowledged(&other, &[1, 2]).await.unwrap().into_iter().collect();
+        assert_eq!(acked, [2], "{backend}");
+    }
+    databases.drop_all().await;
+    state::purge_prefix(&RedisSettings { key_prefix: prefix, ..RedisSettings::redis(url) }).await.unwrap();
+}
+
 fn delivered(message_id: MessageId, user_id: i64) -> model::DeliveryEvent {
     model::DeliveryEvent {
         event_id: model::DeliveryEvent::new_event_id(),

@@ -381,7 +381,8 @@ pub struct Distributed {
 }
 
 /// The durable queues of a distributed test app: the record-writer's, the mobile-push-worker's
-/// (sends, notices) and its retry delay queues (at the default delays and `quick_retries`').
+/// (sends, notices), its retry delay queues (at the default delays and `quick_retries`') and the
+/// delay queues of 2-second fallbacks.
 pub const DURABLE_QUEUES: &[&str] = &[
     "records",
     "records-events",
@@ -393,6 +394,8 @@ pub const DURABLE_QUEUES: &[&str] = &[
     "delay.mobile.send.200",
     "delay.mobile.send.400",
     "delay.mobile.send.600",
+    "delay.mobile.fallback.1000",
+    "delay.mobile.fallback.2000",
 ];
 
 /// Provider sends retried after 200, 400 and 600 ms, a call timing out after 800 ms: a send's

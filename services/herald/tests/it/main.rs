@@ -10,6 +10,7 @@ mod directory;
 mod distributed;
 mod durability;
 mod failover;
+mod fallback;
 mod helpers;
 mod idempotency;
 mod janitor_cli;

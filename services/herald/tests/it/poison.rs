@@ -24,6 +24,7 @@ fn poisoned_notice() -> NotificationMessage {
         need_confirm: false,
         message_id: MessageId::generate(),
         channels: Default::default(),
+        fallback: None,
         sender: Sender { id: 1, name: "admin".into() },
     }
 }

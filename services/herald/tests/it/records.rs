@@ -213,6 +213,7 @@ async fn seed(database: &database::DatabaseSettings, notices: &[Seeded]) {
             need_confirm: false,
             message_id: MessageId::from_parts(i128::from(1_750_000_000 + s.n) * 1_000_000_000, uuid::Uuid::new_v4()),
             channels: Default::default(),
+            fallback: None,
             sender: Sender { id: s.sender_id, name: format!("sender{}", s.sender_id) },
         };
         let kind = match s.status {

@@ -58,6 +58,7 @@ fn notice(n: usize) -> NotificationMessage {
         need_confirm: false,
         message_id: MessageId::generate(),
         channels: Default::default(),
+        fallback: None,
         sender: Sender { id: 9, name: "admin".into() },
     }
 }
