@@ -104,10 +104,7 @@ pub(crate) async fn notice(
     ledger: &ReceiptLedger,
     incoming: Incoming,
 ) {
-    let message: NotificationMessage = match serde_json::from_slice(&incoming.payload) {
-        Ok(message) => message,
-        Err(err) => return bus.dead_letter(incoming, &format!("malformed envelope: {err}")).await,
-    };
+    let Some((message, incoming)) = envelope(bus, incoming).await else { return };
     if !message.channels.has(NoticeChannel::Mobile) {
         return match message.fallback {
             Some(fallback) => schedule_or_fall_back(bus, store, directory, ledger, message, fallback, incoming).await,
@@ -117,7 +114,18 @@ pub(crate) async fn notice(
     // Only notices for phones get a span: most notices the worker sees are for sockets alone.
     let span = tracing::info_span!("mobile_notice", trace_id = tracing::field::Empty);
     let span = runtime::trace::continued(span, incoming.traceparent.as_deref());
-    notice_to_devices(bus, store, directory, message, incoming).instrument(span).await;
+    to_devices(bus, store, directory, message, None, incoming).instrument(span).await;
+}
+
+/// The envelope `incoming` carries, or `None` once a delivery that is none is dead-lettered.
+async fn envelope(bus: &Bus, incoming: Incoming) -> Option<(NotificationMessage, Incoming)> {
+    match serde_json::from_slice(&incoming.payload) {
+        Ok(message) => Some((message, incoming)),
+        Err(err) => {
+            bus.dead_letter(incoming, &format!("malformed envelope: {err}")).await;
+            None
+        }
+    }
 }
 
 /// A notice with a fallback, seen on the notifications exchange or back from a timer: published
@@ -173,10 +181,7 @@ pub(crate) async fn fallback(
     ledger: &ReceiptLedger,
     incoming: Incoming,
 ) {
-    let message: NotificationMessage = match serde_json::from_slice(&incoming.payload) {
-        Ok(message) => message,
-        Err(err) => return bus.dead_letter(incoming, &format!("malformed envelope: {err}")).await,
-    };
+    let Some((message, incoming)) = envelope(bus, incoming).await else { return };
     let Some(fallback) = message.fallback else {
         return bus.dead_letter(incoming, "a notice without a fallback on the fallback key").await;
     };
@@ -200,17 +205,6 @@ impl Acks<'_> {
             .await
             .map_err(|err| format!("the receipt ledger is unavailable: {err}"))
     }
-}
-
-/// A notice with the mobile channel, to its recipients' devices.
-async fn notice_to_devices(
-    bus: &Bus,
-    store: &MobileStore,
-    directory: &UserDirectory,
-    message: NotificationMessage,
-    incoming: Incoming,
-) {
-    to_devices(bus, store, directory, message, None, incoming).await;
 }
 
 /// `message` to its recipients' devices (those of who did not acknowledge it, with `acks`);

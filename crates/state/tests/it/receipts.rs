@@ -5,18 +5,38 @@ use model::{DeliveryEventType, MessageId};
 use state::RedisSettings;
 use state::{Receipt, ReceiptLedger};
 
+/// A ledger on every backend: Redis (under a key prefix of its own), memory, and each database.
+struct Ledgers {
+    all: Vec<(&'static str, ReceiptLedger)>,
+    redis: RedisSettings,
+    databases: crate::live::LiveDatabases,
+}
+
+impl Ledgers {
+    async fn open() -> Self {
+        let url = std::env::var("HERALD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let prefix = format!("test-{}:", uuid::Uuid::new_v4().simple());
+        let redis = RedisSettings { key_prefix: prefix, ..RedisSettings::redis(url) };
+        let databases = crate::live::LiveDatabases::open(&state::OfflineSettings::default()).await;
+        let mut all = vec![
+            ("redis", ReceiptLedger::start(&redis).unwrap()),
+            ("memory", ReceiptLedger::start(&RedisSettings::in_process()).unwrap()),
+        ];
+        all.extend(databases.states.iter().map(|(name, live)| (*name, ReceiptLedger::Sql(live.clone()))));
+        Self { all, redis, databases }
+    }
+
+    /// Drops the scratch databases and the Redis keys.
+    async fn remove(self) {
+        self.databases.drop_all().await;
+        state::purge_prefix(&self.redis).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn only_the_first_receipt_of_a_kind_from_a_device_counts() {
-    let url = std::env::var("HERALD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let prefix = format!("test-{}:", uuid::Uuid::new_v4().simple());
-    let redis = RedisSettings { key_prefix: prefix.clone(), ..RedisSettings::redis(url.clone()) };
-    let databases = crate::live::LiveDatabases::open(&state::OfflineSettings::default()).await;
-    let mut all = vec![
-        ("redis", ReceiptLedger::start(&redis).unwrap()),
-        ("memory", ReceiptLedger::start(&RedisSettings::in_process()).unwrap()),
-    ];
-    all.extend(databases.states.iter().map(|(name, live)| (*name, ReceiptLedger::Sql(live.clone()))));
-    for (backend, ledger) in all {
+    let ledgers = Ledgers::open().await;
+    for (backend, ledger) in ledgers.all.clone() {
         let id = MessageId::generate();
         let read = |device| Receipt { message_id: &id, user_id: 7, event: DeliveryEventType::Read, device };
         assert!(ledger.first(read("a-1")).await.unwrap(), "{backend}");
@@ -29,24 +49,15 @@ async fn only_the_first_receipt_of_a_kind_from_a_device_counts() {
         ledger.forget(read("a-1")).await.unwrap();
         assert!(ledger.first(read("a-1")).await.unwrap(), "{backend}: forgotten, it counts again");
     }
-    databases.drop_all().await;
-    state::purge_prefix(&RedisSettings { key_prefix: prefix, ..RedisSettings::redis(url) }).await.unwrap();
+    ledgers.remove().await;
 }
 
 /// Which users acknowledged a notice at all: any kind, any device; other notices' and other
 /// users' receipts do not count; one forgotten (its event not published) still does in Redis.
 #[tokio::test]
 async fn the_ledger_says_which_users_acknowledged_a_notice() {
-    let url = std::env::var("HERALD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let prefix = format!("test-{}:", uuid::Uuid::new_v4().simple());
-    let redis = RedisSettings { key_prefix: prefix.clone(), ..RedisSettings::redis(url.clone()) };
-    let databases = crate::live::LiveDatabases::open(&state::OfflineSettings::default()).await;
-    let mut all = vec![
-        ("redis", ReceiptLedger::start(&redis).unwrap()),
-        ("memory", ReceiptLedger::start(&RedisSettings::in_process()).unwrap()),
-    ];
-    all.extend(databases.states.iter().map(|(name, live)| (*name, ReceiptLedger::Sql(live.clone()))));
-    for (backend, ledger) in all {
+    let ledgers = Ledgers::open().await;
+    for (backend, ledger) in ledgers.all.clone() {
         let (id, other) = (MessageId::generate(), MessageId::generate());
         let receipt = |message_id, user_id, event, device| Receipt { message_id, user_id, event, device };
         assert!(ledger.acknowledged(&id, &[1, 2, 3]).await.unwrap().is_empty(), "{backend}");
@@ -64,8 +75,7 @@ async fn the_ledger_says_which_users_acknowledged_a_notice() {
         let acked: Vec<i64> = ledger.acknowledged(&other, &[1, 2]).await.unwrap().into_iter().collect();
         assert_eq!(acked, [2], "{backend}");
     }
-    databases.drop_all().await;
-    state::purge_prefix(&RedisSettings { key_prefix: prefix, ..RedisSettings::redis(url) }).await.unwrap();
+    ledgers.remove().await;
 }
 
 fn delivered(message_id: MessageId, user_id: i64) -> model::DeliveryEvent {

@@ -7,7 +7,7 @@
 //! of its own, killed and restarted while the timers are pending.
 
 use crate::helpers::{Distributed, Embedded, Endpoints, ServerLeftovers, TokenVia, assert_schema, token};
-use crate::roles::role_command;
+use crate::roles::{run_role, run_worker};
 use database::scratch::{Backend, ScratchDatabase};
 use mock_push::{MockProvider, Received};
 use runtime::Role;
@@ -118,12 +118,6 @@ async fn embedded_fallback_reaches_only_who_did_not_acknowledge() {
     only_who_did_not_acknowledge_gets_it_on_mobile(&app.endpoints).await;
 }
 
-/// `herald run mobile-push-worker`, spawned.
-fn run_worker(prefix: &str, database: &database::DatabaseSettings) -> (tokio::process::Child, std::net::SocketAddr) {
-    let (mut command, addr) = role_command("mobile-push-worker", prefix, database);
-    (command.spawn().unwrap(), addr)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_worker_killed_while_fallbacks_wait_sends_each_once() {
     let prefix = format!("test-fallback-{}", uuid::Uuid::new_v4().simple());
@@ -137,8 +131,7 @@ async fn a_push_worker_killed_while_fallbacks_wait_sends_each_once() {
         ScratchDatabase::create(Backend::Postgres).await.expect("PostgreSQL is not reachable"),
     );
     let database = leftovers.database().clone();
-    let (mut command, api_addr) = role_command("ingest-api", &prefix, &database);
-    let mut api = command.spawn().unwrap();
+    let (mut api, api_addr) = run_role("ingest-api", &prefix, &database);
     let (mut worker, worker_addr) = run_worker(&prefix, &database);
     let app = Endpoints::new(api_addr, api_addr);
     for addr in [api_addr, worker_addr] {

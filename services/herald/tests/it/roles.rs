@@ -41,7 +41,7 @@ pub fn role_command(role: &str, prefix: &str, database: &database::DatabaseSetti
 }
 
 /// [`role_command`], spawned.
-fn run_role(role: &str, prefix: &str, database: &database::DatabaseSettings) -> (Child, SocketAddr) {
+pub fn run_role(role: &str, prefix: &str, database: &database::DatabaseSettings) -> (Child, SocketAddr) {
     let (mut command, addr) = role_command(role, prefix, database);
     (command.spawn().unwrap(), addr)
 }
@@ -200,7 +200,7 @@ async fn an_ingest_api_killed_while_dispatching_loses_no_accepted_notice() {
 }
 
 /// `herald run mobile-push-worker` with quick retries.
-fn run_worker(prefix: &str, database: &database::DatabaseSettings) -> (Child, SocketAddr) {
+pub fn run_worker(prefix: &str, database: &database::DatabaseSettings) -> (Child, SocketAddr) {
     let (mut command, addr) = role_command("mobile-push-worker", prefix, database);
     command.env("HERALD_MOBILE_RETRY_DELAYS_MS", "[200,400,600]").env("HERALD_MOBILE_CONCURRENCY", "16");
     (command.spawn().unwrap(), addr)
