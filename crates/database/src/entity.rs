@@ -275,7 +275,8 @@ live_state_entity!(
 
 live_state_entity!(
     /// `message_push_config`: the push provider's configuration, one row per `config_type`
-    /// (1: the provider URL, as in the original).
+    /// (1: the provider URL, as in the original; 2, 3, 4: FCM's, APNs's and Web Push's settings
+    /// as JSON in `settings`, their base URL, if set, in `url`).
     push_config, "message_push_config", {
         #[sea_orm(primary_key)]
         pub id: i64,
@@ -284,6 +285,7 @@ live_state_entity!(
         pub url: String,
         pub create_time: i64,
         pub update_time: i64,
+        pub settings: Option<String>,
     }
 );
 

@@ -10,11 +10,13 @@ use sea_orm_migration::schema::{
 
 mod jobs;
 mod mobile_push;
+mod provider_settings;
 mod record_times;
 mod web_push;
 
 use jobs::CreateJobLeases;
 use mobile_push::CreateMobilePush;
+use provider_settings::AddProviderSettings;
 use record_times::RecordTimesAsInstants;
 use web_push::AddWebPushSubscription;
 
@@ -32,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateMobilePush),
             Box::new(CreateJobLeases),
             Box::new(AddWebPushSubscription),
+            Box::new(AddProviderSettings),
         ]
     }
 

@@ -1,9 +1,13 @@
-//! `message_push_config`: the push provider's configuration. As in the original, the provider
-//! URL is the row of `config_type` 1; setting it again overwrites that row.
+//! `message_push_config`: the push providers' configuration. As in the original, the provider
+//! URL is the row of `config_type` 1; setting it again overwrites that row. FCM, APNs and Web
+//! Push, when an admin configures them through the API, have a row each (`config_type` 2, 3, 4,
+//! [`PushProvider::config_type`]) with their settings as JSON; removing the row gives the
+//! provider back to the mobile-push-worker's config file.
 
 use crate::{MobileStore, db_error, now_ms};
 use database::DbError;
 use database::entity::push_config;
+use model::{ProviderSettings, PushProvider};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
@@ -18,6 +22,17 @@ pub struct ProviderConfig {
     /// When it was first set, Unix ms.
     pub create_time: i64,
     /// When it was last set, Unix ms.
+    pub update_time: i64,
+}
+
+/// A provider's settings as an admin set them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredProvider {
+    /// The settings.
+    pub settings: ProviderSettings,
+    /// When they were first set, Unix ms.
+    pub create_time: i64,
+    /// When they were last set, Unix ms.
     pub update_time: i64,
 }
 
@@ -52,5 +67,78 @@ impl MobileStore {
             .await
             .map_err(db_error)?;
         self.provider_config().await?.ok_or_else(|| DbError("the provider URL was written but is not there".into()))
+    }
+
+    /// The providers an admin configured, with their settings. A row whose settings no longer
+    /// read (written by a later version, say) is left out, with a warning.
+    pub async fn provider_settings(&self) -> Result<Vec<StoredProvider>, DbError> {
+        let types = PushProvider::ALL.map(PushProvider::config_type);
+        let rows = push_config::Entity::find()
+            .filter(push_config::Column::ConfigType.is_in(types))
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        let mut stored = Vec::with_capacity(rows.len());
+        for row in rows {
+            let Some(provider) = PushProvider::from_config_type(row.config_type) else { continue };
+            let settings = row
+                .settings
+                .as_deref()
+                .map(|json| serde_json::from_str(json).and_then(|json| ProviderSettings::from_json(provider, json)));
+            match settings {
+                Some(Ok(settings)) => {
+                    stored.push(StoredProvider { settings, create_time: row.create_time, update_time: row.update_time })
+                }
+                other => tracing::warn!(
+                    provider = provider.as_str(),
+                    error = ?other.map(|read| read.err().map(|err| err.to_string())),
+                    "the provider's stored settings do not read; the config file's apply"
+                ),
+            }
+        }
+        stored.sort_by_key(|stored| stored.settings.provider().config_type());
+        Ok(stored)
+    }
+
+    /// Sets a provider's settings (already validated), replacing the ones before.
+    pub async fn set_provider_settings(&self, settings: &ProviderSettings) -> Result<StoredProvider, DbError> {
+        let provider = settings.provider();
+        let now = now_ms();
+        let row = push_config::ActiveModel {
+            config_type: Set(provider.config_type()),
+            url: Set(settings.url().unwrap_or_default().to_owned()),
+            settings: Set(Some(settings.to_json().to_string())),
+            create_time: Set(now),
+            update_time: Set(now),
+            ..Default::default()
+        };
+        push_config::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(push_config::Column::ConfigType)
+                    .update_columns([
+                        push_config::Column::Url,
+                        push_config::Column::Settings,
+                        push_config::Column::UpdateTime,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await
+            .map_err(db_error)?;
+        self.provider_settings()
+            .await?
+            .into_iter()
+            .find(|stored| stored.settings.provider() == provider)
+            .ok_or_else(|| DbError("the provider's settings were written but are not there".into()))
+    }
+
+    /// Removes a provider's settings; whether there were any.
+    pub async fn remove_provider_settings(&self, provider: PushProvider) -> Result<bool, DbError> {
+        let deleted = push_config::Entity::delete_many()
+            .filter(push_config::Column::ConfigType.eq(provider.config_type()))
+            .exec(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(deleted.rows_affected > 0)
     }
 }

@@ -14,7 +14,7 @@ mod devices;
 mod logs;
 
 pub use cleanup::{DeviceRules, RULE_EXPIRED, RULE_FAILING, RULE_UNREGISTERED};
-pub use config::{PROVIDER_URL, ProviderConfig};
+pub use config::{PROVIDER_URL, ProviderConfig, StoredProvider};
 pub use devices::{Device, DevicePage, DeviceQuery, DeviceScope, Registered, Registration, RuleLog};
 pub use logs::{LogPage, LogQuery, PushAttempt, PushLog};
 

@@ -4,7 +4,7 @@
 
 use database::scratch::{Backend, ScratchDatabase};
 use mobile::{DeviceQuery, DeviceScope, LogQuery, MobileStore, PushAttempt, Registered, Registration};
-use model::{DeviceStatus, DeviceType, PushLogStatus};
+use model::{DeviceStatus, DeviceType, FcmSettings, ProviderSettings, PushLogStatus, PushProvider, WebPushSettings};
 use tokio_util::sync::CancellationToken;
 
 const PHONE: &str = "0123456789abcdef0123456789abcdef";
@@ -150,6 +150,44 @@ async fn provider_config(store: &MobileStore, backend: Backend) {
     assert_eq!(store.provider_config().await.unwrap().unwrap(), second, "{backend:?}");
 }
 
+async fn provider_settings(store: &MobileStore, backend: Backend) {
+    assert_eq!(store.provider_settings().await.unwrap(), [], "{backend:?}");
+    let fcm = ProviderSettings::Fcm(FcmSettings {
+        credentials: "file:/run/secrets/fcm.json".into(),
+        project_id: Some("herald-test".into()),
+        url: Some("http://127.0.0.1:9100".into()),
+    });
+    let web = ProviderSettings::WebPush(WebPushSettings {
+        vapid_key: "env:HERALD_VAPID_KEY".into(),
+        subject: "mailto:ops@example.com".into(),
+        ttl_secs: None,
+        hosts: Some(vec![".push.example.com".into()]),
+    });
+    let first = store.set_provider_settings(&web).await.unwrap();
+    assert_eq!(first.settings, web, "{backend:?}");
+    store.set_provider_settings(&fcm).await.unwrap();
+    let changed = ProviderSettings::Fcm(FcmSettings { project_id: None, url: None, ..fcm_settings(&fcm) });
+    let second = store.set_provider_settings(&changed).await.unwrap();
+    let stored = store.provider_settings().await.unwrap();
+    let listed: Vec<_> = stored.iter().map(|s| &s.settings).collect();
+    assert_eq!(listed, [&changed, &web], "one row a provider, in config_type order ({backend:?})");
+    assert!(second.update_time >= second.create_time, "{backend:?}");
+    // The original's provider URL is its own row, untouched.
+    assert!(store.provider_config().await.unwrap().is_some(), "{backend:?}");
+    assert!(store.remove_provider_settings(PushProvider::WebPush).await.unwrap(), "{backend:?}");
+    assert!(!store.remove_provider_settings(PushProvider::WebPush).await.unwrap(), "{backend:?}");
+    assert!(!store.remove_provider_settings(PushProvider::Apns).await.unwrap(), "{backend:?}");
+    assert_eq!(store.provider_settings().await.unwrap(), [second], "{backend:?}");
+    assert!(store.provider_config().await.unwrap().is_some(), "{backend:?}");
+}
+
+fn fcm_settings(settings: &ProviderSettings) -> FcmSettings {
+    match settings {
+        ProviderSettings::Fcm(fcm) => fcm.clone(),
+        other => panic!("not FCM's: {other:?}"),
+    }
+}
+
 fn attempt(send_id: &str, number: i32, status: PushLogStatus, at: i64) -> PushAttempt {
     PushAttempt {
         send_id: send_id.to_owned(),
@@ -269,6 +307,7 @@ async fn the_mobile_tables_behave_the_same_on_every_sql_backend() {
         registration_renewal_moves_and_logout(&store, backend).await;
         listing(&store, backend).await;
         provider_config(&store, backend).await;
+        provider_settings(&store, backend).await;
         push_logs(&store, backend).await;
         web_subscriptions(&store, backend).await;
         shutdown.cancel();

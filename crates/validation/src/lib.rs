@@ -6,6 +6,7 @@
 
 pub mod mobile;
 mod notice;
+pub mod providers;
 mod text;
 
 pub use notice::{NoticeDraft, SystemNoticeRequest, parse_notice};

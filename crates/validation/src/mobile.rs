@@ -181,20 +181,25 @@ pub fn check_any_push_id(raw: &str) -> Result<String, ValidationError> {
 /// The provider URL `raw`: absolute, `http` or `https`, with a host, at most 2048 characters,
 /// without whitespace or control characters (which URL parsers drop silently), stored as given.
 pub fn check_provider_url(raw: &str) -> Result<String, ValidationError> {
-    let invalid = |message: String| ValidationError::new(ErrorCode::InvalidRequest, "url", message);
+    check_url("url", raw)
+}
+
+/// The URL `raw` in `field`, by the rules of [`check_provider_url`].
+pub(crate) fn check_url(field: &str, raw: &str) -> Result<String, ValidationError> {
+    let invalid = |message: String| ValidationError::new(ErrorCode::InvalidRequest, field, message);
     let length = raw.chars().count();
     if length == 0 || length > MAX_URL_CHARS {
-        return Err(invalid(format!("url must be 1 to {MAX_URL_CHARS} characters; got {length}")));
+        return Err(invalid(format!("{field} must be 1 to {MAX_URL_CHARS} characters; got {length}")));
     }
     if let Some(bad) = raw.chars().find(|c| c.is_whitespace() || c.is_control()) {
-        return Err(invalid(format!("url must not hold spaces or control characters; found {bad:?}")));
+        return Err(invalid(format!("{field} must not hold spaces or control characters; found {bad:?}")));
     }
-    let parsed = url::Url::parse(raw).map_err(|err| invalid(format!("url is not an absolute URL: {err}")))?;
+    let parsed = url::Url::parse(raw).map_err(|err| invalid(format!("{field} is not an absolute URL: {err}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(invalid(format!("url must be http or https, got {}:", parsed.scheme())));
+        return Err(invalid(format!("{field} must be http or https, got {}:", parsed.scheme())));
     }
     if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(invalid("url must name a host".to_owned()));
+        return Err(invalid(format!("{field} must name a host")));
     }
     Ok(raw.to_owned())
 }

@@ -13,6 +13,7 @@ mod metrics;
 mod mobile;
 mod notice;
 pub mod openapi;
+mod providers;
 mod receipts;
 mod records;
 mod routes;

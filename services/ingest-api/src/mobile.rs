@@ -2,7 +2,8 @@
 //! existing apps speak:
 //! - `POST /api/message_push` (any valid token): a user's app registers its push id;
 //! - `POST /api/message_push/logout`: the app stops receiving on it;
-//! - `GET` / `POST /api/message_push/config` (admin): the push provider's URL;
+//! - `GET` / `POST /api/message_push/config` (admin): the push provider's URL (FCM's, APNs's and
+//!   Web Push's settings are under `/api/message_push/config/providers`, `providers.rs`);
 //! - `GET /api/message_push/manage` (admin): registered devices, paged;
 //! - `GET /api/message_push/logs` (admin): provider send attempts, paged;
 //! - `GET /api/message_push/logs/export` (admin): the same as CSV, streamed;
@@ -48,7 +49,7 @@ fn body<T: DeserializeOwned>(raw: Value) -> Result<T, Failure> {
     })
 }
 
-fn unavailable(err: impl std::fmt::Display) -> Failure {
+pub(crate) fn unavailable(err: impl std::fmt::Display) -> Failure {
     tracing::warn!(error = %err, "the mobile tables are unavailable");
     let mut failure =
         Failure::new(ErrorCode::ServiceUnavailable, "the device registry is unavailable; retry shortly".to_owned());

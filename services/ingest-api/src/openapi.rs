@@ -85,6 +85,9 @@ proto_schemas! {
     DevicePageResponse => "device-page-response.schema.json",
     PushConfigRequest => "push-config-request.schema.json",
     PushConfigResponse => "push-config-response.schema.json",
+    PushProviderRequest => "push-provider-request.schema.json",
+    PushProviderResponse => "push-provider-response.schema.json",
+    PushProvidersResponse => "push-providers-response.schema.json",
     PushLogPageResponse => "push-log-page-response.schema.json",
     AlarmRequest => "alarm-request.schema.json",
     AlarmResponse => "alarm-response.schema.json",
@@ -162,6 +165,8 @@ inline_schemas! {
     PushIdText = string(Some(1), Some(validation::mobile::MAX_PUSH_ID_CHARS), Some("^[A-Za-z0-9_:.-]+$"));
     /// The device types.
     DeviceTypeName = one_of(&model::DeviceType::NAMES);
+    /// The push providers of the push config API.
+    ProviderName = one_of(&model::PushProvider::NAMES);
     /// The roles a token or a directory entry can have.
     RoleName = one_of(&[runtime::Role::Admin.as_str(), runtime::Role::User.as_str()]);
     /// A notification type (`model::NotificationType::parse`).
@@ -344,6 +349,10 @@ fn readyz() {}
         crate::mobile::logout,
         crate::mobile::get_config,
         crate::mobile::set_config,
+        crate::providers::list,
+        crate::providers::get,
+        crate::providers::set,
+        crate::providers::remove,
         crate::mobile::manage,
         crate::mobile::logs,
         crate::mobile::export,
@@ -598,7 +607,7 @@ mod tests {
     #[test]
     fn every_operation_documents_its_answers_and_its_security() {
         let ops = operations();
-        assert_eq!(ops.len(), 22, "{:?}", ops.iter().map(|(m, p, _)| format!("{m} {p}")).collect::<Vec<_>>());
+        assert_eq!(ops.len(), 26, "{:?}", ops.iter().map(|(m, p, _)| format!("{m} {p}")).collect::<Vec<_>>());
         for (method, path, op) in ops {
             let at = format!("{method} {path}");
             assert!(op["operationId"].is_string(), "{at}: no operationId");

@@ -2,7 +2,7 @@
 //! them, and a test in `openapi.rs` checks that the OpenAPI document describes each (and nothing
 //! more).
 
-use crate::{mobile, notice, openapi, receipts, records, users};
+use crate::{mobile, notice, openapi, providers, receipts, records, users};
 use actix_web::http::Method;
 use actix_web::{Route, web};
 
@@ -10,7 +10,7 @@ use actix_web::{Route, web};
 type Handler = fn(Route) -> Route;
 
 /// Every route ingest-api mounts: method, path and handler.
-pub(crate) const ROUTES: [(Method, &str, Handler); 19] = [
+pub(crate) const ROUTES: [(Method, &str, Handler); 23] = [
     (Method::POST, "/api/admin/system/notice", |route| route.to(notice::post_notice)),
     (Method::POST, "/api/admin/notification/mark-read", |route| route.to(receipts::mark_read)),
     (Method::POST, "/api/admin/notification/confirm", |route| route.to(receipts::confirm)),
@@ -24,6 +24,10 @@ pub(crate) const ROUTES: [(Method, &str, Handler); 19] = [
     (Method::POST, "/api/message_push/logout", |route| route.to(mobile::logout)),
     (Method::GET, "/api/message_push/config", |route| route.to(mobile::get_config)),
     (Method::POST, "/api/message_push/config", |route| route.to(mobile::set_config)),
+    (Method::GET, "/api/message_push/config/providers", |route| route.to(providers::list)),
+    (Method::GET, "/api/message_push/config/providers/{provider}", |route| route.to(providers::get)),
+    (Method::PUT, "/api/message_push/config/providers/{provider}", |route| route.to(providers::set)),
+    (Method::DELETE, "/api/message_push/config/providers/{provider}", |route| route.to(providers::remove)),
     (Method::GET, "/api/message_push/manage", |route| route.to(mobile::manage)),
     (Method::GET, "/api/message_push/logs", |route| route.to(mobile::logs)),
     (Method::GET, "/api/message_push/logs/export", |route| route.to(mobile::export)),

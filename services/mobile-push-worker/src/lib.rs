@@ -1,8 +1,9 @@
 //! mobile-push-worker: provider sends (reqwest), push logs, retries and device error counts.
 //!
 //! The providers ([`provider`]: the original's UniPush-style cloud function; FCM HTTP v1 for
-//! Android devices and APNs for iPhones, when configured) post one send and classify every
-//! answer, and
+//! Android devices, APNs for iPhones and Web Push for browsers, when configured in the config
+//! file or the push config API, their settings kept current by [`provider::load`]) post one send
+//! and classify every answer, and
 //! one attempt of one send ([`send`]): made once, logged once, with what it did to the device,
 //! and counted in the worker's Prometheus metrics ([`metrics`], served at `/metrics`); the
 //! consumers ([`worker`]): of notices with the mobile channel and alarm jobs, each expanded into
@@ -35,7 +36,9 @@ pub struct WorkerStores {
 
 /// The worker, as a component of a process: its consumers (see [`worker`]), its readiness, and
 /// its metrics on `registry` (served at `/metrics`). Its records' events write times as `time`.
-/// Fails when a provider cannot be set up (FCM's or APNs's key file unreadable or not a key).
+/// Fails when a provider the config file configures cannot be set up (its key unreadable or
+/// not a key); the push config API's settings are loaded, and kept current, by
+/// [`provider::load`].
 pub async fn component(
     settings: &MobileSettings,
     bus: &bus::Bus,
@@ -43,10 +46,11 @@ pub async fn component(
     time: model::TimeFormat,
     registry: &http_server::Registry,
     shutdown: CancellationToken,
-) -> Result<Component, ProviderError> {
+) -> Result<Component, provider::load::LoadError> {
     let WorkerStores { mobile: store, directory, receipts } = stores;
     let metrics = SendMetrics::on(registry);
-    let providers = providers(settings).await?;
+    let mut loader = provider::load::ProviderLoader::new(settings.clone(), store.clone(), metrics.clone());
+    let providers = loader.initial().await?;
     let sender = send::Sender::new(store.clone(), providers, metrics.clone())
         .with_max_attempts(settings.max_attempts())
         .with_credential_pause(settings.credential_pause());
@@ -67,6 +71,7 @@ pub async fn component(
         receipts: receipts.clone(),
         time,
     };
+    loader.watch(sends.sender.clone(), settings.provider_reload(), shutdown.clone());
     let ready = worker::start(sends, concurrency, shutdown);
     let bus = bus.clone();
     let readiness = http_server::Readiness::default()
@@ -77,56 +82,4 @@ pub async fn component(
         .check("bus", move || bus.is_ready())
         .check("device_registry", move || store.is_ready());
     Ok(Component::new("mobile-push-worker").readiness(readiness))
-}
-
-/// A provider that cannot be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum ProviderError {
-    /// The HTTP client.
-    #[error("the push provider's HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
-    /// FCM.
-    #[error(transparent)]
-    Fcm(#[from] provider::fcm::FcmError),
-    /// APNs.
-    #[error(transparent)]
-    Apns(#[from] provider::apns::ApnsError),
-    /// Web Push.
-    #[error(transparent)]
-    WebPush(#[from] provider::webpush::WebPushError),
-}
-
-/// The providers `settings` configure.
-pub async fn providers(settings: &MobileSettings) -> Result<provider::Providers, ProviderError> {
-    let mut providers = provider::Providers::unipush(provider::UniPush::new(settings.timeouts())?);
-    if !settings.fcm_credentials_file.is_empty() {
-        let project = Some(settings.fcm_project_id.as_str()).filter(|id| !id.is_empty());
-        let key = std::path::Path::new(&settings.fcm_credentials_file);
-        let fcm = provider::fcm::Fcm::from_file(key, project, &settings.fcm_url, settings.timeouts()).await?;
-        tracing::info!(url = fcm.send_url(), "FCM sends for Android devices");
-        providers = providers.with_fcm(fcm);
-    }
-    if !settings.apns_key_file.is_empty() {
-        let config = provider::apns::ApnsConfig {
-            key_id: settings.apns_key_id.clone(),
-            team_id: settings.apns_team_id.clone(),
-            topic: settings.apns_topic.clone(),
-            base_url: settings.apns_url.clone(),
-        };
-        let key = std::path::Path::new(&settings.apns_key_file);
-        let apns = provider::apns::Apns::from_file(key, config, settings.timeouts()).await?;
-        tracing::info!(url = %settings.apns_url, topic = %settings.apns_topic, "APNs sends for iOS devices");
-        providers = providers.with_apns(apns);
-    }
-    if !settings.web_push_vapid_key_file.is_empty() {
-        let key = std::path::Path::new(&settings.web_push_vapid_key_file);
-        let web_push = provider::webpush::WebPush::from_file(key, settings.web_push(), settings.timeouts()).await?;
-        tracing::info!(
-            application_server_key = %web_push.public_key(),
-            hosts = ?settings.web_push_hosts,
-            "Web Push sends for browsers"
-        );
-        providers = providers.with_web_push(web_push);
-    }
-    Ok(providers)
 }

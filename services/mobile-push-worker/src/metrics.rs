@@ -9,6 +9,7 @@
 //! | `herald_deliveries_total{channel="mobile"}` | counter | | sends the provider took |
 //! | `herald_mobile_push_credential_failures_total` | counter | `provider` (`unipush`, `fcm`, `apns`) | times a provider refused Herald's credential (alert on any increase) |
 //! | `herald_mobile_push_provider_stopped` | gauge | `provider` | 1 while that provider's sends are stopped after a refused credential (alert on 1), 0 once a send succeeds again |
+//! | `herald_mobile_push_provider_settings_broken` | gauge | `provider` | 1 while the settings meant for that provider (the push config API's or the config file's) do not load (alert on 1), 0 once settings that load are in force |
 //!
 //! `reason` is `none` for a success; the provider's failures are `err_code`, `bad_answer`,
 //! `http_status`, `timeout`, `connect`, `transport`, `unregistered` (a dead token: the device
@@ -89,6 +90,7 @@ pub struct SendMetrics {
     delivered: Counter,
     credential_failures: Arc<HashMap<ProviderKind, Counter>>,
     stopped: Arc<HashMap<ProviderKind, Gauge>>,
+    settings_broken: Arc<HashMap<ProviderKind, Gauge>>,
 }
 
 impl std::fmt::Debug for SendMetrics {
@@ -149,7 +151,25 @@ impl SendMetrics {
                 let help = "1 while a push provider's sends are stopped after a refused credential";
                 registry.gauge("herald_mobile_push_provider_stopped", help, labels)
             }),
+            settings_broken: per_provider(|labels| {
+                let help = "1 while the settings meant for a push provider do not load";
+                registry.gauge("herald_mobile_push_provider_settings_broken", help, labels)
+            }),
             registry: registry.clone(),
+        }
+    }
+
+    /// The settings meant for `kind` do not load.
+    pub fn settings_broken(&self, kind: ProviderKind) {
+        if let Some(gauge) = self.settings_broken.get(&kind) {
+            gauge.set(1.0);
+        }
+    }
+
+    /// Settings that load are in force for `kind` (or none are meant for it).
+    pub fn settings_loaded(&self, kind: ProviderKind) {
+        if let Some(gauge) = self.settings_broken.get(&kind) {
+            gauge.set(0.0);
         }
     }
 

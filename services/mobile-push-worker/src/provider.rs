@@ -1,14 +1,16 @@
 //! The push providers and what they have in common. A provider takes one send and tells what
 //! became of it ([`Outcome`]); [`Providers`] picks the provider of a device by its type:
-//! - `android` → Firebase Cloud Messaging HTTP v1 ([`fcm::Fcm`]) when `mobile.fcm_credentials_file`
-//!   is set;
-//! - `ios` with an APNs device token (64 hex digits) → APNs ([`apns::Apns`]) when
-//!   `mobile.apns_key_file` is set (an iOS device registered with a UniPush client id stays with
-//!   the cloud function);
-//! - `web` → Web Push ([`webpush::WebPush`]) when `mobile.web_push_vapid_key_file` is set (else
-//!   the send fails: the cloud function knows no browsers);
+//! - `android` → Firebase Cloud Messaging HTTP v1 ([`fcm::Fcm`]) when FCM is configured (in the
+//!   push config API, or `mobile.fcm_credentials_file`);
+//! - `ios` with an APNs device token (64 hex digits) → APNs ([`apns::Apns`]) when APNs is
+//!   configured (the API, or `mobile.apns_key_file`; an iOS device registered with a UniPush
+//!   client id stays with the cloud function);
+//! - `web` → Web Push ([`webpush::WebPush`]) when it is configured (the API, or
+//!   `mobile.web_push_vapid_key_file`; else the send fails: the cloud function knows no browsers);
 //! - everything else → the original's UniPush-style cloud function ([`UniPush`]) at the URL of
 //!   the push config API.
+//!
+//! Which settings are in force, and switching to new ones while the worker runs, is [`load`]'s.
 //!
 //! A failure carries a reason (for metrics and for what the worker does next: a dead token
 //! deactivates its device, a refused credential stops the provider, a `Retry-After` delays the
@@ -16,6 +18,7 @@
 
 pub mod apns;
 pub mod fcm;
+pub mod load;
 mod unipush;
 pub mod webpush;
 
@@ -174,46 +177,85 @@ impl ProviderKind {
         [ProviderKind::UniPush, ProviderKind::Fcm, ProviderKind::Apns, ProviderKind::WebPush];
 }
 
+/// A configurable provider's state in a worker.
+#[derive(Debug)]
+pub enum Slot<T> {
+    /// Not configured: its devices go to the original's provider (browsers get nothing).
+    Off,
+    /// Configured and loaded.
+    Ready(std::sync::Arc<T>),
+    /// Configured, but its settings do not load (why, for the push log): its sends fail, not
+    /// counted against the devices, until they do.
+    Broken(std::sync::Arc<str>),
+}
+
+impl<T> Clone for Slot<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Slot::Off => Slot::Off,
+            Slot::Ready(provider) => Slot::Ready(provider.clone()),
+            Slot::Broken(why) => Slot::Broken(why.clone()),
+        }
+    }
+}
+
+impl<T> Slot<T> {
+    /// Whether it is configured at all.
+    pub fn is_configured(&self) -> bool {
+        !matches!(self, Slot::Off)
+    }
+
+    /// The provider, when loaded.
+    pub fn ready(&self) -> Option<&std::sync::Arc<T>> {
+        match self {
+            Slot::Ready(provider) => Some(provider),
+            _ => None,
+        }
+    }
+}
+
 /// The providers a worker sends through. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Providers {
     /// The original's provider (its URL comes from the push config API).
     pub unipush: UniPush,
-    /// FCM, when configured.
-    pub fcm: Option<std::sync::Arc<fcm::Fcm>>,
-    /// APNs, when configured.
-    pub apns: Option<std::sync::Arc<apns::Apns>>,
-    /// Web Push, when configured.
-    pub web_push: Option<std::sync::Arc<webpush::WebPush>>,
+    /// FCM.
+    pub fcm: Slot<fcm::Fcm>,
+    /// APNs.
+    pub apns: Slot<apns::Apns>,
+    /// Web Push.
+    pub web_push: Slot<webpush::WebPush>,
 }
 
 impl Providers {
     /// Only the original's provider.
     pub fn unipush(unipush: UniPush) -> Self {
-        Self { unipush, fcm: None, apns: None, web_push: None }
+        Self { unipush, fcm: Slot::Off, apns: Slot::Off, web_push: Slot::Off }
     }
 
     /// With FCM for Android devices.
     pub fn with_fcm(self, fcm: fcm::Fcm) -> Self {
-        Self { fcm: Some(std::sync::Arc::new(fcm)), ..self }
+        Self { fcm: Slot::Ready(std::sync::Arc::new(fcm)), ..self }
     }
 
     /// With APNs for iOS devices registered with an APNs device token.
     pub fn with_apns(self, apns: apns::Apns) -> Self {
-        Self { apns: Some(std::sync::Arc::new(apns)), ..self }
+        Self { apns: Slot::Ready(std::sync::Arc::new(apns)), ..self }
     }
 
     /// With Web Push for browsers.
     pub fn with_web_push(self, web_push: webpush::WebPush) -> Self {
-        Self { web_push: Some(std::sync::Arc::new(web_push)), ..self }
+        Self { web_push: Slot::Ready(std::sync::Arc::new(web_push)), ..self }
     }
 
     /// The provider of a device of type `device_type` (as stored; a type Herald does not know
     /// goes to the original's provider, as every device did there) with `push_id`.
     pub fn kind_for(&self, device_type: &str, push_id: &str) -> ProviderKind {
         match model::DeviceType::parse(device_type) {
-            Some(model::DeviceType::Android) if self.fcm.is_some() => ProviderKind::Fcm,
-            Some(model::DeviceType::Ios) if self.apns.is_some() && apns::is_device_token(push_id) => ProviderKind::Apns,
+            Some(model::DeviceType::Android) if self.fcm.is_configured() => ProviderKind::Fcm,
+            Some(model::DeviceType::Ios) if self.apns.is_configured() && apns::is_device_token(push_id) => {
+                ProviderKind::Apns
+            }
             Some(model::DeviceType::Web) => ProviderKind::WebPush,
             _ => ProviderKind::UniPush,
         }

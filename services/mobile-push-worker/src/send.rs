@@ -17,11 +17,11 @@
 //! - any other failure: retried (its `Retry-After` honoured) or, on the last attempt, dead.
 
 use crate::metrics::{Reason, SendMetrics};
-use crate::provider::{FailureReason, Outcome, ProviderKind, Providers, PushPayload};
+use crate::provider::{FailureReason, Outcome, ProviderKind, Providers, PushPayload, Slot};
 use mobile::{MobileStore, PushAttempt};
 use model::{DeviceStatus, PushLogStatus};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// How many attempts a send gets by default: the first and 3 retries (`mobile.retry_delays_ms`).
@@ -52,7 +52,8 @@ pub enum Attempted {
 #[derive(Clone, Debug)]
 pub struct Sender {
     store: MobileStore,
-    providers: Providers,
+    /// The providers in force; [`crate::provider::load`] replaces them when their settings change.
+    providers: Arc<RwLock<Providers>>,
     metrics: SendMetrics,
     max_attempts: i32,
     credential_pause: Duration,
@@ -69,7 +70,7 @@ impl Sender {
     pub fn new(store: MobileStore, providers: Providers, metrics: SendMetrics) -> Self {
         Self {
             store,
-            providers,
+            providers: Arc::new(RwLock::new(providers)),
             metrics,
             max_attempts: MAX_ATTEMPTS,
             credential_pause: CREDENTIAL_PAUSE,
@@ -85,6 +86,22 @@ impl Sender {
     /// The mobile tables it works on.
     pub fn store(&self) -> &MobileStore {
         &self.store
+    }
+
+    /// The providers in force now.
+    pub fn providers(&self) -> Providers {
+        self.providers.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Changes the providers in force with `change`; the sends after it go through the new
+    /// ones. A provider given new settings (`replaced`) starts afresh: a stop after its old
+    /// credential was refused is lifted.
+    pub fn change_providers(&self, replaced: ProviderKind, change: impl FnOnce(&mut Providers)) {
+        change(&mut self.providers.write().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let lifted = self.stopped.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&replaced);
+        if lifted.is_some() {
+            self.metrics.resumed(replaced);
+        }
     }
 
     /// The same, giving each send `max_attempts` attempts (at least 1).
@@ -109,8 +126,9 @@ impl Sender {
         let dead = |reason, message: &str| Called::refused(PushLogStatus::Dead, reason, message);
         let called = match device {
             Some(device) if device.status == DeviceStatus::Active && device.user_id == send.user_id => {
-                let kind = self.providers.kind_for(&device.device_type, &device.push_id);
-                self.call(kind, send, device.subscription.as_deref(), last).await?
+                let providers = self.providers();
+                let kind = providers.kind_for(&device.device_type, &device.push_id);
+                self.call(&providers, kind, send, device.subscription.as_deref(), last).await?
             }
             // Logged out, moved to another user or gone since the send was made: it is not
             // tried again, and its owner now gets nothing meant for someone else.
@@ -153,6 +171,7 @@ impl Sender {
     /// to the device or the provider.
     async fn call(
         &self,
+        providers: &Providers,
         kind: ProviderKind,
         send: &PushSend,
         subscription: Option<&str>,
@@ -176,22 +195,19 @@ impl Sender {
                     let message = "no push provider URL is configured";
                     return Ok(Called::refused(failure(last), Reason::NoProvider, message));
                 }
-                Some(config) => self.providers.unipush.send_once(&config.url, &payload(send), Some(&send.key())).await,
+                Some(config) => providers.unipush.send_once(&config.url, &payload(send), Some(&send.key())).await,
             },
-            ProviderKind::Fcm => match &self.providers.fcm {
-                Some(fcm) => fcm.send(send).await,
-                None => return Ok(Called::refused(failure(last), Reason::NoProvider, "FCM is not configured")),
+            ProviderKind::Fcm => match &providers.fcm {
+                Slot::Ready(fcm) => fcm.send(send).await,
+                slot => return Ok(not_loaded(slot, kind, last)),
             },
-            ProviderKind::Apns => match &self.providers.apns {
-                Some(apns) => apns.send(send).await,
-                None => return Ok(Called::refused(failure(last), Reason::NoProvider, "APNs is not configured")),
+            ProviderKind::Apns => match &providers.apns {
+                Slot::Ready(apns) => apns.send(send).await,
+                slot => return Ok(not_loaded(slot, kind, last)),
             },
-            ProviderKind::WebPush => match &self.providers.web_push {
-                Some(web_push) => web_push.send(send, subscription).await,
-                None => {
-                    let message = "Web Push is not configured (mobile.web_push_vapid_key_file)";
-                    return Ok(Called::refused(failure(last), Reason::NoProvider, message));
-                }
+            ProviderKind::WebPush => match &providers.web_push {
+                Slot::Ready(web_push) => web_push.send(send, subscription).await,
+                slot => return Ok(not_loaded(slot, kind, last)),
             },
         };
         self.metrics.provider_call(started.elapsed());
@@ -281,6 +297,24 @@ impl Called {
             answer: String::new(),
             device_at_fault: true,
             not_before: None,
+        }
+    }
+}
+
+/// No call: `kind` is not configured (the device's type wants a provider the worker lacks), or
+/// its settings do not load (Herald's fault, not the device's).
+fn not_loaded<T>(slot: &Slot<T>, kind: ProviderKind, last: bool) -> Called {
+    match slot {
+        Slot::Broken(why) => {
+            let message = format!("not sent: {}'s settings do not load: {why}", kind.name());
+            Called { device_at_fault: false, ..Called::refused(failure(last), Reason::NoProvider, &message) }
+        }
+        _ => {
+            let message = format!(
+                "{} is not configured (the push config API's providers, or the worker's [mobile] settings)",
+                kind.name()
+            );
+            Called::refused(failure(last), Reason::NoProvider, &message)
         }
     }
 }

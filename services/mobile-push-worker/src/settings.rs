@@ -20,14 +20,17 @@ pub struct MobileSettings {
     /// Time for a whole provider call, answer included.
     pub timeout_ms: u64,
     /// FCM (HTTP v1) for Android devices: the path of a service account's JSON key file (a
-    /// mounted secret). Empty: Android devices go to the push config API's URL like the others.
+    /// mounted secret), or `env:NAME` of a variable holding the key. Empty: Android devices go
+    /// to the push config API's URL like the others. Settings set through the push config API
+    /// (`/api/message_push/config/providers/fcm`) take the place of all the `fcm_*` ones.
     pub fcm_credentials_file: String,
     /// The FCM project; empty means the key file's `project_id`.
     pub fcm_project_id: String,
     /// FCM's base URL (a test points it at a mock).
     pub fcm_url: String,
     /// APNs for iOS devices registered with an APNs device token: the path of the team's `.p8`
-    /// signing key (a mounted secret). Empty: iOS devices go to the push config API's URL.
+    /// signing key (a mounted secret), or `env:NAME`. Empty: iOS devices go to the push config
+    /// API's URL. The push config API's settings take the place of all the `apns_*` ones.
     pub apns_key_file: String,
     /// The signing key's id.
     pub apns_key_id: String,
@@ -42,7 +45,8 @@ pub struct MobileSettings {
     pub credential_pause_ms: u64,
     /// Web Push for browsers (`web` devices): the path of the VAPID private key (a mounted
     /// secret: PKCS#8 PEM, or the raw key in base64url as `web-push generate-vapid-keys` prints
-    /// it). Empty: web devices get nothing.
+    /// it), or `env:NAME`. Empty: web devices get nothing. The push config API's settings take
+    /// the place of all the `web_push_*` ones.
     pub web_push_vapid_key_file: String,
     /// The operator's contact the push services see (`mailto:...` or `https://...`); needed
     /// with the key.
@@ -53,6 +57,9 @@ pub struct MobileSettings {
     /// The push services sent to: hosts, or `.domain` for every host under it. An endpoint
     /// elsewhere is never called (it came from a browser).
     pub web_push_hosts: Vec<String>,
+    /// How often the worker reads the providers' settings (the push config API's) and their
+    /// secrets again, switching to the ones that changed, in milliseconds.
+    pub provider_reload_ms: u64,
 }
 
 impl Default for MobileSettings {
@@ -75,6 +82,7 @@ impl Default for MobileSettings {
             web_push_subject: String::new(),
             web_push_ttl_secs: 12 * 3600,
             web_push_hosts: crate::provider::webpush::DEFAULT_HOSTS.map(str::to_owned).to_vec(),
+            provider_reload_ms: 5_000,
         }
     }
 }
@@ -128,6 +136,9 @@ impl MobileSettings {
                 "must hold host names (or .domain), no ports or paths",
             ));
         }
+        if !(100..=3_600_000).contains(&self.provider_reload_ms) {
+            return Err(ConfigError::invalid("mobile.provider_reload_ms", "must be 100 ms to 1 h"));
+        }
         if !(1_000..=86_400_000).contains(&self.credential_pause_ms) {
             return Err(ConfigError::invalid("mobile.credential_pause_ms", "must be 1 s to 24 h"));
         }
@@ -142,13 +153,9 @@ impl MobileSettings {
         }
     }
 
-    /// Web Push's settings but the key.
-    pub fn web_push(&self) -> crate::provider::webpush::WebPushConfig {
-        crate::provider::webpush::WebPushConfig {
-            subject: self.web_push_subject.clone(),
-            ttl: Duration::from_secs(self.web_push_ttl_secs),
-            hosts: self.web_push_hosts.clone(),
-        }
+    /// How often the providers' settings are read again.
+    pub fn provider_reload(&self) -> Duration {
+        Duration::from_millis(self.provider_reload_ms)
     }
 
     /// The pause after a refused credential.

@@ -169,6 +169,12 @@ impl Endpoints {
         (response.status().as_u16(), response.json().await.unwrap())
     }
 
+    /// `DELETE {api}{path}` with a bearer token; returns the status and the JSON body.
+    pub async fn delete(&self, token: &str, path: &str) -> (u16, Value) {
+        let response = self.http.delete(format!("{}{path}", self.api)).bearer_auth(token).send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
     /// `POST {api}{path}` with a JSON body and a bearer token (none when empty); returns the
     /// status and the JSON body.
     pub async fn post(&self, token: &str, path: &str, body: &Value) -> (u16, Value) {

@@ -57,7 +57,7 @@ async fn every_documented_operation_answers_a_documented_status_with_a_documente
             checked += 1;
         }
     }
-    assert_eq!(checked, 22);
+    assert_eq!(checked, 26);
     app.shutdown.cancel();
 }
 

@@ -7,7 +7,9 @@
 //! message id and priority, and an iPhone registered with a UniPush client id through the
 //! original's provider; a browser logs out by its subscription; a device whose token FCM calls dead is
 //! deactivated with its push logged dead. All-in-one (SQLite, in-process bus) and distributed
-//! (RabbitMQ, PostgreSQL).
+//! (RabbitMQ, PostgreSQL). And FCM configured as an admin would, through the push config API:
+//! refused when a key is posted in place of its reference, switched to by the running worker,
+//! and given back to the config file when removed.
 
 use crate::helpers::{Distributed, Embedded, Endpoints, token};
 use mock_push::fcm::{FcmAnswer, TEST_PRIVATE_KEY};
@@ -193,5 +195,118 @@ async fn distributed_devices_get_notices_from_their_providers() {
     let providers = Providers::start();
     let app = Distributed::spawn_with_mobile(providers.settings()).await;
     devices_get_notices_from_their_providers(&app.endpoints, &providers).await;
+    app.stop().await;
+}
+
+/// Posts notices on the mobile channel to `user` (whose one device is an Android phone) until
+/// one reaches `wanted` (FCM or the original's provider: the workers switch within their reload
+/// interval, and a notice before the switch goes to the other). Each notice reaches exactly one
+/// of them.
+async fn until_one_reaches(app: &Endpoints, user: i64, fcm: &MockFcmServer, unipush: &MockProvider, wanted: &str) {
+    let admin = token(1, Role::Admin, "root");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut posted = fcm.mock.received().len() + unipush.mock.received().len();
+    loop {
+        let before = (fcm.mock.received().len(), unipush.mock.received().len());
+        let body = json!({"content": "配置", "type": "config_check", "target": "custom", "user_ids": [user],
+            "channels": ["mobile"]});
+        app.notice(&admin, body).await;
+        posted += 1;
+        eventually("the notice to reach one provider", Duration::from_secs(10), || async {
+            let got = fcm.mock.received().len() + unipush.mock.received().len();
+            holds(got == posted, format_args!("{got} of {posted}"))
+        })
+        .await;
+        let after = (fcm.mock.received().len(), unipush.mock.received().len());
+        let reached = if after.0 > before.0 { "fcm" } else { "unipush" };
+        if reached == wanted {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no notice reached {wanted} in 20 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn an_admin_configures_fcm_through_the_api(app: &Endpoints, providers: &Providers) {
+    let (fcm, key) = (&providers.fcm, &providers.keys[0]);
+    let admin = token(1, Role::Admin, "root");
+    let unipush = MockProvider::start_local().unwrap();
+    let (status, answer) = app.post(&admin, "/api/message_push/config", &json!({"url": unipush.push_url()})).await;
+    assert_eq!(status, 200, "{answer}");
+    register(app, 70, ALIVE, "android").await;
+
+    // Nothing set through the API: the config file's settings apply (here none: Android phones go
+    // to the original's provider).
+    let (status, listed) = app.get(&admin, "/api/message_push/config/providers").await;
+    assert_eq!(status, 200, "{listed}");
+    crate::helpers::assert_schema("push-providers-response.schema.json", &listed);
+    let sources: Vec<_> = listed["data"]["providers"].as_array().unwrap().iter().map(|p| p["source"].clone()).collect();
+    assert_eq!(sources, vec![json!("config_file"); 3], "{listed}");
+    until_one_reaches(app, 70, fcm, &unipush, "unipush").await;
+
+    // A key posted in place of its reference is refused, not stored, and not repeated.
+    let service_account = fcm.service_account(TEST_PRIVATE_KEY);
+    let (status, refused) =
+        app.put(&admin, "/api/message_push/config/providers/fcm", &json!({"credentials": service_account})).await;
+    assert_eq!(
+        (status, &refused["data"]["error_code"], &refused["data"]["field"]),
+        (400, &json!("INVALID_REQUEST"), &json!("credentials")),
+        "{refused}"
+    );
+    crate::helpers::assert_schema("failure-response.schema.json", &refused);
+    assert!(!refused.to_string().contains("PRIVATE KEY"), "{refused}");
+    let (status, unknown) = app.put(&admin, "/api/message_push/config/providers/hms", &json!({})).await;
+    assert_eq!((status, &unknown["data"]["field"]), (404, &json!("provider")), "{unknown}");
+    let (_, fcm_now) = app.get(&admin, "/api/message_push/config/providers/fcm").await;
+    assert_eq!(fcm_now["data"]["source"], "config_file", "{fcm_now}");
+
+    // FCM, set through the API: the settings are shown as set, the key only as its reference.
+    let settings = json!({"credentials": format!("file:{}", key.display()), "url": fcm.base_url()});
+    let (status, set) = app.put(&admin, "/api/message_push/config/providers/fcm", &settings).await;
+    assert_eq!(status, 200, "{set}");
+    crate::helpers::assert_schema("push-provider-response.schema.json", &set);
+    assert_eq!(
+        (&set["data"]["source"], &set["data"]["config_type"], &set["data"]["settings"]),
+        (&json!("api"), &json!(2), &settings),
+        "{set}"
+    );
+    let (_, got) = app.get(&admin, "/api/message_push/config/providers/fcm").await;
+    assert_eq!(got["data"], set["data"], "{got}");
+    let (_, listed) = app.get(&admin, "/api/message_push/config/providers").await;
+    assert!(!listed.to_string().contains("PRIVATE KEY"), "{listed}");
+    // The worker switches to it: the phone's notices now go through FCM, with a verified grant.
+    until_one_reaches(app, 70, fcm, &unipush, "fcm").await;
+    assert_eq!(fcm.mock.received().last().unwrap().token, ALIVE);
+    assert!(!fcm.mock.issued().is_empty());
+
+    // Removed: the config file's settings apply again.
+    let (status, removed) = app.delete(&admin, "/api/message_push/config/providers/fcm").await;
+    assert_eq!(
+        (status, &removed["data"]["source"], &removed["data"]["settings"]),
+        (200, &json!("config_file"), &Value::Null),
+        "{removed}"
+    );
+    crate::helpers::assert_schema("push-provider-response.schema.json", &removed);
+    until_one_reaches(app, 70, fcm, &unipush, "unipush").await;
+    unipush.stop().await;
+}
+
+/// The worker's settings with no provider of its own and a quick reload.
+fn reloading() -> mobile_push_worker::MobileSettings {
+    mobile_push_worker::MobileSettings { provider_reload_ms: 100, ..crate::helpers::quick_retries() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_an_admin_configures_fcm_through_the_api() {
+    let providers = Providers::start();
+    let app = Embedded::spawn_with(|settings| settings.mobile = reloading()).await;
+    an_admin_configures_fcm_through_the_api(&app.endpoints, &providers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distributed_an_admin_configures_fcm_through_the_api() {
+    let providers = Providers::start();
+    let app = Distributed::spawn_with_mobile(reloading()).await;
+    an_admin_configures_fcm_through_the_api(&app.endpoints, &providers).await;
     app.stop().await;
 }

@@ -22,7 +22,6 @@ use super::{
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use model::PushSend;
 use serde_json::{Value, json};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// APNs's production base URL (the sandbox is `https://api.sandbox.push.apple.com`).
@@ -65,15 +64,7 @@ impl std::fmt::Debug for Apns {
 pub struct ApnsError(String);
 
 impl Apns {
-    /// A client signing with the `.p8` key at `key_file`.
-    pub async fn from_file(key_file: &Path, config: ApnsConfig, timeouts: ProviderTimeouts) -> Result<Self, ApnsError> {
-        let pem = tokio::fs::read(key_file)
-            .await
-            .map_err(|err| ApnsError(format!("cannot read the signing key {}: {err}", key_file.display())))?;
-        Self::from_pem(&pem, config, timeouts)
-    }
-
-    /// The same, from the key's PEM.
+    /// A client signing with the team's `.p8` key (its PEM).
     pub fn from_pem(pem: &[u8], config: ApnsConfig, timeouts: ProviderTimeouts) -> Result<Self, ApnsError> {
         // The error names the problem, never the key.
         let key = EncodingKey::from_ec_pem(pem)

@@ -21,7 +21,6 @@ use super::{
 };
 use model::PushSend;
 use serde_json::{Value, json};
-use std::path::Path;
 use yup_oauth2::authenticator::DefaultAuthenticator;
 use yup_oauth2::error::AuthErrorCode;
 
@@ -53,21 +52,8 @@ impl std::fmt::Debug for Fcm {
 pub struct FcmError(String);
 
 impl Fcm {
-    /// A client from the service-account key file at `key_file`, for `project_id` (the key's
+    /// A client from the service-account key file's contents, for `project_id` (the key's
     /// own `project_id` when `None`), sending to `base_url`.
-    pub async fn from_file(
-        key_file: &Path,
-        project_id: Option<&str>,
-        base_url: &str,
-        timeouts: ProviderTimeouts,
-    ) -> Result<Self, FcmError> {
-        let json = tokio::fs::read(key_file)
-            .await
-            .map_err(|err| FcmError(format!("cannot read the service-account key {}: {err}", key_file.display())))?;
-        Self::from_json(&json, project_id, base_url, timeouts).await
-    }
-
-    /// The same, from the key file's contents.
     pub async fn from_json(
         key: &[u8],
         project_id: Option<&str>,

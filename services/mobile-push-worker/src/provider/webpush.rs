@@ -26,7 +26,6 @@ use super::{
 use base64::Engine as _;
 use model::PushSend;
 use serde_json::{Value, json};
-use std::path::Path;
 use std::time::Duration;
 use web_push_native::jwt_simple::algorithms::{ECDSAP256PublicKeyLike as _, ES256KeyPair};
 use web_push_native::{Auth, WebPushBuilder, p256};
@@ -78,19 +77,7 @@ impl std::fmt::Debug for WebPush {
 pub struct WebPushError(String);
 
 impl WebPush {
-    /// A sender signing with the VAPID key at `key_file`.
-    pub async fn from_file(
-        key_file: &Path,
-        config: WebPushConfig,
-        timeouts: ProviderTimeouts,
-    ) -> Result<Self, WebPushError> {
-        let key = tokio::fs::read_to_string(key_file)
-            .await
-            .map_err(|err| WebPushError(format!("cannot read the VAPID key {}: {err}", key_file.display())))?;
-        Self::from_key(&key, config, timeouts)
-    }
-
-    /// The same, from the key: a PKCS#8 PEM, or the raw private key in base64url (what
+    /// A sender signing with the VAPID key: a PKCS#8 PEM, or the raw private key in base64url (what
     /// `web-push generate-vapid-keys` prints).
     pub fn from_key(key: &str, config: WebPushConfig, timeouts: ProviderTimeouts) -> Result<Self, WebPushError> {
         let key = key.trim();
