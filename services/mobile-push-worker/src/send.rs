@@ -94,13 +94,15 @@ impl Sender {
     }
 
     /// Changes the providers in force with `change`; the sends after it go through the new
-    /// ones. A provider given new settings (`replaced`) starts afresh: a stop after its old
+    /// ones. The providers given new settings (`replaced`) start afresh: a stop after an old
     /// credential was refused is lifted.
-    pub fn change_providers(&self, replaced: ProviderKind, change: impl FnOnce(&mut Providers)) {
+    pub fn change_providers(&self, replaced: &[ProviderKind], change: impl FnOnce(&mut Providers)) {
         change(&mut self.providers.write().unwrap_or_else(std::sync::PoisonError::into_inner));
-        let lifted = self.stopped.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&replaced);
-        if lifted.is_some() {
-            self.metrics.resumed(replaced);
+        let mut stopped = self.stopped.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for kind in replaced {
+            if stopped.remove(kind).is_some() {
+                self.metrics.resumed(*kind);
+            }
         }
     }
 

@@ -7,9 +7,9 @@
 //! message id and priority, and an iPhone registered with a UniPush client id through the
 //! original's provider; a browser logs out by its subscription; a device whose token FCM calls dead is
 //! deactivated with its push logged dead. All-in-one (SQLite, in-process bus) and distributed
-//! (RabbitMQ, PostgreSQL). And FCM configured as an admin would, through the push config API:
-//! refused when a key is posted in place of its reference, switched to by the running worker,
-//! and given back to the config file when removed.
+//! (RabbitMQ, PostgreSQL). And the providers configured as an admin would, through the push
+//! config API: refused when a key is posted in place of its reference, switched to by the
+//! running worker, and FCM given back to the config file when removed.
 
 use crate::helpers::{Distributed, Embedded, Endpoints, token};
 use mock_push::fcm::{FcmAnswer, TEST_PRIVATE_KEY};
@@ -227,7 +227,7 @@ async fn until_one_reaches(app: &Endpoints, user: i64, fcm: &MockFcmServer, unip
     }
 }
 
-async fn an_admin_configures_fcm_through_the_api(app: &Endpoints, providers: &Providers) {
+async fn an_admin_configures_the_providers_through_the_api(app: &Endpoints, providers: &Providers) {
     let (fcm, key) = (&providers.fcm, &providers.keys[0]);
     let admin = token(1, Role::Admin, "root");
     let unipush = MockProvider::start_local().unwrap();
@@ -260,6 +260,19 @@ async fn an_admin_configures_fcm_through_the_api(app: &Endpoints, providers: &Pr
     let (_, fcm_now) = app.get(&admin, "/api/message_push/config/providers/fcm").await;
     assert_eq!(fcm_now["data"]["source"], "config_file", "{fcm_now}");
 
+    // APNs and Web Push, set through the API before FCM (a worker switches to all it reads in
+    // one pass at once: once FCM is in force, so are they).
+    let apns = json!({
+        "key": format!("file:{}", providers.keys[1].display()), "key_id": mock_push::apns::KEY_ID,
+        "team_id": mock_push::apns::TEAM_ID, "topic": mock_push::apns::TOPIC, "url": providers.apns.base_url(),
+    });
+    let (status, set) = app.put(&admin, "/api/message_push/config/providers/apns", &apns).await;
+    assert_eq!((status, &set["data"]["settings"]), (200, &apns), "{set}");
+    let web = json!({"vapid_key": format!("file:{}", providers.keys[2].display()), "subject": "mailto:ops@example.com",
+        "hosts": ["127.0.0.1"], "ttl_secs": 600});
+    let (status, set) = app.put(&admin, "/api/message_push/config/providers/web_push", &web).await;
+    assert_eq!((status, &set["data"]["config_type"]), (200, &json!(4)), "{set}");
+
     // FCM, set through the API: the settings are shown as set, the key only as its reference.
     let settings = json!({"credentials": format!("file:{}", key.display()), "url": fcm.base_url()});
     let (status, set) = app.put(&admin, "/api/message_push/config/providers/fcm", &settings).await;
@@ -278,6 +291,30 @@ async fn an_admin_configures_fcm_through_the_api(app: &Endpoints, providers: &Pr
     until_one_reaches(app, 70, fcm, &unipush, "fcm").await;
     assert_eq!(fcm.mock.received().last().unwrap().token, ALIVE);
     assert!(!fcm.mock.issued().is_empty());
+    // And an iPhone with an APNs token reaches APNs, a browser Web Push (its payload decrypted by
+    // the mock with the subscription's key, the VAPID token verified).
+    register(app, 71, APNS_TOKEN, "ios").await;
+    let subscription = providers.web.mock.subscribe("browser-72").json();
+    register(app, 72, &subscription, "web").await;
+    let notice = app
+        .notice(
+            &admin,
+            json!({"content": "两处", "type": "config_check", "target": "custom", "user_ids": [71, 72],
+            "channels": ["mobile"]}),
+        )
+        .await;
+    eventually("APNs and Web Push to get the notice", Duration::from_secs(20), || async {
+        let got = (providers.apns.mock.received().len(), providers.web.mock.received().len());
+        holds(got == (1, 1), format_args!("apns, web push: {got:?}"))
+    })
+    .await;
+    assert_eq!(providers.apns.mock.received()[0].token, APNS_TOKEN);
+    assert_eq!(providers.web.mock.received()[0].payload["tag"], json!(notice.message_id));
+    assert_eq!(providers.web.mock.received()[0].headers.get("ttl").map(String::as_str), Some("600"));
+    assert_eq!(providers.web.mock.refused(), 0);
+    let (_, listed) = app.get(&admin, "/api/message_push/config/providers").await;
+    let sources: Vec<_> = listed["data"]["providers"].as_array().unwrap().iter().map(|p| p["source"].clone()).collect();
+    assert_eq!(sources, vec![json!("api"); 3], "{listed}");
 
     // Removed: the config file's settings apply again.
     let (status, removed) = app.delete(&admin, "/api/message_push/config/providers/fcm").await;
@@ -297,16 +334,16 @@ fn reloading() -> mobile_push_worker::MobileSettings {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_an_admin_configures_fcm_through_the_api() {
+async fn embedded_an_admin_configures_the_providers_through_the_api() {
     let providers = Providers::start();
     let app = Embedded::spawn_with(|settings| settings.mobile = reloading()).await;
-    an_admin_configures_fcm_through_the_api(&app.endpoints, &providers).await;
+    an_admin_configures_the_providers_through_the_api(&app.endpoints, &providers).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn distributed_an_admin_configures_fcm_through_the_api() {
+async fn distributed_an_admin_configures_the_providers_through_the_api() {
     let providers = Providers::start();
     let app = Distributed::spawn_with_mobile(reloading()).await;
-    an_admin_configures_fcm_through_the_api(&app.endpoints, &providers).await;
+    an_admin_configures_the_providers_through_the_api(&app.endpoints, &providers).await;
     app.stop().await;
 }

@@ -98,7 +98,10 @@ impl ProviderLoader {
             why: err.to_string(),
         })?;
         let mut providers = Providers::unipush(unipush);
-        let stored = self.stored().await.unwrap_or_default();
+        let stored = self.stored().await.unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "the push providers' settings cannot be read yet; the config file's apply");
+            Vec::new()
+        });
         for provider in PushProvider::ALL {
             let Some((source, settings)) = self.wanted(provider, &stored) else { continue };
             let (fingerprint, loaded) = self.load(source, settings).await;
@@ -121,7 +124,8 @@ impl ProviderLoader {
     }
 
     /// Reads the settings and the secrets again, and switches `sender` to each provider whose
-    /// settings changed and load.
+    /// settings changed and load: all of one pass at once, so a send sees either the providers
+    /// before the pass or after it.
     pub async fn refresh(&mut self, sender: &Sender) {
         let stored = match self.stored().await {
             Ok(stored) => stored,
@@ -130,12 +134,14 @@ impl ProviderLoader {
                 return;
             }
         };
+        let in_force = sender.providers();
+        let mut changes = Vec::new();
         for provider in PushProvider::ALL {
             let Some((source, settings)) = self.wanted(provider, &stored) else {
                 if self.built.remove(&provider).is_some() {
                     tracing::info!(provider = provider.as_str(), "push provider off: no settings configure it");
                     self.metrics.settings_loaded(kind(provider));
-                    sender.change_providers(kind(provider), |providers| set(providers, Loaded::off(provider)));
+                    changes.push(Loaded::off(provider));
                 }
                 continue;
             };
@@ -146,26 +152,33 @@ impl ProviderLoader {
             }
             self.built.insert(provider, fingerprint);
             match self.build(&settings, secret).await {
-                Ok(slot) => {
+                Ok(loaded) => {
                     tracing::info!(
                         provider = provider.as_str(),
                         source = source.describe(),
                         "push provider switched to new settings"
                     );
                     self.metrics.settings_loaded(kind(provider));
-                    sender.change_providers(kind(provider), |providers| set(providers, slot));
+                    changes.push(loaded);
                 }
                 Err(why) => {
-                    let keeps = sender.providers().is_ready(provider);
+                    let keeps = in_force.is_ready(provider);
                     self.broken(provider, source, &why, keeps);
                     if !keeps {
-                        sender.change_providers(kind(provider), |providers| {
-                            set(providers, Loaded::broken(provider, why));
-                        });
+                        changes.push(Loaded::broken(provider, why));
                     }
                 }
             }
         }
+        if changes.is_empty() {
+            return;
+        }
+        let replaced: Vec<ProviderKind> = changes.iter().map(|loaded| kind(loaded.provider())).collect();
+        sender.change_providers(&replaced, |providers| {
+            for loaded in changes {
+                set(providers, loaded);
+            }
+        });
     }
 
     /// Refreshes every `every` until `shutdown`.
@@ -265,6 +278,14 @@ enum Loaded {
 }
 
 impl Loaded {
+    fn provider(&self) -> PushProvider {
+        match self {
+            Loaded::Fcm(_) => PushProvider::Fcm,
+            Loaded::Apns(_) => PushProvider::Apns,
+            Loaded::WebPush(_) => PushProvider::WebPush,
+        }
+    }
+
     fn off(provider: PushProvider) -> Self {
         match provider {
             PushProvider::Fcm => Loaded::Fcm(Slot::Off),
