@@ -17,6 +17,7 @@
 //! When it comes back, the same recipients as above, less those who acknowledged it by then
 //! (the receipt ledger, [`ReceiptLedger::acknowledged`]), get it on their active devices.
 
+use crate::metrics::SendMetrics;
 use crate::send::PushSend;
 use bus::{Bus, Incoming};
 use mobile::{Device, DeviceScope, MobileStore};
@@ -87,7 +88,7 @@ pub(crate) async fn alarm(bus: &Bus, store: &MobileStore, incoming: Incoming) {
         priority: model::Priority::High,
     };
     match publish_to(bus, store, DeviceScope::Tenant(&job.tenant_id), &[], None, &template).await {
-        Ok(sends) => {
+        Ok(Expanded { sent: sends, .. }) => {
             tracing::info!(job_id = %job.job_id, tenant = %job.tenant_id, sends, "alarm expanded");
             incoming.ack().await;
         }
@@ -102,12 +103,16 @@ pub(crate) async fn notice(
     store: &MobileStore,
     directory: &UserDirectory,
     ledger: &ReceiptLedger,
+    metrics: &SendMetrics,
     incoming: Incoming,
 ) {
     let Some((message, incoming)) = envelope(bus, incoming).await else { return };
     if !message.channels.has(NoticeChannel::Mobile) {
         return match message.fallback {
-            Some(fallback) => schedule_or_fall_back(bus, store, directory, ledger, message, fallback, incoming).await,
+            Some(fallback) => {
+                let acks = Acks { ledger, metrics, message_id: &message.message_id.clone() };
+                schedule_or_fall_back(bus, store, directory, acks, message, fallback, incoming).await
+            }
             None => incoming.ack().await,
         };
     }
@@ -135,14 +140,12 @@ async fn schedule_or_fall_back(
     bus: &Bus,
     store: &MobileStore,
     directory: &UserDirectory,
-    ledger: &ReceiptLedger,
+    acks: Acks<'_>,
     message: NotificationMessage,
     fallback: model::Fallback,
     incoming: Incoming,
 ) {
     let Some(hop) = next_hop(message.message_id.unix_nanos(), fallback.mobile_after_secs, SystemTime::now()) else {
-        let message_id = message.message_id.clone();
-        let acks = Acks { ledger, message_id: &message_id };
         return to_devices(bus, store, directory, message, Some(acks), incoming).await;
     };
     match bus.publish_delayed(bus::Exchange::Mobile, crate::worker::FALLBACK_KEY, incoming.payload.clone(), hop).await {
@@ -179,6 +182,7 @@ pub(crate) async fn fallback(
     store: &MobileStore,
     directory: &UserDirectory,
     ledger: &ReceiptLedger,
+    metrics: &SendMetrics,
     incoming: Incoming,
 ) {
     let Some((message, incoming)) = envelope(bus, incoming).await else { return };
@@ -187,13 +191,17 @@ pub(crate) async fn fallback(
     };
     let span = tracing::info_span!("mobile_fallback", trace_id = tracing::field::Empty);
     let span = runtime::trace::continued(span, incoming.traceparent.as_deref());
-    schedule_or_fall_back(bus, store, directory, ledger, message, fallback, incoming).instrument(span).await;
+    let message_id = message.message_id.clone();
+    let acks = Acks { ledger, metrics, message_id: &message_id };
+    schedule_or_fall_back(bus, store, directory, acks, message, fallback, incoming).instrument(span).await;
 }
 
-/// Whose acknowledgement spares their devices: those who acknowledged `message_id`.
+/// Whose acknowledgement spares their devices: those who acknowledged `message_id` (and where
+/// what a fallback pushed and spared is counted).
 #[derive(Clone, Copy)]
 struct Acks<'a> {
     ledger: &'a ReceiptLedger,
+    metrics: &'a SendMetrics,
     message_id: &'a MessageId,
 }
 
@@ -232,8 +240,11 @@ async fn to_devices(
     };
     let what = if acks.is_some() { "fallback" } else { "notice" };
     match published {
-        Ok(sends) => {
-            tracing::info!(message_id = %message.message_id, target = %message.target, sends, "{what} sent to devices");
+        Ok(Expanded { sent: sends, spared }) => {
+            tracing::info!(message_id = %message.message_id, target = %message.target, sends, spared, "{what} sent to devices");
+            if let Some(acks) = acks {
+                acks.metrics.fallback_due(sends, spared);
+            }
             incoming.ack().await;
         }
         Err(why) => requeue(incoming, what, &why).await,
@@ -248,19 +259,34 @@ async fn publish_to_recipients(
     message: &NotificationMessage,
     acks: Option<Acks<'_>>,
     template: &Template,
-) -> Result<u64, String> {
+) -> Result<Expanded, String> {
     let users =
         directory.recipients(message).await.map_err(|err| format!("the user directory is unavailable: {err}"))?;
-    let mut sends = 0;
+    let mut done = Expanded::default();
     for chunk in users.chunks(USERS_PER_QUERY) {
-        sends += publish_to(bus, store, DeviceScope::Users(chunk), &[], acks, template).await?;
+        done += publish_to(bus, store, DeviceScope::Users(chunk), &[], acks, template).await?;
     }
-    Ok(sends)
+    Ok(done)
+}
+
+/// What an expansion came to: sends published, and devices spared because their user
+/// acknowledged the notice (fallbacks only).
+#[derive(Clone, Copy, Debug, Default)]
+struct Expanded {
+    sent: u64,
+    spared: u64,
+}
+
+impl std::ops::AddAssign for Expanded {
+    fn add_assign(&mut self, other: Self) {
+        self.sent += other.sent;
+        self.spared += other.spared;
+    }
 }
 
 /// Publishes `template` to every active device in `scope` whose user is not `excluded` (nor,
-/// with `acks`, acknowledged the notice: asked a page of devices at a time); returns how many
-/// sends went out, or why it stopped.
+/// with `acks`, acknowledged the notice: asked a page of devices at a time); returns what went
+/// out, or why it stopped.
 async fn publish_to(
     bus: &Bus,
     store: &MobileStore,
@@ -268,8 +294,8 @@ async fn publish_to(
     excluded: &[UserId],
     acks: Option<Acks<'_>>,
     template: &Template,
-) -> Result<u64, String> {
-    let (mut after, mut sent) = (None::<String>, 0_u64);
+) -> Result<Expanded, String> {
+    let (mut after, mut done) = (None::<String>, Expanded::default());
     loop {
         let devices = store
             .active_devices_after(scope, after.as_deref(), PAGE)
@@ -285,15 +311,17 @@ async fn publish_to(
             None => HashSet::new(),
         };
         let due = |device: &&Device| !excluded.contains(&device.user_id) && !acknowledged.contains(&device.user_id);
+        let addressed = devices.iter().filter(|device| !excluded.contains(&device.user_id));
+        done.spared += addressed.filter(|device| acknowledged.contains(&device.user_id)).count() as u64;
         for device in devices.iter().filter(due) {
             crate::worker::publish(bus, &template.send_to(device))
                 .await
                 .map_err(|err| format!("the bus refused a send: {err}"))?;
-            sent += 1;
+            done.sent += 1;
         }
         match devices.last() {
             Some(last) if devices.len() as u64 == PAGE => after = Some(last.id.clone()),
-            _ => return Ok(sent),
+            _ => return Ok(done),
         }
     }
 }

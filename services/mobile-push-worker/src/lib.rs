@@ -61,8 +61,15 @@ pub async fn component(
     {
         bus.report_depth(exchange, queue, registry.queue_gauge(queue), shutdown.clone());
     }
-    let notices =
-        worker::start_notices(bus, store.clone(), directory.clone(), receipts.clone(), concurrency, shutdown.clone());
+    let notices = worker::start_notices(
+        bus,
+        store.clone(),
+        directory.clone(),
+        receipts.clone(),
+        metrics,
+        concurrency,
+        shutdown.clone(),
+    );
     let sends = worker::Sends {
         bus: bus.clone(),
         sender,

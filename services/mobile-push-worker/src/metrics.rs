@@ -9,6 +9,8 @@
 //! | `herald_deliveries_total{channel="mobile"}` | counter | | sends the provider took |
 //! | `herald_mobile_push_credential_failures_total` | counter | `provider` (`unipush`, `fcm`, `apns`) | times a provider refused Herald's credential (alert on any increase) |
 //! | `herald_mobile_push_provider_stopped` | gauge | `provider` | 1 while that provider's sends are stopped after a refused credential (alert on 1), 0 once a send succeeds again |
+//! | `herald_mobile_push_fallbacks_total` | counter | | notices whose fallback wait ended and were expanded to the devices of who had not acknowledged them |
+//! | `herald_mobile_push_fallback_devices_total` | counter | `outcome` (`pushed`, `spared`) | devices of those notices' recipients: sent the push, or spared it because their user acknowledged the notice in time |
 //! | `herald_mobile_push_provider_settings_broken` | gauge | `provider` | 1 while the settings meant for that provider (the push config API's or the config file's) do not load (alert on 1), 0 once settings that load are in force |
 //!
 //! `reason` is `none` for a success; the provider's failures are `err_code`, `bad_answer`,
@@ -91,6 +93,9 @@ pub struct SendMetrics {
     credential_failures: Arc<HashMap<ProviderKind, Counter>>,
     stopped: Arc<HashMap<ProviderKind, Gauge>>,
     settings_broken: Arc<HashMap<ProviderKind, Gauge>>,
+    fallbacks: Counter,
+    fallback_pushed: Counter,
+    fallback_spared: Counter,
 }
 
 impl std::fmt::Debug for SendMetrics {
@@ -155,8 +160,31 @@ impl SendMetrics {
                 let help = "1 while the settings meant for a push provider do not load";
                 registry.gauge("herald_mobile_push_provider_settings_broken", help, labels)
             }),
+            fallbacks: registry.counter(
+                "herald_mobile_push_fallbacks_total",
+                "Notices whose mobile fallback was due and expanded to devices",
+                &[],
+            ),
+            fallback_pushed: registry.counter(
+                "herald_mobile_push_fallback_devices_total",
+                "Devices of due fallbacks' recipients, pushed or spared by an acknowledgement",
+                &[("outcome", "pushed")],
+            ),
+            fallback_spared: registry.counter(
+                "herald_mobile_push_fallback_devices_total",
+                "Devices of due fallbacks' recipients, pushed or spared by an acknowledgement",
+                &[("outcome", "spared")],
+            ),
             registry: registry.clone(),
         }
+    }
+
+    /// A fallback was due: `pushed` devices got a send, `spared` did not (their user
+    /// acknowledged the notice).
+    pub fn fallback_due(&self, pushed: u64, spared: u64) {
+        self.fallbacks.increment(1);
+        self.fallback_pushed.increment(pushed);
+        self.fallback_spared.increment(spared);
     }
 
     /// The settings meant for `kind` do not load.

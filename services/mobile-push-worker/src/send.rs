@@ -88,6 +88,11 @@ impl Sender {
         &self.store
     }
 
+    /// The metrics it counts in.
+    pub fn metrics(&self) -> &SendMetrics {
+        &self.metrics
+    }
+
     /// The providers in force now.
     pub fn providers(&self) -> Providers {
         self.providers.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()

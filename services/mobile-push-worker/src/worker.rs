@@ -20,6 +20,7 @@
 //! the attempt's `Idempotency-Key`).
 
 use crate::expand::{self, PAUSE};
+use crate::metrics::SendMetrics;
 use crate::send::{Attempted, PushSend, Sender};
 use bus::{Bus, Exchange, Incoming, QueueKind, Subscription, SubscriptionSpec};
 use bytes::Bytes;
@@ -105,6 +106,7 @@ pub fn start_notices(
     store: MobileStore,
     directory: UserDirectory,
     receipts: ReceiptLedger,
+    metrics: SendMetrics,
     concurrency: usize,
     shutdown: CancellationToken,
 ) -> tokio::sync::watch::Receiver<bool> {
@@ -118,7 +120,8 @@ pub fn start_notices(
     let bus = bus.clone();
     consume(notices, concurrency, shutdown, move |incoming| {
         let (bus, store, directory, receipts) = (bus.clone(), store.clone(), directory.clone(), receipts.clone());
-        async move { expand::notice(&bus, &store, &directory, &receipts, incoming).await }
+        let metrics = metrics.clone();
+        async move { expand::notice(&bus, &store, &directory, &receipts, &metrics, incoming).await }
     });
     ready
 }
@@ -150,7 +153,8 @@ where
 async fn handle(sends: &Sends, incoming: Incoming) {
     if incoming.routing_key == FALLBACK_KEY {
         let (store, directory, receipts) = (sends.sender.store(), &sends.directory, &sends.receipts);
-        return expand::fallback(&sends.bus, store, directory, receipts, incoming).await;
+        let metrics = sends.sender.metrics();
+        return expand::fallback(&sends.bus, store, directory, receipts, metrics, incoming).await;
     }
     let span =
         tracing::info_span!("mobile_send", routing_key = %incoming.routing_key, trace_id = tracing::field::Empty);

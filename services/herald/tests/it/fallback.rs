@@ -53,7 +53,7 @@ fn pushed_once_each_after_the_wait(received: &[Received], phones: &[&str], messa
     }
 }
 
-async fn only_who_did_not_acknowledge_gets_it_on_mobile(app: &Endpoints) {
+async fn only_who_did_not_acknowledge_gets_it_on_mobile(app: &Endpoints, worker_base: &str) {
     let admin = token(1, Role::Admin, "root");
     let provider = MockProvider::start_local().unwrap();
     let (status, answer) = app.post(&admin, "/api/message_push/config", &json!({"url": provider.push_url()})).await;
@@ -84,6 +84,15 @@ async fn only_who_did_not_acknowledge_gets_it_on_mobile(app: &Endpoints) {
 
     let received = pushes(&provider, 2).await;
     pushed_once_each_after_the_wait(&received, &phones[1..], id, "请确认停机");
+    // The worker counts what the fallback did: one due, two phones pushed, one spared.
+    let text = crate::metrics::scrape(app, worker_base).await;
+    let counted = [
+        "herald_mobile_push_fallbacks_total",
+        r#"herald_mobile_push_fallback_devices_total{outcome="pushed"}"#,
+        r#"herald_mobile_push_fallback_devices_total{outcome="spared"}"#,
+    ]
+    .map(|series| crate::metrics::value(&text, series));
+    assert_eq!(counted, [Some(1.0), Some(2.0), Some(1.0)], "{text}");
 
     // The record: the acknowledging user reached live, the other two on their phones.
     let record = eventually("the record to name each channel", Duration::from_secs(15), || async {
@@ -108,14 +117,14 @@ async fn only_who_did_not_acknowledge_gets_it_on_mobile(app: &Endpoints) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn distributed_fallback_reaches_only_who_did_not_acknowledge() {
     let app = Distributed::spawn().await;
-    only_who_did_not_acknowledge_gets_it_on_mobile(&app.endpoints).await;
+    only_who_did_not_acknowledge_gets_it_on_mobile(&app.endpoints, &app.worker_base).await;
     app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_fallback_reaches_only_who_did_not_acknowledge() {
     let app = Embedded::spawn().await;
-    only_who_did_not_acknowledge_gets_it_on_mobile(&app.endpoints).await;
+    only_who_did_not_acknowledge_gets_it_on_mobile(&app.endpoints, &app.endpoints.api.clone()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ use runtime::testing::{eventually, holds};
 use serde_json::json;
 use std::time::Duration;
 
-async fn scrape(app: &Endpoints, base: &str) -> String {
+pub async fn scrape(app: &Endpoints, base: &str) -> String {
     let response = app.http.get(format!("{base}/metrics")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let kind = response.headers()["content-type"].to_str().unwrap().to_owned();
@@ -17,7 +17,7 @@ async fn scrape(app: &Endpoints, base: &str) -> String {
 }
 
 /// The value of the series `series` (name and labels exactly as written), if it is there.
-fn value(text: &str, series: &str) -> Option<f64> {
+pub fn value(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
