@@ -89,10 +89,14 @@ impl MobileStore {
                 Some(Ok(settings)) => {
                     stored.push(StoredProvider { settings, create_time: row.create_time, update_time: row.update_time })
                 }
-                other => tracing::warn!(
+                Some(Err(err)) => tracing::warn!(
                     provider = provider.as_str(),
-                    error = ?other.map(|read| read.err().map(|err| err.to_string())),
+                    error = %err,
                     "the provider's stored settings do not read; the config file's apply"
+                ),
+                None => tracing::warn!(
+                    provider = provider.as_str(),
+                    "the provider's row holds no settings; the config file's apply"
                 ),
             }
         }
