@@ -269,6 +269,41 @@ idle_gate() {
     IDLE_GATE=$("$LOADGEN" idle --below "$IDLE_BELOW" --timeout-secs "$IDLE_TIMEOUT") || IDLE_GATE=unchecked
 }
 
+# CPU seconds (user + system) each process has used so far: "name=seconds ..." for the given
+# "name:pid[,pid...]" pairs (a name's pids summed; a pid that is gone counts 0).
+cpu_seconds() {
+    local pair name pids pid ticks total out="" hz
+    hz=$(getconf CLK_TCK)
+    for pair in "$@"; do
+        name=${pair%%:*} pids=${pair#*:} total=0
+        for pid in ${pids//,/ }; do
+            ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+            total=$((total + ticks))
+        done
+        out+="$name=$(awk -v t="$total" -v hz="$hz" 'BEGIN {printf "%.2f", t / hz}') "
+    done
+    echo "$out"
+}
+
+# The processes an ingestion run of the roles keeps busy: the roles, RabbitMQ, Redis, PostgreSQL.
+ingest_processes() {
+    local roles=(${ROLES_PIDS//,/ })
+    echo "ingest-api:${roles[0]} record-writer:${roles[1]} ws-gateway:${roles[2]}" \
+        "rabbitmq:$(pgrep -d, -f beam.smp || true) redis:$(pgrep -d, -x redis-server || true)" \
+        "postgres:$(pgrep -d, -x postgres || true)"
+}
+
+# Prints where the CPU of an ingestion run went: each process's seconds between two readings.
+print_cpu_split() { # before after
+    local before=$1 after=$2 line="" item name secs was
+    for item in $after; do
+        name=${item%%=*} secs=${item#*=}
+        was=$(tr ' ' '\n' <<<"$before" | awk -F= -v n="$name" '$1 == n {print $2}')
+        line+="$name $(awk -v a="$secs" -v b="${was:-0}" 'BEGIN {printf "%.2f", a - b}') s, "
+    done
+    echo "   CPU of the run (its warm-up and the record-writer's drain included): ${line%, }" >&2
+}
+
 fanout_run() { # system mode clients notices repeat
     local system=$1 mode=$2 clients=$3 notices=$4 repeat=$5
     local file="$OUT/fanout-$mode-$clients-$system-r$repeat.json"
@@ -345,10 +380,14 @@ if wants ingest || wants broker; then
             RUN_NAME="ingest-herald-roles-r$repeat"
             log "ingest, Herald roles, repeat $repeat"
             start_herald_roles
+            # shellcheck disable=SC2046
+            cpu_before=$(cpu_seconds $(ingest_processes))
             "$LOADGEN" ingest --system herald-roles --url "http://127.0.0.1:$ROLES_API_PORT/api/admin/system/notice" \
                 --token-secret "$SECRET" --duration-secs "$INGEST_SECS" --repeat "$repeat" --idle-gate "$IDLE_GATE" \
                 --records-queue "bench-$ROLES_ID.records" --amqp-url "$AMQP_URL" \
                 --json "$OUT/ingest-herald-roles-r$repeat.json" || echo "bench: the run failed" >&2
+            # shellcheck disable=SC2046
+            print_cpu_split "$cpu_before" "$(cpu_seconds $(ingest_processes))"
             stop_herald_roles
             idle_gate
             RUN_NAME="ingest-herald-all-in-one-r$repeat"
