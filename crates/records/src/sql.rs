@@ -15,7 +15,9 @@ use super::{
 };
 use database::DatabaseSettings;
 use database::entity::{notification_log, push_record, receive_record};
-use model::{ClosedSet, DeliveryEventType, DeliveryStatus, NotificationLog, PushRecord, PushStatus, TimeFormat};
+use model::{
+    ClosedSet, DeliveryEventType, DeliveryStatus, NotificationLog, PushRecord, PushStatus, Target, TimeFormat,
+};
 use sea_orm::sea_query::{Expr, Func, LikeExpr, OnConflict, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ActiveValue::Set, ActiveValue::Unchanged, ColumnTrait, Condition,
@@ -131,6 +133,18 @@ impl SqlRecords {
         }
         let now_ms = now_millis();
         let txn = self.begin().await?;
+        // Only a record whose receive records were not all written here needs its counts taken
+        // from the table: one whose events came first, one written before (a redelivered batch),
+        // or one whose readers are not known by id (a broadcast, or an `admin` notice, whose
+        // admins may have changed). The others are what this transaction writes: addressed
+        // users, all pending. An insert's count says which: MySQL's counts a duplicate it skipped
+        // as a row, so there every record is recounted.
+        let exact_counts = txn.get_database_backend() != DbBackend::MySql;
+        let mut recount: BTreeSet<String> = records
+            .iter()
+            .filter(|r| !exact_counts || !matches!(r.message.target, Target::Custom | Target::User))
+            .map(|r| r.message.message_id.to_string())
+            .collect();
         for chunk in records.chunks(INSERT_CHUNK) {
             let rows = chunk.iter().map(|r| {
                 let m = &r.message;
@@ -159,7 +173,7 @@ impl SqlRecords {
                     extra_data: Set(m.data.as_ref().map(|d| serde_json::Value::Object(d.clone()).to_string())),
                 }
             });
-            push_record::Entity::insert_many(rows)
+            let inserted = push_record::Entity::insert_many(rows)
                 .on_conflict(
                     OnConflict::column(push_record::Column::MessageId)
                         .do_nothing_on([push_record::Column::MessageId])
@@ -167,18 +181,27 @@ impl SqlRecords {
                 )
                 .exec_without_returning(&txn)
                 .await?;
+            if inserted < chunk.len() as u64 {
+                recount.extend(chunk.iter().map(|r| r.message.message_id.to_string()));
+            }
         }
-        let pending: Vec<receive_record::ActiveModel> = records
+        let pending: Vec<(String, receive_record::ActiveModel)> = records
             .iter()
             .flat_map(|r| r.addressed.iter().map(move |user| (r.message.message_id.to_string(), *user)))
-            .map(|(message_id, user_id)| receipt_row(pending_receipt(&message_id, user_id, now_ms), None))
+            .map(|(message_id, user_id)| {
+                let row = receipt_row(pending_receipt(&message_id, user_id, now_ms), None);
+                (message_id, row)
+            })
             .collect();
         for chunk in pending.chunks(INSERT_CHUNK) {
-            insert_missing_receipts(&txn, chunk.to_vec()).await?;
+            let rows = chunk.iter().map(|(_, row)| row.clone()).collect();
+            if insert_missing_receipts(&txn, rows).await? < chunk.len() as u64 {
+                recount.extend(chunk.iter().map(|(message_id, _)| message_id.clone()));
+            }
         }
-        // Events may have arrived first: count what is there.
-        let ids: BTreeSet<String> = records.iter().map(|r| r.message.message_id.to_string()).collect();
-        self.recount(&txn, &ids, now_ms).await?;
+        if !recount.is_empty() {
+            self.recount(&txn, &recount, now_ms).await?;
+        }
         txn.commit().await
     }
 
@@ -609,10 +632,12 @@ where
 }
 
 /// Inserts receive records, skipping those already there (a concurrent writer's included).
+/// Inserts the receive records of `rows` that are not there yet; how many it inserted (on MySQL,
+/// how many it found or inserted).
 async fn insert_missing_receipts(
     txn: &DatabaseTransaction,
     rows: Vec<receive_record::ActiveModel>,
-) -> Result<(), DbErr> {
+) -> Result<u64, DbErr> {
     let inserted = receive_record::Entity::insert_many(rows)
         .on_conflict(
             OnConflict::columns([receive_record::Column::MessageId, receive_record::Column::UserId])
@@ -622,7 +647,8 @@ async fn insert_missing_receipts(
         .exec_without_returning(txn)
         .await;
     match inserted {
-        Ok(_) | Err(DbErr::RecordNotInserted) => Ok(()),
+        Ok(count) => Ok(count),
+        Err(DbErr::RecordNotInserted) => Ok(0),
         Err(err) => Err(err),
     }
 }

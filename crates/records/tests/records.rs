@@ -196,6 +196,22 @@ async fn exercise(store: &RecordStore, backend: impl std::fmt::Debug + Copy) {
 
 /// A user a provider reached on their phone: the receive record names `mobile` whatever a
 /// connection acknowledged before or after, and only an acknowledgement counts as received.
+/// A custom notice's events may come before its record too: the record counts them (it finds
+/// the receive records it meant to write already there), and written again changes nothing.
+async fn events_before_a_custom_notices_record(store: &RecordStore, backend: impl std::fmt::Debug + Copy) {
+    let custom = message(500, Target::Custom, vec![21, 22], "your order shipped");
+    store.apply_events(&[event(DeliveryEventType::Delivered, &custom, 21, "websocket")]).await.unwrap();
+    let record = NewRecord { addressed: vec![21, 22], message: custom.clone() };
+    store.write_messages(std::slice::from_ref(&record)).await.unwrap();
+    assert_eq!(counts(store, &custom).await, (2, 1, 0, "partial".into()), "{backend:?}");
+    store.write_messages(&[record]).await.unwrap();
+    assert_eq!(counts(store, &custom).await, (2, 1, 0, "partial".into()), "{backend:?}");
+    // Without events first, the record's counts are its own: every addressed user pending.
+    let quiet = message(501, Target::Custom, vec![23, 24, 25], "your order is packed");
+    store.write_messages(&[NewRecord { addressed: vec![23, 24, 25], message: quiet.clone() }]).await.unwrap();
+    assert_eq!(counts(store, &quiet).await, (3, 0, 0, "queued".into()), "{backend:?}");
+}
+
 async fn a_phone_push_names_the_channel(store: &RecordStore, backend: impl std::fmt::Debug + Copy) {
     let notice = message(400, Target::Custom, vec![5, 6, 7, 8], "fallback");
     let record = NewRecord { addressed: notice.target_ids.clone(), message: notice.clone() };
@@ -229,6 +245,7 @@ async fn the_sql_records_store_behaves_the_same_on_every_backend() {
         let store = RecordStore::Sql(SqlRecords::open(&scratch.settings, TimeFormat::default()).await.unwrap());
         exercise(&store, backend).await;
         a_phone_push_names_the_channel(&store, backend).await;
+        events_before_a_custom_notices_record(&store, backend).await;
         assert!(store.is_ready());
         drop(store);
         scratch.drop_now().await.unwrap();
@@ -250,6 +267,7 @@ async fn the_mongodb_records_store_behaves_the_same() {
     let store = RecordStore::Mongo(mongo);
     exercise(&store, "mongodb").await;
     a_phone_push_names_the_channel(&store, "mongodb").await;
+    events_before_a_custom_notices_record(&store, "mongodb").await;
     assert!(store.is_ready());
     db.drop().await.unwrap();
 }
