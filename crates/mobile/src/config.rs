@@ -57,15 +57,7 @@ impl MobileStore {
             update_time: Set(now),
             ..Default::default()
         };
-        push_config::Entity::insert(row)
-            .on_conflict(
-                OnConflict::column(push_config::Column::ConfigType)
-                    .update_columns([push_config::Column::Url, push_config::Column::UpdateTime])
-                    .to_owned(),
-            )
-            .exec_without_returning(&self.db)
-            .await
-            .map_err(db_error)?;
+        self.upsert(row, &[push_config::Column::Url, push_config::Column::UpdateTime]).await?;
         self.provider_config().await?.ok_or_else(|| DbError("the provider URL was written but is not there".into()))
     }
 
@@ -116,24 +108,25 @@ impl MobileStore {
             update_time: Set(now),
             ..Default::default()
         };
-        push_config::Entity::insert(row)
-            .on_conflict(
-                OnConflict::column(push_config::Column::ConfigType)
-                    .update_columns([
-                        push_config::Column::Url,
-                        push_config::Column::Settings,
-                        push_config::Column::UpdateTime,
-                    ])
-                    .to_owned(),
-            )
-            .exec_without_returning(&self.db)
-            .await
-            .map_err(db_error)?;
+        let columns = [push_config::Column::Url, push_config::Column::Settings, push_config::Column::UpdateTime];
+        self.upsert(row, &columns).await?;
         self.provider_settings()
             .await?
             .into_iter()
             .find(|stored| stored.settings.provider() == provider)
             .ok_or_else(|| DbError("the provider's settings were written but are not there".into()))
+    }
+
+    /// Writes `row`, or, when its `config_type` has a row already, `columns` of it there.
+    async fn upsert(&self, row: push_config::ActiveModel, columns: &[push_config::Column]) -> Result<(), DbError> {
+        push_config::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(push_config::Column::ConfigType).update_columns(columns.iter().copied()).to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(())
     }
 
     /// Removes a provider's settings; whether there were any.

@@ -31,6 +31,11 @@ struct ProviderView {
 }
 
 impl ProviderView {
+    /// `provider` as `stored` (every provider's stored settings) has it.
+    fn of(provider: PushProvider, stored: &[StoredProvider], time: &TimeFormat) -> Self {
+        Self::new(provider, stored.iter().find(|stored| stored.settings.provider() == provider), time)
+    }
+
     fn new(provider: PushProvider, stored: Option<&StoredProvider>, time: &TimeFormat) -> Self {
         Self {
             provider: provider.as_str(),
@@ -59,12 +64,6 @@ fn provider(req: &HttpRequest) -> Result<PushProvider, Failure> {
     })
 }
 
-async fn view(api: &IngestApi, provider: PushProvider) -> Result<ProviderView, Failure> {
-    let stored = api.mobile.provider_settings().await.map_err(unavailable)?;
-    let stored = stored.iter().find(|stored| stored.settings.provider() == provider);
-    Ok(ProviderView::new(provider, stored, &api.time))
-}
-
 /// `GET /api/message_push/config/providers`: every provider's settings.
 #[utoipa::path(
     get,
@@ -86,13 +85,8 @@ async fn view(api: &IngestApi, provider: PushProvider) -> Result<ProviderView, F
 )]
 pub async fn list(_admin: AdminClaims, api: web::Data<IngestApi>) -> Result<HttpResponse, Failure> {
     let stored = api.mobile.provider_settings().await.map_err(unavailable)?;
-    let providers = PushProvider::ALL
-        .into_iter()
-        .map(|provider| {
-            let stored = stored.iter().find(|stored| stored.settings.provider() == provider);
-            ProviderView::new(provider, stored, &api.time)
-        })
-        .collect();
+    let providers =
+        PushProvider::ALL.into_iter().map(|provider| ProviderView::of(provider, &stored, &api.time)).collect();
     Ok(HttpResponse::Ok().json(ApiResponse::ok(ProvidersView { providers })))
 }
 
@@ -119,7 +113,8 @@ pub async fn list(_admin: AdminClaims, api: web::Data<IngestApi>) -> Result<Http
 )]
 pub async fn get(req: HttpRequest, _admin: AdminClaims, api: web::Data<IngestApi>) -> Result<HttpResponse, Failure> {
     let provider = provider(&req)?;
-    Ok(HttpResponse::Ok().json(ApiResponse::ok(view(&api, provider).await?)))
+    let stored = api.mobile.provider_settings().await.map_err(unavailable)?;
+    Ok(HttpResponse::Ok().json(ApiResponse::ok(ProviderView::of(provider, &stored, &api.time))))
 }
 
 /// `PUT /api/message_push/config/providers/{provider}`: sets one provider's settings.

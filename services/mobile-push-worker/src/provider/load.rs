@@ -104,9 +104,9 @@ impl ProviderLoader {
         });
         for provider in PushProvider::ALL {
             let Some((source, settings)) = self.wanted(provider, &stored) else { continue };
-            let (fingerprint, loaded) = self.load(source, settings).await;
+            let (fingerprint, secret) = read(source, &settings).await;
             self.built.insert(provider, fingerprint);
-            match loaded {
+            match self.build(&settings, secret).await {
                 Ok(slot) => {
                     tracing::info!(provider = provider.as_str(), source = source.describe(), "push provider loaded");
                     set(&mut providers, slot);
@@ -145,8 +145,7 @@ impl ProviderLoader {
                 }
                 continue;
             };
-            let secret = resolve(settings.secret()).await;
-            let fingerprint = fingerprint(source, &settings, &secret);
+            let (fingerprint, secret) = read(source, &settings).await;
             if self.built.get(&provider) == Some(&fingerprint) {
                 continue;
             }
@@ -206,12 +205,6 @@ impl ProviderLoader {
             Some(stored) => Some((Source::Api, stored.settings.clone())),
             None => config_file(&self.settings, provider).map(|settings| (Source::ConfigFile, settings)),
         }
-    }
-
-    async fn load(&self, source: Source, settings: ProviderSettings) -> (Fingerprint, Result<Loaded, String>) {
-        let secret = resolve(settings.secret()).await;
-        let fingerprint = fingerprint(source, &settings, &secret);
-        (fingerprint, self.build(&settings, secret).await)
     }
 
     /// The provider `settings` make with the secret read.
@@ -323,12 +316,15 @@ impl Providers {
     }
 }
 
-fn fingerprint(source: Source, settings: &ProviderSettings, secret: &Result<Vec<u8>, String>) -> Fingerprint {
-    Fingerprint {
+/// The secret `settings` name, read, and what a provider built from them would be built from.
+async fn read(source: Source, settings: &ProviderSettings) -> (Fingerprint, Result<Vec<u8>, String>) {
+    let secret = resolve(settings.secret()).await;
+    let fingerprint = Fingerprint {
         source,
         settings: settings.clone(),
         secret: secret.as_ref().map(|bytes| Sha256::digest(bytes).into()).map_err(Clone::clone),
-    }
+    };
+    (fingerprint, secret)
 }
 
 /// The secret `reference` names, read: a file's contents or a variable's value. The error says
