@@ -327,12 +327,25 @@ async fn read(source: Source, settings: &ProviderSettings) -> (Fingerprint, Resu
     (fingerprint, secret)
 }
 
-/// The secret `reference` names, read: a file's contents or a variable's value. The error says
-/// what could not be read, never what was.
+/// The largest secret read: a service account's JSON key is about 2.3 KiB, a `.p8` or VAPID key
+/// a few hundred bytes. A reference to anything larger (a log, `/dev/zero`) is refused before it
+/// fills the worker's memory, on every reload.
+pub const MAX_SECRET_BYTES: u64 = 64 * 1024;
+
+/// The secret `reference` names, read: a file's contents (at most [`MAX_SECRET_BYTES`]) or a
+/// variable's value. The error says what could not be read, never what was.
 pub async fn resolve(reference: &str) -> Result<Vec<u8>, String> {
+    use tokio::io::AsyncReadExt as _;
     match SecretRef::from_config(reference) {
         SecretRef::File(path) => {
-            tokio::fs::read(&path).await.map_err(|err| format!("cannot read the secret file {path}: {err}"))
+            let unreadable = |err: std::io::Error| format!("cannot read the secret file {path}: {err}");
+            let file = tokio::fs::File::open(&path).await.map_err(unreadable)?;
+            let mut secret = Vec::new();
+            file.take(MAX_SECRET_BYTES + 1).read_to_end(&mut secret).await.map_err(unreadable)?;
+            if secret.len() as u64 > MAX_SECRET_BYTES {
+                return Err(format!("the secret file {path} is over {} KiB: not a key", MAX_SECRET_BYTES / 1024));
+            }
+            Ok(secret)
         }
         SecretRef::Env(name) => match std::env::var_os(&name) {
             Some(value) if !value.is_empty() => Ok(value.into_encoded_bytes()),
@@ -387,6 +400,8 @@ mod tests {
         assert!(missing.contains("cannot read the secret file"), "{missing}");
         let path_var = std::env::var_os("PATH").unwrap().into_encoded_bytes();
         assert_eq!(resolve("env:PATH").await.unwrap(), path_var);
+        let endless = resolve("file:/dev/zero").await.unwrap_err();
+        assert!(endless.contains("is over 64 KiB"), "{endless}");
         let unset = resolve("env:HERALD_TEST_SURELY_UNSET_VARIABLE").await.unwrap_err();
         assert!(unset.contains("HERALD_TEST_SURELY_UNSET_VARIABLE holding the secret is not set"), "{unset}");
     }
