@@ -1,7 +1,7 @@
 //! The `herald` binary itself, with no server running: the scenario, the token command and a
 //! graceful SIGTERM.
 
-use crate::helpers::{Endpoints, SECRET, TokenVia, jwt_settings, listener, token};
+use crate::helpers::{Endpoints, SECRET, TokenVia, free_addr, jwt_settings, token};
 use crate::scenario;
 use runtime::{JwtVerifier, Role};
 use std::process::Stdio;
@@ -27,7 +27,7 @@ struct Binary {
 
 impl Binary {
     async fn spawn() -> Self {
-        let addr = listener().local_addr().unwrap();
+        let addr = free_addr();
         let child = herald().env("HERALD_HTTP_ADDR", addr.to_string()).stdout(Stdio::null()).spawn().unwrap();
         let endpoints = Endpoints::new(addr, addr);
         endpoints.wait_ready(&endpoints.api.clone()).await;

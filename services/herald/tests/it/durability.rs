@@ -4,7 +4,7 @@
 //! live before the stop or replayed after it, with a push record, and receipts about it work.
 
 use crate::all_in_one::herald;
-use crate::helpers::{Endpoints, PATIENCE, TokenVia, WsClient, listener, token};
+use crate::helpers::{Endpoints, PATIENCE, TokenVia, WsClient, free_addr, token};
 use runtime::Role;
 use runtime::testing::{eventually, holds};
 use serde_json::{Value, json};
@@ -32,7 +32,7 @@ struct Run {
 
 impl Run {
     async fn start(database: &str) -> Self {
-        let addr = listener().local_addr().unwrap();
+        let addr = free_addr();
         let child = herald()
             .env("HERALD_DATABASE_URL", database)
             .env("HERALD_HTTP_ADDR", addr.to_string())

@@ -10,7 +10,7 @@ use runtime::testing::eventually;
 use runtime::{Claims, JwtIssuer, JwtSettings, Role};
 use serde_json::Value;
 use state::{OfflineSettings, PresenceSettings, RedisSettings};
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -85,8 +85,29 @@ pub fn memory_database() -> DatabaseSettings {
     DatabaseSettings { url: "sqlite::memory:".into(), ..DatabaseSettings::default() }
 }
 
+/// A listener on a port no other listener of this test process was given. Tests that start a
+/// child process take its port from here and close it for the child to bind: without the
+/// registry the kernel could hand the same freed port to the next caller before the child bound
+/// it, and two children would race for one port (one role's `/readyz` answering for another's).
 pub fn listener() -> TcpListener {
-    TcpListener::bind("127.0.0.1:0").unwrap()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    let mut refused = Vec::new();
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return listener;
+        }
+        // Held until a fresh port came, so that the kernel does not offer this one again.
+        refused.push(listener);
+    }
+}
+
+/// An address for a child process to listen on (see [`listener`]).
+pub fn free_addr() -> SocketAddr {
+    listener().local_addr().unwrap()
 }
 
 /// A signed token for `sub`.
@@ -711,7 +732,9 @@ pub struct StallingProxy {
 
 impl StallingProxy {
     pub async fn start(target: String) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = listener();
+        listener.set_nonblocking(true).unwrap();
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
         let addr = listener.local_addr().unwrap();
         let paused = std::sync::Arc::new(tokio::sync::watch::Sender::new(false));
         let held = std::sync::Arc::<std::sync::Mutex<String>>::default();

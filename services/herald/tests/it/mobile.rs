@@ -728,7 +728,7 @@ async fn every_provider_answer_is_logged_retried_or_dead(app: &Endpoints) {
     assert_eq!(dead["data"]["total"], 4, "{dead}");
 
     // A provider that refuses the connection: the same, with why.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = crate::helpers::free_addr();
     let url = format!("http://{closed}/push");
     let (status, answer) = app.post(&admin, "/api/message_push/config", &json!({"url": url})).await;
     assert_eq!(status, 200, "{answer}");

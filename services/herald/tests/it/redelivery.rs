@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 const NOTICES: usize = 150;
 
 async fn writer(bus: &BusSettings, database: &DatabaseSettings) -> Child {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let addr = crate::helpers::free_addr();
     let child = Command::new(env!("CARGO_BIN_EXE_herald"))
         .args(["run", "record-writer"])
         .env("HERALD_HTTP_ADDR", addr.to_string())

@@ -53,7 +53,7 @@ async fn a_user_on_two_replicas_gets_each_message_once_per_connection() {
 
 /// A `herald` process on RabbitMQ and Redis under `prefix`: a full replica.
 async fn replica(prefix: &str, database: &DatabaseSettings) -> (tokio::process::Child, crate::helpers::Endpoints) {
-    let addr = crate::helpers::listener().local_addr().unwrap();
+    let addr = crate::helpers::free_addr();
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
         .env("HERALD_HTTP_ADDR", addr.to_string())
         .env("HERALD_JWT_SECRET", crate::helpers::SECRET)

@@ -4,7 +4,7 @@
 //! ingest-api killed while it dispatches loses nothing it accepted, and a mobile-push-worker
 //! killed mid-stream loses no send and doubles none.
 
-use crate::helpers::{Endpoints, SECRET, ServerLeftovers, amqp_url, listener, redis_url, token};
+use crate::helpers::{Endpoints, SECRET, ServerLeftovers, amqp_url, free_addr, redis_url, token};
 use crate::scenario;
 use database::scratch::{Backend, ScratchDatabase};
 use runtime::Role;
@@ -18,7 +18,7 @@ use tokio::process::{Child, Command};
 /// configured as the tests' deployments are (limits off, quick record batches), not yet
 /// spawned: callers add what is theirs.
 pub fn role_command(role: &str, prefix: &str, database: &database::DatabaseSettings) -> (Command, SocketAddr) {
-    let addr = listener().local_addr().unwrap();
+    let addr = free_addr();
     let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
     command
         .args(["run", role])
@@ -103,7 +103,7 @@ async fn an_ingest_api_killed_while_dispatching_loses_no_accepted_notice() {
     // The gateway may queue the whole run for the one client: only a lost notice can explain a
     // missing frame.
     let (mut gateway, gateway_addr) = {
-        let addr = listener().local_addr().unwrap();
+        let addr = free_addr();
         let child = Command::new(env!("CARGO_BIN_EXE_herald"))
             .args(["run", "ws-gateway"])
             .env("HERALD_HTTP_ADDR", addr.to_string())

@@ -6,7 +6,7 @@
 //! Frames are written by hand on a raw socket here: a client library would refuse to send them.
 
 use crate::all_in_one::herald;
-use crate::helpers::{Embedded, Endpoints, TokenVia, WsClient, listener, token};
+use crate::helpers::{Embedded, Endpoints, TokenVia, WsClient, free_addr, token};
 use runtime::Role;
 use runtime::testing::eventually;
 use std::process::Stdio;
@@ -93,7 +93,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frame_declared_over_the_limit_closes_at_once_and_costs_no_memory() {
-    let addr = listener().local_addr().unwrap();
+    let addr = free_addr();
     let mut child = herald()
         .env("HERALD_DATABASE_URL", "sqlite::memory:")
         .env("HERALD_HTTP_ADDR", addr.to_string())
