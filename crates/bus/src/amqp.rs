@@ -14,6 +14,7 @@
 //! re-declares its queue and bindings every time it reconnects.
 
 use crate::BusSettings;
+use crate::bundle;
 use crate::{Acker, BusError, Exchange, Incoming, Lane, QueueKind, Subscription, SubscriptionSpec, Topology};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -35,6 +36,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const HEALTH_CHECK_EVERY: Duration = Duration::from_millis(500);
 /// How long a subscription keeps its connection open after shutdown for in-flight acks.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a subscription that stops waits for the acks sent in the background.
+const ACK_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 /// Delay queues a publisher remembers having declared on its connection, at most.
 const KNOWN_DELAY_QUEUES: usize = 1024;
 /// AMQP delivery mode 2: the broker writes the message to disk.
@@ -640,9 +643,38 @@ async fn run_subscription(
     }
 }
 
+/// Sends `acker`'s ack without waiting for lapin to write it (see [`Incoming::ack`]).
+pub(crate) fn ack_in_background(acker: lapin::Acker) {
+    ACKS_IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    tokio::spawn(async move {
+        if let Err(err) = acker.ack(lapin::options::BasicAckOptions::default()).await {
+            // The channel closed: the broker redelivers the message to the next consumer.
+            tracing::warn!(error = %err, "ack failed; the message will be redelivered");
+        }
+        ACKS_IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    });
+}
+
+/// Acks sent in the background and not written yet, in this process.
+static ACKS_IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Waits (up to [`ACK_FLUSH_TIMEOUT`]) until every ack sent in the background is written, so
+/// that a subscription closing its connection does not leave its last acks behind.
+async fn acks_written() {
+    let deadline = tokio::time::Instant::now() + ACK_FLUSH_TIMEOUT;
+    while ACKS_IN_FLIGHT.load(std::sync::atomic::Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// A text header of a delivery.
 fn header(delivery: &lapin::message::Delivery, name: &str) -> Option<String> {
-    match delivery.properties.headers().as_ref().and_then(|headers| headers.inner().get(name)) {
+    header_of(delivery.properties.headers().as_ref(), name)
+}
+
+/// A text header among `headers`.
+fn header_of(headers: Option<&FieldTable>, name: &str) -> Option<String> {
+    match headers.and_then(|headers| headers.inner().get(name)) {
         Some(AMQPValue::LongString(value)) => Some(value.to_string()),
         _ => None,
     }
@@ -651,6 +683,43 @@ fn header(delivery: &lapin::message::Delivery, name: &str) -> Option<String> {
 /// The routing key a delivery stands for: the header an ingress notice carries, or its own.
 fn dispatch_key(delivery: &lapin::message::Delivery) -> String {
     header(delivery, ROUTING_KEY_HEADER).unwrap_or_else(|| delivery.routing_key.to_string())
+}
+
+/// Hands a delivery to its lane: a message of its own as one [`Incoming`], a bundle as one per
+/// part, in order, sharing the delivery's acknowledgement. `Err` once the consumer is gone.
+async fn deliver(
+    delivery: lapin::message::Delivery,
+    queue: &Arc<str>,
+    lane: &mpsc::Sender<Incoming>,
+) -> Result<(), ()> {
+    let (routing_key, dead_letter_reason) = (dispatch_key(&delivery), header(&delivery, REASON_HEADER));
+    let payload = Bytes::from(delivery.data);
+    let Some(parts) = bundle::decode(delivery.properties.headers().as_ref(), &payload) else {
+        let incoming = Incoming {
+            routing_key,
+            dead_letter_reason,
+            traceparent: header_of(delivery.properties.headers().as_ref(), runtime::trace::TRACEPARENT),
+            queue: queue.clone(),
+            payload,
+            redelivered: delivery.redelivered,
+            acker: Acker::Amqp(delivery.acker),
+        };
+        return lane.send(incoming).await.map_err(drop);
+    };
+    let shared = bundle::SharedAcker::new(delivery.acker, parts.len());
+    for part in parts {
+        let incoming = Incoming {
+            routing_key: routing_key.clone(),
+            dead_letter_reason: dead_letter_reason.clone(),
+            traceparent: part.traceparent,
+            queue: queue.clone(),
+            payload: part.payload,
+            redelivered: delivery.redelivered,
+            acker: Acker::Part(shared.clone()),
+        };
+        lane.send(incoming).await.map_err(drop)?;
+    }
+    Ok(())
 }
 
 /// Declares and binds a lane's queue and starts consuming it on `channel`.
@@ -722,16 +791,7 @@ async fn consume(
             _ = &mut all_closed => break Ended::Stopped,
             delivery = deliveries.next() => match delivery {
                 Some((lane, Ok(delivery))) => {
-                    let incoming = Incoming {
-                        routing_key: dispatch_key(&delivery),
-                        dead_letter_reason: header(&delivery, REASON_HEADER),
-                        traceparent: header(&delivery, runtime::trace::TRACEPARENT),
-                        queue: queue_names[lane].clone(),
-                        payload: Bytes::from(delivery.data),
-                        redelivered: delivery.redelivered,
-                        acker: Acker::Amqp(delivery.acker),
-                    };
-                    if senders[lane].send(incoming).await.is_err() {
+                    if deliver(delivery, &queue_names[lane], &senders[lane]).await.is_err() {
                         break Ended::Stopped;
                     }
                 }
@@ -751,6 +811,7 @@ async fn consume(
             }
         };
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, drained).await;
+        acks_written().await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), conn.close(200, "bye".into())).await;
     Ok(ended)

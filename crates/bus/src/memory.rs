@@ -292,7 +292,7 @@ impl MemoryBus {
         reservation.traceparent.clone_from(&incoming.traceparent);
         let ticket = match &incoming.acker {
             Acker::Memory(acker) => acker.ticket.clone(),
-            Acker::Amqp(_) => None,
+            Acker::Amqp(_) | Acker::Part(_) => None,
         };
         if let Some(ticket) = &ticket {
             ticket.expect(reservation.permits.len());

@@ -108,6 +108,12 @@ pub struct BusSettings {
     /// the other type keeps it (a warning says so) until it is drained and deleted. A gateway's
     /// own queue is always classic (exclusive to its connection).
     pub quorum_queues: bool,
+    /// Notices the dispatcher may move on as one message (a bundle: consecutive ingress notices
+    /// with the same routing key, at most 64 KiB), which consumers take apart again; 1 moves
+    /// each on its own. Bundles cut the broker's work per notice under load; consumers of a
+    /// release before bundles cannot read them, so upgrade the consumers first (or set 1 until
+    /// they are).
+    pub bundle_max: u16,
 }
 
 impl Default for BusSettings {
@@ -123,6 +129,7 @@ impl Default for BusSettings {
             reconnect_min_ms: 100,
             reconnect_max_ms: 5000,
             quorum_queues: true,
+            bundle_max: 64,
         }
     }
 }
@@ -146,6 +153,9 @@ impl BusSettings {
                 "bus.publish_timeout_ms",
                 "timeouts, prefetch and backlog must be positive",
             ));
+        }
+        if self.bundle_max == 0 {
+            return Err(ConfigError::invalid("bus.bundle_max", "must be positive (1: no bundles)"));
         }
         if self.reconnect_min_ms == 0 || self.reconnect_max_ms < self.reconnect_min_ms {
             return Err(ConfigError::invalid(

@@ -433,3 +433,116 @@ async fn a_list_of_cluster_nodes_connects_to_the_first_that_answers() {
     let t = TestBus { bus, shutdown };
     t.cleanup(&["writer"]).await;
 }
+
+/// A queue of the test's own bound to every notice, read with lapin directly: what the broker
+/// itself carries (bundles included), beside what a subscription makes of it.
+async fn raw_notifications_queue(t: &TestBus) -> (lapin::Connection, lapin::Channel, String) {
+    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await.unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let name = format!("{}.raw", t.bus.topology().queue("tap"));
+    let exclusive = QueueDeclareOptions { exclusive: true, ..QueueDeclareOptions::default() };
+    channel.queue_declare(name.as_str().into(), exclusive, FieldTable::default()).await.unwrap();
+    let exchange = t.bus.topology().exchange(Exchange::Notifications);
+    let bind = lapin::options::QueueBindOptions::default();
+    channel.queue_bind(name.as_str().into(), exchange.into(), "#".into(), bind, FieldTable::default()).await.unwrap();
+    (conn, channel, name)
+}
+
+async fn ready_messages(channel: &lapin::Channel, queue: &str) -> u32 {
+    let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+    channel.queue_declare(queue.into(), passive, FieldTable::default()).await.unwrap().message_count()
+}
+
+#[tokio::test]
+async fn a_backlog_moves_on_in_bundles_that_consumers_take_apart_in_order() {
+    let t = TestBus::start().await;
+    let mut writer = t.bus.subscribe(t.spec("writer", QueueKind::Durable, &["#"]));
+    assert!(writer.wait_ready(Duration::from_secs(10)).await);
+    let (_conn, raw, raw_queue) = raw_notifications_queue(&t).await;
+
+    // A backlog waits while no dispatcher runs: two runs of one routing key around another.
+    let keys: Vec<&str> = (0..150).map(|n| if (60..70).contains(&n) { "all.high" } else { "custom.normal" }).collect();
+    for (n, key) in keys.iter().enumerate() {
+        t.bus.publish(Exchange::Ingress, key, Bytes::from(format!("{{\"n\":{n}}}"))).await.unwrap();
+    }
+    let dispatcher = CancellationToken::new();
+    t.bus.start_dispatcher(dispatcher.clone());
+    for (n, key) in keys.iter().enumerate() {
+        assert_eq!(next_payload(&mut writer).await, ((*key).to_owned(), Bytes::from(format!("{{\"n\":{n}}}"))));
+    }
+    let carried = ready_messages(&raw, &raw_queue).await;
+    assert!((3..150).contains(&carried), "{carried} messages carried 150 notices");
+    // Every bundle was acknowledged once its parts were: nothing comes again.
+    assert!(tokio::time::timeout(Duration::from_millis(300), writer.next()).await.is_err(), "a notice came twice");
+    dispatcher.cancel();
+    drop(writer);
+    t.cleanup(&["writer"]).await;
+}
+
+#[tokio::test]
+async fn a_part_requeued_brings_its_bundle_back_and_a_part_dead_lettered_goes_alone() {
+    let t = TestBus::start().await;
+    let mut first = t.bus.subscribe(t.spec("worker", QueueKind::Durable, &["#"]));
+    assert!(first.wait_ready(Duration::from_secs(10)).await);
+    let (_conn, raw, raw_queue) = raw_notifications_queue(&t).await;
+    for part in ["a", "b", "c"] {
+        t.bus.publish(Exchange::Ingress, "custom.normal", Bytes::from(part)).await.unwrap();
+    }
+    let dispatcher = CancellationToken::new();
+    t.bus.start_dispatcher(dispatcher.clone());
+    eventually("the notices to be moved on", Duration::from_secs(10), || async {
+        let carried = ready_messages(&raw, &raw_queue).await;
+        holds(carried >= 1, carried)
+    })
+    .await;
+    // Wait until the dispatcher is done with the three, however they were carried.
+    let mut taken = Vec::new();
+    for _ in 0..3 {
+        taken.push(tokio::time::timeout(Duration::from_secs(10), first.next()).await.unwrap().unwrap());
+    }
+    let bundled = ready_messages(&raw, &raw_queue).await == 1;
+    let payloads: Vec<Bytes> = taken.iter().map(|incoming| incoming.payload.clone()).collect();
+    assert_eq!(payloads, ["a", "b", "c"].map(Bytes::from));
+    let mut taken = taken.into_iter();
+    let (a, b, c) = (taken.next().unwrap(), taken.next().unwrap(), taken.next().unwrap());
+    a.ack().await;
+    b.reject(true).await;
+    c.ack().await;
+    // Requeued: "b" again, with the parts that travelled in its bundle ("a" and "c" too where
+    // the three went as one message; how the dispatcher cut them depends on timing).
+    let mut again = Vec::new();
+    while let Ok(Some(incoming)) = tokio::time::timeout(Duration::from_millis(500), first.next()).await {
+        assert!(incoming.redelivered);
+        again.push(incoming);
+    }
+    let payloads: Vec<Bytes> = again.iter().map(|incoming| incoming.payload.clone()).collect();
+    let expected: Vec<Bytes> = if bundled {
+        ["a", "b", "c"].map(Bytes::from).to_vec()
+    } else {
+        let all = ["a", "b", "c"].map(Bytes::from);
+        all.iter().filter(|p| payloads.contains(p)).cloned().collect()
+    };
+    assert!(payloads.contains(&Bytes::from("b")), "{payloads:?}");
+    assert_eq!(payloads, expected, "in order, and all three where they went as one bundle");
+    for incoming in again {
+        if incoming.payload == "b" {
+            t.bus.dead_letter(incoming, "poisoned").await;
+        } else {
+            incoming.ack().await;
+        }
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), first.next()).await.is_err(),
+        "settled, yet it came again"
+    );
+    assert_eq!(t.bus.dead_lettered(), 1);
+    let dead = raw
+        .basic_get(t.bus.topology().dead_letter_queue().as_str().into(), lapin::options::BasicGetOptions::default())
+        .await
+        .unwrap()
+        .expect("the dead letter");
+    assert_eq!(dead.delivery.data, b"b", "the dead-lettered part alone");
+    dispatcher.cancel();
+    drop(first);
+    t.cleanup(&["worker"]).await;
+}

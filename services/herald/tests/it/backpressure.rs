@@ -54,7 +54,13 @@ async fn a_full_backlog_answers_queue_full_while_urgent_notices_pass_and_overtak
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn under_overflow_every_answer_is_true() {
     use std::collections::HashMap;
-    let app = Distributed::spawn_with_bus(1, |bus| bus.backlog = 20).await;
+    // A dispatcher that holds two notices at a time (a bundle of two at most) falls behind 32
+    // posters, so the backlog overflows; with its default window it keeps up with them.
+    let app = Distributed::spawn_with_bus(1, |bus| {
+        bus.backlog = 20;
+        bus.prefetch = 2;
+    })
+    .await;
     let admin = token(1, Role::Admin, "admin");
     let alice = token(2, Role::User, "alice");
     let mut phone = app.endpoints.ws(&alice, TokenVia::Query).await;
