@@ -49,6 +49,10 @@ pub struct IngestArgs {
     /// RabbitMQ, for `--records-queue`.
     #[arg(long)]
     pub amqp_url: Option<String>,
+    /// The notices' priority: `normal` goes through the ingress backlog, `urgent` straight to the
+    /// exchange (to measure what the backlog's detour costs).
+    #[arg(long, default_value = "normal")]
+    pub priority: String,
     /// The longest wait for the records queue to drain, seconds.
     #[arg(long, default_value_t = 60)]
     pub drain_limit_secs: u64,
@@ -133,7 +137,8 @@ async fn measure(args: &IngestArgs, run: &mut IngestRun) -> Result<()> {
     let posters: Vec<_> = (0..args.concurrency)
         .map(|_| {
             let (http, url, token, counter) = (http.clone(), args.url.clone(), token.clone(), counter.clone());
-            tokio::spawn(poster(http, url, token, counter, window_start, window_end, args.duration_secs))
+            let window = Window { start: window_start, end: window_end, secs: args.duration_secs };
+            tokio::spawn(poster(http, url, token, args.priority.clone(), counter, window))
         })
         .collect();
     let mut latencies = Vec::new();
@@ -158,16 +163,24 @@ async fn measure(args: &IngestArgs, run: &mut IngestRun) -> Result<()> {
     Ok(())
 }
 
+/// The measured window.
+#[derive(Clone, Copy)]
+struct Window {
+    start: Instant,
+    end: Instant,
+    secs: u64,
+}
+
 /// One closed-loop poster: posts until the window ends, counting what completes inside it.
 async fn poster(
     http: reqwest::Client,
     url: String,
     token: String,
+    priority: String,
     counter: Arc<AtomicU64>,
-    window_start: Instant,
-    window_end: Instant,
-    window_secs: u64,
+    window: Window,
 ) -> PosterTally {
+    let Window { start: window_start, end: window_end, secs: window_secs } = window;
     let mut tally = PosterTally { per_second: vec![0; window_secs as usize], ..PosterTally::default() };
     while Instant::now() < window_end {
         let n = counter.fetch_add(1, Ordering::Relaxed);
@@ -176,6 +189,7 @@ async fn poster(
             "type": "system_notice",
             "target": "custom",
             "user_ids": [FIRST_RECIPIENT + (n % RECIPIENTS) as i64],
+            "priority": priority,
         });
         let sent = Instant::now();
         let answer = match http.post(&url).bearer_auth(&token).json(&body).send().await {
