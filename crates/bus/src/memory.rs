@@ -9,8 +9,9 @@
 use crate::BusSettings;
 use crate::journal::{DeadLetter, Journal, Journaled, Ticket};
 use crate::topic::topic_matches;
-use crate::{Acker, BusError, Exchange, Incoming, Lane, Subscription, SubscriptionSpec, Topology};
+use crate::{Acker, BusError, Exchange, Incoming, Lane, QueueKind, Subscription, SubscriptionSpec, Topology};
 use bytes::Bytes;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -35,10 +36,17 @@ pub struct MemoryBus {
 struct Subscriber {
     queue: Arc<str>,
     exchange: Exchange,
+    /// A durable queue: what is routed to it while its consumer is away is kept (journaled).
+    durable: bool,
     lanes: Vec<(Lane, mpsc::Sender<Incoming>)>,
 }
 
 impl Subscriber {
+    /// Whether its consumer still takes messages.
+    fn is_open(&self) -> bool {
+        self.lanes.iter().all(|(_, tx)| !tx.is_closed())
+    }
+
     /// The lane a routing key goes to, if any.
     fn lane_for(&self, routing_key: &str) -> Option<&(Lane, mpsc::Sender<Incoming>)> {
         if matches!(self.exchange, Exchange::Ingress | Exchange::DeadLetters) {
@@ -109,6 +117,9 @@ pub struct Reservation {
     traceparent: Option<String>,
     /// Each queue's place, its sender (where a rejected message goes back to) and its name.
     permits: Vec<(mpsc::OwnedPermit<Incoming>, mpsc::Sender<Incoming>, Arc<str>)>,
+    /// Deliveries owed to durable queues whose consumer has stopped (the process is shutting
+    /// down): they never settle here, so the journal entry stays for the next start.
+    held: usize,
     journaled: Option<Journaled>,
 }
 
@@ -123,10 +134,15 @@ impl Reservation {
     /// written under, when the bus is journaled.
     pub fn send(self, journal_id: Option<i64>, payload: Bytes) {
         let ticket = match (&self.journaled, journal_id) {
-            (Some(journaled), Some(id)) => Some(journaled.ticket(id, self.permits.len())),
+            (Some(journaled), Some(id)) => Some(journaled.ticket(id, self.deliveries())),
             _ => None,
         };
         self.send_with(ticket, payload);
+    }
+
+    /// The deliveries its journal entry waits for: one per reserved queue, and those held.
+    fn deliveries(&self) -> usize {
+        self.permits.len() + self.held
     }
 
     fn send_with(self, ticket: Option<Arc<Ticket>>, payload: Bytes) {
@@ -198,14 +214,29 @@ impl MemoryBus {
         routing_key: &str,
         wait: Wait,
     ) -> Result<Reservation, BusError> {
-        let targets: Vec<(bool, mpsc::Sender<Incoming>, Arc<str>)> = {
+        // A durable queue keeps what is routed to it while its consumer is away, as RabbitMQ's
+        // do: on a journaled bus a durable subscription that closed (its consumer stopped, at
+        // shutdown) is remembered until another takes its queue, and a message routed to it
+        // meanwhile stays in the journal, delivered at the next start. Forgetting it lost the
+        // push record of a notice accepted while the process was stopping.
+        let keeps = self.journaled.is_some();
+        let mut held = 0;
+        let targets: Vec<(bool, bool, mpsc::Sender<Incoming>, Arc<str>)> = {
             let mut subscribers = self.subscribers.lock().unwrap_or_else(PoisonError::into_inner);
-            subscribers.retain(|s| s.lanes.iter().all(|(_, tx)| !tx.is_closed()));
+            let open: HashSet<Arc<str>> = subscribers.iter().filter(|s| s.is_open()).map(|s| s.queue.clone()).collect();
+            let mut closed = HashSet::new();
+            subscribers.retain(|s| {
+                s.is_open() || (keeps && s.durable && !open.contains(&s.queue) && closed.insert(s.queue.clone()))
+            });
+            held += subscribers
+                .iter()
+                .filter(|s| !s.is_open() && s.exchange == exchange && s.lane_for(routing_key).is_some())
+                .count();
             subscribers
                 .iter()
-                .filter(|s| s.exchange == exchange)
-                .filter_map(|s| s.lane_for(routing_key).map(|(lane, tx)| (lane, tx, s.queue.clone())))
-                .map(|(lane, tx, queue)| (lane.max_length.is_some(), tx.clone(), queue))
+                .filter(|s| s.is_open() && s.exchange == exchange)
+                .filter_map(|s| s.lane_for(routing_key).map(|(lane, tx)| (lane, tx, s.queue.clone(), s.durable)))
+                .map(|(lane, tx, queue, durable)| (lane.max_length.is_some(), keeps && durable, tx.clone(), queue))
                 .collect()
         };
         if exchange == Exchange::Ingress && targets.is_empty() {
@@ -213,13 +244,18 @@ impl MemoryBus {
             return Err(BusError::Unavailable("no dispatcher is running".into()));
         }
         let mut permits = Vec::with_capacity(targets.len());
-        for (bounded, tx, queue) in targets {
+        for (bounded, kept, tx, queue) in targets {
             let requeue = tx.clone();
+            // A queue whose consumer stopped just now: held, if it is a durable one.
+            let gone = usize::from(kept);
             let permit = if bounded && matches!(wait, Wait::Timeout) {
                 match tx.try_reserve_owned() {
                     Ok(permit) => permit,
                     Err(mpsc::error::TrySendError::Full(_)) => return Err(BusError::QueueFull),
-                    Err(mpsc::error::TrySendError::Closed(_)) => continue,
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        held += gone;
+                        continue;
+                    }
                 }
             } else {
                 let reserved = match wait {
@@ -230,7 +266,10 @@ impl MemoryBus {
                 };
                 match reserved {
                     Ok(permit) => permit,
-                    Err(_) => continue,
+                    Err(_) => {
+                        held += gone;
+                        continue;
+                    }
                 }
             };
             permits.push((permit, requeue, queue));
@@ -239,6 +278,7 @@ impl MemoryBus {
             routing_key: routing_key.to_owned(),
             traceparent: runtime::trace::current_traceparent(),
             permits,
+            held,
             journaled: self.journaled.clone(),
         })
     }
@@ -268,7 +308,7 @@ impl MemoryBus {
             match bus.reserve_waiting(exchange, &routing_key, Wait::Forever).await {
                 Ok(reservation) => {
                     let ticket = match (&bus.journaled, journal_id) {
-                        (Some(journaled), Some(id)) => Some(journaled.ticket(id, reservation.permits.len())),
+                        (Some(journaled), Some(id)) => Some(journaled.ticket(id, reservation.deliveries())),
                         _ => None,
                     };
                     reservation.send_with(ticket, payload);
@@ -295,7 +335,7 @@ impl MemoryBus {
             Acker::Amqp(_) | Acker::Part(_) => None,
         };
         if let Some(ticket) = &ticket {
-            ticket.expect(reservation.permits.len());
+            ticket.expect(reservation.deliveries());
         }
         reservation.send_with(ticket, incoming.payload.clone());
         Ok(())
@@ -311,7 +351,7 @@ impl MemoryBus {
         for entry in pending {
             match self.reserve_waiting(entry.exchange, &entry.routing_key, Wait::Forever).await {
                 Ok(reservation) => {
-                    let ticket = journaled.ticket(entry.id, reservation.permits.len());
+                    let ticket = journaled.ticket(entry.id, reservation.deliveries());
                     reservation.send_with(Some(ticket), entry.payload);
                     count += 1;
                 }
@@ -369,6 +409,7 @@ impl MemoryBus {
         self.subscribers.lock().unwrap_or_else(PoisonError::into_inner).push(Subscriber {
             queue,
             exchange: spec.exchange,
+            durable: spec.kind == QueueKind::Durable,
             lanes,
         });
         let (_, ready) = tokio::sync::watch::channel(true);
@@ -378,7 +419,7 @@ impl MemoryBus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Bus, QueueKind};
+    use crate::Bus;
     use runtime::testing::{eventually, holds};
 
     fn bus() -> MemoryBus {
@@ -581,6 +622,45 @@ mod tests {
         }
         again.sort();
         assert_eq!(again, [Bytes::from_static(b"queued"), Bytes::from_static(b"urgent")]);
+        until_empty(&journal).await;
+        second.cancel();
+    }
+
+    /// The record-writer's subscription is durable: while the process stops, its consumer may
+    /// stop before the API takes its last notice in. Such a notice must stay in the journal for
+    /// the record-writer of the next start, even once every live consumer has it.
+    #[tokio::test]
+    async fn a_notice_routed_while_a_durable_consumer_is_stopped_waits_in_the_journal_for_it() {
+        let durable = |name: &str| SubscriptionSpec {
+            queue: name.into(),
+            kind: QueueKind::Durable,
+            ..spec(Exchange::Notifications, &["#"])
+        };
+        let journal = Arc::new(MapJournal::default());
+        let first = CancellationToken::new();
+        let bus = journaled(&journal, &first);
+        let mut gateway = bus.subscribe(spec(Exchange::Notifications, &[]));
+        drop(bus.subscribe(durable("records")));
+        bus.publish(Exchange::Notifications, "custom.normal", Bytes::from_static(b"late")).await.unwrap();
+        gateway.next().await.unwrap().ack().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(journal.entries.lock().unwrap().len(), 1, "forgotten, though the records queue never had it");
+        first.cancel();
+        drop(bus);
+
+        let second = CancellationToken::new();
+        let bus = journaled(&journal, &second);
+        let mut records = bus.subscribe(durable("records"));
+        assert_eq!(bus.recover().await.unwrap(), 1);
+        let incoming = records.next().await.unwrap();
+        assert_eq!(incoming.payload, Bytes::from_static(b"late"));
+        incoming.ack().await;
+        until_empty(&journal).await;
+        // A durable queue taken by a new consumer is no longer held for.
+        drop(records);
+        let mut records = bus.subscribe(durable("records"));
+        bus.publish(Exchange::Notifications, "custom.normal", Bytes::from_static(b"next")).await.unwrap();
+        records.next().await.unwrap().ack().await;
         until_empty(&journal).await;
         second.cancel();
     }
