@@ -669,12 +669,7 @@ async fn acks_written() {
 
 /// A text header of a delivery.
 fn header(delivery: &lapin::message::Delivery, name: &str) -> Option<String> {
-    header_of(delivery.properties.headers().as_ref(), name)
-}
-
-/// A text header among `headers`.
-fn header_of(headers: Option<&FieldTable>, name: &str) -> Option<String> {
-    match headers.and_then(|headers| headers.inner().get(name)) {
+    match delivery.properties.headers().as_ref().and_then(|headers| headers.inner().get(name)) {
         Some(AMQPValue::LongString(value)) => Some(value.to_string()),
         _ => None,
     }
@@ -693,12 +688,13 @@ async fn deliver(
     lane: &mpsc::Sender<Incoming>,
 ) -> Result<(), ()> {
     let (routing_key, dead_letter_reason) = (dispatch_key(&delivery), header(&delivery, REASON_HEADER));
+    let traceparent = header(&delivery, runtime::trace::TRACEPARENT);
     let payload = Bytes::from(delivery.data);
     let Some(parts) = bundle::decode(delivery.properties.headers().as_ref(), &payload) else {
         let incoming = Incoming {
             routing_key,
             dead_letter_reason,
-            traceparent: header_of(delivery.properties.headers().as_ref(), runtime::trace::TRACEPARENT),
+            traceparent,
             queue: queue.clone(),
             payload,
             redelivered: delivery.redelivered,

@@ -57,6 +57,15 @@ impl Subscriber {
     }
 }
 
+/// Forgets the subscriptions whose consumer has gone, but for (`keeps`, on a journaled bus) one
+/// per durable queue no open subscription takes: what is routed there stays in the journal.
+fn forget_closed(subscribers: &mut Vec<Subscriber>, keeps: bool) {
+    let open: HashSet<Arc<str>> = subscribers.iter().filter(|s| s.is_open()).map(|s| s.queue.clone()).collect();
+    let mut closed = HashSet::new();
+    subscribers
+        .retain(|s| s.is_open() || (keeps && s.durable && !open.contains(&s.queue) && closed.insert(s.queue.clone())));
+}
+
 /// How an in-process delivery is settled: where a rejected message goes back to, and the journal
 /// entry it counts towards.
 #[derive(Debug)]
@@ -221,24 +230,21 @@ impl MemoryBus {
         // push record of a notice accepted while the process was stopping.
         let keeps = self.journaled.is_some();
         let mut held = 0;
-        let targets: Vec<(bool, bool, mpsc::Sender<Incoming>, Arc<str>)> = {
+        let mut targets: Vec<(bool, bool, mpsc::Sender<Incoming>, Arc<str>)> = Vec::new();
+        {
             let mut subscribers = self.subscribers.lock().unwrap_or_else(PoisonError::into_inner);
-            let open: HashSet<Arc<str>> = subscribers.iter().filter(|s| s.is_open()).map(|s| s.queue.clone()).collect();
-            let mut closed = HashSet::new();
-            subscribers.retain(|s| {
-                s.is_open() || (keeps && s.durable && !open.contains(&s.queue) && closed.insert(s.queue.clone()))
-            });
-            held += subscribers
-                .iter()
-                .filter(|s| !s.is_open() && s.exchange == exchange && s.lane_for(routing_key).is_some())
-                .count();
-            subscribers
-                .iter()
-                .filter(|s| s.is_open() && s.exchange == exchange)
-                .filter_map(|s| s.lane_for(routing_key).map(|(lane, tx)| (lane, tx, s.queue.clone(), s.durable)))
-                .map(|(lane, tx, queue, durable)| (lane.max_length.is_some(), keeps && durable, tx.clone(), queue))
-                .collect()
-        };
+            if subscribers.iter().any(|s| !s.is_open()) {
+                forget_closed(&mut subscribers, keeps);
+            }
+            for s in subscribers.iter().filter(|s| s.exchange == exchange) {
+                let Some((lane, tx)) = s.lane_for(routing_key) else { continue };
+                if s.is_open() {
+                    targets.push((lane.max_length.is_some(), keeps && s.durable, tx.clone(), s.queue.clone()));
+                } else {
+                    held += 1;
+                }
+            }
+        }
         if exchange == Exchange::Ingress && targets.is_empty() {
             // In memory nothing keeps a notice no dispatcher takes: refuse rather than drop it.
             return Err(BusError::Unavailable("no dispatcher is running".into()));
